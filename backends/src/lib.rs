@@ -1,0 +1,96 @@
+//! Installer backends for mender-bridge: the [`Backend`] trait every adapter implements, and
+//! the progress events they report. The adapters (`raw`, `rauc`, `swupdate`) arrive with
+//! their own issues; this crate knows nothing of HTTP, Mender JSON or the server.
+
+use std::future::Future;
+
+use bytes::Bytes;
+
+/// What is known about a payload file before its first byte reaches a backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadInfo {
+    /// Payload type from the artifact header (`rootfs-image`, `rauc`, `swu`, ...).
+    pub payload_type: String,
+    /// File name inside the artifact's data tar.
+    pub file_name: String,
+    /// Exact size in bytes, from the tar header.
+    pub size: u64,
+}
+
+/// The phase a backend reports progress for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Downloading,
+    Installing,
+    Verifying,
+}
+
+/// One progress report: bytes done out of a total, an optional percentage from the
+/// installer itself, and its message (e.g. RAUC's "Copying image to rootfs.1").
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    pub phase: Phase,
+    pub bytes_done: u64,
+    pub bytes_total: Option<u64>,
+    pub percent: Option<u8>,
+    pub message: Option<String>,
+}
+
+/// After `finish`: does the device need a reboot to run the new software?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Installed,
+    RebootRequired,
+}
+
+/// Errors a backend reports, each naming what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The installer refused before anything was written (busy, absent, no space).
+    #[error("not started: {0}")]
+    NotStarted(String),
+    /// The installer failed during the install; `log` carries its own messages.
+    #[error("install failed: {message}")]
+    Failed { message: String, log: Vec<String> },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where a backend sends progress; the deployment engine turns it into Mender substates.
+pub trait ProgressSink: Send + Sync {
+    fn report(&self, progress: Progress);
+}
+
+/// The seam between the deployment engine and an installer.
+///
+/// Call order: `begin`, `write`* (the payload in order), then `finish` once the payload's
+/// hash has matched (or `abort` otherwise). After a reboot: `verify_reboot`, then `commit`
+/// or `rollback`.
+pub trait Backend: Send {
+    /// Payload types this backend installs.
+    fn payload_types(&self) -> &[&str];
+    /// Checks space, slot and daemon before any byte is sent.
+    fn begin(
+        &mut self,
+        payload: &PayloadInfo,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+    /// Feeds the next chunk of the payload.
+    fn write(&mut self, chunk: Bytes) -> impl Future<Output = Result<(), BackendError>> + Send;
+    /// All bytes delivered and verified: let the install complete.
+    fn finish(
+        &mut self,
+        progress: &dyn ProgressSink,
+    ) -> impl Future<Output = Result<Outcome, BackendError>> + Send;
+    /// Stops the install; nothing may be activated afterwards.
+    fn abort(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send;
+    /// After a reboot: is the new software running?
+    fn verify_reboot(&mut self) -> impl Future<Output = Result<bool, BackendError>> + Send;
+    fn commit(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send;
+    fn rollback(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send;
+    /// Extra inventory attributes (booted slot, installer version, ...).
+    fn inventory(&self) -> impl Future<Output = Vec<(String, serde_json::Value)>> + Send;
+}

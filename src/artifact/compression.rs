@@ -1,0 +1,68 @@
+//! Compression of the header and data members, chosen by the member's file extension.
+
+use std::pin::Pin;
+
+use async_compression::tokio::bufread::{GzipDecoder, XzDecoder, ZstdDecoder};
+use tokio::io::{AsyncBufRead, AsyncRead};
+
+/// A boxed byte stream, the type every decoded member is read through.
+pub type BoxRead = Pin<Box<dyn AsyncRead + Send>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+    /// mender-artifact's `lzma` compression writes xz streams (`.xz`).
+    Xz,
+    Zstd,
+}
+
+impl Compression {
+    /// Maps the suffix after `.tar` (`""`, `".gz"`, `".xz"`, `".zst"`).
+    pub fn from_suffix(suffix: &str) -> Option<Self> {
+        match suffix {
+            "" => Some(Compression::None),
+            ".gz" => Some(Compression::Gzip),
+            ".xz" => Some(Compression::Xz),
+            ".zst" => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Xz => "xz",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// Wraps `input` in the matching decoder. Concatenated streams are decoded as one;
+    /// anything after the last stream that is not another valid stream is an error.
+    /// `xz_memory_limit` caps the xz decoder's memory (dictionary included).
+    pub fn decoder<R>(self, input: R, xz_memory_limit: u64) -> BoxRead
+    where
+        R: AsyncBufRead + Send + 'static,
+    {
+        match self {
+            Compression::None => Box::pin(input),
+            Compression::Gzip => {
+                let mut d = GzipDecoder::new(input);
+                d.multiple_members(true);
+                Box::pin(d)
+            }
+            Compression::Xz => {
+                let mut d = XzDecoder::with_mem_limit(input, xz_memory_limit);
+                d.multiple_members(true);
+                Box::pin(d)
+            }
+            Compression::Zstd => {
+                let mut d = ZstdDecoder::new(input);
+                d.multiple_members(true);
+                Box::pin(d)
+            }
+        }
+    }
+}

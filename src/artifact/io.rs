@@ -1,0 +1,153 @@
+//! Small stream adapters and helpers of the reader, each with one job: read a member into
+//! memory under a bound, cap how many bytes a decoder may produce, turn I/O errors into
+//! [`ArtifactError`]s that name what was being read.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+
+use super::error::ArtifactError;
+
+/// Marker error carried inside an `io::Error` when a [`Capped`] stream exceeds its limit,
+/// so the limit survives the tar and decoder layers and comes out as
+/// [`ArtifactError::TooLarge`].
+#[derive(Debug, thiserror::Error)]
+#[error("{what} is larger than the limit of {limit} bytes")]
+pub struct LimitExceeded {
+    pub what: String,
+    pub limit: u64,
+}
+
+/// Reads all of `r`, failing once more than `limit` bytes arrive. Memory use is bounded by
+/// `limit` whatever the stream claims or contains.
+pub async fn read_bounded<R: AsyncRead + Unpin>(
+    r: &mut R,
+    limit: u64,
+    what: &str,
+) -> Result<Vec<u8>, ArtifactError> {
+    let mut buf = Vec::new();
+    r.take(limit + 1)
+        .read_to_end(&mut buf)
+        .await
+        .map_err(|e| map_io(what, e))?;
+    if buf.len() as u64 > limit {
+        return Err(ArtifactError::TooLarge {
+            what: what.to_string(),
+            limit,
+        });
+    }
+    Ok(buf)
+}
+
+/// An `AsyncRead` that fails with [`LimitExceeded`] once its inner stream has produced more
+/// than `limit` bytes: the guard against decompression bombs.
+pub struct Capped<R> {
+    inner: R,
+    remaining: u64,
+    limit: u64,
+    what: String,
+}
+
+impl<R> Capped<R> {
+    pub fn new(inner: R, limit: u64, what: impl Into<String>) -> Self {
+        Capped {
+            inner,
+            remaining: limit,
+            limit,
+            what: what.into(),
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Capped<R> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let res = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = res {
+            let got = (buf.filled().len() - before) as u64;
+            if got > this.remaining {
+                buf.set_filled(before);
+                return Poll::Ready(Err(io::Error::other(LimitExceeded {
+                    what: this.what.clone(),
+                    limit: this.limit,
+                })));
+            }
+            this.remaining -= got;
+        }
+        res
+    }
+}
+
+/// Turns an I/O error met while reading `context` into an [`ArtifactError`], recognising the
+/// limit marker, truncation and decoder failures anywhere in the error's source chain.
+pub fn map_io(context: &str, e: io::Error) -> ArtifactError {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(err) = cur {
+        if let Some(l) = err.downcast_ref::<LimitExceeded>() {
+            return ArtifactError::TooLarge {
+                what: l.what.clone(),
+                limit: l.limit,
+            };
+        }
+        cur = err.source();
+    }
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => {
+            ArtifactError::Truncated(format!("the stream ended inside {context}"))
+        }
+        _ => ArtifactError::io(context, e),
+    }
+}
+
+/// Reads until `buf` is full or the stream ends; returns the number of bytes read.
+pub async fn read_full<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        let got = r.read(&mut buf[n..]).await?;
+        if got == 0 {
+            break;
+        }
+        n += got;
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn capped_stream_fails_past_its_limit() {
+        let data = vec![7u8; 1000];
+        let mut ok = Capped::new(&data[..], 1000, "x");
+        let mut out = Vec::new();
+        ok.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out.len(), 1000);
+
+        let mut over = Capped::new(&data[..], 999, "the header");
+        let err = over.read_to_end(&mut Vec::new()).await.unwrap_err();
+        match map_io("header", err) {
+            ArtifactError::TooLarge { what, limit } => {
+                assert_eq!((what.as_str(), limit), ("the header", 999))
+            }
+            other => panic!("{other}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn read_bounded_refuses_one_byte_more() {
+        let data = [1u8; 11];
+        assert_eq!(read_bounded(&mut &data[..], 11, "m").await.unwrap().len(), 11);
+        assert!(matches!(
+            read_bounded(&mut &data[..], 10, "m").await,
+            Err(ArtifactError::TooLarge { .. })
+        ));
+    }
+}

@@ -1,0 +1,5 @@
+//! mender-bridge: a Mender client that streams artifacts into the installer a device
+//! already trusts (RAUC, SWUpdate, or a raw A/B writer). See ARCHITECTURE.md for the map.
+
+pub mod artifact;
+pub mod cli;
