@@ -98,6 +98,15 @@ pub fn map_io(context: &str, e: io::Error) -> ArtifactError {
         }
         cur = err.source();
     }
+    if e.to_string().contains("memory limit reached") {
+        // liblzma's LZMA_MEMLIMIT_ERROR, as async-compression reports it.
+        return ArtifactError::Decompress {
+            member: context.to_string(),
+            reason: "the xz stream needs more decoder memory than the configured limit \
+                     (xz_memory; mender-artifact writes xz with a 64 MiB dictionary)"
+                .to_string(),
+        };
+    }
     match e.kind() {
         io::ErrorKind::UnexpectedEof => {
             ArtifactError::Truncated(format!("the stream ended inside {context}"))
