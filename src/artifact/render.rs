@@ -17,8 +17,14 @@ pub struct ArtifactReport {
     pub files: Vec<FileInfo>,
 }
 
+/// Go's `%v` of a `[]string`: `[a b]`.
 fn go_list(items: &[String]) -> String {
     format!("[{}]", items.join(" "))
+}
+
+/// mender-artifact's depends lists: `[a, b]`.
+fn comma_list(items: &[String]) -> String {
+    format!("[{}]", items.join(", "))
 }
 
 /// Go's `time.Time.String()` for a UTC time: `2006-01-02 15:04:05 +0000 UTC`.
@@ -68,12 +74,12 @@ pub fn to_text(r: &ArtifactReport) -> String {
         let _ = writeln!(
             o,
             "  Depends on one of artifact(s): {}",
-            go_list(&h.depends.artifact_name)
+            comma_list(&h.depends.artifact_name)
         );
         let _ = writeln!(
             o,
             "  Depends on one of group(s): {}",
-            go_list(&h.depends.artifact_group)
+            comma_list(&h.depends.artifact_group)
         );
     }
     let _ = writeln!(o, "  State scripts:");
