@@ -38,13 +38,14 @@ pub struct ArtifactInfo {
 type OuterEntry<R> = Entry<Archive<R>>;
 type InnerEntry = Entry<Archive<BoxRead>>;
 
-/// The data member being read: its inner tar and, between files, the entry after the
-/// current one (looked at early to know whether the current file is the last).
+/// The data member being read: its inner tar and, between files, the file after the
+/// current one, already checked (looked at early to know whether the current file is the
+/// last, and to refuse a bad one before the current file's tail goes out).
 struct DataTar {
     archive: Archive<BoxRead>,
     entries: Entries<BoxRead>,
     member: String,
-    next: Option<InnerEntry>,
+    next: Option<FileStream>,
     files: Vec<String>,
 }
 
@@ -261,15 +262,16 @@ impl<R: AsyncRead + Unpin + Send + 'static> ArtifactReader<R> {
         let Some(data) = self.data.as_mut() else {
             return Ok(None);
         };
-        let entry = match data.next.take() {
-            Some(e) => Some(e),
-            None => next_inner(data).await?,
+        let file = match data.next.take() {
+            Some(f) => f,
+            None => match next_inner(data).await? {
+                Some(entry) => self.start_file(entry)?,
+                None => {
+                    self.complete_artifact(true).await?;
+                    return Ok(None);
+                }
+            },
         };
-        let Some(entry) = entry else {
-            self.complete_artifact(true).await?;
-            return Ok(None);
-        };
-        let file = self.start_file(entry)?;
         let info = file.info().clone();
         self.current = Some(file);
         Ok(Some(info))
@@ -364,9 +366,14 @@ impl<R: AsyncRead + Unpin + Send + 'static> ArtifactReader<R> {
                 let data = self.data.as_mut().ok_or_else(|| {
                     ArtifactError::Usage("payload file without a data member".into())
                 })?;
-                data.next = next_inner(data).await?;
-                if data.next.is_none() {
-                    self.complete_artifact(true).await?;
+                match next_inner(data).await? {
+                    Some(entry) => {
+                        let next = self.start_file(entry)?;
+                        if let Some(data) = self.data.as_mut() {
+                            data.next = Some(next);
+                        }
+                    }
+                    None => self.complete_artifact(true).await?,
                 }
                 Ok(tail)
             }
