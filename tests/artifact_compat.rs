@@ -14,7 +14,9 @@ use mender_bridge::artifact::{ReadOptions, SignatureStatus};
 /// released payload bytes against the image.
 fn assert_same(w: &Workdir, file: &Path, opts: ReadOptions, key: Option<&str>) -> String {
     let out = read_file(file, opts);
-    let report = out.result.unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let report = out
+        .result
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     let ours = to_text(&report);
     let theirs = w.mender_read(file, key);
     assert_eq!(ours, theirs, "rendering of {} differs", file.display());
@@ -31,9 +33,23 @@ fn assert_same(w: &Workdir, file: &Path, opts: ReadOptions, key: Option<&str>) -
 #[test]
 fn rootfs_unsigned_gzip() {
     let w = Workdir::new();
-    let a = w.write("a.mender", &["rootfs-image", "-t", "qemux86-64", "-n", "release-1", "-f", "img.bin"]);
+    let a = w.write(
+        "a.mender",
+        &[
+            "rootfs-image",
+            "-t",
+            "qemux86-64",
+            "-n",
+            "release-1",
+            "-f",
+            "img.bin",
+        ],
+    );
     let text = assert_same(&w, &a, ReadOptions::default(), None);
-    assert!(text.contains("Type:   rootfs-image"), "'type:\"\"' maps to rootfs-image");
+    assert!(
+        text.contains("Type:   rootfs-image"),
+        "'type:\"\"' maps to rootfs-image"
+    );
 }
 
 #[test]
@@ -42,7 +58,17 @@ fn rootfs_lzma_and_none_compression() {
     for c in ["lzma", "none"] {
         let a = w.write(
             &format!("{c}.mender"),
-            &["rootfs-image", "-t", "qemux86-64", "-n", "release-1", "-f", "img.bin", "--compression", c],
+            &[
+                "rootfs-image",
+                "-t",
+                "qemux86-64",
+                "-n",
+                "release-1",
+                "-f",
+                "img.bin",
+                "--compression",
+                c,
+            ],
         );
         assert_same(&w, &a, ReadOptions::default(), None);
     }
@@ -54,14 +80,38 @@ fn rsa_signed_with_spki_and_pkcs1_keys() {
     w.keys();
     let a = w.write(
         "rsa.mender",
-        &["rootfs-image", "-t", "qemux86-64", "-t", "other", "-n", "release-1", "-f", "img.bin",
-          "-k", "rsa.key", "-g", "grpA", "-N", "rel-0", "-N", "rel-00", "-G", "grp0", "-G", "grp1"],
+        &[
+            "rootfs-image",
+            "-t",
+            "qemux86-64",
+            "-t",
+            "other",
+            "-n",
+            "release-1",
+            "-f",
+            "img.bin",
+            "-k",
+            "rsa.key",
+            "-g",
+            "grpA",
+            "-N",
+            "rel-0",
+            "-N",
+            "rel-00",
+            "-G",
+            "grp0",
+            "-G",
+            "grp1",
+        ],
     );
     assert_same(&w, &a, keys_opts(vec![w.key("rsa.pub")]), Some("rsa.pub"));
     // The PKCS#1 form of the same key verifies too, and is named in the status.
     let out = read_file(&a, keys_opts(vec![w.key("ec.pub"), w.key("rsa-pkcs1.pub")]));
     let status = out.result.expect("verifies").info.signature;
-    assert!(matches!(status, SignatureStatus::Verified { kind: "RSA", ref key } if key.ends_with("rsa-pkcs1.pub")), "{status:?}");
+    assert!(
+        matches!(status, SignatureStatus::Verified { kind: "RSA", ref key } if key.ends_with("rsa-pkcs1.pub")),
+        "{status:?}"
+    );
     // Without keys the signature is reported, not checked.
     assert_same(&w, &a, ReadOptions::default(), None);
 }
@@ -74,9 +124,22 @@ fn ecdsa_signed_raw_r_s() {
     for i in 0..6 {
         let a = w.write(
             &format!("ec{i}.mender"),
-            &["rootfs-image", "-t", "qemux86-64", "-n", "release-1", "-f", "img.bin", "-k", "ec.key"],
+            &[
+                "rootfs-image",
+                "-t",
+                "qemux86-64",
+                "-n",
+                "release-1",
+                "-f",
+                "img.bin",
+                "-k",
+                "ec.key",
+            ],
         );
-        let sig = common::Parts::of(&std::fs::read(&a).unwrap()).get("manifest.sig").data.clone();
+        let sig = common::Parts::of(&std::fs::read(&a).unwrap())
+            .get("manifest.sig")
+            .data
+            .clone();
         assert_eq!(sig.len(), 88, "raw r||s, base64");
         assert_same(&w, &a, keys_opts(vec![w.key("ec.pub")]), Some("ec.pub"));
     }
@@ -94,12 +157,41 @@ fn module_image_with_scripts_meta_data_depends_provides_clears() {
     }
     let a = w.write(
         "module.mender",
-        &["module-image", "-T", "single-file", "-t", "qemux86-64", "-t", "beaglebone", "-n", "mod-1",
-          "-f", "img.bin", "-f", "f2.txt",
-          "-s", "scripts/ArtifactInstall_Enter_01_hello", "-s", "scripts/ArtifactCommit_Leave_50",
-          "-m", "meta.json", "-d", "rootfs-image.version:rel-0", "-p", "single-file.f1.version:1",
-          "--clears-provides", "single-file.f1.*", "-g", "grpB", "-G", "grp0", "-k", "ec.key",
-          "--compression", "none"],
+        &[
+            "module-image",
+            "-T",
+            "single-file",
+            "-t",
+            "qemux86-64",
+            "-t",
+            "beaglebone",
+            "-n",
+            "mod-1",
+            "-f",
+            "img.bin",
+            "-f",
+            "f2.txt",
+            "-s",
+            "scripts/ArtifactInstall_Enter_01_hello",
+            "-s",
+            "scripts/ArtifactCommit_Leave_50",
+            "-m",
+            "meta.json",
+            "-d",
+            "rootfs-image.version:rel-0",
+            "-p",
+            "single-file.f1.version:1",
+            "--clears-provides",
+            "single-file.f1.*",
+            "-g",
+            "grpB",
+            "-G",
+            "grp0",
+            "-k",
+            "ec.key",
+            "--compression",
+            "none",
+        ],
     );
     let text = assert_same(&w, &a, keys_opts(vec![w.key("ec.pub")]), Some("ec.pub"));
     assert!(text.contains("ArtifactCommit_Leave_50"));
@@ -107,17 +199,28 @@ fn module_image_with_scripts_meta_data_depends_provides_clears() {
     let r = out.result.unwrap();
     let p = &r.info.header.payload;
     assert_eq!(p.payload_type.as_deref(), Some("single-file"));
-    assert_eq!(p.depends.get("rootfs-image.version"), Some(&vec!["rel-0".to_string()]));
+    assert_eq!(
+        p.depends.get("rootfs-image.version"),
+        Some(&vec!["rel-0".to_string()])
+    );
     assert_eq!(
         p.clears_provides.as_deref(),
-        Some(&["single-file.f1.*".to_string(), "rootfs-image.single-file.*".to_string()][..])
+        Some(
+            &[
+                "single-file.f1.*".to_string(),
+                "rootfs-image.single-file.*".to_string()
+            ][..]
+        )
     );
     let scripts = &r.info.header.scripts;
     assert_eq!(scripts[0].content.as_ref(), b"#!/bin/sh\necho hi\n");
     assert_eq!(r.files.len(), 2);
     let mut expected = std::fs::read(w.path("img.bin")).unwrap();
     expected.extend_from_slice(b"second file\n");
-    assert_eq!(out.delivered, expected, "both files, in order, byte for byte");
+    assert_eq!(
+        out.delivered, expected,
+        "both files, in order, byte for byte"
+    );
 }
 
 #[test]
@@ -125,7 +228,15 @@ fn bootstrap_artifact_null_payload() {
     let w = Workdir::new();
     let a = w.write(
         "boot.mender",
-        &["bootstrap-artifact", "-t", "qemux86-64", "-n", "boot-1", "-p", "rootfs-image.version:boot-1"],
+        &[
+            "bootstrap-artifact",
+            "-t",
+            "qemux86-64",
+            "-n",
+            "boot-1",
+            "-p",
+            "rootfs-image.version:boot-1",
+        ],
     );
     let text = assert_same(&w, &a, ReadOptions::default(), None);
     assert!(text.contains("Type:   Empty type") && text.contains("Files: None"));
@@ -136,7 +247,17 @@ fn format_v2_read_only() {
     let w = Workdir::new();
     let a = w.write(
         "v2.mender",
-        &["rootfs-image", "-t", "qemux86-64", "-n", "release-v2", "-f", "img.bin", "-v", "2"],
+        &[
+            "rootfs-image",
+            "-t",
+            "qemux86-64",
+            "-n",
+            "release-v2",
+            "-f",
+            "img.bin",
+            "-v",
+            "2",
+        ],
     );
     assert_same(&w, &a, ReadOptions::default(), None);
 }
@@ -147,16 +268,36 @@ fn format_v2_read_only() {
 #[test]
 fn zstd_repacked_artifact() {
     let w = Workdir::new();
-    let a = w.write("gz.mender", &["rootfs-image", "-t", "qemux86-64", "-n", "release-1", "-f", "img.bin"]);
+    let a = w.write(
+        "gz.mender",
+        &[
+            "rootfs-image",
+            "-t",
+            "qemux86-64",
+            "-n",
+            "release-1",
+            "-f",
+            "img.bin",
+        ],
+    );
     let mut parts = common::Parts::of(&std::fs::read(&a).unwrap());
-    for (old, new) in [("header.tar.gz", "header.tar.zst"), ("data/0000.tar.gz", "data/0000.tar.zst")] {
+    for (old, new) in [
+        ("header.tar.gz", "header.tar.zst"),
+        ("data/0000.tar.gz", "data/0000.tar.zst"),
+    ] {
         let raw = common::gunzip(&parts.get(old).data);
         let z = zstd::encode_all(&raw[..], 3).unwrap();
         if old.starts_with("header") {
             let manifest = String::from_utf8(parts.get("manifest").data.clone()).unwrap();
             let manifest = manifest
                 .lines()
-                .map(|l| if l.ends_with("  header.tar.gz") { format!("{}  header.tar.zst", common::sha256_hex(&z)) } else { l.to_string() })
+                .map(|l| {
+                    if l.ends_with("  header.tar.gz") {
+                        format!("{}  header.tar.zst", common::sha256_hex(&z))
+                    } else {
+                        l.to_string()
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join("\n")
                 + "\n";

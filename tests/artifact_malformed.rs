@@ -18,7 +18,17 @@ fn setup(compression: &str) -> (Workdir, Vec<u8>) {
     std::fs::write(w.path("big.bin"), &img).unwrap();
     let a = w.write(
         "a.mender",
-        &["rootfs-image", "-t", "qemux86-64", "-n", "release-1", "-f", "big.bin", "--compression", compression],
+        &[
+            "rootfs-image",
+            "-t",
+            "qemux86-64",
+            "-n",
+            "release-1",
+            "-f",
+            "big.bin",
+            "--compression",
+            compression,
+        ],
     );
     let bytes = std::fs::read(a).unwrap();
     (w, bytes)
@@ -70,7 +80,10 @@ fn truncated_at_every_member_boundary_and_inside_members() {
         for cut in cuts {
             let out = read(bytes[..cut].to_vec(), ReadOptions::default());
             assert!(out.result.is_err(), "{c}: truncation at {cut} was accepted");
-            assert!(out.delivered.len() < IMG_LEN, "{c}: cut at {cut} released the whole payload");
+            assert!(
+                out.delivered.len() < IMG_LEN,
+                "{c}: cut at {cut} released the whole payload"
+            );
         }
     }
 }
@@ -83,8 +96,14 @@ fn flipped_payload_byte_is_caught_and_the_tail_withheld() {
     data[512 + IMG_LEN - 10] ^= 0x01; // inside the image, past the inner tar header
     let out = read(parts.bytes(), ReadOptions::default());
     let err = out.result.expect_err("accepted a corrupted payload");
-    assert!(matches!(err, ArtifactError::Checksum { ref name, .. } if name == "data/0000/big.bin"), "{err}");
-    assert!(!out.delivered.is_empty(), "chunks before the tail are streamed");
+    assert!(
+        matches!(err, ArtifactError::Checksum { ref name, .. } if name == "data/0000/big.bin"),
+        "{err}"
+    );
+    assert!(
+        !out.delivered.is_empty(),
+        "chunks before the tail are streamed"
+    );
     assert!(out.delivered.len() < IMG_LEN, "the tail was withheld");
 
     // In a compressed artifact a flipped byte is caught by the decoder or the hash.
@@ -103,7 +122,11 @@ fn flipped_header_byte_fails_the_manifest_check_before_any_payload() {
     let h = &mut parts.get_mut("header.tar.gz").data;
     let mid = h.len() / 2;
     h[mid] ^= 0x01;
-    let e = refused(parts.bytes(), ReadOptions::default(), &["header.tar.gz", "checksum mismatch"]);
+    let e = refused(
+        parts.bytes(),
+        ReadOptions::default(),
+        &["header.tar.gz", "checksum mismatch"],
+    );
     assert!(matches!(e, ArtifactError::Checksum { .. }));
 }
 
@@ -115,12 +138,30 @@ fn signature_problems() {
     std::fs::write(w.path("big.bin"), &img).unwrap();
     let signed = std::fs::read(w.write(
         "s.mender",
-        &["rootfs-image", "-t", "qemux86-64", "-n", "release-1", "-f", "big.bin", "-k", "rsa.key"],
+        &[
+            "rootfs-image",
+            "-t",
+            "qemux86-64",
+            "-n",
+            "release-1",
+            "-f",
+            "big.bin",
+            "-k",
+            "rsa.key",
+        ],
     ))
     .unwrap();
     let unsigned = std::fs::read(w.write(
         "u.mender",
-        &["rootfs-image", "-t", "qemux86-64", "-n", "release-1", "-f", "big.bin"],
+        &[
+            "rootfs-image",
+            "-t",
+            "qemux86-64",
+            "-n",
+            "release-1",
+            "-f",
+            "big.bin",
+        ],
     ))
     .unwrap();
 
@@ -128,24 +169,44 @@ fn signature_problems() {
     let mut parts = Parts::of(&signed);
     let sig = &mut parts.get_mut("manifest.sig").data;
     sig[10] = if sig[10] == b'A' { b'B' } else { b'A' };
-    refused(parts.bytes(), keys_opts(vec![w.key("rsa.pub")]), &["does not verify", "rsa.pub"]);
+    refused(
+        parts.bytes(),
+        keys_opts(vec![w.key("rsa.pub")]),
+        &["does not verify", "rsa.pub"],
+    );
 
     // Wrong key.
-    refused(signed.clone(), keys_opts(vec![w.key("ec.pub")]), &["does not verify", "ECDSA P-256"]);
+    refused(
+        signed.clone(),
+        keys_opts(vec![w.key("ec.pub")]),
+        &["does not verify", "ECDSA P-256"],
+    );
 
     // Unsigned while a key is configured.
-    refused(unsigned, keys_opts(vec![w.key("rsa.pub")]), &["expecting signed artifact"]);
+    refused(
+        unsigned,
+        keys_opts(vec![w.key("rsa.pub")]),
+        &["expecting signed artifact"],
+    );
 
     // A manifest changed after signing (a payload hash swapped) is caught by the signature.
     let mut parts = Parts::of(&signed);
     let m = &mut parts.get_mut("manifest").data;
     m[0] = if m[0] == b'a' { b'b' } else { b'a' };
-    refused(parts.bytes(), keys_opts(vec![w.key("rsa.pub")]), &["signature"]);
+    refused(
+        parts.bytes(),
+        keys_opts(vec![w.key("rsa.pub")]),
+        &["signature"],
+    );
 
     // Not base64 at all.
     let mut parts = Parts::of(&signed);
     parts.get_mut("manifest.sig").data = b"%%%".to_vec();
-    refused(parts.bytes(), keys_opts(vec![w.key("rsa.pub")]), &["base64"]);
+    refused(
+        parts.bytes(),
+        keys_opts(vec![w.key("rsa.pub")]),
+        &["base64"],
+    );
 }
 
 #[test]
@@ -158,11 +219,23 @@ fn members_out_of_order_unknown_or_duplicated() {
         tarw::write(&m)
     };
     // manifest before version
-    refused(with(&|m| m.swap(0, 1)), ReadOptions::default(), &["'manifest'", "'version' was expected"]);
+    refused(
+        with(&|m| m.swap(0, 1)),
+        ReadOptions::default(),
+        &["'manifest'", "'version' was expected"],
+    );
     // header before manifest
-    refused(with(&|m| m.swap(1, 2)), ReadOptions::default(), &["header.tar.gz"]);
+    refused(
+        with(&|m| m.swap(1, 2)),
+        ReadOptions::default(),
+        &["header.tar.gz"],
+    );
     // data before header
-    refused(with(&|m| m.swap(2, 3)), ReadOptions::default(), &["data/0000.tar.gz"]);
+    refused(
+        with(&|m| m.swap(2, 3)),
+        ReadOptions::default(),
+        &["data/0000.tar.gz"],
+    );
     // unknown member
     refused(
         with(&|m| m.insert(2, TarEntry::file("extra.txt", "x"))),
@@ -176,9 +249,30 @@ fn members_out_of_order_unknown_or_duplicated() {
         &["data/0001.tar.gz", "only payload 0000"],
     );
     // duplicates: version, header, data
-    refused(with(&|m| { let v = m[0].clone(); m.insert(1, v) }), ReadOptions::default(), &["'version'"]);
-    refused(with(&|m| { let h = m[2].clone(); m.insert(3, h) }), ReadOptions::default(), &["header.tar.gz", "repeated"]);
-    refused(with(&|m| { let d = m[3].clone(); m.push(d) }), ReadOptions::default(), &["data/0000.tar.gz", "last member"]);
+    refused(
+        with(&|m| {
+            let v = m[0].clone();
+            m.insert(1, v)
+        }),
+        ReadOptions::default(),
+        &["'version'"],
+    );
+    refused(
+        with(&|m| {
+            let h = m[2].clone();
+            m.insert(3, h)
+        }),
+        ReadOptions::default(),
+        &["header.tar.gz", "repeated"],
+    );
+    refused(
+        with(&|m| {
+            let d = m[3].clone();
+            m.push(d)
+        }),
+        ReadOptions::default(),
+        &["data/0000.tar.gz", "last member"],
+    );
     // a member after the data
     refused(
         with(&|m| m.push(TarEntry::file("manifest.sig", "x"))),
@@ -200,14 +294,26 @@ fn traversal_absolute_names_links_and_devices() {
         f(&mut m);
         tarw::write(&m)
     };
-    refused(outer(&|m| m[0].name = "../version".into()), ReadOptions::default(), &["unsafe path", "../version"]);
-    refused(outer(&|m| m[0].name = "/version".into()), ReadOptions::default(), &["unsafe path", "/version"]);
+    refused(
+        outer(&|m| m[0].name = "../version".into()),
+        ReadOptions::default(),
+        &["unsafe path", "../version"],
+    );
+    refused(
+        outer(&|m| m[0].name = "/version".into()),
+        ReadOptions::default(),
+        &["unsafe path", "/version"],
+    );
     refused(
         outer(&|m| m.insert(2, TarEntry::file("manifest.sig", "").with_type(b'2'))),
         ReadOptions::default(),
         &["manifest.sig", "symbolic link"],
     );
-    refused(outer(&|m| m[0].typeflag = b'3'), ReadOptions::default(), &["version", "character device"]);
+    refused(
+        outer(&|m| m[0].typeflag = b'3'),
+        ReadOptions::default(),
+        &["version", "character device"],
+    );
 
     // Inside the data tar.
     let data_with = |f: &dyn Fn(&mut Vec<TarEntry>)| {
@@ -217,15 +323,38 @@ fn traversal_absolute_names_links_and_devices() {
         parts.get_mut("data/0000.tar").data = tarw::write(&inner);
         parts.bytes()
     };
-    refused(data_with(&|i| i[0].name = "../big.bin".into()), ReadOptions::default(), &["unsafe path", "../big.bin"]);
-    refused(data_with(&|i| i[0].name = "/etc/shadow".into()), ReadOptions::default(), &["unsafe path", "/etc/shadow"]);
     refused(
-        data_with(&|i| { i[0].typeflag = b'2'; i[0].link = "/etc/shadow".into(); i[0].data.clear() }),
+        data_with(&|i| i[0].name = "../big.bin".into()),
+        ReadOptions::default(),
+        &["unsafe path", "../big.bin"],
+    );
+    refused(
+        data_with(&|i| i[0].name = "/etc/shadow".into()),
+        ReadOptions::default(),
+        &["unsafe path", "/etc/shadow"],
+    );
+    refused(
+        data_with(&|i| {
+            i[0].typeflag = b'2';
+            i[0].link = "/etc/shadow".into();
+            i[0].data.clear()
+        }),
         ReadOptions::default(),
         &["big.bin", "symbolic link"],
     );
-    refused(data_with(&|i| { i[0].typeflag = b'1'; i[0].data.clear() }), ReadOptions::default(), &["hard link"]);
-    refused(data_with(&|i| i.push(TarEntry::file("extra.bin", "x"))), ReadOptions::default(), &["extra.bin", "not listed in the manifest"]);
+    refused(
+        data_with(&|i| {
+            i[0].typeflag = b'1';
+            i[0].data.clear()
+        }),
+        ReadOptions::default(),
+        &["hard link"],
+    );
+    refused(
+        data_with(&|i| i.push(TarEntry::file("extra.bin", "x"))),
+        ReadOptions::default(),
+        &["extra.bin", "not listed in the manifest"],
+    );
 
     // Inside the header tar.
     let (_w, gz) = setup("gzip");
@@ -233,7 +362,11 @@ fn traversal_absolute_names_links_and_devices() {
     let mut h = parts.header_entries();
     h.push(TarEntry::file("scripts/../../evil", "#!/bin/sh\n"));
     parts.set_header_gz(&h);
-    refused(parts.bytes(), ReadOptions::default(), &["unsafe path", "scripts/../../evil"]);
+    refused(
+        parts.bytes(),
+        ReadOptions::default(),
+        &["unsafe path", "scripts/../../evil"],
+    );
 }
 
 #[test]
@@ -242,20 +375,43 @@ fn oversized_header_json_and_decompression_bombs() {
     // header-info of 2 MiB.
     let mut parts = Parts::of(&bytes);
     let mut h = parts.header_entries();
-    let big = format!(r#"{{"payloads":[{{"type":"rootfs-image"}}],"pad":"{}"}}"#, "A".repeat(2 << 20));
+    let big = format!(
+        r#"{{"payloads":[{{"type":"rootfs-image"}}],"pad":"{}"}}"#,
+        "A".repeat(2 << 20)
+    );
     h[0].data = big.into_bytes();
     parts.set_header_gz(&h);
-    refused(parts.bytes(), ReadOptions::default(), &["header.tar.gz/header-info", "larger than the limit of 1048576"]);
+    refused(
+        parts.bytes(),
+        ReadOptions::default(),
+        &[
+            "header.tar.gz/header-info",
+            "larger than the limit of 1048576",
+        ],
+    );
 
     // A header whose files stay under the per-file limit but add up past the total.
     let mut parts = Parts::of(&bytes);
     let mut h = parts.header_entries();
     for i in 0..20 {
-        h.insert(1, TarEntry::file(&format!("scripts/ArtifactInstall_Enter_{i:02}"), vec![0u8; 1000 * 1024]));
+        h.insert(
+            1,
+            TarEntry::file(
+                &format!("scripts/ArtifactInstall_Enter_{i:02}"),
+                vec![0u8; 1000 * 1024],
+            ),
+        );
     }
     parts.set_header_gz(&h);
-    assert!(parts.get("header.tar.gz").data.len() < 100 * 1024, "the bomb is small on the wire");
-    refused(parts.bytes(), ReadOptions::default(), &["header.tar.gz (decompressed)", "larger than the limit"]);
+    assert!(
+        parts.get("header.tar.gz").data.len() < 100 * 1024,
+        "the bomb is small on the wire"
+    );
+    refused(
+        parts.bytes(),
+        ReadOptions::default(),
+        &["header.tar.gz (decompressed)", "larger than the limit"],
+    );
 
     // A data file far larger than the configured payload limit: refused from its tar header,
     // before a single byte is released.
@@ -263,12 +419,18 @@ fn oversized_header_json_and_decompression_bombs() {
     let inner = tarw::write(&[TarEntry::file("big.bin", vec![0u8; 64 << 20])]);
     parts.get_mut("data/0000.tar.gz").data = common::gzip(&inner);
     let opts = ReadOptions {
-        limits: Limits { payload_file: Some(1 << 20), ..Limits::default() },
+        limits: Limits {
+            payload_file: Some(1 << 20),
+            ..Limits::default()
+        },
         ..Default::default()
     };
     let out = read(parts.bytes(), opts);
     let e = out.result.expect_err("bomb accepted").to_string();
-    assert!(e.contains("big.bin") && e.contains("larger than the limit of 1048576"), "{e}");
+    assert!(
+        e.contains("big.bin") && e.contains("larger than the limit of 1048576"),
+        "{e}"
+    );
     assert!(out.delivered.is_empty());
 }
 
@@ -282,23 +444,40 @@ fn pax_size_desync_is_refused() {
     let data_len = m[3].data.len();
     m.insert(3, TarEntry::pax(&[("size", "0")]));
     let _ = data_len;
-    refused(tarw::write(&m), ReadOptions::default(), &["desync", "data/0000.tar"]);
+    refused(
+        tarw::write(&m),
+        ReadOptions::default(),
+        &["desync", "data/0000.tar"],
+    );
 
     // The same inside the data tar.
     let mut parts = Parts::of(&bytes);
     let (mut inner, _) = tarw::read(&parts.get("data/0000.tar").data);
     inner.insert(0, TarEntry::pax(&[("size", "512")]));
     parts.get_mut("data/0000.tar").data = tarw::write(&inner);
-    refused(parts.bytes(), ReadOptions::default(), &["desync", "big.bin"]);
+    refused(
+        parts.bytes(),
+        ReadOptions::default(),
+        &["desync", "big.bin"],
+    );
 }
 
 #[test]
 fn xz_memory_limit_is_named() {
     let (_w, bytes) = setup("lzma");
     let opts = ReadOptions {
-        limits: Limits { xz_memory: 4 << 20, ..Limits::default() },
+        limits: Limits {
+            xz_memory: 4 << 20,
+            ..Limits::default()
+        },
         ..Default::default()
     };
-    refused(bytes.clone(), opts, &["header.tar.xz", "decoder memory", "xz_memory"]);
-    read(bytes, ReadOptions::default()).result.expect("the default limit fits mender-artifact's 64 MiB dictionary");
+    refused(
+        bytes.clone(),
+        opts,
+        &["header.tar.xz", "decoder memory", "xz_memory"],
+    );
+    read(bytes, ReadOptions::default())
+        .result
+        .expect("the default limit fits mender-artifact's 64 MiB dictionary");
 }

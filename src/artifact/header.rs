@@ -130,7 +130,8 @@ struct FilesV2 {
 }
 
 fn json<T: serde::de::DeserializeOwned>(file: &str, data: &[u8]) -> Result<T, ArtifactError> {
-    serde_json::from_slice(data).map_err(|e| ArtifactError::header(file, format!("invalid JSON: {e}")))
+    serde_json::from_slice(data)
+        .map_err(|e| ArtifactError::header(file, format!("invalid JSON: {e}")))
 }
 
 /// A string, or a list of strings, as type-info depends allow.
@@ -178,7 +179,11 @@ fn parse_meta_data(file: &str, data: &[u8]) -> Result<Option<Map<String, Value>>
     Ok(Some(map))
 }
 
-fn parse_type_info(file: &str, data: &[u8], payload: &mut PayloadHeader) -> Result<Option<String>, ArtifactError> {
+fn parse_type_info(
+    file: &str,
+    data: &[u8],
+    payload: &mut PayloadHeader,
+) -> Result<Option<String>, ArtifactError> {
     let ti: TypeInfo = json(file, data)?;
     if let Some(p) = ti.artifact_provides {
         let mut provides = BTreeMap::new();
@@ -228,7 +233,11 @@ async fn collect(
     allow_scripts: bool,
 ) -> Result<Collected, ArtifactError> {
     let decoded: BoxRead = compression.decoder(Cursor::new(compressed), limits.xz_memory);
-    let capped = Capped::new(decoded, limits.header_total, format!("{member} (decompressed)"));
+    let capped = Capped::new(
+        decoded,
+        limits.header_total,
+        format!("{member} (decompressed)"),
+    );
     let mut archive = Archive::new(Box::pin(capped) as BoxRead);
     let mut entries = archive.entries().map_err(|e| map_io(member, e))?;
     let mut out = Collected::default();
@@ -369,7 +378,10 @@ pub async fn parse_header(
         (name, group, depends, h.payloads)
     };
     if name.is_empty() {
-        return Err(ArtifactError::header(&hi_name, "artifact name is missing or empty"));
+        return Err(ArtifactError::header(
+            &hi_name,
+            "artifact name is missing or empty",
+        ));
     }
     if depends.device_type.is_empty() {
         return Err(ArtifactError::header(&hi_name, "no compatible device type"));
@@ -491,7 +503,9 @@ mod tests {
     #[test]
     fn meta_data_rules() {
         assert!(parse_meta_data("m", b"").unwrap().is_none());
-        assert!(parse_meta_data("m", br#"{"a":1,"b":"x","c":["y",2]}"#).unwrap().is_some());
+        assert!(parse_meta_data("m", br#"{"a":1,"b":"x","c":["y",2]}"#)
+            .unwrap()
+            .is_some());
         for bad in [&br#"{"a":{"b":1}}"#[..], br#"{"a":true}"#, br#"[1]"#, b"{"] {
             assert!(parse_meta_data("m", bad).is_err());
         }

@@ -153,7 +153,10 @@ mod tests {
     #[tokio::test]
     async fn read_bounded_refuses_one_byte_more() {
         let data = [1u8; 11];
-        assert_eq!(read_bounded(&mut &data[..], 11, "m").await.unwrap().len(), 11);
+        assert_eq!(
+            read_bounded(&mut &data[..], 11, "m").await.unwrap().len(),
+            11
+        );
         assert!(matches!(
             read_bounded(&mut &data[..], 10, "m").await,
             Err(ArtifactError::TooLarge { .. })

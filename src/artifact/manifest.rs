@@ -35,7 +35,10 @@ impl Manifest {
             return Err(err(0, "is empty"));
         }
         if !text.ends_with(b"\n") {
-            return Err(err(text.split(|b| *b == b'\n').count(), "does not end in a newline"));
+            return Err(err(
+                text.split(|b| *b == b'\n').count(),
+                "does not end in a newline",
+            ));
         }
         for (i, raw) in text[..text.len() - 1].split(|b| *b == b'\n').enumerate() {
             let n = i + 1;
@@ -132,7 +135,10 @@ mod tests {
         assert!(m.take("version").is_err(), "second sight is a duplicate");
         m.verify("header.tar.gz", &d).unwrap();
         m.ensure_all_seen().unwrap();
-        assert!(matches!(m.take("other"), Err(ArtifactError::NotInManifest(_))));
+        assert!(matches!(
+            m.take("other"),
+            Err(ArtifactError::NotInManifest(_))
+        ));
     }
 
     #[test]
@@ -154,6 +160,9 @@ mod tests {
     fn mismatch_names_file_and_both_digests() {
         let e = check_digest("data/0000/a", &[1; 32], &[2; 32]).unwrap_err();
         let s = e.to_string();
-        assert!(s.contains("data/0000/a") && s.contains(&hex::encode([1u8; 32])), "{s}");
+        assert!(
+            s.contains("data/0000/a") && s.contains(&hex::encode([1u8; 32])),
+            "{s}"
+        );
     }
 }

@@ -183,7 +183,13 @@ mod tests {
             MemberKind::classify("data/0000.tar").unwrap(),
             MemberKind::Data(Compression::None)
         );
-        for bad in ["data/0001.tar.gz", "header.tar.bz2", "./version", "data/0000", "foo"] {
+        for bad in [
+            "data/0001.tar.gz",
+            "header.tar.bz2",
+            "./version",
+            "data/0000",
+            "foo",
+        ] {
             let e = MemberKind::classify(bad).unwrap_err().to_string();
             assert!(e.contains(bad), "{e}");
         }
@@ -194,7 +200,12 @@ mod tests {
         for bad in ["/etc/passwd", "../x", "a/../b", "a//b", "", "./a", "a\\b"] {
             assert!(check_path("t", bad).is_err(), "{bad}");
         }
-        for good in ["version", "data/0000.tar.gz", "scripts/", "headers/0000/type-info"] {
+        for good in [
+            "version",
+            "data/0000.tar.gz",
+            "scripts/",
+            "headers/0000/type-info",
+        ] {
             check_path("t", good).unwrap();
         }
     }

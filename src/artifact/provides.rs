@@ -164,7 +164,10 @@ mod tests {
         assert!(glob_match("a*b*c", "aXbYc"));
         assert!(glob_match("a*b*c", "abc"));
         assert!(!glob_match("a*b*c", "acb"));
-        assert!(!glob_match("ab*ba", "aba"), "prefix and suffix must not overlap");
+        assert!(
+            !glob_match("ab*ba", "aba"),
+            "prefix and suffix must not overlap"
+        );
         assert!(glob_match("artifact_group", "artifact_group"));
         assert!(!glob_match("artifact_group", "artifact_group2"));
         assert!(glob_match("*.version", "single-file.f1.version"));
@@ -173,7 +176,10 @@ mod tests {
     #[test]
     fn depends_device_type_and_keys() {
         let mut h = header(None, None, None);
-        let dev = provides(&[("artifact_name", "rel-1"), ("rootfs-image.version", "rel-1")]);
+        let dev = provides(&[
+            ("artifact_name", "rel-1"),
+            ("rootfs-image.version", "rel-1"),
+        ]);
         check_depends(&h, "dev-b", &dev).unwrap();
         assert!(matches!(
             check_depends(&h, "dev-c", &dev),
@@ -183,7 +189,10 @@ mod tests {
         check_depends(&h, "dev-a", &dev).unwrap();
         h.depends.artifact_group = vec!["g".into()];
         let e = check_depends(&h, "dev-a", &dev).unwrap_err();
-        assert_eq!(e.to_string(), "artifact depends on artifact_group being one of [g], the device has none");
+        assert_eq!(
+            e.to_string(),
+            "artifact depends on artifact_group being one of [g], the device has none"
+        );
         h.depends.artifact_group.clear();
         h.payload
             .depends
@@ -219,15 +228,25 @@ mod tests {
         let h = header(Some(&[("x", "1")]), None, Some("g2"));
         assert_eq!(
             apply_provides(&old, &h),
-            provides(&[("artifact_name", "rel-2"), ("artifact_group", "g2"), ("x", "1")])
+            provides(&[
+                ("artifact_name", "rel-2"),
+                ("artifact_group", "g2"),
+                ("x", "1")
+            ])
         );
         // Neither: everything old is dropped, the old group too.
         let h = header(None, None, None);
-        assert_eq!(apply_provides(&old, &h), provides(&[("artifact_name", "rel-2")]));
+        assert_eq!(
+            apply_provides(&old, &h),
+            provides(&[("artifact_name", "rel-2")])
+        );
         // Clears only.
         let h = header(None, Some(&["single-file.*"]), None);
         let got = apply_provides(&old, &h);
         assert!(!got.contains_key("single-file.f1.version"));
-        assert_eq!(got.get("rootfs-image.checksum").map(String::as_str), Some("aa"));
+        assert_eq!(
+            got.get("rootfs-image.checksum").map(String::as_str),
+            Some("aa")
+        );
     }
 }

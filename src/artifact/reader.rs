@@ -166,10 +166,12 @@ impl<R: AsyncRead + Unpin + Send + 'static> ArtifactReader<R> {
         let mut augmented = false;
         if m.kind == MemberKind::ManifestAugment {
             if format_version != 3 {
-                return Err(ArtifactError::unexpected(&m.name, "not allowed in format v2"));
+                return Err(ArtifactError::unexpected(
+                    &m.name,
+                    "not allowed in format v2",
+                ));
             }
-            let text =
-                read_bounded(&mut m.entry, limits.small_member, "manifest-augment").await?;
+            let text = read_bounded(&mut m.entry, limits.small_member, "manifest-augment").await?;
             manifest.add_member("manifest-augment", &text)?;
             augmented = true;
             m = next_member(&mut outer).await?.ok_or_else(|| {
@@ -298,9 +300,10 @@ impl<R: AsyncRead + Unpin + Send + 'static> ArtifactReader<R> {
     }
 
     fn start_file(&mut self, entry: InnerEntry) -> Result<FileStream, ArtifactError> {
-        let data = self.data.as_mut().ok_or_else(|| {
-            ArtifactError::Usage("payload file without a data member".into())
-        })?;
+        let data = self
+            .data
+            .as_mut()
+            .ok_or_else(|| ArtifactError::Usage("payload file without a data member".into()))?;
         let member = data.member.as_str();
         let name = entry_path(member, entry.path_bytes())?;
         let size = entry.effective_size();
@@ -348,7 +351,9 @@ impl<R: AsyncRead + Unpin + Send + 'static> ArtifactReader<R> {
     /// The next chunk of the current payload file, or `None` at its verified end.
     pub async fn read_chunk(&mut self) -> Result<Option<bytes::Bytes>, ArtifactError> {
         let Some(file) = self.current.as_mut() else {
-            return Err(ArtifactError::Usage("read_chunk without a current file".into()));
+            return Err(ArtifactError::Usage(
+                "read_chunk without a current file".into(),
+            ));
         };
         if file.is_done() {
             return Ok(None);

@@ -68,7 +68,11 @@ pub fn to_text(r: &ArtifactReport) -> String {
     let _ = writeln!(o, "  Format: mender");
     let _ = writeln!(o, "  Version: {}", r.info.format_version);
     let _ = writeln!(o, "  Signature: {}", signature_text(&r.info.signature));
-    let _ = writeln!(o, "  Compatible devices: '{}'", go_list(&h.depends.device_type));
+    let _ = writeln!(
+        o,
+        "  Compatible devices: '{}'",
+        go_list(&h.depends.device_type)
+    );
     if r.info.format_version >= 3 {
         let _ = writeln!(o, "  Provides group: {}", h.group.as_deref().unwrap_or(""));
         let _ = writeln!(
@@ -107,7 +111,11 @@ pub fn to_text(r: &ArtifactReport) -> String {
     } else {
         o.push_str("    Depends:\n");
         for (k, v) in &p.depends {
-            let v = if v.len() == 1 { v[0].clone() } else { go_list(v) };
+            let v = if v.len() == 1 {
+                v[0].clone()
+            } else {
+                go_list(v)
+            };
             let _ = writeln!(o, "\t{k}: {v}");
         }
     }

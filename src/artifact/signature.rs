@@ -100,7 +100,9 @@ impl VerifyKey {
                 } else {
                     p256::ecdsa::Signature::from_der(sig)
                 };
-                parsed.map(|s| key.verify(message, &s).is_ok()).unwrap_or(false)
+                parsed
+                    .map(|s| key.verify(message, &s).is_ok())
+                    .unwrap_or(false)
             }
         }
     }

@@ -10,7 +10,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "mender-bridge", version, about = "Mender OTA client for RAUC, SWUpdate and raw A/B devices")]
+#[command(
+    name = "mender-bridge",
+    version,
+    about = "Mender OTA client for RAUC, SWUpdate and raw A/B devices"
+)]
 pub struct Cli {
     /// Log level or tracing filter (e.g. `info`, `debug`, `mender_bridge=trace`).
     #[arg(short = 'l', long = "log-level", global = true)]
@@ -53,7 +57,9 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 /// Loads each `--verify-key` file.
-pub(crate) fn load_keys(paths: &[PathBuf]) -> Result<Vec<crate::artifact::VerifyKey>, crate::artifact::KeyError> {
+pub(crate) fn load_keys(
+    paths: &[PathBuf],
+) -> Result<Vec<crate::artifact::VerifyKey>, crate::artifact::KeyError> {
     paths
         .iter()
         .map(|p| crate::artifact::VerifyKey::from_file(p))

@@ -74,7 +74,14 @@ impl Workdir {
             .arg("-out")
             .arg(p("rsa-pkcs1.pub")));
         run(Command::new("openssl")
-            .args(["ecparam", "-genkey", "-name", "prime256v1", "-noout", "-out"])
+            .args([
+                "ecparam",
+                "-genkey",
+                "-name",
+                "prime256v1",
+                "-noout",
+                "-out",
+            ])
             .arg(p("ec.key")));
         run(Command::new("openssl")
             .args(["ec", "-pubout", "-in"])
@@ -226,7 +233,11 @@ impl Parts {
         let gz = gzip(&tarw::write(entries));
         self.rehash("header.tar.gz", &gz);
         self.get_mut("header.tar.gz").data = gz;
-        let _ = self.members.iter().position(|m| m.name == "manifest.sig").map(|i| self.members.remove(i));
+        let _ = self
+            .members
+            .iter()
+            .position(|m| m.name == "manifest.sig")
+            .map(|i| self.members.remove(i));
     }
 
     /// The header tar's entries (for a gzip artifact).

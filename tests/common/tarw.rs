@@ -61,7 +61,10 @@ pub fn header(e: &TarEntry) -> [u8; 512] {
     octal(&mut h[100..108], e.mode as u64);
     octal(&mut h[108..116], 0);
     octal(&mut h[116..124], 0);
-    octal(&mut h[124..136], e.size_field.unwrap_or(e.data.len() as u64));
+    octal(
+        &mut h[124..136],
+        e.size_field.unwrap_or(e.data.len() as u64),
+    );
     octal(&mut h[136..148], 0);
     h[156] = e.typeflag;
     let link = e.link.as_bytes();
