@@ -435,6 +435,38 @@ fn oversized_header_json_and_decompression_bombs() {
 }
 
 #[test]
+fn huge_extension_headers_are_refused_without_buffering_them() {
+    // tokio-tar reads extension entries whole into memory; a PAX header of 100 MiB inside the
+    // data tar compresses to ~100 KiB. The reader's guard must stop it at its tar header.
+    let (_w, bytes) = setup("gzip");
+    let mut parts = Parts::of(&bytes);
+    let bomb = TarEntry::file("PaxHeaders/big.bin", vec![b'a'; 100 << 20]).with_type(b'x');
+    let inner = tarw::write(&[bomb, TarEntry::file("big.bin", vec![0u8; 16])]);
+    parts.get_mut("data/0000.tar.gz").data = common::gzip(&inner);
+    assert!(parts.get("data/0000.tar.gz").data.len() < 1 << 20);
+    refused(
+        parts.bytes(),
+        ReadOptions::default(),
+        &[
+            "PAX extension header of 104857600 bytes in data/0000.tar.gz",
+            "65536",
+        ],
+    );
+
+    // The same in the outer tar.
+    let mut m = Parts::of(&bytes).members;
+    m.insert(
+        1,
+        TarEntry::file("PaxHeaders/manifest", vec![b'a'; 1 << 20]).with_type(b'x'),
+    );
+    refused(
+        tarw::write(&m),
+        ReadOptions::default(),
+        &["PAX extension header of 1048576 bytes in artifact"],
+    );
+}
+
+#[test]
 fn pax_size_desync_is_refused() {
     // TARmageddon: a PAX header claims one size, the ustar header another. A reader that
     // believed the wrong one would see different members than mender-artifact does.

@@ -16,6 +16,7 @@ mod reader;
 pub mod render;
 mod signature;
 mod tarend;
+mod targuard;
 
 pub use compression::Compression;
 pub use error::ArtifactError;

@@ -17,6 +17,7 @@ use super::member::{check_entry, entry_path, MemberKind};
 use super::payload::{FileInfo, FileStream};
 use super::signature::{verify_manifest, SignatureStatus, MAX_SIGNATURE_LEN};
 use super::tarend::finish_tar;
+use super::targuard::TarGuard;
 use super::ReadOptions;
 
 const OUTER: &str = "artifact";
@@ -35,7 +36,9 @@ pub struct ArtifactInfo {
     pub header: ArtifactHeader,
 }
 
-type OuterEntry<R> = Entry<Archive<R>>;
+/// The outer tar reads through a [`TarGuard`] that bounds extension entries.
+type Outer<R> = TarGuard<R>;
+type OuterEntry<R> = Entry<Archive<Outer<R>>>;
 type InnerEntry = Entry<Archive<BoxRead>>;
 
 /// The data member being read: its inner tar and, between files, the file after the
@@ -62,7 +65,7 @@ pub struct ArtifactReader<R: AsyncRead + Unpin + Send + 'static> {
     manifest: Manifest,
     opts: ReadOptions,
     /// The outer tar and its entries stream; taken when the artifact is completed.
-    outer: Option<(Archive<R>, Entries<R>)>,
+    outer: Option<(Archive<Outer<R>>, Entries<Outer<R>>)>,
     /// The member after the header(s), looked at during `open`.
     pending: Option<(OuterEntry<R>, MemberKind, String)>,
     data: Option<DataTar>,
@@ -78,7 +81,7 @@ struct Member<R: AsyncRead + Unpin> {
 }
 
 async fn next_member<R: AsyncRead + Unpin + Send>(
-    outer: &mut Entries<R>,
+    outer: &mut Entries<Outer<R>>,
 ) -> Result<Option<Member<R>>, ArtifactError> {
     let Some(entry) = outer.next().await else {
         return Ok(None);
@@ -116,7 +119,7 @@ impl<R: AsyncRead + Unpin + Send + 'static> ArtifactReader<R> {
     /// Reads and verifies everything up to the first payload byte.
     pub async fn open(source: R, opts: ReadOptions) -> Result<Self, ArtifactError> {
         let limits = opts.limits.clone();
-        let mut outer_archive = Archive::new(source);
+        let mut outer_archive = Archive::new(TarGuard::new(source, OUTER));
         // `outer` borrows nothing: tokio-tar's entries share the archive by reference count.
         let mut outer = outer_archive.entries().map_err(|e| tar_err(OUTER, e))?;
 
@@ -287,7 +290,8 @@ impl<R: AsyncRead + Unpin + Send + 'static> ArtifactReader<R> {
     ) -> Result<(), ArtifactError> {
         let buffered = BufReader::with_capacity(super::CHUNK, entry);
         let decoded = compression.decoder(buffered, self.opts.limits.xz_memory);
-        let mut archive = Archive::new(decoded);
+        let guarded: BoxRead = Box::pin(TarGuard::new(decoded, member.clone()));
+        let mut archive = Archive::new(guarded);
         let entries = archive.entries().map_err(|e| tar_err(&member, e))?;
         self.data = Some(DataTar {
             archive,

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests use. Idempotent: packages already present are not
+# touched, and apt is only asked when something is missing. Run as root (or with sudo).
+set -euo pipefail
+
+packages=(
+  mender-artifact   # writes the real artifacts the reader is tested against
+  openssl           # makes the tests' RSA and ECDSA keys
+  ca-certificates
+  time              # /usr/bin/time: peak RSS in the benchmark
+  xz-utils gzip tar coreutils
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup-test-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "setup-test-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup-test-deps: done"
