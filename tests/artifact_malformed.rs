@@ -407,11 +407,12 @@ fn oversized_header_json_and_decompression_bombs() {
         parts.get("header.tar.gz").data.len() < 100 * 1024,
         "the bomb is small on the wire"
     );
-    refused(
+    let e = refused(
         parts.bytes(),
         ReadOptions::default(),
         &["header.tar.gz (decompressed)", "larger than the limit"],
     );
+    assert!(matches!(e, ArtifactError::TooLarge { .. }), "{e:?}");
 
     // A data file far larger than the configured payload limit: refused from its tar header,
     // before a single byte is released.
@@ -444,13 +445,17 @@ fn huge_extension_headers_are_refused_without_buffering_them() {
     let inner = tarw::write(&[bomb, TarEntry::file("big.bin", vec![0u8; 16])]);
     parts.get_mut("data/0000.tar.gz").data = common::gzip(&inner);
     assert!(parts.get("data/0000.tar.gz").data.len() < 1 << 20);
-    refused(
+    let e = refused(
         parts.bytes(),
         ReadOptions::default(),
         &[
             "PAX extension header of 104857600 bytes in data/0000.tar.gz",
             "65536",
         ],
+    );
+    assert!(
+        matches!(e, ArtifactError::TooLarge { limit: 65536, .. }),
+        "{e:?}"
     );
 
     // The same in the outer tar.

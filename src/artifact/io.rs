@@ -88,15 +88,22 @@ impl<R: AsyncRead + Unpin> AsyncRead for Capped<R> {
 /// Turns an I/O error met while reading `context` into an [`ArtifactError`], recognising the
 /// limit marker, truncation and decoder failures anywhere in the error's source chain.
 pub fn map_io(context: &str, e: io::Error) -> ArtifactError {
+    // An io::Error's source() skips its own payload, so look into each io::Error too.
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(err) = cur {
-        if let Some(l) = err.downcast_ref::<LimitExceeded>() {
-            return ArtifactError::TooLarge {
-                what: l.what.clone(),
-                limit: l.limit,
-            };
+        let payload = err
+            .downcast_ref::<io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|p| p as &(dyn std::error::Error + 'static));
+        for candidate in [Some(err), payload].into_iter().flatten() {
+            if let Some(l) = candidate.downcast_ref::<LimitExceeded>() {
+                return ArtifactError::TooLarge {
+                    what: l.what.clone(),
+                    limit: l.limit,
+                };
+            }
         }
-        cur = err.source();
+        cur = payload.or_else(|| err.source());
     }
     if e.to_string().contains("memory limit reached") {
         // liblzma's LZMA_MEMLIMIT_ERROR, as async-compression reports it.

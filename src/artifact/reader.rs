@@ -39,6 +39,7 @@ pub struct ArtifactInfo {
 /// The outer tar reads through a [`TarGuard`] that bounds extension entries.
 type Outer<R> = TarGuard<R>;
 type OuterEntry<R> = Entry<Archive<Outer<R>>>;
+type OuterTar<R> = (Archive<Outer<R>>, Entries<Outer<R>>);
 type InnerEntry = Entry<Archive<BoxRead>>;
 
 /// The data member being read: its inner tar and, between files, the file after the
@@ -65,7 +66,7 @@ pub struct ArtifactReader<R: AsyncRead + Unpin + Send + 'static> {
     manifest: Manifest,
     opts: ReadOptions,
     /// The outer tar and its entries stream; taken when the artifact is completed.
-    outer: Option<(Archive<Outer<R>>, Entries<Outer<R>>)>,
+    outer: Option<OuterTar<R>>,
     /// The member after the header(s), looked at during `open`.
     pending: Option<(OuterEntry<R>, MemberKind, String)>,
     data: Option<DataTar>,
