@@ -87,7 +87,11 @@ impl FileStream {
                     )));
                 }
                 let actual: Digest = std::mem::take(&mut self.hasher).finalize().into();
-                check_digest(&format!("data/0000/{}", self.info.name), &self.info.sha256, &actual)?;
+                check_digest(
+                    &format!("data/0000/{}", self.info.name),
+                    &self.info.sha256,
+                    &actual,
+                )?;
                 self.done = true;
                 return Ok(Step::Verified(self.held.take()));
             }
