@@ -17,6 +17,7 @@ pub mod render;
 mod signature;
 mod tarend;
 mod targuard;
+pub mod writer;
 
 pub use compression::Compression;
 pub use error::ArtifactError;
