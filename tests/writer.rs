@@ -598,6 +598,18 @@ async fn invalid_descriptions_are_refused_before_any_io() {
             vec![file("..", b"1")],
         ),
         (
+            ArtifactSpec::module("m", ["d"], "x"),
+            vec![file("dätä.bin", b"1")],
+        ),
+        (
+            ArtifactSpec::module("m", ["d"], "x"),
+            vec![file("a b", b"1")],
+        ),
+        (
+            ArtifactSpec::module("m", ["d"], "x"),
+            vec![file("a+b", b"1")],
+        ),
+        (
             {
                 let mut s = rootfs_spec();
                 s.scripts
@@ -974,4 +986,62 @@ async fn same_layout_as_mender_artifact_for_the_same_input() {
     assert_eq!(names(&td), names(&od));
     assert_eq!((td[0].mode, td[0].mtime), (od[0].mode, od[0].mtime));
     assert!(td[0].data == od[0].data, "same payload bytes");
+}
+
+#[tokio::test]
+async fn long_names_go_through_pax_headers() {
+    let long = format!("{}.bin", "n".repeat(150));
+    let a = noise(3000, 10);
+    let b = noise(700, 11);
+    let spec = ArtifactSpec::module("pax-1", ["dev1"], "single-file");
+    let files = vec![file(&long, &a), file("A,b_c-d.e", &b)];
+    let (bytes, _) = write(&spec, files, &opts(Compression::Gzip)).await;
+    let rb = read_back(bytes.clone(), vec![]).await.expect("reads back");
+    let got: Vec<&str> = rb.report.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(got, [long.as_str(), "A,b_c-d.e"]);
+    assert_eq!(rb.contents, [a.clone(), b.clone()]);
+    if have_mender_artifact() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_accepted(dir.path(), "pax.mender", &bytes, None).await;
+    }
+}
+
+/// The `demo` command runs with nothing but the binary, and `--corrupt` is refused by the
+/// reader while the demo itself exits 0.
+#[test]
+fn demo_command_runs_and_shows_the_refusal() {
+    let bin = env!("CARGO_BIN_EXE_mender-bridge");
+    let out = Command::new(bin)
+        .args(["demo", "--size-mib", "1"])
+        .output()
+        .expect("run demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Signature: signed and verified correctly"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("verified: signature, header, payload sha256"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("100%"), "{stdout}");
+
+    let out = Command::new(bin)
+        .args(["demo", "--size-mib", "1", "--corrupt"])
+        .output()
+        .expect("run demo --corrupt");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("refused after"), "{stdout}");
+    assert!(!stdout.contains("verified: signature"), "{stdout}");
+    assert!(stdout.contains("withheld"), "{stdout}");
 }

@@ -660,8 +660,9 @@ pub struct WriteSummary {
 /// when the payload is spooled.
 ///
 /// The description is checked before anything is read or written: a rootfs image has exactly
-/// one file, a bootstrap artifact none; file names are unique, non-empty, without `/` or
-/// control characters; script names follow the state script pattern.
+/// one file, a bootstrap artifact none; file names are unique and made of ASCII letters,
+/// digits and `.,_-` only (mender-artifact refuses others); script names follow the state
+/// script pattern.
 pub async fn write_artifact<W: AsyncWrite + Unpin>(
     out: &mut W,
     spec: &ArtifactSpec,
@@ -911,9 +912,15 @@ fn validate(spec: &ArtifactSpec, files: &[PayloadFile]) -> Result<(), WriteError
         if f.name.is_empty() || f.name == "." || f.name == ".." {
             return Err(bad("not a file name"));
         }
-        if f.name.contains(['/', '\\']) || has_control(&f.name) {
+        // mender-artifact's rule (its reader refuses other names too).
+        if !f
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".,_-".contains(&b))
+        {
             return Err(bad(
-                "payload files sit at the root of the data tar: no '/', '\\' or control characters",
+                "only ASCII letters, digits and '.', ',', '_', '-' are allowed \
+                 (mender-artifact's rule; payload files sit at the root of the data tar)",
             ));
         }
         if !names.insert(f.name.as_str()) {
