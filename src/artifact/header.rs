@@ -14,7 +14,7 @@ use tokio_tar::Archive;
 use super::compression::{BoxRead, Compression};
 use super::error::ArtifactError;
 use super::io::{map_io, read_bounded, Capped};
-use super::member::{check_entry, entry_path};
+use super::member::{check_entry, entry_path, header_number};
 use super::tarend::finish_tar;
 use super::Limits;
 
@@ -275,7 +275,7 @@ async fn collect(
                 if out.scripts.iter().any(|s| s.name == name) {
                     return Err(ArtifactError::unexpected(what, "appears twice"));
                 }
-                let mode = entry.header().mode().unwrap_or(0o644);
+                let mode = header_number(member, &path, "mode", entry.header().mode())? as u32;
                 out.scripts.push(StateScript {
                     name: name.to_string(),
                     mode,

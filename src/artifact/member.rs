@@ -113,6 +113,19 @@ pub fn entry_path(
     Ok(path.to_string())
 }
 
+/// A numeric header field (mode, mtime) that must parse; `field` names it in the error.
+pub fn header_number(
+    context: &str,
+    path: &str,
+    field: &str,
+    value: std::io::Result<impl Into<u64>>,
+) -> Result<u64, ArtifactError> {
+    value.map(Into::into).map_err(|e| ArtifactError::Tar {
+        context: context.to_string(),
+        detail: format!("{field} field of '{path}': {e}"),
+    })
+}
+
 /// Refuses anything but a regular file (directories only when `allow_dir`), and a PAX `size`
 /// that disagrees with the ustar size field (the TARmageddon header-desync pattern).
 /// Returns true for a directory entry.

@@ -13,7 +13,7 @@ use super::error::ArtifactError;
 use super::header::{parse_augment, parse_header, ArtifactHeader};
 use super::io::{map_io, read_bounded};
 use super::manifest::{Digest, Manifest};
-use super::member::{check_entry, entry_path, MemberKind};
+use super::member::{check_entry, entry_path, header_number, MemberKind};
 use super::payload::{FileInfo, FileStream};
 use super::signature::{verify_manifest, SignatureStatus, MAX_SIGNATURE_LEN};
 use super::tarend::finish_tar;
@@ -341,13 +341,15 @@ impl<R: AsyncRead + Unpin + Send + 'static> ArtifactReader<R> {
                 });
             }
         }
+        let mode = header_number(member, &name, "mode", entry.header().mode())? as u32;
+        let mtime = header_number(member, &name, "mtime", entry.header().mtime())?;
         let expected = self.manifest.take(&format!("data/0000/{name}"))?;
         data.files.push(name.clone());
         let info = FileInfo {
             name,
             size,
-            mode: entry.header().mode().unwrap_or(0),
-            mtime: entry.header().mtime().unwrap_or(0),
+            mode,
+            mtime,
             sha256: expected,
         };
         Ok(FileStream::new(entry, info))
