@@ -19,15 +19,26 @@ pub enum Compression {
 }
 
 impl Compression {
-    /// Maps the suffix after `.tar` (`""`, `".gz"`, `".xz"`, `".zst"`).
-    pub fn from_suffix(suffix: &str) -> Option<Self> {
-        match suffix {
-            "" => Some(Compression::None),
-            ".gz" => Some(Compression::Gzip),
-            ".xz" => Some(Compression::Xz),
-            ".zst" => Some(Compression::Zstd),
-            _ => None,
+    const ALL: [Compression; 4] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Xz,
+        Compression::Zstd,
+    ];
+
+    /// The suffix after `.tar` in member names (`""`, `".gz"`, `".xz"`, `".zst"`).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Compression::None => "",
+            Compression::Gzip => ".gz",
+            Compression::Xz => ".xz",
+            Compression::Zstd => ".zst",
         }
+    }
+
+    /// Maps the suffix after `.tar` back (the inverse of [`suffix`](Self::suffix)).
+    pub fn from_suffix(suffix: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.suffix() == suffix)
     }
 
     pub fn name(self) -> &'static str {

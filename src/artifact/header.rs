@@ -155,6 +155,18 @@ fn string_list(file: &str, key: &str, v: Value) -> Result<Vec<String>, ArtifactE
     }
 }
 
+/// A meta-data value: a string, a number, or a list of those. The one rule, for the reader
+/// and the writer alike.
+pub(crate) fn is_valid_meta_data_value(v: &Value) -> bool {
+    match v {
+        Value::String(_) | Value::Number(_) => true,
+        Value::Array(items) => items
+            .iter()
+            .all(|i| matches!(i, Value::String(_) | Value::Number(_))),
+        _ => false,
+    }
+}
+
 /// meta-data: a JSON object whose values are strings, numbers, or lists of those.
 fn parse_meta_data(file: &str, data: &[u8]) -> Result<Option<Map<String, Value>>, ArtifactError> {
     if data.iter().all(u8::is_ascii_whitespace) {
@@ -162,14 +174,7 @@ fn parse_meta_data(file: &str, data: &[u8]) -> Result<Option<Map<String, Value>>
     }
     let map: Map<String, Value> = json(file, data)?;
     for (k, v) in &map {
-        let ok = match v {
-            Value::String(_) | Value::Number(_) => true,
-            Value::Array(items) => items
-                .iter()
-                .all(|i| matches!(i, Value::String(_) | Value::Number(_))),
-            _ => false,
-        };
-        if !ok {
+        if !is_valid_meta_data_value(v) {
             return Err(ArtifactError::header(
                 file,
                 format!("key '{k}': values must be strings, numbers or lists of them"),
@@ -306,8 +311,10 @@ async fn collect(
     Ok(out)
 }
 
-/// Artifact state script names: `<State>_<Enter|Leave|Error>_<NN>[_<description>]`.
-fn check_script_name(what: &str, name: &str) -> Result<(), ArtifactError> {
+/// Artifact state script names: `<State>_<Enter|Leave|Error>_<NN>[_<description>]`, the
+/// description (when there is one) non-empty and without whitespace. The one rule, for the
+/// reader and the writer alike.
+pub(crate) fn is_valid_script_name(name: &str) -> bool {
     const STATES: [&str; 10] = [
         "Idle",
         "Sync",
@@ -320,23 +327,24 @@ fn check_script_name(what: &str, name: &str) -> Result<(), ArtifactError> {
         "ArtifactFailure",
         "ArtifactVerifyReboot",
     ];
-    let bad = || {
-        ArtifactError::header(
-            what,
-            "state script name must be <State>_<Enter|Leave|Error>_<NN>[_<description>]",
-        )
-    };
     let mut parts = name.splitn(4, '_');
     let (state, action, nn) = (parts.next(), parts.next(), parts.next());
     let desc = parts.next();
-    if !state.is_some_and(|s| STATES.contains(&s))
-        || !action.is_some_and(|a| ["Enter", "Leave", "Error"].contains(&a))
-        || !nn.is_some_and(|n| n.len() == 2 && n.bytes().all(|b| b.is_ascii_digit()))
-        || desc.is_some_and(|d| d.is_empty() || d.chars().any(char::is_whitespace))
-    {
-        return Err(bad());
+    state.is_some_and(|s| STATES.contains(&s))
+        && action.is_some_and(|a| ["Enter", "Leave", "Error"].contains(&a))
+        && nn.is_some_and(|n| n.len() == 2 && n.bytes().all(|b| b.is_ascii_digit()))
+        && !desc.is_some_and(|d| d.is_empty() || d.chars().any(char::is_whitespace))
+}
+
+fn check_script_name(what: &str, name: &str) -> Result<(), ArtifactError> {
+    if is_valid_script_name(name) {
+        Ok(())
+    } else {
+        Err(ArtifactError::header(
+            what,
+            "state script name must be <State>_<Enter|Leave|Error>_<NN>[_<description>]",
+        ))
     }
-    Ok(())
 }
 
 /// Parses a v3 (or v2, by `format_version`) header from its verified compressed bytes.

@@ -3,10 +3,17 @@
 
 use std::collections::BTreeMap;
 
+use sha2::{Digest as _, Sha256};
+
 use super::error::ArtifactError;
 
 /// A SHA-256 digest.
 pub type Digest = [u8; 32];
+
+/// The SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> Digest {
+    Sha256::digest(data).into()
+}
 
 /// Parsed checksum lines. Invariant: names are unique; each is marked seen at most once.
 #[derive(Debug, Default, Clone)]

@@ -6,6 +6,10 @@ use tokio_tar::{EntryType, Header};
 use super::compression::Compression;
 use super::error::ArtifactError;
 
+/// Largest size or mtime a ustar header field holds (11 octal digits). Beyond it the value
+/// goes into a PAX extended header and the ustar field holds 0, as Go's archive/tar writes it.
+pub const USTAR_MAX: u64 = 0o77777777777;
+
 /// What an outer member is, from its exact name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemberKind {
@@ -164,7 +168,6 @@ pub fn check_entry(
     })?;
     // Go writes 0 in the ustar field when the size needs PAX (>= 8 GiB); anything else that
     // differs from the PAX size would make two readers see two different archives.
-    const USTAR_MAX: u64 = 0o77777777777;
     let representable = effective_size <= USTAR_MAX;
     if raw != effective_size && (representable || raw != 0) {
         return Err(ArtifactError::Tar {

@@ -4,7 +4,6 @@
 //! for the last file, the whole artifact — has been verified.
 
 use futures_util::StreamExt;
-use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncRead, BufReader};
 use tokio_tar::{Archive, Entries, Entry};
 
@@ -12,7 +11,7 @@ use super::compression::{BoxRead, Compression};
 use super::error::ArtifactError;
 use super::header::{parse_augment, parse_header, ArtifactHeader};
 use super::io::{map_io, read_bounded};
-use super::manifest::{Digest, Manifest};
+use super::manifest::{sha256, Manifest};
 use super::member::{check_entry, entry_path, header_number, MemberKind};
 use super::payload::{FileInfo, FileStream};
 use super::signature::{verify_manifest, SignatureStatus, MAX_SIGNATURE_LEN};
@@ -110,10 +109,6 @@ fn tar_err(context: &str, e: std::io::Error) -> ArtifactError {
 
 fn misplaced(m: &str, expected: &str) -> ArtifactError {
     ArtifactError::unexpected(m, format!("found where {expected} was expected; {ORDER}"))
-}
-
-fn sha256(data: &[u8]) -> Digest {
-    Sha256::digest(data).into()
 }
 
 impl<R: AsyncRead + Unpin + Send + 'static> ArtifactReader<R> {

@@ -1,0 +1,187 @@
+//! `SigningKey`: the private key that signs the manifest, loaded from PEM.
+
+use std::path::Path;
+
+use p256::ecdsa::signature::Signer as _;
+use sha2::Sha256;
+
+use super::WriteError;
+use crate::artifact::VerifyKey;
+
+/// A private key that signs the manifest: RSA (PKCS#1 v1.5, SHA-256) or ECDSA P-256
+/// (SHA-256, raw 64-byte r||s), the two kinds mender-artifact signs with.
+#[derive(Clone)]
+pub enum SigningKey {
+    Rsa(Box<rsa::pkcs1v15::SigningKey<Sha256>>),
+    EcdsaP256(p256::ecdsa::SigningKey),
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningKey({})", self.kind())
+    }
+}
+
+impl SigningKey {
+    /// Parses a PEM private key: `RSA PRIVATE KEY` (PKCS#1), `EC PRIVATE KEY` (SEC1) or
+    /// `PRIVATE KEY` (PKCS#8, RSA or P-256). Other blocks in the text (such as the
+    /// `EC PARAMETERS` that `openssl ecparam -genkey` writes first) are skipped. `label`
+    /// names the key in errors.
+    pub fn from_pem(pem: &str, label: &str) -> Result<Self, WriteError> {
+        use p256::pkcs8::DecodePrivateKey as _;
+        use rsa::pkcs1::DecodeRsaPrivateKey as _;
+        let err = |reason: &str| WriteError::Key {
+            label: label.to_string(),
+            reason: reason.to_string(),
+        };
+        let mut saw_encrypted = false;
+        for (kind, block) in pem_blocks(pem) {
+            let key = match kind {
+                "RSA PRIVATE KEY" => rsa::PrivateKey::from_pkcs1_pem(block)
+                    .ok()
+                    .map(|k| SigningKey::Rsa(Box::new(rsa::pkcs1v15::SigningKey::new(k)))),
+                "EC PRIVATE KEY" => p256::SecretKey::from_sec1_pem(block)
+                    .ok()
+                    .map(|k| SigningKey::EcdsaP256(k.into())),
+                "PRIVATE KEY" => rsa::PrivateKey::from_pkcs8_pem(block)
+                    .ok()
+                    .map(|k| SigningKey::Rsa(Box::new(rsa::pkcs1v15::SigningKey::new(k))))
+                    .or_else(|| {
+                        p256::ecdsa::SigningKey::from_pkcs8_pem(block)
+                            .ok()
+                            .map(SigningKey::EcdsaP256)
+                    }),
+                "ENCRYPTED PRIVATE KEY" => {
+                    saw_encrypted = true;
+                    None
+                }
+                _ => None,
+            };
+            if let Some(key) = key {
+                return Ok(key);
+            }
+        }
+        if saw_encrypted {
+            return Err(err("encrypted private keys are not supported"));
+        }
+        Err(err(
+            "no RSA or ECDSA P-256 private key in PEM form (RSA PRIVATE KEY, EC PRIVATE KEY or PRIVATE KEY)",
+        ))
+    }
+
+    /// Reads and parses a PEM private key file.
+    pub async fn from_file(path: impl AsRef<Path>) -> Result<Self, WriteError> {
+        let path = path.as_ref();
+        let label = path.display().to_string();
+        let data = tokio::fs::read(path).await.map_err(|e| WriteError::Key {
+            label: label.clone(),
+            reason: e.to_string(),
+        })?;
+        let text = std::str::from_utf8(&data).map_err(|_| WriteError::Key {
+            label: label.clone(),
+            reason: "not PEM text".into(),
+        })?;
+        Self::from_pem(text, &label)
+    }
+
+    /// `RSA` or `ECDSA P-256`, as [`VerifyKey::kind`] names them.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SigningKey::Rsa(_) => "RSA",
+            SigningKey::EcdsaP256(_) => "ECDSA P-256",
+        }
+    }
+
+    /// The raw signature of `message` as `manifest.sig` carries it (before base64).
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, WriteError> {
+        match self {
+            SigningKey::Rsa(k) => {
+                let sig: rsa::pkcs1v15::Signature = k
+                    .try_sign(message)
+                    .map_err(|e| WriteError::Sign(format!("RSA: {e}")))?;
+                Ok(Box::<[u8]>::from(sig).into_vec())
+            }
+            SigningKey::EcdsaP256(k) => {
+                let sig: p256::ecdsa::Signature = k
+                    .try_sign(message)
+                    .map_err(|e| WriteError::Sign(format!("ECDSA: {e}")))?;
+                Ok(sig.to_bytes().to_vec())
+            }
+        }
+    }
+
+    /// The public half as SPKI `PUBLIC KEY` PEM (what `mender-artifact read -k` and devices
+    /// take).
+    pub fn public_key_pem(&self) -> Result<String, WriteError> {
+        use p256::pkcs8::EncodePublicKey as _;
+        let pem = match self {
+            SigningKey::Rsa(k) => {
+                use rsa::signature::Keypair as _;
+                rsa::pkcs8::EncodePublicKey::to_public_key_pem(
+                    k.verifying_key().as_ref(),
+                    rsa::pkcs8::LineEnding::LF,
+                )
+            }
+            SigningKey::EcdsaP256(k) => k
+                .verifying_key()
+                .to_public_key_pem(p256::pkcs8::LineEnding::LF),
+        };
+        pem.map_err(|e| WriteError::Key {
+            label: self.kind().into(),
+            reason: format!("encoding the public key: {e}"),
+        })
+    }
+
+    /// The matching verify key, for the reader.
+    pub fn verify_key(&self, label: &str) -> VerifyKey {
+        match self {
+            SigningKey::Rsa(k) => {
+                use rsa::signature::Keypair as _;
+                VerifyKey::Rsa {
+                    key: k.verifying_key().as_ref().clone(),
+                    label: label.to_string(),
+                }
+            }
+            SigningKey::EcdsaP256(k) => VerifyKey::EcdsaP256 {
+                key: *k.verifying_key(),
+                label: label.to_string(),
+            },
+        }
+    }
+}
+
+/// `(label, whole block)` for every `-----BEGIN <label>-----` ... `-----END <label>-----`.
+fn pem_blocks(text: &str) -> Vec<(&str, &str)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let after = &rest[start + "-----BEGIN ".len()..];
+        let Some(label_end) = after.find("-----") else {
+            break;
+        };
+        let label = &after[..label_end];
+        let end_marker = format!("-----END {label}-----");
+        let Some(end) = rest[start..].find(&end_marker) else {
+            break;
+        };
+        let block_end = start + end + end_marker.len();
+        out.push((label, &rest[start..block_end]));
+        rest = &rest[block_end..];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_blocks_skip_other_labels() {
+        let text = "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n\
+                    -----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
+        let blocks = pem_blocks(text);
+        assert_eq!(blocks.len(), 2);
+        assert_eq!(blocks[1].0, "EC PRIVATE KEY");
+        assert!(blocks[1].1.ends_with("-----END EC PRIVATE KEY-----"));
+    }
+}
