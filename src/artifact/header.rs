@@ -65,7 +65,7 @@ pub struct PayloadHeader {
     pub depends: BTreeMap<String, Vec<String>>,
     /// `type-info` → `clears_artifact_provides`; `None` when absent (which is not `[]`).
     pub clears_provides: Option<Vec<String>>,
-    /// `meta-data`; `None` when absent or empty.
+    /// `meta-data`; `None` when absent or a blank file (an empty object stays `Some({})`).
     pub meta_data: Option<Map<String, Value>>,
     /// v2 only: `headers/0000/files`, the names the data tar must hold.
     pub v2_files: Option<Vec<String>>,
@@ -333,7 +333,7 @@ pub(crate) fn is_valid_script_name(name: &str) -> bool {
     state.is_some_and(|s| STATES.contains(&s))
         && action.is_some_and(|a| ["Enter", "Leave", "Error"].contains(&a))
         && nn.is_some_and(|n| n.len() == 2 && n.bytes().all(|b| b.is_ascii_digit()))
-        && !desc.is_some_and(|d| d.is_empty() || d.chars().any(char::is_whitespace))
+        && !desc.is_some_and(|d| d.is_empty() || d.chars().any(|c| c.is_whitespace() || c == '/'))
 }
 
 fn check_script_name(what: &str, name: &str) -> Result<(), ArtifactError> {
@@ -503,6 +503,7 @@ mod tests {
             "Foo_Enter_01",
             "ArtifactInstall_Start_01",
             "ArtifactInstall_Enter_01_",
+            "ArtifactInstall_Enter_01_a/b",
         ] {
             assert!(check_script_name("s", bad).is_err(), "{bad}");
         }

@@ -66,7 +66,7 @@ pub(super) fn expected_header(spec: &ArtifactSpec, files: &[WrittenFile]) -> Art
         }
     }
     provides.extend(spec.provides.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let meta_data = spec.meta_data.clone().filter(|m| !m.is_empty());
+    let meta_data = spec.meta_data.clone();
     ArtifactHeader {
         name: spec.name.clone(),
         group: spec.group.clone(),
