@@ -13,7 +13,7 @@ use tokio_tar::Archive;
 
 use super::compression::{BoxRead, Compression};
 use super::error::ArtifactError;
-use super::io::{map_io, read_bounded, Capped};
+use super::io::{capped, map_io, read_bounded};
 use super::member::{check_entry, entry_path, header_number};
 use super::tarend::finish_tar;
 use super::Limits;
@@ -238,12 +238,12 @@ async fn collect(
     allow_scripts: bool,
 ) -> Result<Collected, ArtifactError> {
     let decoded: BoxRead = compression.decoder(Cursor::new(compressed), limits.xz_memory);
-    let capped = Capped::new(
+    let decoded = capped(
         decoded,
         limits.header_total,
         format!("{member} (decompressed)"),
     );
-    let mut archive = Archive::new(Box::pin(capped) as BoxRead);
+    let mut archive = Archive::new(Box::pin(decoded) as BoxRead);
     let mut entries = archive.entries().map_err(|e| map_io(member, e))?;
     let mut out = Collected::default();
     let mut count = 0usize;

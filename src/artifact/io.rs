@@ -41,27 +41,25 @@ pub async fn read_bounded<R: AsyncRead + Unpin>(
     Ok(buf)
 }
 
-/// An `AsyncRead` that fails with [`LimitExceeded`] once its inner stream has produced more
-/// than `limit` bytes: the guard against decompression bombs.
-pub struct Capped<R> {
-    inner: R,
-    remaining: u64,
-    limit: u64,
-    what: String,
+/// Looks at every byte a stream yields, in order, and may refuse them.
+pub trait Observer {
+    fn observe(&mut self, data: &[u8]) -> io::Result<()>;
 }
 
-impl<R> Capped<R> {
-    pub fn new(inner: R, limit: u64, what: impl Into<String>) -> Self {
-        Capped {
-            inner,
-            remaining: limit,
-            limit,
-            what: what.into(),
-        }
+/// An `AsyncRead` that shows every byte of its inner stream to an [`Observer`]. Bytes the
+/// observer refuses are not handed on; the read fails with the observer's error.
+pub struct Observed<R, O> {
+    inner: R,
+    observer: O,
+}
+
+impl<R, O> Observed<R, O> {
+    pub fn new(inner: R, observer: O) -> Self {
+        Observed { inner, observer }
     }
 }
 
-impl<R: AsyncRead + Unpin> AsyncRead for Capped<R> {
+impl<R: AsyncRead + Unpin, O: Observer + Unpin> AsyncRead for Observed<R, O> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -71,18 +69,49 @@ impl<R: AsyncRead + Unpin> AsyncRead for Capped<R> {
         let before = buf.filled().len();
         let res = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = res {
-            let got = (buf.filled().len() - before) as u64;
-            if got > this.remaining {
+            if let Err(e) = this.observer.observe(&buf.filled()[before..]) {
                 buf.set_filled(before);
-                return Poll::Ready(Err(io::Error::other(LimitExceeded {
-                    what: this.what.clone(),
-                    limit: this.limit,
-                })));
+                return Poll::Ready(Err(e));
             }
-            this.remaining -= got;
         }
         res
     }
+}
+
+/// Fails with [`LimitExceeded`] once more than `limit` bytes went past: the guard against
+/// decompression bombs.
+pub struct ByteCap {
+    remaining: u64,
+    limit: u64,
+    what: String,
+}
+
+impl Observer for ByteCap {
+    fn observe(&mut self, data: &[u8]) -> io::Result<()> {
+        let got = data.len() as u64;
+        if got > self.remaining {
+            return Err(io::Error::other(LimitExceeded {
+                what: self.what.clone(),
+                limit: self.limit,
+            }));
+        }
+        self.remaining -= got;
+        Ok(())
+    }
+}
+
+/// A stream that may yield at most `limit` bytes; `what` names it in the error.
+pub type Capped<R> = Observed<R, ByteCap>;
+
+pub fn capped<R>(inner: R, limit: u64, what: impl Into<String>) -> Capped<R> {
+    Observed::new(
+        inner,
+        ByteCap {
+            remaining: limit,
+            limit,
+            what: what.into(),
+        },
+    )
 }
 
 /// Turns an I/O error met while reading `context` into an [`ArtifactError`], recognising the
@@ -142,12 +171,12 @@ mod tests {
     #[tokio::test]
     async fn capped_stream_fails_past_its_limit() {
         let data = vec![7u8; 1000];
-        let mut ok = Capped::new(&data[..], 1000, "x");
+        let mut ok = capped(&data[..], 1000, "x");
         let mut out = Vec::new();
         ok.read_to_end(&mut out).await.unwrap();
         assert_eq!(out.len(), 1000);
 
-        let mut over = Capped::new(&data[..], 999, "the header");
+        let mut over = capped(&data[..], 999, "the header");
         let err = over.read_to_end(&mut Vec::new()).await.unwrap_err();
         match map_io("header", err) {
             ArtifactError::TooLarge { what, limit } => {

@@ -16,7 +16,7 @@ use super::member::{check_entry, entry_path, header_number, MemberKind};
 use super::payload::{FileInfo, FileStream};
 use super::signature::{verify_manifest, SignatureStatus, MAX_SIGNATURE_LEN};
 use super::tarend::finish_tar;
-use super::targuard::TarGuard;
+use super::targuard::{tar_guard, TarGuard};
 use super::ReadOptions;
 
 const OUTER: &str = "artifact";
@@ -115,7 +115,7 @@ impl<R: AsyncRead + Unpin + Send + 'static> ArtifactReader<R> {
     /// Reads and verifies everything up to the first payload byte.
     pub async fn open(source: R, opts: ReadOptions) -> Result<Self, ArtifactError> {
         let limits = opts.limits.clone();
-        let mut outer_archive = Archive::new(TarGuard::new(source, OUTER));
+        let mut outer_archive = Archive::new(tar_guard(source, OUTER));
         // `outer` borrows nothing: tokio-tar's entries share the archive by reference count.
         let mut outer = outer_archive.entries().map_err(|e| tar_err(OUTER, e))?;
 
@@ -286,7 +286,7 @@ impl<R: AsyncRead + Unpin + Send + 'static> ArtifactReader<R> {
     ) -> Result<(), ArtifactError> {
         let buffered = BufReader::with_capacity(super::CHUNK, entry);
         let decoded = compression.decoder(buffered, self.opts.limits.xz_memory);
-        let guarded: BoxRead = Box::pin(TarGuard::new(decoded, member.clone()));
+        let guarded: BoxRead = Box::pin(tar_guard(decoded, member.clone()));
         let mut archive = Archive::new(guarded);
         let entries = archive.entries().map_err(|e| tar_err(&member, e))?;
         self.data = Some(DataTar {

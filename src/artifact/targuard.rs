@@ -8,12 +8,8 @@
 //! unchanged. At the end-of-archive block it stops looking.
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, ReadBuf};
-
-use super::io::LimitExceeded;
+use super::io::{LimitExceeded, Observed, Observer};
 
 /// Largest extension entry accepted. Real PAX headers are a few hundred bytes.
 pub const MAX_EXTENSION: u64 = 64 * 1024;
@@ -29,8 +25,8 @@ enum State {
     Done,
 }
 
-pub struct TarGuard<R> {
-    inner: R,
+/// The framing state of one tar stream; see the module doc.
+pub struct TarFraming {
     context: String,
     state: State,
     header: [u8; 512],
@@ -81,18 +77,24 @@ fn pax_size(body: &[u8]) -> Option<u64> {
     size
 }
 
-impl<R> TarGuard<R> {
-    pub fn new(inner: R, context: impl Into<String>) -> Self {
-        TarGuard {
-            inner,
+/// A tar stream read through its framing guard.
+pub type TarGuard<R> = Observed<R, TarFraming>;
+
+/// Wraps a tar stream; `context` names the tar in errors.
+pub fn tar_guard<R>(inner: R, context: impl Into<String>) -> TarGuard<R> {
+    Observed::new(
+        inner,
+        TarFraming {
             context: context.into(),
             state: State::Header(0),
             header: [0; 512],
             pax: Vec::new(),
             pax_size: None,
-        }
-    }
+        },
+    )
+}
 
+impl TarFraming {
     fn too_large(&self, what: &str, size: u64) -> io::Error {
         io::Error::other(LimitExceeded {
             what: format!("a {what} of {size} bytes in {}", self.context),
@@ -101,7 +103,7 @@ impl<R> TarGuard<R> {
     }
 
     /// Follows the framing over `data`; fails on an oversized extension entry.
-    fn observe(&mut self, mut data: &[u8]) -> io::Result<()> {
+    fn follow(&mut self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
             match self.state {
                 State::Done => return Ok(()),
@@ -178,22 +180,9 @@ impl<R> TarGuard<R> {
     }
 }
 
-impl<R: AsyncRead + Unpin> AsyncRead for TarGuard<R> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let res = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = res {
-            if let Err(e) = this.observe(&buf.filled()[before..]) {
-                buf.set_filled(before);
-                return Poll::Ready(Err(e));
-            }
-        }
-        res
+impl Observer for TarFraming {
+    fn observe(&mut self, data: &[u8]) -> io::Result<()> {
+        self.follow(data)
     }
 }
 
@@ -213,7 +202,7 @@ mod tests {
     async fn observe_all(bytes: Vec<u8>) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
         // Read in small pieces so headers straddle reads.
-        let mut g = TarGuard::new(&bytes[..], "test tar");
+        let mut g = tar_guard(&bytes[..], "test tar");
         let mut buf = [0u8; 97];
         loop {
             let n = g.read(&mut buf).await?;
