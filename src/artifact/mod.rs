@@ -7,7 +7,7 @@
 mod compression;
 mod error;
 mod header;
-mod io;
+pub(crate) mod io;
 mod manifest;
 mod member;
 mod payload;

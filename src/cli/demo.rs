@@ -7,15 +7,14 @@
 //! and the artifact are all made here, in a temporary directory that is removed afterwards.
 
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::io::AsyncWriteExt;
 
+use crate::artifact::io::{Observed, Observer};
 use crate::artifact::render::{to_text, ArtifactReport};
 use crate::artifact::writer::{
     write_artifact, ArtifactSpec, PayloadFile, SigningKey, Spool, WriteOptions,
@@ -68,25 +67,12 @@ impl Drop for WorkDir {
 }
 
 /// Counts the bytes read through it: the "downloaded so far" of the demo.
-struct Counted<R> {
-    inner: R,
-    count: Arc<AtomicU64>,
-}
+struct ByteCounter(Arc<AtomicU64>);
 
-impl<R: AsyncRead + Unpin> AsyncRead for Counted<R> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let res = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = res {
-            this.count
-                .fetch_add((buf.filled().len() - before) as u64, Ordering::Relaxed);
-        }
-        res
+impl Observer for ByteCounter {
+    fn observe(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.0.fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -170,10 +156,7 @@ async fn stream_through_reader(path: &Path, key: VerifyKey, payload_size: u64) -
         Ok::<(), std::io::Error>(())
     });
     let downloaded = Arc::new(AtomicU64::new(0));
-    let source = Counted {
-        inner: rx,
-        count: downloaded.clone(),
-    };
+    let source = Observed::new(rx, ByteCounter(downloaded.clone()));
     let opts = ReadOptions {
         verify_keys: vec![key],
         ..ReadOptions::default()
