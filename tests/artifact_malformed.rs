@@ -500,11 +500,11 @@ fn pax_size_desync_is_refused() {
 }
 
 #[test]
-fn xz_memory_limit_is_named() {
+fn decoder_memory_is_named() {
     let (_w, bytes) = setup("lzma");
     let opts = ReadOptions {
         limits: Limits {
-            xz_memory: 4 << 20,
+            decoder_memory: 4 << 20,
             ..Limits::default()
         },
         ..Default::default()
@@ -512,9 +512,41 @@ fn xz_memory_limit_is_named() {
     refused(
         bytes.clone(),
         opts,
-        &["header.tar.xz", "decoder memory", "xz_memory"],
+        &["header.tar.xz", "decoder memory", "decoder_memory"],
     );
     read(bytes, ReadOptions::default())
         .result
         .expect("the default limit fits mender-artifact's 64 MiB dictionary");
+}
+
+#[test]
+fn zstd_window_is_capped_by_the_decoder_memory_limit() {
+    // A zstd frame may ask for a window of up to 2 GiB; the decoder refuses one larger than
+    // decoder_memory instead of allocating it.
+    let (_w, bytes) = setup("none");
+    let mut parts = Parts::of(&bytes);
+    let raw = parts.get("data/0000.tar").data.clone();
+    let mut enc = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+    enc.set_parameter(zstd::zstd_safe::CParameter::WindowLog(27))
+        .unwrap();
+    std::io::Write::write_all(&mut enc, &raw).unwrap();
+    let z = enc.finish().unwrap();
+    let m = parts.get_mut("data/0000.tar");
+    m.name = "data/0000.tar.zst".into();
+    m.data = z;
+    let small = ReadOptions {
+        limits: Limits {
+            decoder_memory: 16 << 20,
+            ..Limits::default()
+        },
+        ..Default::default()
+    };
+    refused(
+        parts.bytes(),
+        small,
+        &["data/0000.tar.zst", "decoder memory"],
+    );
+    let out = read(parts.bytes(), ReadOptions::default());
+    out.result.expect("a 128 MiB window fits the default limit");
+    assert_eq!(out.delivered.len(), IMG_LEN);
 }

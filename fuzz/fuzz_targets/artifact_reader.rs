@@ -33,7 +33,7 @@ fn limits() -> Limits {
         // every xz seed stops at the memory limit and the xz paths past the header would be
         // out of reach (the dictionary size sits behind a CRC). liblzma allocates it lazily,
         // so an input touches only the pages it writes.
-        xz_memory: 80 * MIB,
+        decoder_memory: 80 * MIB,
         // The payload is streamed, never held, but hashing gigabytes that a 64 KiB zstd or
         // xz member can expand to would only make slow inputs: cap it.
         payload_file: Some(16 * MIB),

@@ -52,8 +52,9 @@ impl Compression {
 
     /// Wraps `input` in the matching decoder. Concatenated streams are decoded as one;
     /// anything after the last stream that is not another valid stream is an error.
-    /// `xz_memory_limit` caps the xz decoder's memory (dictionary included).
-    pub fn decoder<R>(self, input: R, xz_memory_limit: u64) -> BoxRead
+    /// `decoder_memory` caps the decoder's memory: the xz memory limit (dictionary included)
+    /// and the largest zstd window (the power of two at or below it).
+    pub fn decoder<R>(self, input: R, decoder_memory: u64) -> BoxRead
     where
         R: AsyncBufRead + Send + 'static,
     {
@@ -65,12 +66,18 @@ impl Compression {
                 Box::pin(d)
             }
             Compression::Xz => {
-                let mut d = XzDecoder::with_mem_limit(input, xz_memory_limit);
+                let mut d = XzDecoder::with_mem_limit(input, decoder_memory);
                 d.multiple_members(true);
                 Box::pin(d)
             }
             Compression::Zstd => {
-                let mut d = ZstdDecoder::new(input);
+                let window_log = (63 - decoder_memory.max(1).leading_zeros()).clamp(10, 31);
+                let mut d = ZstdDecoder::with_params(
+                    input,
+                    &[async_compression::zstd::DParameter::window_log_max(
+                        window_log,
+                    )],
+                );
                 d.multiple_members(true);
                 Box::pin(d)
             }

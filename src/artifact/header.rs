@@ -237,7 +237,7 @@ async fn collect(
     limits: &Limits,
     allow_scripts: bool,
 ) -> Result<Collected, ArtifactError> {
-    let decoded: BoxRead = compression.decoder(Cursor::new(compressed), limits.xz_memory);
+    let decoded: BoxRead = compression.decoder(Cursor::new(compressed), limits.decoder_memory);
     let decoded = capped(
         decoded,
         limits.header_total,

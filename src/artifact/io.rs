@@ -134,12 +134,14 @@ pub fn map_io(context: &str, e: io::Error) -> ArtifactError {
         }
         cur = payload.or_else(|| err.source());
     }
-    if e.to_string().contains("memory limit reached") {
-        // liblzma's LZMA_MEMLIMIT_ERROR, as async-compression reports it.
+    let text = e.to_string();
+    // liblzma's LZMA_MEMLIMIT_ERROR and zstd's frameParameter_windowTooLarge, as the
+    // decoders report them.
+    if text.contains("memory limit reached") || text.contains("requires too much memory") {
         return ArtifactError::Decompress {
             member: context.to_string(),
-            reason: "the xz stream needs more decoder memory than the configured limit \
-                     (xz_memory; mender-artifact writes xz with a 64 MiB dictionary)"
+            reason: "the stream needs more decoder memory than the configured limit \
+                     (decoder_memory; mender-artifact writes xz with a 64 MiB dictionary)"
                 .to_string(),
         };
     }

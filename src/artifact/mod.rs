@@ -45,9 +45,10 @@ pub struct Limits {
     pub header_file: u64,
     /// Entries inside one header tar.
     pub header_entries: usize,
-    /// Memory the xz decoder may use. mender-artifact writes xz with a 64 MiB dictionary,
-    /// which needs about 65 MiB to decode.
-    pub xz_memory: u64,
+    /// Memory a decoder may use: the xz memory limit, and the largest zstd window (rounded
+    /// down to a power of two). mender-artifact writes xz with a 64 MiB dictionary, which
+    /// needs about 65 MiB to decode.
+    pub decoder_memory: u64,
     /// Largest payload file accepted, if any (checked against the tar header before the
     /// first byte).
     pub payload_file: Option<u64>,
@@ -62,7 +63,7 @@ impl Default for Limits {
             header_total: 16 * MIB,
             header_file: MIB,
             header_entries: 1024,
-            xz_memory: 128 * MIB,
+            decoder_memory: 128 * MIB,
             payload_file: None,
         }
     }

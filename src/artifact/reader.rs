@@ -285,7 +285,7 @@ impl<R: AsyncRead + Unpin + Send + 'static> ArtifactReader<R> {
         member: String,
     ) -> Result<(), ArtifactError> {
         let buffered = BufReader::with_capacity(super::CHUNK, entry);
-        let decoded = compression.decoder(buffered, self.opts.limits.xz_memory);
+        let decoded = compression.decoder(buffered, self.opts.limits.decoder_memory);
         let guarded: BoxRead = Box::pin(tar_guard(decoded, member.clone()));
         let mut archive = Archive::new(guarded);
         let entries = archive.entries().map_err(|e| tar_err(&member, e))?;

@@ -19,9 +19,9 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Memory the xz decoder may use, in MiB.
-    #[arg(long, default_value_t = 128)]
-    pub xz_memory_mib: u64,
+    /// Memory a decoder (xz, zstd) may use, in MiB.
+    #[arg(long, alias = "xz-memory-mib", default_value_t = 128)]
+    pub decoder_memory_mib: u64,
 }
 
 /// Reads the whole artifact, verifying every checksum, and collects the report.
@@ -43,7 +43,7 @@ pub async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let opts = ReadOptions {
         verify_keys: super::load_keys(&args.verify_keys)?,
         limits: Limits {
-            xz_memory: args.xz_memory_mib.saturating_mul(1024 * 1024),
+            decoder_memory: args.decoder_memory_mib.saturating_mul(1024 * 1024),
             ..Limits::default()
         },
     };
