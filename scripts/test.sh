@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The project's test command: installs what the tests need, then formatting, lints, every
-# test of the workspace, and a short fuzz run of the artifact reader. CI (.ci/run) runs
-# exactly this.
+# The project's test command: installs what the tests need, then formatting, lints, a short
+# fuzz run of the artifact reader, and every test of the workspace, ending with one summary
+# line. CI (.ci/run) runs exactly this.
 #
 # Environment: FUZZ_SECONDS  length of the fuzz run (default 30; 0 skips it)
 set -euo pipefail
@@ -10,9 +10,17 @@ cd "$(dirname "$0")/.."
 ./scripts/setup-test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
 
 fuzz_seconds=${FUZZ_SECONDS:-30}
 if [ "$fuzz_seconds" != 0 ]; then
   FUZZ_SECONDS=$fuzz_seconds ./scripts/fuzz-smoke.sh
 fi
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
+# One closing line over all test binaries (cargo prints one "test result" per binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
