@@ -3,3 +3,4 @@
 
 pub mod artifact;
 pub mod cli;
+pub mod keys;

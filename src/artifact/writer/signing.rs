@@ -7,6 +7,7 @@ use sha2::Sha256;
 
 use super::WriteError;
 use crate::artifact::VerifyKey;
+use crate::keys::{KeyError, PrivateKey};
 
 /// A private key that signs the manifest: RSA (PKCS#1 v1.5, SHA-256) or ECDSA P-256
 /// (SHA-256, raw 64-byte r||s), the two kinds mender-artifact signs with.
@@ -23,50 +24,28 @@ impl std::fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    /// Parses a PEM private key: `RSA PRIVATE KEY` (PKCS#1), `EC PRIVATE KEY` (SEC1) or
-    /// `PRIVATE KEY` (PKCS#8, RSA or P-256). Other blocks in the text (such as the
-    /// `EC PARAMETERS` that `openssl ecparam -genkey` writes first) are skipped. `label`
-    /// names the key in errors.
+    /// Parses a PEM private key (see [`PrivateKey::from_pem`]); RSA and ECDSA P-256 only.
+    /// `label` names the key in errors.
     pub fn from_pem(pem: &str, label: &str) -> Result<Self, WriteError> {
-        use p256::pkcs8::DecodePrivateKey as _;
-        use rsa::pkcs1::DecodeRsaPrivateKey as _;
-        let err = |reason: &str| WriteError::Key {
+        let key = PrivateKey::from_pem(pem, label).map_err(|e| WriteError::Key {
             label: label.to_string(),
-            reason: reason.to_string(),
-        };
-        let mut saw_encrypted = false;
-        for (kind, block) in pem_blocks(pem) {
-            let key = match kind {
-                "RSA PRIVATE KEY" => rsa::PrivateKey::from_pkcs1_pem(block)
-                    .ok()
-                    .map(|k| SigningKey::Rsa(Box::new(rsa::pkcs1v15::SigningKey::new(k)))),
-                "EC PRIVATE KEY" => p256::SecretKey::from_sec1_pem(block)
-                    .ok()
-                    .map(|k| SigningKey::EcdsaP256(k.into())),
-                "PRIVATE KEY" => rsa::PrivateKey::from_pkcs8_pem(block)
-                    .ok()
-                    .map(|k| SigningKey::Rsa(Box::new(rsa::pkcs1v15::SigningKey::new(k))))
-                    .or_else(|| {
-                        p256::ecdsa::SigningKey::from_pkcs8_pem(block)
-                            .ok()
-                            .map(SigningKey::EcdsaP256)
-                    }),
-                "ENCRYPTED PRIVATE KEY" => {
-                    saw_encrypted = true;
-                    None
-                }
-                _ => None,
-            };
-            if let Some(key) = key {
-                return Ok(key);
-            }
+            reason: match e {
+                KeyError::Parse { reason, .. } => reason,
+                other => other.to_string(),
+            },
+        })?;
+        match key {
+            PrivateKey::Rsa(k) => Ok(SigningKey::Rsa(Box::new(rsa::pkcs1v15::SigningKey::new(
+                *k,
+            )))),
+            PrivateKey::EcdsaP256(k) => Ok(SigningKey::EcdsaP256(k)),
+            PrivateKey::Ed25519(_) => Err(WriteError::Key {
+                label: label.to_string(),
+                reason: "Ed25519 keys cannot sign artifacts (mender-artifact and the Mender \
+                         clients verify RSA and ECDSA P-256 only)"
+                    .to_string(),
+            }),
         }
-        if saw_encrypted {
-            return Err(err("encrypted private keys are not supported"));
-        }
-        Err(err(
-            "no RSA or ECDSA P-256 private key in PEM form (RSA PRIVATE KEY, EC PRIVATE KEY or PRIVATE KEY)",
-        ))
     }
 
     /// Reads and parses a PEM private key file.
@@ -147,41 +126,5 @@ impl SigningKey {
                 label: label.to_string(),
             },
         }
-    }
-}
-
-/// `(label, whole block)` for every `-----BEGIN <label>-----` ... `-----END <label>-----`.
-fn pem_blocks(text: &str) -> Vec<(&str, &str)> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("-----BEGIN ") {
-        let after = &rest[start + "-----BEGIN ".len()..];
-        let Some(label_end) = after.find("-----") else {
-            break;
-        };
-        let label = &after[..label_end];
-        let end_marker = format!("-----END {label}-----");
-        let Some(end) = rest[start..].find(&end_marker) else {
-            break;
-        };
-        let block_end = start + end + end_marker.len();
-        out.push((label, &rest[start..block_end]));
-        rest = &rest[block_end..];
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pem_blocks_skip_other_labels() {
-        let text = "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n\
-                    -----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
-        let blocks = pem_blocks(text);
-        assert_eq!(blocks.len(), 2);
-        assert_eq!(blocks[1].0, "EC PRIVATE KEY");
-        assert!(blocks[1].1.ends_with("-----END EC PRIVATE KEY-----"));
     }
 }

@@ -1,0 +1,167 @@
+//! PEM private keys of the three kinds Mender devices and tools use: RSA (PKCS#1 `RSA PRIVATE
+//! KEY` or PKCS#8), ECDSA P-256 (SEC1 `EC PRIVATE KEY` or PKCS#8) and Ed25519 (PKCS#8).
+
+use super::KeyError;
+
+/// A parsed private key. Never printed: `Debug` shows only the kind.
+#[derive(Clone)]
+pub enum PrivateKey {
+    Rsa(Box<rsa::PrivateKey>),
+    EcdsaP256(p256::ecdsa::SigningKey),
+    Ed25519(Box<ed25519_dalek::SigningKey>),
+}
+
+impl std::fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PrivateKey({})", self.kind())
+    }
+}
+
+impl PrivateKey {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PrivateKey::Rsa(_) => "RSA",
+            PrivateKey::EcdsaP256(_) => "ECDSA P-256",
+            PrivateKey::Ed25519(_) => "Ed25519",
+        }
+    }
+
+    /// Parses the first private key block of `pem`. Other blocks (such as the
+    /// `EC PARAMETERS` that `openssl ecparam -genkey` writes first) are skipped; encrypted
+    /// keys are refused. `label` names the key in errors.
+    pub fn from_pem(pem: &str, label: &str) -> Result<Self, KeyError> {
+        use p256::pkcs8::DecodePrivateKey as _;
+        use rsa::pkcs1::DecodeRsaPrivateKey as _;
+        let mut saw_encrypted = false;
+        for (kind, block) in pem_blocks(pem) {
+            let key = match kind {
+                "RSA PRIVATE KEY" => rsa::PrivateKey::from_pkcs1_pem(block)
+                    .ok()
+                    .map(|k| PrivateKey::Rsa(Box::new(k))),
+                "EC PRIVATE KEY" => p256::SecretKey::from_sec1_pem(block)
+                    .ok()
+                    .map(|k| PrivateKey::EcdsaP256(k.into())),
+                "PRIVATE KEY" => rsa::PrivateKey::from_pkcs8_pem(block)
+                    .ok()
+                    .map(|k| PrivateKey::Rsa(Box::new(k)))
+                    .or_else(|| {
+                        p256::ecdsa::SigningKey::from_pkcs8_pem(block)
+                            .ok()
+                            .map(PrivateKey::EcdsaP256)
+                    })
+                    .or_else(|| {
+                        ed25519_dalek::SigningKey::from_pkcs8_pem(block)
+                            .ok()
+                            .map(|k| PrivateKey::Ed25519(Box::new(k)))
+                    }),
+                "ENCRYPTED PRIVATE KEY" => {
+                    saw_encrypted = true;
+                    None
+                }
+                _ => None,
+            };
+            if let Some(key) = key {
+                return Ok(key);
+            }
+        }
+        let reason = if saw_encrypted {
+            "encrypted private keys are not supported"
+        } else {
+            "no RSA, ECDSA P-256 or Ed25519 private key in PEM form \
+             (RSA PRIVATE KEY, EC PRIVATE KEY or PRIVATE KEY)"
+        };
+        Err(KeyError::Parse {
+            label: label.to_string(),
+            reason: reason.to_string(),
+        })
+    }
+
+    /// The key as PEM: PKCS#1 for RSA (as the official client writes `mender-agent.pem`),
+    /// PKCS#8 for the others. The text is secret: callers write it to a 0600 file only.
+    pub fn to_pem(&self) -> Result<zeroize::Zeroizing<String>, KeyError> {
+        use p256::pkcs8::EncodePrivateKey as _;
+        use rsa::pkcs1::EncodeRsaPrivateKey as _;
+        let lf = rsa::pkcs8::LineEnding::LF;
+        let pem = match self {
+            PrivateKey::Rsa(k) => k.to_pkcs1_pem(lf).map_err(|e| e.to_string()),
+            PrivateKey::EcdsaP256(k) => k.to_pkcs8_pem(lf).map_err(|e| e.to_string()),
+            PrivateKey::Ed25519(k) => Ok(ed25519_pkcs8_v1_pem(k)),
+        };
+        pem.map(|p| zeroize::Zeroizing::new(p.as_str().to_string()))
+            .map_err(|reason| KeyError::Encode {
+                kind: self.kind(),
+                reason,
+            })
+    }
+
+    /// The public half as SPKI `PUBLIC KEY` PEM, the form the Mender server takes.
+    pub fn public_key_pem(&self) -> Result<String, KeyError> {
+        use p256::pkcs8::EncodePublicKey as _;
+        let lf = rsa::pkcs8::LineEnding::LF;
+        let pem = match self {
+            PrivateKey::Rsa(k) => {
+                rsa::pkcs8::EncodePublicKey::to_public_key_pem(k.as_ref().as_ref(), lf)
+            }
+            PrivateKey::EcdsaP256(k) => k.verifying_key().to_public_key_pem(lf),
+            PrivateKey::Ed25519(k) => k.verifying_key().to_public_key_pem(lf),
+        };
+        pem.map_err(|e| KeyError::Encode {
+            kind: self.kind(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// Ed25519 as PKCS#8 version 1 (RFC 8410: the seed only). ed25519-dalek writes version 2
+/// (with the public key), which OpenSSL 3.0 — and so the official C++ client on Debian 12 —
+/// cannot read.
+fn ed25519_pkcs8_v1_pem(k: &ed25519_dalek::SigningKey) -> zeroize::Zeroizing<String> {
+    use base64::Engine as _;
+    const PREFIX: [u8; 16] = [
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    let mut der = zeroize::Zeroizing::new(PREFIX.to_vec());
+    der.extend_from_slice(k.as_bytes());
+    let b64 = zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&*der));
+    let mut pem = zeroize::Zeroizing::new(String::from("-----BEGIN PRIVATE KEY-----\n"));
+    pem.push_str(&b64);
+    pem.push_str("\n-----END PRIVATE KEY-----\n");
+    pem
+}
+
+/// `(label, whole block)` for every `-----BEGIN <label>-----` ... `-----END <label>-----`.
+pub fn pem_blocks(text: &str) -> Vec<(&str, &str)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let after = &rest[start + "-----BEGIN ".len()..];
+        let Some(label_end) = after.find("-----") else {
+            break;
+        };
+        let label = &after[..label_end];
+        let end_marker = format!("-----END {label}-----");
+        let Some(end) = rest[start..].find(&end_marker) else {
+            break;
+        };
+        let block_end = start + end + end_marker.len();
+        out.push((label, &rest[start..block_end]));
+        rest = &rest[block_end..];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_blocks_skip_other_labels() {
+        let text = "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n\
+                    -----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
+        let blocks = pem_blocks(text);
+        assert_eq!(blocks.len(), 2);
+        assert_eq!(blocks[1].0, "EC PRIVATE KEY");
+        assert!(blocks[1].1.ends_with("-----END EC PRIVATE KEY-----"));
+    }
+}
