@@ -1,6 +1,7 @@
 //! mender-bridge: a Mender client that streams artifacts into the installer a device
 //! already trusts (RAUC, SWUpdate, or a raw A/B writer). See ARCHITECTURE.md for the map.
 
+pub mod api;
 pub mod artifact;
 pub mod cli;
 pub mod keys;
