@@ -8,6 +8,9 @@ packages=(
   openssl           # makes the tests' RSA and ECDSA keys
   ca-certificates
   time              # /usr/bin/time: peak RSS in the benchmark
+  libubootenv-tool  # fw_printenv / fw_setenv: the raw backend's U-Boot environment
+  u-boot-tools      # mkenvimage: file-backed U-Boot environments in tests
+  grub-common       # grub-editenv: the raw backend's GRUB environment
   xz-utils gzip tar coreutils
 )
 

@@ -6,6 +6,8 @@ use std::future::Future;
 
 use bytes::Bytes;
 
+pub mod raw;
+
 /// What is known about a payload file before its first byte reaches a backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayloadInfo {
@@ -15,6 +17,9 @@ pub struct PayloadInfo {
     pub file_name: String,
     /// Exact size in bytes, from the tar header.
     pub size: u64,
+    /// Expected SHA-256 (from the artifact manifest); a backend that can read back what it
+    /// wrote compares against it.
+    pub sha256: [u8; 32],
 }
 
 /// The phase a backend reports progress for.
@@ -70,6 +75,11 @@ pub trait ProgressSink: Send + Sync {
 /// Call order: `begin`, `write`* (the payload in order), then `finish` once the payload's
 /// hash has matched (or `abort` otherwise). After a reboot: `verify_reboot`, then `commit`
 /// or `rollback`.
+///
+/// Invariant for implementors: bytes received through `write` are unverified until `finish`
+/// is called. The artifact reader withholds the last chunk of a payload until its SHA-256
+/// matched, but everything before it may belong to a corrupt image: nothing may be
+/// activated, marked bootable or handed to an installer as complete before `finish`.
 pub trait Backend: Send {
     /// Payload types this backend installs.
     fn payload_types(&self) -> &[&str];
