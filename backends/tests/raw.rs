@@ -108,6 +108,7 @@ impl Rig {
             BootEnv::Grub { env_file, .. } => {
                 run(Command::new("grub-editenv").arg(env_file).arg("list"))
             }
+            BootEnv::Command { state, .. } => run(Command::new(&state[0]).args(&state[1..])),
         }
     }
 
@@ -274,4 +275,40 @@ async fn nothing_is_activated_when_verification_fails_or_the_slot_is_too_small()
         "{err}"
     );
     assert_eq!(sha(&rig.path("b.img")), b_before);
+}
+
+#[tokio::test]
+async fn configured_commands_drive_the_boot_selection() {
+    let mut rig = Rig::new(false);
+    let state = rig.path("bootstate");
+    std::fs::write(&state, "mender_boot_part=2\nupgrade_available=0\n").unwrap();
+    let st = state.display().to_string();
+    let sh = |script: String| vec!["sh".to_string(), "-c".to_string(), script];
+    rig.config.bootenv = BootEnv::Command {
+        activate: sh(format!(
+            "printf 'mender_boot_part=%s\\nupgrade_available=1\\n' {{part}} > {st}"
+        )),
+        commit: sh(format!(
+            "sed -i s/upgrade_available=1/upgrade_available=0/ {st}"
+        )),
+        revert: sh(format!(
+            "printf 'mender_boot_part=%s\\nupgrade_available=0\\n' {{part}} > {st}"
+        )),
+        state: vec!["cat".into(), st.clone()],
+    };
+    let img = image(1 << 20);
+    let mut b = RawBackend::new(rig.config.clone());
+    install(&mut b, &img, &info(&img)).await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&state).unwrap(),
+        "mender_boot_part=3\nupgrade_available=1\n"
+    );
+    rig.reboot_into("b");
+    let mut after = RawBackend::new(rig.config.clone());
+    assert!(after.verify_reboot().await.unwrap());
+    after.commit().await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&state).unwrap(),
+        "mender_boot_part=3\nupgrade_available=0\n"
+    );
 }

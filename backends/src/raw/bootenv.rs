@@ -39,6 +39,30 @@ pub enum BootEnv {
         #[serde(default = "default_editenv")]
         editenv: PathBuf,
     },
+    /// Site-specific commands (argv lists; `{part}` is replaced by the partition number).
+    /// `state` must print `mender_boot_part=<n>` and `upgrade_available=<0|1>` lines, as
+    /// `fw_printenv` does.
+    Command {
+        activate: Vec<String>,
+        commit: Vec<String>,
+        revert: Vec<String>,
+        state: Vec<String>,
+    },
+}
+
+/// Runs a configured argv with `{part}` substituted.
+async fn run_argv(argv: &[String], part: Option<u32>) -> Result<String, BackendError> {
+    let argv: Vec<String> = argv
+        .iter()
+        .map(|a| match part {
+            Some(p) => a.replace("{part}", &p.to_string()),
+            None => a.clone(),
+        })
+        .collect();
+    let (program, args) = argv.split_first().ok_or_else(|| {
+        BackendError::NotStarted("an empty bootloader command is configured".into())
+    })?;
+    run(&PathBuf::from(program), args, None).await
 }
 
 fn default_printenv() -> PathBuf {
@@ -140,6 +164,9 @@ impl BootEnv {
                 args.extend(vars.iter().map(|(k, v)| format!("{k}={v}")));
                 run(editenv, &args, None).await.map(|_| ())
             }
+            BootEnv::Command { .. } => Err(BackendError::NotStarted(
+                "command boot integration has no variables to set".into(),
+            )),
         }
     }
 
@@ -159,6 +186,7 @@ impl BootEnv {
                 let args = vec![env_file.display().to_string(), "list".to_string()];
                 Ok(parse_env(&run(editenv, &args, None).await?))
             }
+            BootEnv::Command { state, .. } => Ok(parse_env(&run_argv(state, None).await?)),
         }
     }
 
@@ -174,6 +202,9 @@ impl BootEnv {
     /// Boot `part` next, on trial: the bootloader falls back to the other slot if the new
     /// one does not come up (and `bootcount` exceeds its limit).
     pub async fn activate(&self, part: u32) -> Result<(), BackendError> {
+        if let BootEnv::Command { activate, .. } = self {
+            return run_argv(activate, Some(part)).await.map(|_| ());
+        }
         self.set(&[
             ("mender_boot_part", part.to_string()),
             ("mender_boot_part_hex", format!("{part:x}")),
@@ -185,11 +216,17 @@ impl BootEnv {
 
     /// The running slot is good: stop the trial.
     pub async fn commit(&self) -> Result<(), BackendError> {
+        if let BootEnv::Command { commit, .. } = self {
+            return run_argv(commit, None).await.map(|_| ());
+        }
         self.set(&[("upgrade_available", "0".into())]).await
     }
 
     /// Boot `part` (the old slot) again, with no trial.
     pub async fn revert(&self, part: u32) -> Result<(), BackendError> {
+        if let BootEnv::Command { revert, .. } = self {
+            return run_argv(revert, Some(part)).await.map(|_| ());
+        }
         self.set(&[
             ("mender_boot_part", part.to_string()),
             ("mender_boot_part_hex", format!("{part:x}")),

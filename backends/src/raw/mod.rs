@@ -169,6 +169,7 @@ impl Backend for RawBackend {
         let kind = match self.config.bootenv {
             BootEnv::Uboot { .. } => "uboot",
             BootEnv::Grub { .. } => "grub",
+            BootEnv::Command { .. } => "command",
         };
         out.push(("bootloader_integration".into(), kind.into()));
         out
