@@ -4,4 +4,5 @@
 pub mod api;
 pub mod artifact;
 pub mod cli;
+pub mod fsutil;
 pub mod keys;

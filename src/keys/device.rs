@@ -1,6 +1,5 @@
 //! `DeviceKey`: load, generate, persist (atomically, mode 0600) and sign auth requests.
 
-use std::io::Write as _;
 use std::path::Path;
 
 use base64::Engine as _;
@@ -54,24 +53,15 @@ impl DeviceKey {
 
     /// Reads a PEM key file (bounded in size).
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        use std::io::Read as _;
         let label = path.display().to_string();
         let read_err = |source| KeyError::Read {
             path: label.clone(),
             source,
         };
-        let mut data = zeroize::Zeroizing::new(Vec::new());
-        std::fs::File::open(path)
+        let data = crate::fsutil::read_optional(path, MAX_KEY_FILE)
             .map_err(read_err)?
-            .take(MAX_KEY_FILE + 1)
-            .read_to_end(&mut data)
-            .map_err(read_err)?;
-        if data.len() as u64 > MAX_KEY_FILE {
-            return Err(KeyError::Parse {
-                label,
-                reason: format!("larger than {MAX_KEY_FILE} bytes; not a key"),
-            });
-        }
+            .ok_or_else(|| read_err(std::io::ErrorKind::NotFound.into()))?;
+        let data = zeroize::Zeroizing::new(data);
         let text = std::str::from_utf8(&data).map_err(|_| KeyError::Parse {
             label: label.clone(),
             reason: "not PEM text".into(),
@@ -132,39 +122,14 @@ impl DeviceKey {
         }
     }
 
-    /// Writes the key as PEM: a 0600 temp file in the same directory, fsync, rename, fsync
-    /// of the directory. A crash leaves either no key file or a complete one.
+    /// Writes the key as PEM, atomically and with mode 0600 ([`crate::fsutil::write_atomic`]):
+    /// a crash leaves either no key file or a complete one.
     pub fn write_atomic(&self, path: &Path) -> Result<(), KeyError> {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let werr = |source| KeyError::Write {
+        let pem = self.key.to_pem()?;
+        crate::fsutil::write_atomic(path, pem.as_bytes(), 0o600).map_err(|source| KeyError::Write {
             path: path.display().to_string(),
             source,
-        };
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(werr)?;
-        let pem = self.key.to_pem()?;
-        let file_name = path
-            .file_name()
-            .map_or_else(|| "key".into(), |n| n.to_string_lossy().into_owned());
-        let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-        let result = (|| {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(pem.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)?;
-            std::fs::File::open(dir)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result.map_err(werr)
+        })
     }
 
     pub fn kind(&self) -> &'static str {
