@@ -4,5 +4,6 @@
 pub mod api;
 pub mod artifact;
 pub mod cli;
+pub mod deploy;
 pub mod fsutil;
 pub mod keys;

@@ -1,0 +1,4 @@
+//! The deployment engine: persisted state, and (with issue 4) the flow from an update check
+//! to a final status.
+
+pub mod store;

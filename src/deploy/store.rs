@@ -1,0 +1,244 @@
+//! The deployment store: what is installed (artifact name, group, provides) and the one
+//! deployment in flight, each a small JSON file in the data directory, each replaced
+//! atomically ([`crate::fsutil::write_atomic`]) before the step it describes is taken.
+//!
+//! Invariants: a deployment record is written before any risky step and removed only after
+//! the server took its final status; every save counts, and a record saved more than
+//! [`MAX_STORES`] times is treated as a loop (a crash-reboot cycle) and ends as a failure.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::{read_optional, write_atomic};
+
+/// The official C++ client's limit on state writes for one deployment.
+pub const MAX_STORES: u32 = 28;
+/// Store files are tiny; anything larger is not ours.
+const MAX_FILE: u64 = 1024 * 1024;
+const INSTALLED: &str = "installed.json";
+const DEPLOYMENT: &str = "deployment.json";
+
+/// Device provides: `artifact_name`, optional `artifact_group`, payload provides.
+pub type Provides = BTreeMap<String, String>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a valid store file: {detail}")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("deployment {id} was saved {count} times: a crash or reboot loop; giving up")]
+    LoopGuard { id: String, count: u32 },
+}
+
+/// Where a deployment is. Each value names the step about to be taken (or being taken)
+/// when the process may die; start-up resumes from it (PROTOCOL.md §4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Streaming the artifact into the backend. Resume: the backend has an incomplete
+    /// image, nothing was activated → clean up, report failure.
+    Installing,
+    /// The new software is activated; the reboot is next. Resume: verify the reboot.
+    Rebooting,
+    /// Running after the reboot, committing. Resume: verify again, then commit.
+    Committing,
+    /// Rolling back. Resume: roll back again (idempotent), then report failure.
+    RollingBack,
+    /// Only the final status is left to report (and, for failures, the log).
+    ReportSuccess,
+    ReportFailure,
+    ReportAlreadyInstalled,
+}
+
+/// The deployment in flight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentRecord {
+    pub id: String,
+    pub artifact_name: String,
+    pub payload_type: String,
+    pub phase: Phase,
+    /// The provides to store when the deployment succeeds (computed from the artifact
+    /// header before the first payload byte, so it survives the reboot).
+    pub new_provides: Provides,
+    /// Saves so far, including this one.
+    pub store_count: u32,
+    /// Why it failed, when it did (goes into the deployment log).
+    #[serde(default)]
+    pub failure: Option<String>,
+}
+
+/// The store in a directory (normally `<data dir>/mender-bridge`).
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Store { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn read<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StoreError> {
+        let path = self.dir.join(name);
+        let Some(data) = read_optional(&path, MAX_FILE).map_err(|source| StoreError::Io {
+            path: path.clone(),
+            source,
+        })?
+        else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&data)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                path,
+                detail: e.to_string(),
+            })
+    }
+
+    fn write<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
+        let path = self.dir.join(name);
+        let data = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Corrupt {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        write_atomic(&path, &data, 0o600).map_err(|source| StoreError::Io { path, source })
+    }
+
+    /// The installed artifact's provides, if any deployment (or bootstrap) stored them.
+    pub fn installed(&self) -> Result<Option<Provides>, StoreError> {
+        self.read(INSTALLED)
+    }
+
+    /// Replaces the installed provides (after a successful commit).
+    pub fn set_installed(&self, provides: &Provides) -> Result<(), StoreError> {
+        self.write(INSTALLED, provides)
+    }
+
+    /// The deployment in flight, if any.
+    pub fn deployment(&self) -> Result<Option<DeploymentRecord>, StoreError> {
+        self.read(DEPLOYMENT)
+    }
+
+    /// Saves `record` (incrementing its store count first). Past [`MAX_STORES`] the save
+    /// is refused with [`StoreError::LoopGuard`]; the caller then ends the deployment as a
+    /// failure without taking further risky steps.
+    pub fn save(&self, record: &mut DeploymentRecord) -> Result<(), StoreError> {
+        record.store_count += 1;
+        if record.store_count > MAX_STORES {
+            return Err(StoreError::LoopGuard {
+                id: record.id.clone(),
+                count: record.store_count,
+            });
+        }
+        self.write(DEPLOYMENT, record)
+    }
+
+    /// Removes the deployment record: the server has the final status.
+    pub fn clear_deployment(&self) -> Result<(), StoreError> {
+        let path = self.dir.join(DEPLOYMENT);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(StoreError::Io { path, source }),
+        }
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| StoreError::Io {
+                path: self.dir.clone(),
+                source,
+            })
+    }
+}
+
+/// The artifact name a device without a store reports: `artifact_name=` from Mender's
+/// `/etc/mender/artifact_info` (as the Go client falls back to), else `unknown`.
+pub fn artifact_info_name(path: &Path) -> String {
+    read_optional(path, MAX_FILE)
+        .ok()
+        .flatten()
+        .and_then(|d| {
+            String::from_utf8_lossy(&d).lines().find_map(|l| {
+                l.trim()
+                    .strip_prefix("artifact_name=")
+                    .map(|v| v.trim().to_string())
+            })
+        })
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> DeploymentRecord {
+        DeploymentRecord {
+            id: "d1".into(),
+            artifact_name: "rel-2".into(),
+            payload_type: "rootfs-image".into(),
+            phase: Phase::Installing,
+            new_provides: Provides::from([("artifact_name".into(), "rel-2".into())]),
+            store_count: 0,
+            failure: None,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("mb"));
+        assert!(store.deployment().unwrap().is_none());
+        let mut r = record();
+        store.save(&mut r).unwrap();
+        r.phase = Phase::Rebooting;
+        store.save(&mut r).unwrap();
+        let back = store.deployment().unwrap().unwrap();
+        assert_eq!(back, r);
+        assert_eq!(back.store_count, 2);
+        store.clear_deployment().unwrap();
+        assert!(store.deployment().unwrap().is_none());
+        store.clear_deployment().unwrap();
+    }
+
+    #[test]
+    fn the_loop_guard_stops_a_crash_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let mut r = record();
+        for _ in 0..MAX_STORES {
+            store.save(&mut r).unwrap();
+        }
+        assert!(matches!(
+            store.save(&mut r),
+            Err(StoreError::LoopGuard { count: 29, .. })
+        ));
+    }
+
+    #[test]
+    fn corrupt_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(DEPLOYMENT), b"{not json").unwrap();
+        let e = Store::new(dir.path()).deployment().unwrap_err().to_string();
+        assert!(e.contains("deployment.json"), "{e}");
+    }
+
+    #[test]
+    fn artifact_info_fallback() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("artifact_info");
+        assert_eq!(artifact_info_name(&p), "unknown");
+        std::fs::write(&p, "# comment\nartifact_name=release-0\n").unwrap();
+        assert_eq!(artifact_info_name(&p), "release-0");
+    }
+}
