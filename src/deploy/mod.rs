@@ -1,4 +1,5 @@
 //! The deployment engine: persisted state, and (with issue 4) the flow from an update check
 //! to a final status.
 
+pub mod scripts;
 pub mod store;

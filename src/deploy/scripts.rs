@@ -1,0 +1,473 @@
+//! State scripts with Mender's names and rules (PROTOCOL.md §4.3): `Idle`, `Sync` and
+//! `Download` scripts from the rootfs directory (`/etc/mender/scripts`), the `Artifact*`
+//! scripts from the artifact, stored in the data directory before they run.
+//!
+//! Rules: `<State>_<Enter|Leave|Error>_<NN>[_<description>]`, run in lexical order, only if
+//! executable; the directory's `version` file, when present, must say `3`; exit 0 = ok,
+//! 21 = retry later (again every `retry_interval` until `retry_timeout`), anything else
+//! fails the state; each run is killed after `timeout`. Failures of `Idle`,
+//! `ArtifactRollback*`, `ArtifactFailure` and all `_Error` scripts are logged and ignored.
+//! Standard error goes into the deployment log, at most 10 KiB per script.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt as _;
+
+use crate::artifact::StateScript;
+
+/// Standard error kept per script.
+const MAX_STDERR: usize = 10 * 1024;
+/// The exit code that asks to be run again later.
+const RETRY_LATER: i32 = 21;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Idle,
+    Sync,
+    Download,
+    ArtifactInstall,
+    ArtifactReboot,
+    ArtifactCommit,
+    ArtifactRollback,
+    ArtifactRollbackReboot,
+    ArtifactFailure,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Idle => "Idle",
+            State::Sync => "Sync",
+            State::Download => "Download",
+            State::ArtifactInstall => "ArtifactInstall",
+            State::ArtifactReboot => "ArtifactReboot",
+            State::ArtifactCommit => "ArtifactCommit",
+            State::ArtifactRollback => "ArtifactRollback",
+            State::ArtifactRollbackReboot => "ArtifactRollbackReboot",
+            State::ArtifactFailure => "ArtifactFailure",
+        }
+    }
+
+    /// Scripts of these states come from the artifact; the others from the rootfs.
+    fn from_artifact(self) -> bool {
+        !matches!(self, State::Idle | State::Sync | State::Download)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Enter,
+    Leave,
+    Error,
+}
+
+impl Action {
+    fn name(self) -> &'static str {
+        match self {
+            Action::Enter => "Enter",
+            Action::Leave => "Leave",
+            Action::Error => "Error",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScriptError {
+    #[error("state script {script} failed with exit code {code}")]
+    Failed { script: String, code: i32 },
+    #[error("state script {script} was killed after {timeout:?}")]
+    Timeout { script: String, timeout: Duration },
+    #[error("state script {script} asked to retry later for longer than {limit:?}")]
+    RetryTimeout { script: String, limit: Duration },
+    #[error("{dir}/version says '{found}', only version 3 scripts are supported")]
+    Version { dir: String, found: String },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What ran, for the deployment log.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ScriptLog {
+    /// `(script name, exit code)` in the order run.
+    pub ran: Vec<(String, i32)>,
+    /// Standard error of the scripts, prefixed with their names.
+    pub stderr: Vec<String>,
+}
+
+/// Where scripts live and how long they may take.
+#[derive(Debug, Clone)]
+pub struct ScriptRunner {
+    pub rootfs_dir: PathBuf,
+    pub artifact_dir: PathBuf,
+    pub timeout: Duration,
+    pub retry_interval: Duration,
+    pub retry_timeout: Duration,
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ScriptError {
+    let context = context.into();
+    move |source| ScriptError::Io { context, source }
+}
+
+/// `true` for `<state>_<action>_<NN>[_<description>]`.
+fn matches(name: &str, state: State, action: Action) -> bool {
+    let Some(rest) = name
+        .strip_prefix(state.name())
+        .and_then(|r| r.strip_prefix('_'))
+        .and_then(|r| r.strip_prefix(action.name()))
+        .and_then(|r| r.strip_prefix('_'))
+    else {
+        return false;
+    };
+    let (nn, desc) = rest.split_at(rest.len().min(2));
+    nn.len() == 2
+        && nn.bytes().all(|b| b.is_ascii_digit())
+        && (desc.is_empty()
+            || desc
+                .strip_prefix('_')
+                .is_some_and(|d| !d.is_empty() && !d.chars().any(char::is_whitespace)))
+}
+
+impl ScriptRunner {
+    /// Runs the scripts of `state`/`action`. Ignorable states never return an error.
+    pub async fn run(
+        &self,
+        state: State,
+        action: Action,
+        log: &mut ScriptLog,
+    ) -> Result<(), ScriptError> {
+        let ignorable = matches!(
+            state,
+            State::Idle
+                | State::ArtifactRollback
+                | State::ArtifactRollbackReboot
+                | State::ArtifactFailure
+        ) || action == Action::Error;
+        let result = self.run_all(state, action, log).await;
+        match result {
+            Err(e) if ignorable => {
+                tracing::warn!(error = %e, "ignoring the failure of a {}_{} script", state.name(), action.name());
+                log.stderr.push(format!("ignored: {e}"));
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    async fn run_all(
+        &self,
+        state: State,
+        action: Action,
+        log: &mut ScriptLog,
+    ) -> Result<(), ScriptError> {
+        let dir = if state.from_artifact() {
+            &self.artifact_dir
+        } else {
+            &self.rootfs_dir
+        };
+        let mut entries = match tokio::fs::read_dir(dir).await {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(format!("listing {}", dir.display()))(e)),
+        };
+        check_version(dir).await?;
+        let mut scripts = Vec::new();
+        while let Some(e) = entries
+            .next_entry()
+            .await
+            .map_err(io(format!("listing {}", dir.display())))?
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !matches(&name, state, action) {
+                continue;
+            }
+            let meta = e.metadata().await.map_err(io(format!("reading {name}")))?;
+            use std::os::unix::fs::PermissionsExt as _;
+            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+                scripts.push(name);
+            } else {
+                tracing::warn!(script = %name, "state script is not an executable file; skipped");
+            }
+        }
+        scripts.sort();
+        for name in scripts {
+            self.run_one(&dir.join(&name), &name, log).await?;
+        }
+        Ok(())
+    }
+
+    async fn run_one(
+        &self,
+        path: &Path,
+        name: &str,
+        log: &mut ScriptLog,
+    ) -> Result<(), ScriptError> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let code = self.exec(path, name, log).await?;
+            log.ran.push((name.to_string(), code));
+            match code {
+                0 => return Ok(()),
+                RETRY_LATER if started.elapsed() + self.retry_interval <= self.retry_timeout => {
+                    tracing::info!(script = %name, "state script asked to retry later");
+                    tokio::time::sleep(self.retry_interval).await;
+                }
+                RETRY_LATER => {
+                    return Err(ScriptError::RetryTimeout {
+                        script: name.to_string(),
+                        limit: self.retry_timeout,
+                    })
+                }
+                code => {
+                    return Err(ScriptError::Failed {
+                        script: name.to_string(),
+                        code,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Runs one script once: its exit code (-1 when killed by a signal).
+    async fn exec(&self, path: &Path, name: &str, log: &mut ScriptLog) -> Result<i32, ScriptError> {
+        let mut child = tokio::process::Command::new(path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(io(format!("starting {name}")))?;
+        let mut stderr = child.stderr.take();
+        let read_err = async {
+            let mut buf = Vec::new();
+            if let Some(s) = stderr.as_mut() {
+                let _ = s.take(MAX_STDERR as u64).read_to_end(&mut buf).await;
+                // Drain the rest so the script never blocks on a full pipe.
+                let _ = tokio::io::copy(s, &mut tokio::io::sink()).await;
+            }
+            buf
+        };
+        let waited = tokio::time::timeout(self.timeout, async {
+            let (status, err) = tokio::join!(child.wait(), read_err);
+            (status, err)
+        })
+        .await;
+        let Ok((status, err)) = waited else {
+            let _ = child.kill().await;
+            return Err(ScriptError::Timeout {
+                script: name.to_string(),
+                timeout: self.timeout,
+            });
+        };
+        let status = status.map_err(io(format!("waiting for {name}")))?;
+        if !err.is_empty() {
+            log.stderr.push(format!(
+                "{name}: {}",
+                String::from_utf8_lossy(&err).trim_end()
+            ));
+        }
+        Ok(status.code().unwrap_or(-1))
+    }
+
+    /// Replaces the stored artifact scripts with `scripts` (mode 0755) and writes the
+    /// `version` file. Called before any of them may run.
+    pub async fn store_artifact_scripts(&self, scripts: &[StateScript]) -> Result<(), ScriptError> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = &self.artifact_dir;
+        match tokio::fs::remove_dir_all(dir).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(format!("clearing {}", dir.display()))(e)),
+        }
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(io(format!("creating {}", dir.display())))?;
+        for s in scripts {
+            // Names were checked by the artifact reader: one plain file name each.
+            let p = dir.join(&s.name);
+            tokio::fs::write(&p, &s.content)
+                .await
+                .map_err(io(format!("writing {}", p.display())))?;
+            tokio::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
+                .await
+                .map_err(io(format!("chmod {}", p.display())))?;
+        }
+        tokio::fs::write(dir.join("version"), "3\n")
+            .await
+            .map_err(io(format!("writing {}/version", dir.display())))
+    }
+}
+
+/// A `version` file, when present, must say 3 (a missing one means 3, as the C++ client
+/// treats it).
+async fn check_version(dir: &Path) -> Result<(), ScriptError> {
+    match tokio::fs::read(dir.join("version")).await {
+        Ok(v) => {
+            let found = String::from_utf8_lossy(&v[..v.len().min(64)])
+                .trim()
+                .to_string();
+            if found == "3" {
+                Ok(())
+            } else {
+                Err(ScriptError::Version {
+                    dir: dir.display().to_string(),
+                    found,
+                })
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(format!("reading {}/version", dir.display()))(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn runner(dir: &Path) -> ScriptRunner {
+        ScriptRunner {
+            rootfs_dir: dir.join("rootfs"),
+            artifact_dir: dir.join("artifact"),
+            timeout: Duration::from_secs(5),
+            retry_interval: Duration::from_millis(50),
+            retry_timeout: Duration::from_millis(400),
+        }
+    }
+
+    fn script(dir: &Path, name: &str, body: &str) {
+        std::fs::create_dir_all(dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn names() {
+        assert!(matches("Download_Enter_01", State::Download, Action::Enter));
+        assert!(matches(
+            "Download_Enter_01_fetch-x",
+            State::Download,
+            Action::Enter
+        ));
+        assert!(!matches("Download_Enter_1", State::Download, Action::Enter));
+        assert!(!matches(
+            "Download_Leave_01",
+            State::Download,
+            Action::Enter
+        ));
+        assert!(!matches(
+            "Download_Enter_01_",
+            State::Download,
+            Action::Enter
+        ));
+        assert!(!matches(
+            "ArtifactRollbackReboot_Enter_01",
+            State::ArtifactRollback,
+            Action::Enter
+        ));
+    }
+
+    #[tokio::test]
+    async fn order_exit_codes_retry_and_stderr() {
+        let tmp = tempfile::tempdir().unwrap();
+        let r = runner(tmp.path());
+        let d = &r.rootfs_dir;
+        let trace = tmp.path().join("trace");
+        let t = trace.display();
+        script(d, "Sync_Enter_10", &format!("echo 10 >> {t}"));
+        script(
+            d,
+            "Sync_Enter_02_first",
+            &format!("echo 02 >> {t}; echo oops >&2"),
+        );
+        std::fs::write(d.join("Sync_Enter_05"), "not executable").unwrap();
+        let mut log = ScriptLog::default();
+        r.run(State::Sync, Action::Enter, &mut log).await.unwrap();
+        assert_eq!(std::fs::read_to_string(&trace).unwrap(), "02\n10\n");
+        assert_eq!(log.stderr, vec!["Sync_Enter_02_first: oops".to_string()]);
+
+        // 21 = retry later, then success.
+        let count = tmp.path().join("count");
+        let c = count.display();
+        script(
+            d,
+            "Sync_Leave_01",
+            &format!("echo x >> {c}; [ $(wc -l < {c}) -ge 3 ] || exit 21"),
+        );
+        let mut log = ScriptLog::default();
+        r.run(State::Sync, Action::Leave, &mut log).await.unwrap();
+        assert_eq!(
+            log.ran.iter().map(|(_, c)| *c).collect::<Vec<_>>(),
+            vec![21, 21, 0]
+        );
+
+        // Retrying forever ends in an error; a plain failure fails the state.
+        script(d, "Download_Enter_01", "exit 21");
+        let e = r
+            .run(State::Download, Action::Enter, &mut ScriptLog::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ScriptError::RetryTimeout { .. }), "{e}");
+        script(d, "Download_Leave_01", "exit 3");
+        let e = r
+            .run(State::Download, Action::Leave, &mut ScriptLog::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ScriptError::Failed { code: 3, .. }), "{e}");
+        // ... but Error scripts and Idle failures are ignored.
+        script(d, "Download_Error_01", "exit 3");
+        r.run(State::Download, Action::Error, &mut ScriptLog::default())
+            .await
+            .unwrap();
+        script(d, "Idle_Enter_01", "exit 3");
+        r.run(State::Idle, Action::Enter, &mut ScriptLog::default())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn timeouts_versions_and_artifact_scripts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut r = runner(tmp.path());
+        r.timeout = Duration::from_millis(200);
+        script(&r.rootfs_dir, "Sync_Enter_01", "sleep 5");
+        let e = r
+            .run(State::Sync, Action::Enter, &mut ScriptLog::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ScriptError::Timeout { .. }), "{e}");
+
+        std::fs::write(r.rootfs_dir.join("version"), "2\n").unwrap();
+        let e = r
+            .run(State::Sync, Action::Enter, &mut ScriptLog::default())
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("says '2'"), "{e}");
+
+        let scripts = vec![StateScript {
+            name: "ArtifactInstall_Enter_01".into(),
+            mode: 0o644,
+            content: bytes::Bytes::from_static(b"#!/bin/sh\necho installing >&2\n"),
+        }];
+        r.store_artifact_scripts(&scripts).await.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(r.artifact_dir.join("version")).unwrap(),
+            "3\n"
+        );
+        let mut log = ScriptLog::default();
+        r.run(State::ArtifactInstall, Action::Enter, &mut log)
+            .await
+            .unwrap();
+        assert_eq!(
+            log.stderr,
+            vec!["ArtifactInstall_Enter_01: installing".to_string()]
+        );
+    }
+}
