@@ -51,7 +51,7 @@ impl State {
     }
 
     /// Scripts of these states come from the artifact; the others from the rootfs.
-    fn from_artifact(self) -> bool {
+    fn ships_in_artifact(self) -> bool {
         !matches!(self, State::Idle | State::Sync | State::Download)
     }
 }
@@ -166,7 +166,7 @@ impl ScriptRunner {
         action: Action,
         log: &mut ScriptLog,
     ) -> Result<(), ScriptError> {
-        let dir = if state.from_artifact() {
+        let dir = if state.ships_in_artifact() {
             &self.artifact_dir
         } else {
             &self.rootfs_dir
