@@ -1,5 +1,6 @@
 //! The deployment engine: persisted state, and (with issue 4) the flow from an update check
 //! to a final status.
 
+pub mod progress;
 pub mod scripts;
 pub mod store;
