@@ -7,3 +7,5 @@ pub mod cli;
 pub mod deploy;
 pub mod fsutil;
 pub mod keys;
+#[cfg(feature = "sim")]
+pub mod sim;

@@ -3,6 +3,8 @@
 
 mod demo;
 mod inspect;
+#[cfg(feature = "sim")]
+mod sim;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +31,9 @@ pub enum Command {
     Inspect(inspect::Args),
     /// Build a sample artifact and stream it through the verifying reader.
     Demo(demo::Args),
+    /// Run a local Mender-compatible server (HTTPS, generated CA) for tests and demos.
+    #[cfg(feature = "sim")]
+    Sim(sim::Args),
 }
 
 /// Sets up `tracing` to stderr. `RUST_LOG` wins over `-l`.
@@ -46,6 +51,8 @@ pub async fn run(cli: Cli) -> ExitCode {
     let res = match cli.command {
         Command::Inspect(a) => inspect::run(a).await,
         Command::Demo(a) => demo::run(a).await,
+        #[cfg(feature = "sim")]
+        Command::Sim(a) => sim::run(a).await,
     };
     match res {
         Ok(code) => code,

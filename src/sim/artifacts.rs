@@ -1,0 +1,110 @@
+//! Artifact upload: the raw body is streamed to `DIR/artifacts/` (bounded, with an idle
+//! timeout), then read completely with the verifying [`ArtifactReader`] to learn its name
+//! and device types; a file the reader refuses is refused (400).
+
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use super::ids;
+use super::model::ArtifactRecord;
+use super::state::{artifacts_dir, OpError, Sim};
+use crate::artifact::{ArtifactReader, ReadOptions, SignatureStatus};
+
+/// Longest wait for the next piece of an upload.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Stores and parses an uploaded artifact, then records it.
+pub async fn upload(
+    sim: &Sim,
+    mut body: hyper::body::Incoming,
+    max_size: u64,
+) -> Result<ArtifactRecord, OpError> {
+    let dir = artifacts_dir(sim.dir());
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| OpError::Internal(format!("{}: {e}", dir.display())))?;
+    let id = ids::uuid();
+    let tmp = dir.join(format!(".upload-{id}"));
+    let result = async {
+        let mut file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| OpError::Internal(format!("{}: {e}", tmp.display())))?;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        loop {
+            let frame = tokio::time::timeout(IDLE_TIMEOUT, body.frame())
+                .await
+                .map_err(|_| OpError::BadRequest("upload stalled".into()))?;
+            let Some(frame) = frame else { break };
+            let frame = frame.map_err(|e| OpError::BadRequest(format!("upload: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                size += data.len() as u64;
+                if size > max_size {
+                    return Err(OpError::BadRequest(format!(
+                        "artifact larger than {max_size} bytes"
+                    )));
+                }
+                hasher.update(&data);
+                file.write_all(&data)
+                    .await
+                    .map_err(|e| OpError::Internal(e.to_string()))?;
+            }
+        }
+        file.sync_all()
+            .await
+            .map_err(|e| OpError::Internal(e.to_string()))?;
+        drop(file);
+        let record = inspect(&tmp, &id, size, hex::encode(hasher.finalize())).await?;
+        tokio::fs::rename(&tmp, sim.artifact_path(&id))
+            .await
+            .map_err(|e| OpError::Internal(e.to_string()))?;
+        Ok(record)
+    }
+    .await;
+    match result {
+        Ok(record) => {
+            sim.add_artifact(record.clone())?;
+            tracing::info!(artifact = %record.name, id = %record.id, "artifact uploaded");
+            Ok(record)
+        }
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            Err(e)
+        }
+    }
+}
+
+/// Reads the whole artifact with the verifying reader (every checksum).
+async fn inspect(
+    path: &std::path::Path,
+    id: &str,
+    size: u64,
+    sha256: String,
+) -> Result<ArtifactRecord, OpError> {
+    let bad = |e: crate::artifact::ArtifactError| {
+        OpError::BadRequest(format!("not a valid artifact: {e}"))
+    };
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| OpError::Internal(e.to_string()))?;
+    let mut reader = ArtifactReader::open(file, ReadOptions::default())
+        .await
+        .map_err(bad)?;
+    while reader.next_file().await.map_err(bad)?.is_some() {
+        while reader.read_chunk().await.map_err(bad)?.is_some() {}
+    }
+    let info = reader.finish().await.map_err(bad)?;
+    Ok(ArtifactRecord {
+        id: id.to_string(),
+        name: info.header.name.clone(),
+        device_types: info.header.depends.device_type.clone(),
+        payload_type: info.header.payload.payload_type.clone(),
+        signed: info.signature != SignatureStatus::Unsigned,
+        size,
+        sha256,
+        created: ids::now_rfc3339(),
+    })
+}

@@ -1,0 +1,96 @@
+//! Injected faults (in memory only): cut download connections at byte offsets, throttle
+//! downloads, answer 5xx for the next N calls of a route.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The device-side routes a failure can be injected into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Route {
+    Auth,
+    Inventory,
+    Next,
+    Status,
+    Log,
+    Download,
+}
+
+/// "Answer `status` to the next `count` calls".
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FailSpec {
+    pub count: u32,
+    #[serde(default = "default_fail_status")]
+    pub status: u16,
+}
+
+fn default_fail_status() -> u16 {
+    500
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Faults {
+    /// Absolute artifact byte offsets: a download that would send the byte at one of them
+    /// sends everything before it and then drops the connection. Each is used once.
+    pub cut_offsets: Vec<u64>,
+    /// Download rate limit in bytes per second.
+    pub throttle_bytes_per_sec: Option<u64>,
+    pub fail: BTreeMap<Route, FailSpec>,
+}
+
+impl Faults {
+    /// Consumes one injected failure of `route`, returning its status code.
+    pub fn take_failure(&mut self, route: Route) -> Option<u16> {
+        let spec = self.fail.get_mut(&route)?;
+        if spec.count == 0 {
+            self.fail.remove(&route);
+            return None;
+        }
+        spec.count -= 1;
+        let status = spec.status;
+        if spec.count == 0 {
+            self.fail.remove(&route);
+        }
+        Some(status)
+    }
+
+    /// Takes the first cut offset in `start..end`, if any.
+    pub fn take_cut(&mut self, start: u64, end: u64) -> Option<u64> {
+        let i = self
+            .cut_offsets
+            .iter()
+            .enumerate()
+            .filter(|(_, &o)| o >= start && o < end)
+            .min_by_key(|(_, &o)| o)
+            .map(|(i, _)| i)?;
+        Some(self.cut_offsets.remove(i))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_fault_used_once() {
+        let mut f = Faults {
+            cut_offsets: vec![500, 100],
+            ..Default::default()
+        };
+        assert_eq!(f.take_cut(0, 1000), Some(100));
+        assert_eq!(f.take_cut(100, 1000), Some(500));
+        assert_eq!(f.take_cut(0, 1000), None);
+        f.fail.insert(
+            Route::Next,
+            FailSpec {
+                count: 2,
+                status: 503,
+            },
+        );
+        assert_eq!(f.take_failure(Route::Next), Some(503));
+        assert_eq!(f.take_failure(Route::Auth), None);
+        assert_eq!(f.take_failure(Route::Next), Some(503));
+        assert_eq!(f.take_failure(Route::Next), None);
+    }
+}
