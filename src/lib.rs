@@ -4,6 +4,7 @@
 pub mod api;
 pub mod artifact;
 pub mod cli;
+pub mod client;
 pub mod deploy;
 pub mod fsutil;
 pub mod keys;
