@@ -3,6 +3,9 @@
 //! while recording every payload byte it releases.
 #![allow(dead_code)]
 
+pub mod openapi;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod tarw;
 
 use std::io::{Read, Write};
