@@ -5,6 +5,7 @@ pub mod api;
 pub mod artifact;
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod deploy;
 pub mod fsutil;
 pub mod keys;

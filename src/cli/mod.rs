@@ -3,6 +3,7 @@
 
 mod demo;
 mod inspect;
+mod show_config;
 #[cfg(feature = "sim")]
 mod sim;
 
@@ -21,6 +22,18 @@ pub struct Cli {
     /// Log level or tracing filter (e.g. `info`, `debug`, `mender_bridge=trace`).
     #[arg(short = 'l', long = "log-level", global = true)]
     pub log_level: Option<String>,
+    /// Mender configuration file (JSON) [default: /etc/mender/mender.conf].
+    #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Fallback Mender configuration file [default: <data dir>/mender.conf].
+    #[arg(short = 'b', long = "fallback-config", global = true, value_name = "FILE")]
+    pub fallback_config: Option<PathBuf>,
+    /// Data directory, over every configuration file [default: /var/lib/mender].
+    #[arg(short = 'd', long = "data", global = true, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// The bridge's own settings (TOML) [default: /etc/mender/mender-bridge.toml].
+    #[arg(long = "bridge-config", global = true, value_name = "FILE")]
+    pub bridge_config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -31,6 +44,8 @@ pub enum Command {
     Inspect(inspect::Args),
     /// Build a sample artifact and stream it through the verifying reader.
     Demo(demo::Args),
+    /// Print the effective configuration (secrets redacted) and where each value came from.
+    ShowConfig(show_config::Args),
     /// Run a local Mender-compatible server (HTTPS, generated CA) for tests and demos.
     #[cfg(feature = "sim")]
     Sim(sim::Args),
@@ -47,10 +62,24 @@ pub fn init_logging(level: Option<&str>) {
         .try_init();
 }
 
+impl Cli {
+    /// The configuration files and data dir named on the command line.
+    pub fn config_paths(&self) -> crate::config::ConfigPaths {
+        crate::config::ConfigPaths {
+            mender_conf: self.config.clone(),
+            fallback_mender_conf: self.fallback_config.clone(),
+            bridge_config: self.bridge_config.clone(),
+            data_dir: self.data.clone(),
+        }
+    }
+}
+
 pub async fn run(cli: Cli) -> ExitCode {
+    let paths = cli.config_paths();
     let res = match cli.command {
         Command::Inspect(a) => inspect::run(a).await,
         Command::Demo(a) => demo::run(a).await,
+        Command::ShowConfig(a) => show_config::run(a, &paths),
         #[cfg(feature = "sim")]
         Command::Sim(a) => sim::run(a).await,
     };

@@ -1,0 +1,193 @@
+//! The merged layers as figment extracts them, before any invariant is checked. Field
+//! names are the configuration keys; integers are `i64` so that a negative value is reported
+//! by [`super::validate`] in words rather than as a type error. Defaults live here
+//! ([`RawConfig::default`]) and become the lowest layer.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::keys::KeyType;
+
+pub(crate) const DEFAULT_DATA_DIR: &str = "/var/lib/mender";
+pub(crate) const DEFAULT_IDENTITY_SCRIPT: &str =
+    "/usr/share/mender/identity/mender-device-identity";
+pub(crate) const DEFAULT_INVENTORY_DIR: &str = "/usr/share/mender/inventory";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawConfig {
+    pub server_url: Option<String>,
+    pub servers: Option<Vec<RawServer>>,
+    pub tenant_token: String,
+    pub update_poll_interval_seconds: i64,
+    pub inventory_poll_interval_seconds: i64,
+    pub retry_poll_interval_seconds: i64,
+    pub retry_poll_count: i64,
+    pub server_certificate: Option<PathBuf>,
+    pub skip_verify: bool,
+    pub https_client: RawHttpsClient,
+    pub security: RawSecurity,
+    pub artifact_verify_key: Option<PathBuf>,
+    pub artifact_verify_keys: Option<Vec<PathBuf>>,
+    pub device_type_file: Option<PathBuf>,
+    pub update_log_path: Option<PathBuf>,
+    pub daemon_log_level: Option<String>,
+    pub module_timeout_seconds: i64,
+    pub state_script_timeout_seconds: i64,
+    pub state_script_retry_timeout_seconds: i64,
+    pub state_script_retry_interval_seconds: i64,
+    pub connectivity: RawConnectivity,
+    pub update_control_map_expiration_time_seconds: Option<i64>,
+    pub update_control_map_boot_expiration_time_seconds: Option<i64>,
+    pub dbus: RawDbus,
+    pub rootfs_part_a: Option<String>,
+    pub rootfs_part_b: Option<String>,
+    pub boot_utilities_set_active_part: Option<String>,
+    pub boot_utilities_get_next_active_part: Option<String>,
+
+    pub data_dir: PathBuf,
+    pub device_key_type: KeyType,
+    pub identity_script: PathBuf,
+    pub inventory_script_dir: PathBuf,
+    pub script_timeout_seconds: i64,
+    pub artifact: RawArtifact,
+    pub download: RawDownload,
+    pub backend: RawBackend,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawServer {
+    pub server_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawHttpsClient {
+    pub certificate: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub ssl_engine: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawSecurity {
+    pub auth_private_key: Option<PathBuf>,
+    pub ssl_engine: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawConnectivity {
+    pub disable_keep_alive: Option<bool>,
+    pub idle_conn_timeout_seconds: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawDbus {
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawArtifact {
+    pub decoder_memory_mib: i64,
+    pub header_member_mib: i64,
+    pub header_total_mib: i64,
+    pub header_file_mib: i64,
+    pub header_entries: i64,
+    pub max_payload_file_mib: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawDownload {
+    pub idle_timeout_seconds: i64,
+    pub max_resume_attempts: i64,
+    pub backoff_initial_ms: i64,
+    pub backoff_max_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawBackend {
+    #[serde(rename = "type")]
+    pub kind: super::BackendType,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            server_url: None,
+            servers: None,
+            tenant_token: String::new(),
+            update_poll_interval_seconds: 1800,
+            inventory_poll_interval_seconds: 28800,
+            retry_poll_interval_seconds: 300,
+            retry_poll_count: 0,
+            server_certificate: None,
+            skip_verify: false,
+            https_client: RawHttpsClient::default(),
+            security: RawSecurity::default(),
+            artifact_verify_key: None,
+            artifact_verify_keys: None,
+            device_type_file: None,
+            update_log_path: None,
+            daemon_log_level: None,
+            module_timeout_seconds: 14400,
+            state_script_timeout_seconds: 3600,
+            state_script_retry_timeout_seconds: 1800,
+            state_script_retry_interval_seconds: 60,
+            connectivity: RawConnectivity::default(),
+            update_control_map_expiration_time_seconds: None,
+            update_control_map_boot_expiration_time_seconds: None,
+            dbus: RawDbus::default(),
+            rootfs_part_a: None,
+            rootfs_part_b: None,
+            boot_utilities_set_active_part: None,
+            boot_utilities_get_next_active_part: None,
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            device_key_type: KeyType::Ed25519,
+            identity_script: PathBuf::from(DEFAULT_IDENTITY_SCRIPT),
+            inventory_script_dir: PathBuf::from(DEFAULT_INVENTORY_DIR),
+            script_timeout_seconds: 30,
+            artifact: RawArtifact::default(),
+            download: RawDownload::default(),
+            backend: RawBackend::default(),
+        }
+    }
+}
+
+impl Default for RawArtifact {
+    fn default() -> Self {
+        RawArtifact {
+            decoder_memory_mib: 128,
+            header_member_mib: 16,
+            header_total_mib: 16,
+            header_file_mib: 1,
+            header_entries: 1024,
+            max_payload_file_mib: None,
+        }
+    }
+}
+
+impl Default for RawDownload {
+    fn default() -> Self {
+        RawDownload {
+            idle_timeout_seconds: 60,
+            max_resume_attempts: 10,
+            backoff_initial_ms: 1000,
+            backoff_max_ms: 60_000,
+        }
+    }
+}
+
+impl Default for RawBackend {
+    fn default() -> Self {
+        RawBackend {
+            kind: super::BackendType::Raw,
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! `RawConfig` → [`Config`]: every invariant checked, each failure naming its key and file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::raw::{RawArtifact, RawConfig, RawDownload};
+use super::settings::{
+    ArtifactSettings, BackendSettings, Config, Connectivity, Dbus, DownloadSettings, HttpsClient,
+    Mender3, Secret, Security, ServerUrl,
+};
+use super::sources::Sources;
+use super::ConfigError;
+
+/// Largest size setting in MiB (1 TiB): keeps the byte counts far from overflow.
+const MAX_MIB: i64 = 1 << 20;
+
+/// Output keys of [`Config`] that were read from another key, for `show-config`.
+pub(crate) type Aliases = Vec<(&'static str, &'static str)>;
+
+pub(crate) fn build(raw: RawConfig, src: &Sources) -> Result<(Config, Aliases), ConfigError> {
+    let mut aliases = Aliases::new();
+    let v = Check { src };
+
+    let (servers, from) = v.servers(&raw)?;
+    aliases.push(("servers", from));
+    let (artifact_verify_keys, from) = v.verify_keys(&raw)?;
+    aliases.push(("artifact_verify_keys", from));
+
+    if raw.data_dir.as_os_str().is_empty() {
+        return Err(src.invalid("data_dir", "must not be empty"));
+    }
+    let device_type_file = match nonempty(raw.device_type_file) {
+        Some(p) => p,
+        None => {
+            aliases.push(("device_type_file", "data_dir"));
+            raw.data_dir.join("device_type")
+        }
+    };
+
+    let config = Config {
+        servers,
+        tenant_token: Secret::new(raw.tenant_token),
+        update_poll_interval: v.secs(
+            "update_poll_interval_seconds",
+            raw.update_poll_interval_seconds,
+        )?,
+        inventory_poll_interval: v.secs(
+            "inventory_poll_interval_seconds",
+            raw.inventory_poll_interval_seconds,
+        )?,
+        retry_poll_interval: v.secs(
+            "retry_poll_interval_seconds",
+            raw.retry_poll_interval_seconds,
+        )?,
+        retry_poll_count: v.count("retry_poll_count", raw.retry_poll_count)?,
+        server_certificate: nonempty(raw.server_certificate),
+        skip_verify: raw.skip_verify,
+        https_client: HttpsClient {
+            certificate: nonempty(raw.https_client.certificate),
+            key: nonempty(raw.https_client.key),
+            ssl_engine: raw.https_client.ssl_engine.filter(|s| !s.is_empty()),
+        },
+        security: Security {
+            auth_private_key: nonempty(raw.security.auth_private_key),
+            ssl_engine: raw.security.ssl_engine.filter(|s| !s.is_empty()),
+        },
+        artifact_verify_keys,
+        device_type_file,
+        update_log_path: nonempty(raw.update_log_path),
+        daemon_log_level: raw.daemon_log_level.filter(|s| !s.is_empty()),
+        module_timeout: v.secs("module_timeout_seconds", raw.module_timeout_seconds)?,
+        state_script_timeout: v.secs(
+            "state_script_timeout_seconds",
+            raw.state_script_timeout_seconds,
+        )?,
+        state_script_retry_timeout: v.secs(
+            "state_script_retry_timeout_seconds",
+            raw.state_script_retry_timeout_seconds,
+        )?,
+        state_script_retry_interval: v.secs(
+            "state_script_retry_interval_seconds",
+            raw.state_script_retry_interval_seconds,
+        )?,
+        mender3: Mender3 {
+            connectivity: (raw.connectivity.disable_keep_alive.is_some()
+                || raw.connectivity.idle_conn_timeout_seconds.is_some())
+            .then_some(Connectivity {
+                disable_keep_alive: raw.connectivity.disable_keep_alive,
+                idle_conn_timeout_seconds: raw.connectivity.idle_conn_timeout_seconds,
+            }),
+            update_control_map_expiration_time_seconds: raw
+                .update_control_map_expiration_time_seconds,
+            update_control_map_boot_expiration_time_seconds: raw
+                .update_control_map_boot_expiration_time_seconds,
+            dbus: raw.dbus.enabled.map(|e| Dbus { enabled: Some(e) }),
+            rootfs_part_a: raw.rootfs_part_a,
+            rootfs_part_b: raw.rootfs_part_b,
+            boot_utilities_set_active_part: raw.boot_utilities_set_active_part,
+            boot_utilities_get_next_active_part: raw.boot_utilities_get_next_active_part,
+        },
+        data_dir: raw.data_dir,
+        device_key_type: raw.device_key_type,
+        identity_script: raw.identity_script,
+        inventory_script_dir: raw.inventory_script_dir,
+        script_timeout: v.secs("script_timeout_seconds", raw.script_timeout_seconds)?,
+        artifact: v.artifact(&raw.artifact)?,
+        download: v.download(&raw.download)?,
+        backend: BackendSettings {
+            kind: raw.backend.kind,
+        },
+    };
+    Ok((config, aliases))
+}
+
+fn nonempty(p: Option<PathBuf>) -> Option<PathBuf> {
+    p.filter(|p| !p.as_os_str().is_empty())
+}
+
+struct Check<'a> {
+    src: &'a Sources,
+}
+
+impl Check<'_> {
+    fn positive(&self, key: &str, v: i64) -> Result<u64, ConfigError> {
+        u64::try_from(v).ok().filter(|&n| n > 0).ok_or_else(|| {
+            self.src
+                .invalid(key, format!("must be greater than 0, found {v}"))
+        })
+    }
+
+    fn secs(&self, key: &str, v: i64) -> Result<Duration, ConfigError> {
+        self.positive(key, v).map(Duration::from_secs)
+    }
+
+    fn millis(&self, key: &str, v: i64) -> Result<Duration, ConfigError> {
+        self.positive(key, v).map(Duration::from_millis)
+    }
+
+    fn count(&self, key: &str, v: i64) -> Result<u32, ConfigError> {
+        u32::try_from(v).map_err(|_| {
+            self.src.invalid(
+                key,
+                format!("must be between 0 and {}, found {v}", u32::MAX),
+            )
+        })
+    }
+
+    fn mib(&self, key: &str, v: i64) -> Result<u64, ConfigError> {
+        if v > MAX_MIB {
+            return Err(self
+                .src
+                .invalid(key, format!("must be at most {MAX_MIB}, found {v}")));
+        }
+        self.positive(key, v)
+    }
+
+    /// `ServerURL` or `Servers`: the one set by the higher layer (a single source setting
+    /// both is refused before this).
+    fn servers(&self, raw: &RawConfig) -> Result<(Vec<ServerUrl>, &'static str), ConfigError> {
+        let single = raw.server_url.as_deref().filter(|s| !s.is_empty());
+        let use_list = match (single, &raw.servers) {
+            (Some(_), Some(_)) => self.src.rank("servers") > self.src.rank("server_url"),
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        if !use_list {
+            let urls = match single {
+                Some(s) => {
+                    vec![ServerUrl::parse(s).map_err(|m| self.src.invalid("server_url", m))?]
+                }
+                None => Vec::new(),
+            };
+            return Ok((urls, "server_url"));
+        }
+        let mut urls = Vec::new();
+        for (i, server) in raw.servers.iter().flatten().enumerate() {
+            let key = format!("servers.{i}.server_url");
+            let raw_url = server
+                .server_url
+                .as_deref()
+                .ok_or_else(|| self.src.invalid(&key, "missing"))?;
+            urls.push(ServerUrl::parse(raw_url).map_err(|m| self.src.invalid(&key, m))?);
+        }
+        Ok((urls, "servers"))
+    }
+
+    /// `ArtifactVerifyKey` or `ArtifactVerifyKeys`, like [`Self::servers`].
+    fn verify_keys(&self, raw: &RawConfig) -> Result<(Vec<PathBuf>, &'static str), ConfigError> {
+        let single = nonempty(raw.artifact_verify_key.clone());
+        let use_list = match (&single, &raw.artifact_verify_keys) {
+            (Some(_), Some(_)) => {
+                self.src.rank("artifact_verify_keys") > self.src.rank("artifact_verify_key")
+            }
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        if !use_list {
+            return Ok((single.into_iter().collect(), "artifact_verify_key"));
+        }
+        let keys = raw.artifact_verify_keys.clone().unwrap_or_default();
+        if keys.iter().any(|k| k.as_os_str().is_empty()) {
+            return Err(self
+                .src
+                .invalid("artifact_verify_keys", "an entry is an empty path"));
+        }
+        Ok((keys, "artifact_verify_keys"))
+    }
+
+    fn artifact(&self, a: &RawArtifact) -> Result<ArtifactSettings, ConfigError> {
+        let entries = self.positive("artifact.header_entries", a.header_entries)?;
+        Ok(ArtifactSettings {
+            decoder_memory_mib: self.mib("artifact.decoder_memory_mib", a.decoder_memory_mib)?,
+            header_member_mib: self.mib("artifact.header_member_mib", a.header_member_mib)?,
+            header_total_mib: self.mib("artifact.header_total_mib", a.header_total_mib)?,
+            header_file_mib: self.mib("artifact.header_file_mib", a.header_file_mib)?,
+            header_entries: usize::try_from(entries)
+                .map_err(|_| self.src.invalid("artifact.header_entries", "too large"))?,
+            max_payload_file_mib: a
+                .max_payload_file_mib
+                .map(|m| self.mib("artifact.max_payload_file_mib", m))
+                .transpose()?,
+        })
+    }
+
+    fn download(&self, d: &RawDownload) -> Result<DownloadSettings, ConfigError> {
+        let backoff_initial = self.millis("download.backoff_initial_ms", d.backoff_initial_ms)?;
+        let backoff_max = self.millis("download.backoff_max_ms", d.backoff_max_ms)?;
+        if backoff_max < backoff_initial {
+            return Err(self.src.invalid(
+                "download.backoff_max_ms",
+                format!(
+                    "must be at least download.backoff_initial_ms ({}), found {}",
+                    d.backoff_initial_ms, d.backoff_max_ms
+                ),
+            ));
+        }
+        Ok(DownloadSettings {
+            idle_timeout: self.secs("download.idle_timeout_seconds", d.idle_timeout_seconds)?,
+            max_resume_attempts: self
+                .count("download.max_resume_attempts", d.max_resume_attempts)?,
+            backoff_initial,
+            backoff_max,
+        })
+    }
+}
