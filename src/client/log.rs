@@ -184,8 +184,7 @@ mod tests {
     }
 
     fn parse(b: &[u8]) -> DeploymentLog {
-        let log = DeploymentLog::parse(b).expect("the server accepts it");
-        log
+        DeploymentLog::parse(b).expect("the server accepts it")
     }
 
     #[test]
