@@ -5,6 +5,8 @@ set -euo pipefail
 
 packages=(
   mender-artifact   # writes the real artifacts the reader is tested against
+  mender-client     # the official client 3.4: interop ground truth for the simulator
+  util-linux        # unshare: the interop test gives mender private /etc/mender paths
   openssl           # makes the tests' RSA and ECDSA keys
   ca-certificates
   time              # /usr/bin/time: peak RSS in the benchmark

@@ -220,7 +220,12 @@ impl Streamer {
                 tokio::time::sleep(Duration::from_secs_f64(n as f64 / bps as f64)).await;
             }
             st.pos += n;
-            st.update(|r| r.bytes_sent += n);
+            // hyper stops polling once Content-Length bytes went out: mark completion here.
+            let done = st.pos == st.end;
+            st.update(|r| {
+                r.bytes_sent += n;
+                r.complete |= done;
+            });
             Some((Ok(Frame::data(Bytes::from(buf))), Some(st)))
         });
         StreamBody::new(s).boxed_unsync()
