@@ -201,6 +201,9 @@ impl Streamer {
                 let cut = st.pos < st.end;
                 st.update(|r| r.complete = !cut);
                 if cut {
+                    // Let hyper flush what was sent (it does while the body is pending)
+                    // before the error drops the connection.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     tracing::info!(offset = st.pos, "download cut (injected)");
                     let e =
                         std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "injected cut");
