@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod deploy;
 pub mod fsutil;
+pub mod identity;
 pub mod keys;
 #[cfg(feature = "sim")]
 pub mod sim;

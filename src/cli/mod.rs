@@ -26,7 +26,12 @@ pub struct Cli {
     #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Fallback Mender configuration file [default: <data dir>/mender.conf].
-    #[arg(short = 'b', long = "fallback-config", global = true, value_name = "FILE")]
+    #[arg(
+        short = 'b',
+        long = "fallback-config",
+        global = true,
+        value_name = "FILE"
+    )]
     pub fallback_config: Option<PathBuf>,
     /// Data directory, over every configuration file [default: /var/lib/mender].
     #[arg(short = 'd', long = "data", global = true, value_name = "DIR")]
