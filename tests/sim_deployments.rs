@@ -549,15 +549,43 @@ async fn downloads_ranges_expiry_and_faults() {
 
 #[tokio::test]
 async fn short_link_lifetime_expires() {
-    let w = world_with(|c| c.link_lifetime_secs = Some(1)).await;
+    let w = world_with(|c| c.link_lifetime_secs = Some(3)).await;
     w.deploy().await;
     let i = w.next_get("release-1", "test-dev").await.json();
     let uri = i["artifact"]["source"]["uri"].as_str().unwrap().to_string();
     assert_eq!(w.get(&uri, &[]).await.status, 200);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(4100)).await;
     let r = w.get(&uri, &[]).await;
     assert_eq!(r.status, 403);
     assert!(r.error().contains("expired"));
+}
+
+#[tokio::test]
+async fn upload_refuses_what_the_reader_refuses() {
+    let sim = TestSim::start().await;
+    let r = sim
+        .http
+        .send(
+            Method::POST,
+            "/api/sim/artifacts",
+            &[],
+            full(b"not an artifact".to_vec()),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.error().contains("not a valid artifact"), "{}", r.text());
+    let list = sim.http.manage_ok(Method::GET, "/artifacts", None).await;
+    assert_eq!(list, json!([]));
+    // Deployments need an uploaded artifact and known devices.
+    let r = sim
+        .http
+        .manage(
+            Method::POST,
+            "/deployments",
+            Some(json!({"artifact_name": "nope", "all": true})),
+        )
+        .await;
+    assert_eq!(r.status, 400);
 }
 
 #[tokio::test]
