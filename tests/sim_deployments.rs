@@ -733,3 +733,33 @@ fn openapi_checker_catches_mismatches() {
         .check_request("PUT", &status_path("d"), br#"{"status":"aborted"}"#)
         .is_err());
 }
+
+#[tokio::test]
+async fn in_process_management_through_the_handle() {
+    let sim = TestSim::start().await;
+    let key = TestKey::generate(sim.dir.path(), "ec");
+    let body = common::sim::auth_body(&json!({"mac": "inproc"}), &key);
+    assert_eq!(
+        common::sim::auth(&sim.http, &body, &key.sign_b64(&body))
+            .await
+            .status,
+        401
+    );
+    let core = sim.handle.sim();
+    let id = core.snapshot().devices.keys().next().unwrap().clone();
+    core.accept(&id, None).unwrap();
+    let r = common::sim::auth(&sim.http, &body, &key.sign_b64(&body)).await;
+    assert_eq!(r.status, 200);
+    let token = r.text();
+    let path = module_artifact(sim.dir.path(), "rel-x", "dev-x", b"payload");
+    let rec = sim.handle.upload_artifact(&path).await.unwrap();
+    assert_eq!(rec.name, "rel-x");
+    assert_eq!(rec.device_types, ["dev-x"]);
+    let dep = core.create_deployment("", "rel-x", &[], true).unwrap();
+    let q = format!("{NEXT_V1}?artifact_name=rel-0&device_type=dev-x");
+    let r = sim.http.device(Method::GET, &q, Some(&token), None).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["id"], dep.as_str());
+    assert!(sim.handle.addr().port() > 0);
+    assert!(sim.handle.base_url().starts_with("https://127.0.0.1:"));
+}

@@ -77,6 +77,62 @@ pub async fn upload(
     }
 }
 
+/// Stores an artifact file from disk (in-process use: tests, `demo`), as an upload would.
+pub async fn upload_file(sim: &Sim, path: &std::path::Path) -> Result<ArtifactRecord, OpError> {
+    let dir = artifacts_dir(sim.dir());
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| OpError::Internal(format!("{}: {e}", dir.display())))?;
+    let id = ids::uuid();
+    let tmp = dir.join(format!(".upload-{id}"));
+    let result = async {
+        let size = tokio::fs::copy(path, &tmp)
+            .await
+            .map_err(|e| OpError::BadRequest(format!("{}: {e}", path.display())))?;
+        if size > sim.max_artifact_size() {
+            return Err(OpError::BadRequest(format!(
+                "artifact larger than {} bytes",
+                sim.max_artifact_size()
+            )));
+        }
+        let data_hash = {
+            use tokio::io::AsyncReadExt;
+            let mut f = tokio::fs::File::open(&tmp)
+                .await
+                .map_err(|e| OpError::Internal(e.to_string()))?;
+            let mut hasher = Sha256::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = f
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| OpError::Internal(e.to_string()))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+            }
+            hex::encode(hasher.finalize())
+        };
+        let record = inspect(&tmp, &id, size, data_hash).await?;
+        tokio::fs::rename(&tmp, sim.artifact_path(&id))
+            .await
+            .map_err(|e| OpError::Internal(e.to_string()))?;
+        Ok(record)
+    }
+    .await;
+    match result {
+        Ok(record) => {
+            sim.add_artifact(record.clone())?;
+            Ok(record)
+        }
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            Err(e)
+        }
+    }
+}
+
 /// Reads the whole artifact with the verifying reader (every checksum).
 async fn inspect(
     path: &std::path::Path,

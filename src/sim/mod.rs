@@ -165,6 +165,12 @@ impl ServerHandle {
         &self.sim
     }
 
+    /// Adds an artifact file (checked with the verifying reader), as the management API's
+    /// upload does.
+    pub async fn upload_artifact(&self, path: &Path) -> Result<model::ArtifactRecord, OpError> {
+        artifacts::upload_file(&self.sim, path).await
+    }
+
     /// Stops accepting, lets open connections finish briefly, and waits for the server.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
