@@ -40,9 +40,22 @@ pub(crate) fn parse(
     label: &'static str,
     warnings: &mut Vec<ConfigWarning>,
 ) -> Result<Layer, ConfigError> {
-    let dict: Dict = toml::from_str(text).map_err(|e| ConfigError::Toml {
-        path: path.to_path_buf(),
-        message: e.to_string().trim_end().to_string(),
+    // The message and position only: toml's full text quotes the line, which may hold the
+    // tenant token.
+    let dict: Dict = toml::from_str(text).map_err(|e| {
+        let at = e
+            .span()
+            .and_then(|s| text.get(..s.start))
+            .map(|before| {
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                format!(" at line {line}, column {column}")
+            })
+            .unwrap_or_default();
+        ConfigError::Toml {
+            path: path.to_path_buf(),
+            message: format!("{}{at}", e.message().trim_end().replace('\n', "; ")),
+        }
     })?;
     let origin = Origin::File(path.to_path_buf());
     check_keys(schema::ROOT, &dict, "", &origin, warnings);
@@ -113,5 +126,16 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.starts_with("/e/b.toml: not valid TOML:"), "{err}");
+        assert!(err.ends_with("at line 1, column 12"), "{err}");
+        let err = parse(
+            "data_dir = \"/d\"\ntenant_token = \"sekrit\n",
+            Path::new("/e/b.toml"),
+            "toml",
+            &mut w,
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(!err.contains("sekrit") && err.contains("line 2"), "{err}");
     }
 }
