@@ -11,7 +11,8 @@ use super::backoff::Backoff;
 ///
 /// Invariants the client relies on (checked by [`ClientConfig::validate`]): at least one
 /// server; every server URL is `http://` or `https://` with a host; every timeout non-zero.
-#[derive(Debug, Clone)]
+/// `Debug` never shows the tenant token.
+#[derive(Clone)]
 pub struct ClientConfig {
     /// `ServerURL`, or each `Servers[].ServerURL`, in failover order. A trailing `/` is
     /// ignored.
@@ -111,6 +112,24 @@ impl Default for ClientConfig {
     }
 }
 
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("servers", &self.servers)
+            .field(
+                "tenant_token",
+                &self.tenant_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("tls", &self.tls)
+            .field("timeouts", &self.timeouts)
+            .field("auth_retry", &self.auth_retry)
+            .field("download", &self.download)
+            .field("max_response_body", &self.max_response_body)
+            .field("user_agent", &self.user_agent)
+            .finish()
+    }
+}
+
 impl ClientConfig {
     /// A configuration for one server with every other setting at its default.
     pub fn for_server(url: impl Into<String>) -> Self {
@@ -178,5 +197,14 @@ mod tests {
         let mut c = ClientConfig::for_server("http://127.0.0.1:1");
         c.download.idle_timeout = Duration::ZERO;
         assert!(c.validate().unwrap_err().contains("idle"));
+    }
+
+    #[test]
+    fn debug_hides_the_tenant_token() {
+        let mut c = ClientConfig::for_server("https://m.example");
+        c.tenant_token = Some("very-secret-tenant".into());
+        let d = format!("{c:?}");
+        assert!(!d.contains("very-secret"), "{d}");
+        assert!(d.contains("<redacted>"));
     }
 }

@@ -17,7 +17,7 @@
 //! - 403 (the link expired) calls the caller's [`RefreshUrl`] callback for a fresh URL (the
 //!   caller re-polls `next`) and continues from the same offset, at most
 //!   `max_url_refreshes` times.
-//! - Every resume request counts against `max_resume_attempts`; the wait before one grows
+//! - Every retry (of the first request too) counts against `max_resume_attempts`; the wait before one grows
 //!   by `resume_backoff` while failures make no progress and starts over after progress.
 //!   When the attempts run out the stream ends with [`DownloadError::Exhausted`] naming
 //!   the last failure: it never ends silently short.
