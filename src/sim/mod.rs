@@ -31,6 +31,7 @@ mod persist;
 pub mod records;
 mod routes;
 mod server;
+mod stall;
 pub mod state;
 mod tls;
 

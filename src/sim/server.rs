@@ -17,6 +17,7 @@ use super::http::{self, error, Response};
 use super::ids;
 use super::records::RequestRecord;
 use super::routes::{dispatch, Call, DeviceRoute};
+use super::stall::WriteStallTimeout;
 use super::state::Sim;
 use super::{download, manage, DOWNLOAD_PREFIX};
 use crate::api::error::REQUEST_ID_HEADER;
@@ -26,6 +27,8 @@ use crate::api::MAX_BODY;
 const TLS_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed to receive a request's headers (also the keep-alive idle limit).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest time a client may accept no data before its connection is dropped.
+const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time open connections get to finish when the server stops.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -68,7 +71,10 @@ pub async fn serve(
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(tls), svc);
+                .serve_connection(
+                    TokioIo::new(WriteStallTimeout::new(tls, WRITE_STALL_TIMEOUT)),
+                    svc,
+                );
             tokio::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => {
