@@ -167,11 +167,20 @@ impl std::fmt::Debug for Downloader {
 
 impl Downloader {
     /// A downloader with its own TLS setup (for use without a [`Client`](super::Client)).
+    /// Every timeout must be non-zero.
     pub fn new(
         tls: &TlsConfig,
         connect_timeout: Duration,
         config: DownloadConfig,
     ) -> Result<Self, ClientError> {
+        if connect_timeout.is_zero()
+            || config.idle_timeout.is_zero()
+            || config.response_timeout.is_zero()
+        {
+            return Err(ClientError::Config(
+                "download timeouts must be greater than zero".into(),
+            ));
+        }
         let tls = super::tls::client_config(tls)?;
         Ok(Self::with_tls(
             tls,
