@@ -30,12 +30,7 @@ pub fn substate(verb: &str, done: u64, total: Option<u64>, message: Option<&str>
         s.push(' ');
         s.push_str(m);
     }
-    truncate(&s, MAX_SUBSTATE)
-}
-
-/// Cuts `s` to at most `max` characters (the server counts characters).
-pub fn truncate(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
+    crate::client::truncate_substate(&s).to_string()
 }
 
 /// Decides which progress updates are worth a status report.
