@@ -115,3 +115,98 @@ async fn run_one(path: &Path, limits: &ScriptLimits, into: &mut Attributes) -> S
         exit,
     }
 }
+
+/// The client version the bridge reports as `mender_client_version`.
+pub fn client_version() -> String {
+    format!("mender-bridge {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The full attribute set the bridge reports (a PUT replaces everything on the server):
+/// `device_type`, `artifact_name`, `mender_client_version`, every stored provide (as the
+/// stock `mender-inventory-provides` script reports them), the inventory scripts' output,
+/// then `extra` (backend attributes). Where names collide the earlier source wins, so a
+/// script cannot misreport the device type or the installed artifact. At most
+/// [`MAX_ATTRIBUTES`](crate::api::inventory::MAX_ATTRIBUTES) are sent (the server refuses
+/// more); the rest are dropped with a warning.
+pub fn full_inventory(
+    device_type: &str,
+    provides: &std::collections::BTreeMap<String, String>,
+    scripts: &Attributes,
+    extra: Vec<crate::api::inventory::Attribute>,
+) -> Vec<crate::api::inventory::Attribute> {
+    use crate::api::inventory::{Attribute, MAX_ATTRIBUTES};
+    let mut out: Vec<Attribute> = vec![
+        Attribute::new("device_type", device_type),
+        Attribute::new(
+            "artifact_name",
+            provides
+                .get("artifact_name")
+                .map_or("unknown", String::as_str),
+        ),
+        Attribute::new("mender_client_version", client_version()),
+    ];
+    let rest = provides
+        .iter()
+        .filter(|(k, _)| k.as_str() != "artifact_name")
+        .map(|(k, v)| Attribute::new(k.as_str(), v.as_str()))
+        .chain(scripts.to_inventory())
+        .chain(extra);
+    for a in rest {
+        if !out.iter().any(|o| o.name == a.name) {
+            out.push(a);
+        }
+    }
+    if out.len() > MAX_ATTRIBUTES {
+        let dropped: Vec<String> = out.drain(MAX_ATTRIBUTES..).map(|a| a.name).collect();
+        tracing::warn!(count = dropped.len(), first = %dropped[0], "inventory has more attributes than the server accepts; dropping the rest");
+    }
+    out
+}
+
+#[cfg(test)]
+mod full_inventory_tests {
+    use super::*;
+    use crate::api::inventory::{AttributeValue, MAX_ATTRIBUTES};
+
+    #[test]
+    fn fixed_attributes_first_and_not_overridable() {
+        let provides = std::collections::BTreeMap::from([
+            ("artifact_name".to_string(), "rel-1".to_string()),
+            ("rootfs-image.version".to_string(), "rel-1".to_string()),
+        ]);
+        let mut scripts = Attributes::new();
+        scripts.push("device_type", "forged");
+        scripts.push("ipv4_eth0", "10.0.0.2/24");
+        scripts.push("ipv4_eth0", "10.0.0.3/24");
+        let inv = full_inventory("dev-a", &provides, &scripts, vec![]);
+        let get = |n: &str| inv.iter().find(|a| a.name == n).map(|a| a.value.clone());
+        assert_eq!(
+            get("device_type"),
+            Some(AttributeValue::String("dev-a".into()))
+        );
+        assert_eq!(
+            get("artifact_name"),
+            Some(AttributeValue::String("rel-1".into()))
+        );
+        assert_eq!(
+            get("rootfs-image.version"),
+            Some(AttributeValue::String("rel-1".into()))
+        );
+        assert!(matches!(get("ipv4_eth0"), Some(AttributeValue::Strings(v)) if v.len() == 2));
+        assert!(
+            matches!(get("mender_client_version"), Some(AttributeValue::String(v)) if v.starts_with("mender-bridge "))
+        );
+        assert_eq!(inv.iter().filter(|a| a.name == "device_type").count(), 1);
+    }
+
+    #[test]
+    fn capped_at_the_server_limit() {
+        let mut scripts = Attributes::new();
+        for i in 0..150 {
+            scripts.push(format!("k{i:03}"), "v");
+        }
+        let inv = full_inventory("d", &Default::default(), &scripts, vec![]);
+        assert_eq!(inv.len(), MAX_ATTRIBUTES);
+        assert_eq!(inv[0].name, "device_type");
+    }
+}
