@@ -19,6 +19,9 @@ pub const MAX_STORES: u32 = 28;
 const MAX_FILE: u64 = 1024 * 1024;
 const INSTALLED: &str = "installed.json";
 const DEPLOYMENT: &str = "deployment.json";
+const LOG: &str = "deployment-log.json";
+/// Log entries kept for one deployment (the upload is capped again by the client).
+const MAX_LOG_ENTRIES: usize = 2000;
 
 /// Device provides: `artifact_name`, optional `artifact_group`, payload provides.
 pub type Provides = BTreeMap<String, String>;
@@ -144,20 +147,38 @@ impl Store {
         self.write(DEPLOYMENT, record)
     }
 
-    /// Removes the deployment record: the server has the final status.
-    pub fn clear_deployment(&self) -> Result<(), StoreError> {
-        let path = self.dir.join(DEPLOYMENT);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(source) => return Err(StoreError::Io { path, source }),
+    /// The deployment log so far (kept across reboots for the failure upload).
+    pub fn log(&self) -> Result<Vec<crate::api::LogMessage>, StoreError> {
+        Ok(self.read(LOG)?.unwrap_or_default())
+    }
+
+    /// Adds entries to the deployment log; past the cap the oldest are dropped.
+    pub fn append_log(&self, entries: &[crate::api::LogMessage]) -> Result<(), StoreError> {
+        let mut log = self.log()?;
+        log.extend_from_slice(entries);
+        if log.len() > MAX_LOG_ENTRIES {
+            log.drain(..log.len() - MAX_LOG_ENTRIES);
         }
-        std::fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|source| StoreError::Io {
+        self.write(LOG, &log)
+    }
+
+    /// Removes the deployment record and its log: the server has the final status.
+    pub fn clear_deployment(&self) -> Result<(), StoreError> {
+        for name in [LOG, DEPLOYMENT] {
+            let path = self.dir.join(name);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(StoreError::Io { path, source }),
+            }
+        }
+        match std::fs::File::open(&self.dir).and_then(|d| d.sync_all()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io {
                 path: self.dir.clone(),
-                source,
-            })
+                source: e,
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -206,8 +227,16 @@ mod tests {
         let back = store.deployment().unwrap().unwrap();
         assert_eq!(back, r);
         assert_eq!(back.store_count, 2);
+        let line = crate::api::LogMessage {
+            timestamp: "2026-01-01T00:00:00Z".into(),
+            level: "info".into(),
+            message: "x".into(),
+        };
+        store.append_log(&[line.clone(), line]).unwrap();
+        assert_eq!(store.log().unwrap().len(), 2);
         store.clear_deployment().unwrap();
         assert!(store.deployment().unwrap().is_none());
+        assert!(store.log().unwrap().is_empty());
         store.clear_deployment().unwrap();
     }
 
