@@ -60,6 +60,16 @@ pub enum Phase {
     ReportAlreadyInstalled,
 }
 
+impl Phase {
+    /// Only a report is left: no risky step follows, so the loop guard does not apply.
+    pub fn is_report(self) -> bool {
+        matches!(
+            self,
+            Phase::ReportSuccess | Phase::ReportFailure | Phase::ReportAlreadyInstalled
+        )
+    }
+}
+
 /// The deployment in flight.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeploymentRecord {
@@ -134,11 +144,11 @@ impl Store {
     }
 
     /// Saves `record` (incrementing its store count first). Past [`MAX_STORES`] the save
-    /// is refused with [`StoreError::LoopGuard`]; the caller then ends the deployment as a
-    /// failure without taking further risky steps.
+    /// is refused with [`StoreError::LoopGuard`] unless only a report is left; the caller
+    /// then ends the deployment as a failure without taking further risky steps.
     pub fn save(&self, record: &mut DeploymentRecord) -> Result<(), StoreError> {
         record.store_count += 1;
-        if record.store_count > MAX_STORES {
+        if record.store_count > MAX_STORES && !record.phase.is_report() {
             return Err(StoreError::LoopGuard {
                 id: record.id.clone(),
                 count: record.store_count,

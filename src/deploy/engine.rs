@@ -1,0 +1,548 @@
+//! The deployment flow (DESIGN.md "The deployment, step by step"): update check →
+//! download streamed through the verifying reader into the backend → activation →
+//! reboot → verification → commit → final status; every risky step preceded by a save of
+//! the deployment record, so start-up can resume from wherever the process died.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mender_bridge_backends::{
+    Backend, BackendError, Outcome as BackendOutcome, PayloadInfo, Progress, ProgressSink,
+};
+
+use super::progress::{substate, Throttle};
+use super::report::{log_line, report, report_until_taken, upload_log, Reported};
+use super::scripts::{Action, ScriptLog, ScriptRunner, State};
+use super::store::{artifact_info_name, DeploymentRecord, Phase, Provides, Store, StoreError};
+use crate::api::{DeploymentInstructions, DeploymentStatus, DeviceProvides};
+use crate::artifact::provides::{apply_provides, check_depends};
+use crate::artifact::{ArtifactReader, ReadOptions};
+use crate::client::{Client, ClientError, RefreshUrl};
+
+/// Settings of the engine (from the configuration).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub device_type: String,
+    pub read: ReadOptions,
+    pub scripts: ScriptRunner,
+    /// Mender's `/etc/mender/artifact_info`: the artifact name of a device with no store.
+    pub artifact_info: std::path::PathBuf,
+    /// Retries of the reports that must be taken: first wait and cap.
+    pub retry_initial: Duration,
+    pub retry_cap: Duration,
+    /// Progress substates: at most one per `progress_interval` unless the percentage moved
+    /// by `progress_step`.
+    pub progress_interval: Duration,
+    pub progress_step: u8,
+}
+
+/// How a check or a resumed deployment ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    NoUpdate,
+    /// The final status was reported (`success`, `failure` or `already-installed`).
+    Finished(DeploymentStatus),
+    /// The server aborted the deployment (409); nothing more is reported.
+    Aborted,
+    /// The new software is activated: reboot now. Start-up resumes from there.
+    RebootRequired,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("deployment store: {0}")]
+    Store(#[from] StoreError),
+    #[error("update check: {0}")]
+    Client(#[from] ClientError),
+}
+
+/// Why a deployment step did not complete.
+enum Stop {
+    Aborted,
+    Failed(String),
+}
+
+impl From<BackendError> for Stop {
+    fn from(e: BackendError) -> Self {
+        Stop::Failed(e.to_string())
+    }
+}
+
+/// Forwards backend progress (during `finish`) to the reporting loop.
+struct ChannelSink(tokio::sync::mpsc::UnboundedSender<Progress>);
+
+impl ProgressSink for ChannelSink {
+    fn report(&self, progress: Progress) {
+        let _ = self.0.send(progress);
+    }
+}
+
+pub struct Engine<B: Backend> {
+    client: Client,
+    store: Store,
+    backend: B,
+    cfg: EngineConfig,
+}
+
+impl<B: Backend> Engine<B> {
+    pub fn new(client: Client, store: Store, backend: B, cfg: EngineConfig) -> Self {
+        Engine {
+            client,
+            store,
+            backend,
+            cfg,
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The device's provides: the stored ones, or just the artifact name from
+    /// `artifact_info` (or `unknown`).
+    pub fn provides(&self) -> Provides {
+        match self.store.installed() {
+            Ok(Some(p)) if p.contains_key("artifact_name") => p,
+            _ => Provides::from([(
+                "artifact_name".to_string(),
+                artifact_info_name(&self.cfg.artifact_info),
+            )]),
+        }
+    }
+
+    /// What the update check sends: name, type and every stored provide.
+    pub fn device_provides(&self) -> DeviceProvides {
+        let mut provides = self.provides();
+        let artifact_name = provides.remove("artifact_name").unwrap_or_default();
+        DeviceProvides {
+            artifact_name,
+            device_type: self.cfg.device_type.clone(),
+            provides,
+        }
+    }
+
+    fn log(&self, level: &str, message: impl Into<String>) {
+        let line = log_line(level, message);
+        match level {
+            "error" => tracing::error!("{}", line.message),
+            "warning" => tracing::warn!("{}", line.message),
+            _ => tracing::info!("{}", line.message),
+        }
+        if let Err(e) = self.store.append_log(&[line]) {
+            tracing::warn!(error = %e, "could not keep a deployment log line");
+        }
+    }
+
+    async fn scripts(&self, state: State, action: Action) -> Result<(), String> {
+        let mut log = ScriptLog::default();
+        let r = self.cfg.scripts.run(state, action, &mut log).await;
+        for line in log.stderr {
+            self.log("info", line);
+        }
+        r.map_err(|e| e.to_string())
+    }
+
+    /// Start-up: finishes a deployment the process was in the middle of (PROTOCOL.md §4.1).
+    pub async fn resume(&mut self) -> Result<Option<Outcome>, EngineError> {
+        let Some(rec) = self.store.deployment()? else {
+            return Ok(None);
+        };
+        tracing::info!(deployment = %rec.id, phase = ?rec.phase, "resuming a deployment");
+        let outcome = match rec.phase {
+            Phase::Installing => {
+                self.fail(
+                    rec,
+                    "the bridge stopped while the artifact was streaming; nothing was activated"
+                        .into(),
+                )
+                .await?
+            }
+            Phase::Rebooting | Phase::Committing => {
+                let running_new = self.backend.verify_reboot().await;
+                let _ = self.scripts(State::ArtifactReboot, Action::Leave).await;
+                match running_new {
+                    Ok(true) => self.commit(rec).await?,
+                    Ok(false) => {
+                        self.fail(
+                            rec,
+                            "after the reboot the device is not running the new software \
+                             (the bootloader fell back, or the reboot did not happen)"
+                                .into(),
+                        )
+                        .await?
+                    }
+                    Err(e) => self.fail(rec, format!("verifying the reboot: {e}")).await?,
+                }
+            }
+            Phase::RollingBack => {
+                self.fail(rec, "resuming an interrupted rollback".into())
+                    .await?
+            }
+            Phase::ReportSuccess | Phase::ReportFailure | Phase::ReportAlreadyInstalled => {
+                self.finish_report(rec).await?
+            }
+        };
+        Ok(Some(outcome))
+    }
+
+    /// One update check, and the deployment it offers, if any.
+    pub async fn check_update(&mut self) -> Result<Outcome, EngineError> {
+        let Some(instr) = self.client.check_update(&self.device_provides()).await? else {
+            return Ok(Outcome::NoUpdate);
+        };
+        self.deploy(instr).await
+    }
+
+    /// Runs one deployment from the server's instructions.
+    pub async fn deploy(&mut self, instr: DeploymentInstructions) -> Result<Outcome, EngineError> {
+        if let Some(rec) = self.store.deployment()? {
+            // Never start a second deployment over one in flight.
+            tracing::warn!(deployment = %rec.id, "a deployment is in flight; resuming it first");
+            return Ok(self.resume().await?.unwrap_or(Outcome::NoUpdate));
+        }
+        let current = self.provides();
+        let mut rec = DeploymentRecord {
+            id: instr.id.clone(),
+            artifact_name: instr.artifact.artifact_name.clone(),
+            payload_type: String::new(),
+            phase: Phase::Installing,
+            new_provides: Provides::new(),
+            store_count: 0,
+            failure: None,
+        };
+        if current.get("artifact_name") == Some(&instr.artifact.artifact_name) {
+            rec.phase = Phase::ReportAlreadyInstalled;
+            self.store.save(&mut rec)?;
+            return self.finish_report(rec).await;
+        }
+        self.store.save(&mut rec)?;
+        self.log(
+            "info",
+            format!(
+                "deployment {}: installing artifact {}",
+                instr.id, instr.artifact.artifact_name
+            ),
+        );
+        if report(&self.client, &rec.id, DeploymentStatus::Downloading, None).await
+            == Reported::Aborted
+        {
+            return self.aborted(rec).await;
+        }
+        match self.install(&instr, &current, &mut rec).await {
+            Ok(BackendOutcome::RebootRequired) => {
+                rec.phase = Phase::Rebooting;
+                self.store.save(&mut rec)?;
+                if report(&self.client, &rec.id, DeploymentStatus::Rebooting, None).await
+                    == Reported::Aborted
+                {
+                    return self.aborted(rec).await;
+                }
+                if let Err(e) = self.scripts(State::ArtifactReboot, Action::Enter).await {
+                    return self.fail(rec, e).await;
+                }
+                self.log("info", "rebooting into the new software");
+                Ok(Outcome::RebootRequired)
+            }
+            Ok(BackendOutcome::Installed) => self.commit(rec).await,
+            Err(Stop::Aborted) => self.aborted(rec).await,
+            Err(Stop::Failed(msg)) => self.fail(rec, msg).await,
+        }
+    }
+
+    /// Download, verify and install: every payload byte goes through the verifying reader
+    /// into the backend; nothing is activated unless the whole artifact verified.
+    async fn install(
+        &mut self,
+        instr: &DeploymentInstructions,
+        current: &Provides,
+        rec: &mut DeploymentRecord,
+    ) -> Result<BackendOutcome, Stop> {
+        self.scripts(State::Download, Action::Enter)
+            .await
+            .map_err(Stop::Failed)?;
+        let download = self
+            .client
+            .downloader()
+            .start(
+                &instr.artifact.source.uri,
+                Some(self.refresh_url(&instr.id)),
+            )
+            .await
+            .map_err(|e| Stop::Failed(format!("download: {e}")))?;
+        let mut reader = ArtifactReader::open(download.into_reader(), self.cfg.read.clone())
+            .await
+            .map_err(|e| Stop::Failed(format!("artifact: {e}")))?;
+        let header = reader.info().header.clone();
+        if header.name != instr.artifact.artifact_name {
+            return Err(Stop::Failed(format!(
+                "the artifact is named '{}', the server offered '{}'",
+                header.name, instr.artifact.artifact_name
+            )));
+        }
+        check_depends(&header, &self.cfg.device_type, current)
+            .map_err(|e| Stop::Failed(format!("artifact does not fit this device: {e}")))?;
+        let payload_type = header.payload.payload_type.clone();
+        if let Some(t) = &payload_type {
+            if !self.backend.payload_types().contains(&t.as_str()) {
+                return Err(Stop::Failed(format!(
+                    "no backend installs '{t}' payloads (this one takes: {})",
+                    self.backend.payload_types().join(", ")
+                )));
+            }
+        }
+        rec.payload_type = payload_type.clone().unwrap_or_default();
+        rec.new_provides = apply_provides(current, &header);
+        self.store
+            .save(rec)
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        self.cfg
+            .scripts
+            .store_artifact_scripts(&header.scripts)
+            .await
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+
+        let mut installed_file = false;
+        let mut throttle = Throttle::new(self.cfg.progress_interval, self.cfg.progress_step);
+        while let Some(file) = reader
+            .next_file()
+            .await
+            .map_err(|e| Stop::Failed(format!("artifact: {e}")))?
+        {
+            let Some(t) = &payload_type else {
+                return Err(Stop::Failed("an empty payload carries a file".into()));
+            };
+            if installed_file {
+                return Err(Stop::Failed(format!(
+                    "the '{t}' backend takes one payload file; the artifact has more"
+                )));
+            }
+            installed_file = true;
+            self.backend
+                .begin(&PayloadInfo {
+                    payload_type: t.clone(),
+                    file_name: file.name.clone(),
+                    size: file.size,
+                    sha256: file.sha256,
+                })
+                .await?;
+            let mut done = 0u64;
+            loop {
+                let chunk = match reader.read_chunk().await {
+                    Ok(Some(c)) => c,
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = self.backend.abort().await;
+                        return Err(Stop::Failed(format!("artifact: {e}")));
+                    }
+                };
+                done += chunk.len() as u64;
+                self.write(chunk).await?;
+                let percent = (done * 100).checked_div(file.size).unwrap_or(100) as u8;
+                if throttle.should_send(percent, Instant::now()) {
+                    let text = substate("downloading", done, Some(file.size), None);
+                    if report(
+                        &self.client,
+                        &rec.id,
+                        DeploymentStatus::Downloading,
+                        Some(&text),
+                    )
+                    .await
+                        == Reported::Aborted
+                    {
+                        let _ = self.backend.abort().await;
+                        return Err(Stop::Aborted);
+                    }
+                }
+            }
+        }
+        reader
+            .finish()
+            .await
+            .map_err(|e| Stop::Failed(format!("artifact: {e}")))?;
+        self.scripts(State::Download, Action::Leave)
+            .await
+            .map_err(Stop::Failed)?;
+        self.log(
+            "info",
+            "artifact verified: signature, header and payload checksums",
+        );
+        if !installed_file {
+            // An empty (bootstrap) payload: nothing to install, only provides to store.
+            return Ok(BackendOutcome::Installed);
+        }
+        if report(&self.client, &rec.id, DeploymentStatus::Installing, None).await
+            == Reported::Aborted
+        {
+            let _ = self.backend.abort().await;
+            return Err(Stop::Aborted);
+        }
+        self.scripts(State::ArtifactInstall, Action::Enter)
+            .await
+            .map_err(Stop::Failed)?;
+        let outcome = self.finish_backend(&rec.id).await?;
+        self.scripts(State::ArtifactInstall, Action::Leave)
+            .await
+            .map_err(Stop::Failed)?;
+        Ok(outcome)
+    }
+
+    async fn write(&mut self, chunk: Bytes) -> Result<(), Stop> {
+        if let Err(e) = self.backend.write(chunk).await {
+            let _ = self.backend.abort().await;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// `backend.finish`, turning its progress into throttled `installing` substates.
+    async fn finish_backend(&mut self, id: &str) -> Result<BackendOutcome, Stop> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let sink = ChannelSink(tx);
+        let client = &self.client;
+        let fut = self.backend.finish(&sink);
+        tokio::pin!(fut);
+        let mut throttle = Throttle::new(self.cfg.progress_interval, self.cfg.progress_step);
+        loop {
+            tokio::select! {
+                r = &mut fut => return r.map_err(Stop::from),
+                Some(p) = rx.recv() => {
+                    let percent = p.percent.unwrap_or(0);
+                    if throttle.should_send(percent, Instant::now()) {
+                        let text = match p.percent {
+                            Some(pc) => format!("installing {pc}% {}", p.message.as_deref().unwrap_or("")),
+                            None => substate("installing", p.bytes_done, p.bytes_total, p.message.as_deref()),
+                        };
+                        let _ = report(client, id, DeploymentStatus::Installing, Some(text.trim_end())).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A fresh download URL after a 403: the same update check again, which must still
+    /// offer the same deployment.
+    fn refresh_url(&self, id: &str) -> RefreshUrl {
+        let client = self.client.clone();
+        let provides = self.device_provides();
+        let id = id.to_string();
+        Box::new(move || {
+            let (client, provides, id) = (client.clone(), provides.clone(), id.clone());
+            Box::pin(async move {
+                match client.check_update(&provides).await? {
+                    Some(i) if i.id == id => Ok(i.artifact.source.uri),
+                    _ => Err(format!("deployment {id} is no longer offered").into()),
+                }
+            })
+        })
+    }
+
+    /// The new software runs (or needed no reboot): make it permanent, store the provides,
+    /// report success. Any failure here rolls back.
+    async fn commit(&mut self, mut rec: DeploymentRecord) -> Result<Outcome, EngineError> {
+        rec.phase = Phase::Committing;
+        self.store.save(&mut rec)?;
+        // Drop the token: the new software must prove it can authenticate, and the
+        // pre-commit report must be taken before anything is made permanent.
+        self.client.invalidate_token().await;
+        match report_until_taken(
+            &self.client,
+            &rec.id,
+            DeploymentStatus::Installing,
+            None,
+            self.cfg.retry_initial,
+            self.cfg.retry_cap,
+        )
+        .await
+        {
+            Reported::Taken => {}
+            _ => return self.aborted(rec).await,
+        }
+        if let Err(e) = self.scripts(State::ArtifactCommit, Action::Enter).await {
+            return self.fail(rec, e).await;
+        }
+        if let Err(e) = self.backend.commit().await {
+            return self.fail(rec, format!("commit: {e}")).await;
+        }
+        self.store.set_installed(&rec.new_provides)?;
+        let _ = self.scripts(State::ArtifactCommit, Action::Leave).await;
+        self.log("info", format!("committed {}", rec.artifact_name));
+        rec.phase = Phase::ReportSuccess;
+        self.store.save(&mut rec)?;
+        self.finish_report(rec).await
+    }
+
+    /// Ends a deployment as a failure: the backend aborts or rolls back, the failure
+    /// scripts run, the final status and the log are reported.
+    async fn fail(
+        &mut self,
+        mut rec: DeploymentRecord,
+        reason: String,
+    ) -> Result<Outcome, EngineError> {
+        self.log("error", format!("deployment failed: {reason}"));
+        let activated = matches!(
+            rec.phase,
+            Phase::Rebooting | Phase::Committing | Phase::RollingBack
+        );
+        if activated {
+            rec.phase = Phase::RollingBack;
+            if self.store.save(&mut rec).is_ok() {
+                let _ = self.scripts(State::ArtifactRollback, Action::Enter).await;
+                if let Err(e) = self.backend.rollback().await {
+                    self.log("error", format!("rollback: {e}"));
+                }
+                let _ = self.scripts(State::ArtifactRollback, Action::Leave).await;
+            }
+        } else if let Err(e) = self.backend.abort().await {
+            self.log("error", format!("abort: {e}"));
+        }
+        let _ = self.scripts(State::ArtifactFailure, Action::Enter).await;
+        let _ = self.scripts(State::ArtifactFailure, Action::Leave).await;
+        rec.failure = Some(reason);
+        rec.phase = Phase::ReportFailure;
+        self.store.save(&mut rec)?;
+        self.finish_report(rec).await
+    }
+
+    /// The server aborted the deployment: clean up, report nothing more.
+    async fn aborted(&mut self, rec: DeploymentRecord) -> Result<Outcome, EngineError> {
+        tracing::warn!(deployment = %rec.id, "the deployment was aborted on the server");
+        if matches!(rec.phase, Phase::Rebooting | Phase::Committing) {
+            let _ = self.backend.rollback().await;
+        } else {
+            let _ = self.backend.abort().await;
+        }
+        self.store.clear_deployment()?;
+        Ok(Outcome::Aborted)
+    }
+
+    /// Reports the final status until taken (uploading the log first for failures), then
+    /// forgets the deployment.
+    async fn finish_report(&mut self, rec: DeploymentRecord) -> Result<Outcome, EngineError> {
+        let status = match rec.phase {
+            Phase::ReportSuccess => DeploymentStatus::Success,
+            Phase::ReportAlreadyInstalled => DeploymentStatus::AlreadyInstalled,
+            _ => DeploymentStatus::Failure,
+        };
+        let taken = report_until_taken(
+            &self.client,
+            &rec.id,
+            status,
+            None,
+            self.cfg.retry_initial,
+            self.cfg.retry_cap,
+        )
+        .await;
+        if status == DeploymentStatus::Failure && taken == Reported::Taken {
+            upload_log(&self.client, &self.store, &rec.id).await;
+        }
+        self.store.clear_deployment()?;
+        Ok(match taken {
+            Reported::Aborted => Outcome::Aborted,
+            _ => Outcome::Finished(status),
+        })
+    }
+}

@@ -1,0 +1,95 @@
+//! Telling the server: status reports (best effort while working, retried until taken for
+//! the final one), the deployment log, and the log lines themselves.
+
+use std::time::Duration;
+
+use crate::api::{DeploymentStatus, LogMessage};
+use crate::client::{Client, ClientError};
+
+use super::store::Store;
+
+/// How a report ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reported {
+    Taken,
+    /// 409: the deployment was aborted on the server. Stop, clean up, report nothing more.
+    Aborted,
+    /// Not taken (network, 5xx); a best-effort report moves on.
+    Failed,
+}
+
+/// A log line now, at `level`.
+pub fn log_line(level: &str, message: impl Into<String>) -> LogMessage {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    LogMessage {
+        timestamp: crate::api::rfc3339::format_utc(now),
+        level: level.into(),
+        message: message.into(),
+    }
+}
+
+/// Reports a status once; errors other than 409 are logged and ignored.
+pub async fn report(
+    client: &Client,
+    id: &str,
+    status: DeploymentStatus,
+    substate: Option<&str>,
+) -> Reported {
+    match client.report_status(id, status, substate).await {
+        Ok(()) => Reported::Taken,
+        Err(ClientError::Aborted { .. }) => Reported::Aborted,
+        Err(e) => {
+            tracing::warn!(deployment = id, %status, error = %e, "status report not taken");
+            Reported::Failed
+        }
+    }
+}
+
+/// Reports a status until the server takes it (or says the deployment is aborted or gone),
+/// waiting `initial`, doubling up to `cap` between tries. Used for the statuses the
+/// deployment's outcome depends on: the pre-commit `installing` and the final one.
+pub async fn report_until_taken(
+    client: &Client,
+    id: &str,
+    status: DeploymentStatus,
+    substate: Option<&str>,
+    initial: Duration,
+    cap: Duration,
+) -> Reported {
+    let mut wait = initial;
+    loop {
+        match client.report_status(id, status, substate).await {
+            Ok(()) => return Reported::Taken,
+            Err(ClientError::Aborted { .. }) => return Reported::Aborted,
+            Err(e) if e.status() == Some(404) => {
+                tracing::warn!(
+                    deployment = id,
+                    "the server no longer knows this deployment"
+                );
+                return Reported::Aborted;
+            }
+            Err(e) => {
+                tracing::warn!(deployment = id, %status, error = %e, retry_in = ?wait, "final status not taken; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(cap);
+            }
+        }
+    }
+}
+
+/// Uploads the stored deployment log (failures only, as the official clients do). An
+/// empty log gets one line saying so, since the server refuses empty logs.
+pub async fn upload_log(client: &Client, store: &Store, id: &str) {
+    let mut lines = store.log().unwrap_or_default();
+    if lines.is_empty() {
+        lines.push(log_line(
+            "error",
+            "deployment failed; no further detail was recorded",
+        ));
+    }
+    if let Err(e) = client.upload_log(id, &lines).await {
+        tracing::warn!(deployment = id, error = %e, "deployment log upload failed");
+    }
+}
