@@ -82,6 +82,7 @@ pub struct Engine<B: Backend> {
     store: Store,
     backend: B,
     cfg: EngineConfig,
+    last_download: Option<std::sync::Arc<crate::client::DownloadStats>>,
 }
 
 impl<B: Backend> Engine<B> {
@@ -91,7 +92,13 @@ impl<B: Backend> Engine<B> {
             store,
             backend,
             cfg,
+            last_download: None,
         }
+    }
+
+    /// Byte counts of the last artifact download (fetched, re-fetched, resumes).
+    pub fn last_download(&self) -> Option<&crate::client::DownloadStats> {
+        self.last_download.as_deref()
     }
 
     pub fn client(&self) -> &Client {
@@ -273,6 +280,7 @@ impl<B: Backend> Engine<B> {
             )
             .await
             .map_err(|e| Stop::Failed(format!("download: {e}")))?;
+        self.last_download = Some(download.stats());
         let mut reader = ArtifactReader::open(download.into_reader(), self.cfg.read.clone())
             .await
             .map_err(|e| Stop::Failed(format!("artifact: {e}")))?;

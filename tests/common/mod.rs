@@ -6,6 +6,7 @@
 pub mod openapi;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod slots;
 pub mod tarw;
 
 use std::io::{Read, Write};

@@ -1,0 +1,91 @@
+//! File-backed A/B slots with a real U-Boot environment (mkenvimage + libubootenv's
+//! fw_printenv/fw_setenv), for tests of the raw backend through the engine or the CLI.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use mender_bridge_backends::raw::{ActiveSlot, BootEnv, RawConfig, SlotConfig, Slots};
+use sha2::{Digest, Sha256};
+
+use super::run;
+
+pub struct SlotRig {
+    pub dir: PathBuf,
+    pub config: RawConfig,
+}
+
+impl SlotRig {
+    /// Slots `a` (part 2, running) and `b` (part 3) of `size` bytes under `dir`.
+    pub fn new(dir: &Path, size: usize) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("a.img"), vec![0xaa; size]).unwrap();
+        std::fs::write(dir.join("b.img"), vec![0xbb; size]).unwrap();
+        std::fs::write(
+            dir.join("env.txt"),
+            "mender_boot_part=2\nmender_boot_part_hex=2\nupgrade_available=0\nbootcount=0\n",
+        )
+        .unwrap();
+        run(Command::new("mkenvimage")
+            .args(["-s", "0x4000", "-o"])
+            .arg(dir.join("uboot.env"))
+            .arg(dir.join("env.txt")));
+        std::fs::write(
+            dir.join("fw_env.config"),
+            format!("{} 0x0000 0x4000\n", dir.join("uboot.env").display()),
+        )
+        .unwrap();
+        let slot = |name: &str, part| SlotConfig {
+            name: name.into(),
+            device: dir.join(format!("{name}.img")),
+            boot_part: part,
+            root_aliases: vec![],
+            size: Some(size as u64),
+        };
+        let rig = SlotRig {
+            dir: dir.to_path_buf(),
+            config: RawConfig {
+                slots: Slots {
+                    a: slot("a", 2),
+                    b: slot("b", 3),
+                    active: ActiveSlot::Cmdline {
+                        cmdline: dir.join("cmdline"),
+                    },
+                },
+                bootenv: BootEnv::Uboot {
+                    config: Some(dir.join("fw_env.config")),
+                    printenv: "fw_printenv".into(),
+                    setenv: "fw_setenv".into(),
+                },
+                verify_readback: true,
+            },
+        };
+        rig.boot_into("a");
+        rig
+    }
+
+    /// Writes the kernel command line of a boot into `slot`: a simulated reboot.
+    pub fn boot_into(&self, slot: &str) {
+        std::fs::write(
+            self.dir.join("cmdline"),
+            format!(
+                "console=ttyS0 root={} rw\n",
+                self.dir.join(format!("{slot}.img")).display()
+            ),
+        )
+        .unwrap();
+    }
+
+    pub fn env(&self) -> String {
+        run(Command::new("fw_printenv")
+            .arg("-c")
+            .arg(self.dir.join("fw_env.config")))
+    }
+
+    pub fn slot_sha256(&self, slot: &str) -> Vec<u8> {
+        Sha256::digest(std::fs::read(self.dir.join(format!("{slot}.img"))).unwrap()).to_vec()
+    }
+
+    pub fn slot(&self, slot: &str) -> Vec<u8> {
+        std::fs::read(self.dir.join(format!("{slot}.img"))).unwrap()
+    }
+}
