@@ -12,7 +12,7 @@ use common::slots::SlotRig;
 use hyper::Method;
 use mender_bridge::api::DeploymentStatus;
 use mender_bridge::artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
-use mender_bridge::artifact::ReadOptions;
+use mender_bridge::artifact::{Compression, ReadOptions};
 use mender_bridge::client::{Backoff, Client, ClientConfig};
 use mender_bridge::deploy::engine::{Engine, EngineConfig, Outcome};
 use mender_bridge::deploy::scripts::ScriptRunner;
@@ -142,6 +142,19 @@ async fn deploy(
     img: &[u8],
     spec: Option<ArtifactSpec>,
 ) -> (String, u64) {
+    let (dep, size, _) = deploy_with(sim, device, name, img, spec, WriteOptions::default()).await;
+    (dep, size)
+}
+
+/// As [`deploy`], with write options; also returns the offset of the data member.
+async fn deploy_with(
+    sim: &TestSim,
+    device: &str,
+    name: &str,
+    img: &[u8],
+    spec: Option<ArtifactSpec>,
+    opts: WriteOptions,
+) -> (String, u64, u64) {
     let spec = spec.unwrap_or_else(|| ArtifactSpec::rootfs(name, [DEVICE_TYPE]));
     let file = PayloadFile::new(
         "rootfs.ext4",
@@ -149,9 +162,15 @@ async fn deploy(
         std::io::Cursor::new(img.to_vec()),
     );
     let mut out = Vec::new();
-    write_artifact(&mut out, &spec, vec![file], &WriteOptions::default())
+    let summary = write_artifact(&mut out, &spec, vec![file], &opts)
         .await
         .unwrap();
+    let data_offset = summary
+        .members
+        .iter()
+        .find(|m| m.name.starts_with("data/"))
+        .unwrap()
+        .offset;
     let size = out.len() as u64;
     let r = sim
         .http
@@ -171,7 +190,7 @@ async fn deploy(
             Some(json!({"artifact_name": name, "devices": [device]})),
         )
         .await;
-    (v["id"].as_str().unwrap().to_string(), size)
+    (v["id"].as_str().unwrap().to_string(), size, data_offset)
 }
 
 /// The statuses the device reported, as the dashboard shows them.
@@ -381,4 +400,57 @@ async fn abort_mid_download_stops_without_activating_or_reporting() {
         "nothing reported after the abort: {h:?}"
     );
     assert_eq!(finals(&h), 0);
+}
+
+#[tokio::test]
+async fn corrupt_payload_fails_with_the_log_and_activates_nothing() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let env_before = dev.rig.env();
+    let img = image(2 << 20, 9);
+    let opts = WriteOptions {
+        compression: Compression::None,
+        ..WriteOptions::default()
+    };
+    let (dep, _, data) = deploy_with(&sim, &dev.id, "release-2", &img, None, opts).await;
+    // A storage fault flips one bit in the middle of the image, in every download.
+    let offset = data + 512 + (1 << 20);
+    sim.http
+        .manage_ok(
+            Method::POST,
+            "/faults/corrupt",
+            Some(json!({"offsets": [offset]})),
+        )
+        .await;
+    let mut engine = dev.engine(&sim);
+    assert_eq!(
+        engine.check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Failure)
+    );
+    assert_eq!(dev.rig.env(), env_before, "nothing activated");
+    let b = dev.rig.slot("b");
+    assert!(
+        b.len() < img.len() || b[..img.len()] != img[..],
+        "the slot never holds the complete image"
+    );
+    let h = history(&sim, &dep, &dev.id).await;
+    assert_eq!(h.last().map(|(s, _)| s.as_str()), Some("failure"));
+    assert_eq!(finals(&h), 1);
+    let log = sim
+        .http
+        .manage_ok(
+            Method::GET,
+            &format!("/deployments/{dep}/devices/{}/log", dev.id),
+            None,
+        )
+        .await
+        .to_string();
+    assert!(
+        log.contains("checksum mismatch") && log.contains("data/0000/rootfs.ext4"),
+        "{log}"
+    );
+    assert_eq!(
+        dev.store().installed().unwrap().unwrap()["artifact_name"],
+        "release-1"
+    );
 }

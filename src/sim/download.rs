@@ -149,9 +149,13 @@ pub async fn handle(
     if let Err(e) = file.seek(std::io::SeekFrom::Start(start)).await {
         return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), rid);
     }
-    let (cut, throttle) = {
+    let (cut, throttle, corrupt) = {
         let mut f = sim.faults();
-        (f.take_cut(start, end), f.throttle_bytes_per_sec)
+        (
+            f.take_cut(start, end),
+            f.throttle_bytes_per_sec,
+            f.corrupt_offsets.clone(),
+        )
     };
     let seq = record(status.as_u16(), start, cut);
     let body = Streamer {
@@ -160,6 +164,7 @@ pub async fn handle(
         stop: cut.unwrap_or(end),
         end,
         bytes_per_sec: throttle.filter(|b| *b > 0),
+        corrupt,
         sim: sim.clone(),
         seq,
     }
@@ -189,6 +194,8 @@ struct Streamer {
     stop: u64,
     end: u64,
     bytes_per_sec: Option<u64>,
+    /// Offsets whose byte is sent with its low bit flipped.
+    corrupt: Vec<u64>,
     sim: Arc<Sim>,
     seq: u64,
 }
@@ -218,6 +225,11 @@ impl Streamer {
             let mut buf = vec![0u8; n as usize];
             if let Err(e) = st.file.read_exact(&mut buf).await {
                 return Some((Err(e), None));
+            }
+            for &o in &st.corrupt {
+                if (st.pos..st.pos + n).contains(&o) {
+                    buf[(o - st.pos) as usize] ^= 1;
+                }
             }
             if let Some(bps) = st.bytes_per_sec {
                 tokio::time::sleep(Duration::from_secs_f64(n as f64 / bps as f64)).await;

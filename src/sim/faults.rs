@@ -1,5 +1,5 @@
-//! Injected faults (in memory only): cut download connections at byte offsets, throttle
-//! downloads, answer 5xx for the next N calls of a route.
+//! Injected faults (in memory only): cut download connections at byte offsets, corrupt
+//! bytes of downloads, throttle downloads, answer 5xx for the next N calls of a route.
 
 use std::collections::BTreeMap;
 
@@ -34,6 +34,10 @@ pub struct Faults {
     /// Absolute artifact byte offsets: a download that would send the byte at one of them
     /// sends everything before it and then drops the connection. Each is used once.
     pub cut_offsets: Vec<u64>,
+    /// Absolute artifact byte offsets sent with their low bit flipped, in every download
+    /// (a storage fault the device must catch by the payload hash).
+    #[serde(default)]
+    pub corrupt_offsets: Vec<u64>,
     /// Download rate limit in bytes per second.
     pub throttle_bytes_per_sec: Option<u64>,
     pub fail: BTreeMap<Route, FailSpec>,

@@ -255,6 +255,11 @@ fn route(sim: &Sim, method: &Method, segs: &[&str], body: &[u8]) -> Result<Respo
             sim.faults().cut_offsets.extend(b.offsets);
             ok()
         }
+        (&M::POST, ["faults", "corrupt"]) => {
+            let b: CutBody = parse(body)?;
+            sim.faults().corrupt_offsets.extend(b.offsets);
+            ok()
+        }
         (&M::POST, ["faults", "throttle"]) => {
             let b: ThrottleBody = parse(body)?;
             sim.faults().throttle_bytes_per_sec = b.bytes_per_sec.filter(|v| *v > 0);
