@@ -37,6 +37,9 @@ pub enum ConfigError {
         origin: Origin,
         message: String,
     },
+    /// A setting the chosen configuration needs is not set (e.g. the raw backend's slots).
+    #[error("{key} is not set: {why}")]
+    Missing { key: String, why: String },
     /// Two keys that exclude each other (`ServerURL` and `Servers`, `ArtifactVerifyKey` and
     /// `ArtifactVerifyKeys`) are both set in one source.
     #[error("{first} and {second} are both set in {origin}; set only one")]

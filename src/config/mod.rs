@@ -20,6 +20,7 @@
 //!
 //! Invariant: the tenant token never reaches a log or a message ([`Secret`]).
 
+mod backend;
 mod bridge_toml;
 mod env;
 mod error;
@@ -40,8 +41,9 @@ pub use env::PREFIX as ENV_PREFIX;
 pub use error::{ConfigError, ConfigWarning};
 pub use layer::Origin;
 pub use settings::{
-    ArtifactSettings, BackendSettings, BackendType, Config, Connectivity, Dbus, DownloadSettings,
-    HttpsClient, Mender3, Secret, Security, ServerUrl,
+    ArtifactSettings, BackendSettings, BackendType, BootEnvSettings, BootEnvType, Config,
+    Connectivity, Dbus, DownloadSettings, HttpsClient, Mender3, RawBackendSettings, Secret,
+    Security, ServerUrl, SlotSettings,
 };
 
 use layer::Layer;

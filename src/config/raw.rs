@@ -13,6 +13,8 @@ pub(crate) const DEFAULT_DATA_DIR: &str = "/var/lib/mender";
 pub(crate) const DEFAULT_IDENTITY_SCRIPT: &str =
     "/usr/share/mender/identity/mender-device-identity";
 pub(crate) const DEFAULT_INVENTORY_DIR: &str = "/usr/share/mender/inventory";
+pub(crate) const DEFAULT_STATE_SCRIPTS_DIR: &str = "/etc/mender/scripts";
+pub(crate) const DEFAULT_ARTIFACT_INFO: &str = "/etc/mender/artifact_info";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -51,6 +53,9 @@ pub(crate) struct RawConfig {
     pub identity_script: PathBuf,
     pub inventory_script_dir: PathBuf,
     pub script_timeout_seconds: i64,
+    pub state_scripts_dir: PathBuf,
+    pub artifact_info_file: PathBuf,
+    pub reboot_command: Vec<String>,
     pub artifact: RawArtifact,
     pub download: RawDownload,
     pub backend: RawBackend,
@@ -115,6 +120,44 @@ pub(crate) struct RawDownload {
 pub(crate) struct RawBackend {
     #[serde(rename = "type")]
     pub kind: super::BackendType,
+    pub raw: RawRawBackend,
+}
+
+/// `[backend.raw]`: the A/B slot writer. Slots have no defaults (they name devices).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawRawBackend {
+    pub cmdline: PathBuf,
+    pub active_slot: Option<String>,
+    pub verify_readback: bool,
+    pub a: RawSlot,
+    pub b: RawSlot,
+    pub bootenv: RawBootEnv,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawSlot {
+    pub device: Option<PathBuf>,
+    pub boot_part: Option<i64>,
+    pub size: Option<i64>,
+    pub root_aliases: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawBootEnv {
+    #[serde(rename = "type")]
+    pub kind: super::BootEnvType,
+    pub config: Option<PathBuf>,
+    pub printenv: PathBuf,
+    pub setenv: PathBuf,
+    pub env_file: PathBuf,
+    pub editenv: PathBuf,
+    pub activate: Option<Vec<String>>,
+    pub commit: Option<Vec<String>>,
+    pub revert: Option<Vec<String>>,
+    pub state: Option<Vec<String>>,
 }
 
 impl Default for RawConfig {
@@ -153,6 +196,9 @@ impl Default for RawConfig {
             identity_script: PathBuf::from(DEFAULT_IDENTITY_SCRIPT),
             inventory_script_dir: PathBuf::from(DEFAULT_INVENTORY_DIR),
             script_timeout_seconds: 30,
+            state_scripts_dir: PathBuf::from(DEFAULT_STATE_SCRIPTS_DIR),
+            artifact_info_file: PathBuf::from(DEFAULT_ARTIFACT_INFO),
+            reboot_command: vec!["reboot".to_string()],
             artifact: RawArtifact::default(),
             download: RawDownload::default(),
             backend: RawBackend::default(),
@@ -188,6 +234,37 @@ impl Default for RawBackend {
     fn default() -> Self {
         RawBackend {
             kind: super::BackendType::Raw,
+            raw: RawRawBackend::default(),
+        }
+    }
+}
+
+impl Default for RawRawBackend {
+    fn default() -> Self {
+        RawRawBackend {
+            cmdline: PathBuf::from("/proc/cmdline"),
+            active_slot: None,
+            verify_readback: true,
+            a: RawSlot::default(),
+            b: RawSlot::default(),
+            bootenv: RawBootEnv::default(),
+        }
+    }
+}
+
+impl Default for RawBootEnv {
+    fn default() -> Self {
+        RawBootEnv {
+            kind: super::BootEnvType::Uboot,
+            config: None,
+            printenv: PathBuf::from("fw_printenv"),
+            setenv: PathBuf::from("fw_setenv"),
+            env_file: PathBuf::from("/boot/grub/grubenv"),
+            editenv: PathBuf::from("grub-editenv"),
+            activate: None,
+            commit: None,
+            revert: None,
+            state: None,
         }
     }
 }

@@ -123,6 +123,9 @@ pub(crate) static ROOT: &[Field] = &[
     b("identity_script", Str),
     b("inventory_script_dir", Str),
     b("script_timeout_seconds", Int),
+    b("state_scripts_dir", Str),
+    b("artifact_info_file", Str),
+    b("reboot_command", StrList),
     b("artifact", Table(ARTIFACT)),
     b("download", Table(DOWNLOAD)),
     b("backend", Table(BACKEND)),
@@ -164,7 +167,36 @@ static DOWNLOAD: &[Field] = &[
     b("backoff_max_ms", Int),
 ];
 
-static BACKEND: &[Field] = &[b("type", Str)];
+static BACKEND: &[Field] = &[b("type", Str), b("raw", Table(RAW_BACKEND))];
+
+static RAW_BACKEND: &[Field] = &[
+    b("cmdline", Str),
+    b("active_slot", Str),
+    b("verify_readback", Bool),
+    b("a", Table(SLOT)),
+    b("b", Table(SLOT)),
+    b("bootenv", Table(BOOTENV)),
+];
+
+static SLOT: &[Field] = &[
+    b("device", Str),
+    b("boot_part", Int),
+    b("size", Int),
+    b("root_aliases", StrList),
+];
+
+static BOOTENV: &[Field] = &[
+    b("type", Str),
+    b("config", Str),
+    b("printenv", Str),
+    b("setenv", Str),
+    b("env_file", Str),
+    b("editenv", Str),
+    b("activate", StrList),
+    b("commit", StrList),
+    b("revert", StrList),
+    b("state", StrList),
+];
 
 /// The field with this bridge key, exactly (TOML and environment names).
 pub(crate) fn by_key<'a>(fields: &'a [Field], key: &str) -> Option<&'a Field> {

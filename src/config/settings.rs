@@ -5,7 +5,11 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Serialize, Serializer};
+
+pub use super::backend::{
+    BackendSettings, BackendType, BootEnvSettings, BootEnvType, RawBackendSettings, SlotSettings,
+};
 
 use crate::artifact::Limits;
 use crate::keys::KeyType;
@@ -90,6 +94,15 @@ pub struct Config {
     /// `script_timeout_seconds` (30): how long one identity or inventory script may run; > 0.
     #[serde(rename = "script_timeout_seconds", serialize_with = "secs")]
     pub script_timeout: Duration,
+    /// `state_scripts_dir` (`/etc/mender/scripts`): the rootfs state scripts (`Idle`,
+    /// `Sync`, `Download`). Artifact scripts are kept in `<data_dir>/scripts`.
+    pub state_scripts_dir: PathBuf,
+    /// `artifact_info_file` (`/etc/mender/artifact_info`): `artifact_name=` of a device
+    /// whose store has no installed artifact yet.
+    pub artifact_info_file: PathBuf,
+    /// `reboot_command` (`["reboot"]`): argv run by the daemon when an update needs a
+    /// reboot; not empty.
+    pub reboot_command: Vec<String>,
     /// `[artifact]`: the reader's memory bounds.
     pub artifact: ArtifactSettings,
     /// `[download]`: resume and timeouts of the artifact download.
@@ -299,26 +312,6 @@ pub struct DownloadSettings {
     /// `backoff_max_ms` (60000): the longest wait between resumes; >= `backoff_initial_ms`.
     #[serde(rename = "backoff_max_ms", serialize_with = "millis")]
     pub backoff_max: Duration,
-}
-
-/// `[backend]`: only the choice is read for now; backends come with issues 4–6.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BackendSettings {
-    /// `type` (`raw`).
-    #[serde(rename = "type")]
-    pub kind: BackendType,
-}
-
-/// The installer the payload streams into. No behaviour is attached yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendType {
-    /// A/B block-device writer.
-    Raw,
-    /// RAUC over D-Bus.
-    Rauc,
-    /// SWUpdate over its IPC socket.
-    Swupdate,
 }
 
 fn secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

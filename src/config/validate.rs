@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::raw::{RawArtifact, RawConfig, RawDownload};
+use super::raw::{RawArtifact, RawBackend, RawConfig, RawDownload, RawSlot};
 use super::settings::{
-    ArtifactSettings, BackendSettings, Config, Connectivity, Dbus, DownloadSettings, HttpsClient,
-    Mender3, Secret, Security, ServerUrl,
+    ArtifactSettings, BackendSettings, BootEnvSettings, Config, Connectivity, Dbus,
+    DownloadSettings, HttpsClient, Mender3, RawBackendSettings, Secret, Security, ServerUrl,
+    SlotSettings,
 };
 use super::sources::Sources;
 use super::ConfigError;
@@ -103,11 +104,12 @@ pub(crate) fn build(raw: RawConfig, src: &Sources) -> Result<(Config, Aliases), 
         identity_script: raw.identity_script,
         inventory_script_dir: raw.inventory_script_dir,
         script_timeout: v.secs("script_timeout_seconds", raw.script_timeout_seconds)?,
+        state_scripts_dir: v.path("state_scripts_dir", raw.state_scripts_dir)?,
+        artifact_info_file: v.path("artifact_info_file", raw.artifact_info_file)?,
+        reboot_command: v.argv("reboot_command", raw.reboot_command)?,
         artifact: v.artifact(&raw.artifact)?,
         download: v.download(&raw.download)?,
-        backend: BackendSettings {
-            kind: raw.backend.kind,
-        },
+        backend: v.backend(raw.backend)?,
     };
     Ok((config, aliases))
 }
@@ -204,6 +206,105 @@ impl Check<'_> {
                 .invalid("artifact_verify_keys", "an entry is an empty path"));
         }
         Ok((keys, "artifact_verify_keys"))
+    }
+
+    fn path(&self, key: &str, p: PathBuf) -> Result<PathBuf, ConfigError> {
+        if p.as_os_str().is_empty() {
+            return Err(self.src.invalid(key, "must not be empty"));
+        }
+        Ok(p)
+    }
+
+    /// A command: a non-empty argv whose program is not empty.
+    fn argv(&self, key: &str, v: Vec<String>) -> Result<Vec<String>, ConfigError> {
+        if v.first().is_none_or(String::is_empty) {
+            return Err(self.src.invalid(
+                key,
+                "must be a non-empty list: the program, then its arguments",
+            ));
+        }
+        Ok(v)
+    }
+
+    fn slot(&self, name: &str, s: RawSlot) -> Result<SlotSettings, ConfigError> {
+        let key = |k: &str| format!("backend.raw.{name}.{k}");
+        let boot_part = s
+            .boot_part
+            .map(|p| {
+                u32::try_from(p).ok().filter(|&n| n > 0).ok_or_else(|| {
+                    self.src.invalid(
+                        &key("boot_part"),
+                        format!(
+                            "must be a partition number from 1 to {}, found {p}",
+                            u32::MAX
+                        ),
+                    )
+                })
+            })
+            .transpose()?;
+        Ok(SlotSettings {
+            device: s.device.map(|d| self.path(&key("device"), d)).transpose()?,
+            boot_part,
+            size: s.size.map(|n| self.positive(&key("size"), n)).transpose()?,
+            root_aliases: s.root_aliases.unwrap_or_default(),
+        })
+    }
+
+    fn backend(&self, b: RawBackend) -> Result<BackendSettings, ConfigError> {
+        let r = b.raw;
+        if let Some(n) = r.active_slot.as_deref() {
+            if n != "a" && n != "b" {
+                return Err(self.src.invalid(
+                    "backend.raw.active_slot",
+                    format!("expected \"a\" or \"b\", found {n:?}"),
+                ));
+            }
+        }
+        let a = self.slot("a", r.a)?;
+        let bs = self.slot("b", r.b)?;
+        if a.device.is_some() && a.device == bs.device {
+            return Err(self.src.invalid(
+                "backend.raw.b.device",
+                "must differ from backend.raw.a.device",
+            ));
+        }
+        if a.boot_part.is_some() && a.boot_part == bs.boot_part {
+            return Err(self.src.invalid(
+                "backend.raw.b.boot_part",
+                "must differ from backend.raw.a.boot_part",
+            ));
+        }
+        let e = r.bootenv;
+        let cmd = |k: &str, v: Option<Vec<String>>| {
+            v.map(|v| self.argv(&format!("backend.raw.bootenv.{k}"), v))
+                .transpose()
+        };
+        let bootenv = BootEnvSettings {
+            kind: e.kind,
+            config: e
+                .config
+                .map(|p| self.path("backend.raw.bootenv.config", p))
+                .transpose()?,
+            printenv: self.path("backend.raw.bootenv.printenv", e.printenv)?,
+            setenv: self.path("backend.raw.bootenv.setenv", e.setenv)?,
+            env_file: self.path("backend.raw.bootenv.env_file", e.env_file)?,
+            editenv: self.path("backend.raw.bootenv.editenv", e.editenv)?,
+            activate: cmd("activate", e.activate)?,
+            commit: cmd("commit", e.commit)?,
+            revert: cmd("revert", e.revert)?,
+            state: cmd("state", e.state)?,
+        };
+        Ok(BackendSettings {
+            kind: b.kind,
+            raw: RawBackendSettings {
+                cmdline: self.path("backend.raw.cmdline", r.cmdline)?,
+                active_slot: r.active_slot,
+                verify_readback: r.verify_readback,
+                a,
+                b: bs,
+                bootenv,
+            },
+        })
     }
 
     fn artifact(&self, a: &RawArtifact) -> Result<ArtifactSettings, ConfigError> {
