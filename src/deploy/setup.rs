@@ -1,0 +1,235 @@
+//! Wiring: from a loaded [`Config`] to the parts the daemon and the standalone commands
+//! run — the store, the device key, the identity, the API client, the backend and the
+//! engine's settings. Every failure is a [`SetupError`] naming the setting or file, raised
+//! at start, before any work begins.
+//!
+//! Paths (all under `data_dir`, `/var/lib/mender` by default):
+//! - `<data_dir>/mender-bridge/`: the deployment store ([`Store`]) and the daemon's pid file;
+//! - `<data_dir>/mender-agent.pem`: the device key, unless `Security.AuthPrivateKey` names one;
+//! - `<data_dir>/scripts/`: state scripts stored from an artifact.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mender_bridge_backends::raw::RawBackend;
+
+use super::backend::AnyBackend;
+use super::engine::{Engine, EngineConfig};
+use super::scripts::ScriptRunner;
+use super::store::Store;
+use crate::artifact::{ReadOptions, VerifyKey};
+use crate::client::{Client, ClientConfig, ClientError};
+use crate::config::{BackendType, Config, ConfigError};
+use crate::identity::{identity_for, read_device_type, DeviceTypeError, IdentityError};
+use crate::keys::{DeviceKey, KeyError};
+
+/// Progress substates: at most one every 5 s unless the percentage moved by 10.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
+const PROGRESS_STEP: u8 = 10;
+/// The first wait of a retried report (then doubling to `RetryPollIntervalSeconds`).
+const REPORT_RETRY_INITIAL: Duration = Duration::from_secs(60);
+
+/// Why the bridge cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error(
+        "backend.type = \"{0}\" is not implemented yet (issues 5, 6); only \"raw\" works today"
+    )]
+    NotImplemented(&'static str),
+    #[error("{0}")]
+    DeviceType(#[from] DeviceTypeError),
+    #[error("ArtifactVerifyKey: {0}")]
+    VerifyKey(#[from] crate::artifact::KeyError),
+    #[error("device key: {0}")]
+    DeviceKey(#[from] KeyError),
+    #[error("device identity: {0}")]
+    Identity(#[from] IdentityError),
+    #[error("no server configured: set ServerURL (or Servers) in mender.conf; the daemon needs one (install, commit and rollback do not)")]
+    NoServer,
+    #[error("API client: {0}")]
+    Client(#[from] ClientError),
+}
+
+/// `<data_dir>/mender-bridge`: the store's directory.
+pub fn store_dir(cfg: &Config) -> PathBuf {
+    cfg.data_dir.join("mender-bridge")
+}
+
+/// The deployment store of this configuration.
+pub fn store(cfg: &Config) -> Store {
+    Store::new(store_dir(cfg))
+}
+
+/// Where the daemon writes its process id (read by `check-update` and `send-inventory`).
+pub fn pid_file(cfg: &Config) -> PathBuf {
+    store_dir(cfg).join("daemon.pid")
+}
+
+/// The backend `backend.type` selects. RAUC and SWUpdate are refused with a clear error.
+pub fn backend(cfg: &Config) -> Result<AnyBackend, SetupError> {
+    match cfg.backend.kind {
+        BackendType::Raw => Ok(AnyBackend::Raw(RawBackend::new(cfg.backend.raw_config()?))),
+        other => Err(SetupError::NotImplemented(other.name())),
+    }
+}
+
+/// The artifact reader's options: `ArtifactVerifyKey(s)` (each file loaded now; with
+/// any, unsigned artifacts are refused) and the `[artifact]` limits.
+pub fn read_options(cfg: &Config) -> Result<ReadOptions, SetupError> {
+    let verify_keys = cfg
+        .artifact_verify_keys
+        .iter()
+        .map(|p| VerifyKey::from_file(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ReadOptions {
+        verify_keys,
+        limits: cfg.artifact.limits(),
+    })
+}
+
+/// State scripts: `state_scripts_dir` for Idle/Sync/Download, `<data_dir>/scripts` for
+/// the artifact's, with the `StateScript*` timeouts.
+pub fn script_runner(cfg: &Config) -> ScriptRunner {
+    ScriptRunner {
+        rootfs_dir: cfg.state_scripts_dir.clone(),
+        artifact_dir: cfg.data_dir.join("scripts"),
+        timeout: cfg.state_script_timeout,
+        retry_interval: cfg.state_script_retry_interval,
+        retry_timeout: cfg.state_script_retry_timeout,
+    }
+}
+
+/// The engine's settings. Reads the device type (`DeviceTypeFile`) and the verify keys.
+pub fn engine_config(cfg: &Config) -> Result<EngineConfig, SetupError> {
+    Ok(EngineConfig {
+        device_type: read_device_type(&cfg.device_type_file)?,
+        read: read_options(cfg)?,
+        scripts: script_runner(cfg),
+        artifact_info: cfg.artifact_info_file.clone(),
+        retry_initial: REPORT_RETRY_INITIAL.min(cfg.retry_poll_interval),
+        retry_cap: cfg.retry_poll_interval,
+        progress_interval: PROGRESS_INTERVAL,
+        progress_step: PROGRESS_STEP,
+    })
+}
+
+/// The device key: `Security.AuthPrivateKey` if set (it must exist), else
+/// `<data_dir>/mender-agent.pem`, generated as `device_key_type` when missing.
+pub fn device_key(cfg: &Config) -> Result<DeviceKey, SetupError> {
+    if let Some(path) = &cfg.security.auth_private_key {
+        return Ok(DeviceKey::load(path)?);
+    }
+    let path = cfg.data_dir.join("mender-agent.pem");
+    Ok(DeviceKey::load_or_generate(&path, cfg.device_key_type)?.0)
+}
+
+/// The API client: servers, TLS and backoffs from the configuration; the key and the
+/// identity (script or MAC) loaded now.
+pub async fn client(cfg: &Config) -> Result<Client, SetupError> {
+    if cfg.servers.is_empty() {
+        return Err(SetupError::NoServer);
+    }
+    let key = device_key(cfg)?;
+    let identity = identity_for(cfg).await?;
+    Ok(Client::new(
+        ClientConfig::from_config(cfg),
+        key,
+        &identity.to_json_map(),
+    )?)
+}
+
+/// Everything the daemon runs: the engine over the configured backend. Configuration
+/// errors (backend, device type, verify keys) come before the key is loaded or made.
+pub async fn engine(cfg: &Config) -> Result<Engine<AnyBackend>, SetupError> {
+    if cfg.servers.is_empty() {
+        return Err(SetupError::NoServer);
+    }
+    let backend = backend(cfg)?;
+    let engine_cfg = engine_config(cfg)?;
+    let client = client(cfg).await?;
+    Ok(Engine::new(client, store(cfg), backend, engine_cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigPaths;
+
+    fn config(dir: &std::path::Path, toml: &str) -> Config {
+        let conf = dir.join("mender.conf");
+        std::fs::write(&conf, r#"{"ServerURL":"https://mender.example"}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let bridge = dir.join("bridge.toml");
+        std::fs::write(&bridge, toml).unwrap_or_else(|e| panic!("{e}"));
+        let paths = ConfigPaths {
+            mender_conf: Some(conf),
+            bridge_config: Some(bridge),
+            data_dir: Some(dir.to_path_buf()),
+            fallback_mender_conf: None,
+        };
+        Config::load_from(&paths, Vec::<(String, String)>::new())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .config
+    }
+
+    #[test]
+    fn unimplemented_backends_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        for kind in ["rauc", "swupdate"] {
+            let c = config(dir.path(), &format!("[backend]\ntype = \"{kind}\"\n"));
+            let e = backend(&c).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                e.contains(kind) && e.contains("not implemented yet (issues 5, 6)"),
+                "{e}"
+            );
+        }
+        let c = config(dir.path(), "");
+        let e = backend(&c).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.starts_with("backend.raw.a.device is not set"), "{e}");
+    }
+
+    #[test]
+    fn engine_settings_from_the_configuration() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let d = dir.path();
+        let c = config(d, "state_scripts_dir = \"/s\"\n");
+        let e = engine_config(&c)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("device_type"),
+            "a missing device type is named: {e}"
+        );
+        std::fs::write(d.join("device_type"), "device_type=beaglebone\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let ec = engine_config(&c).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ec.device_type, "beaglebone");
+        assert_eq!(ec.scripts.rootfs_dir, std::path::Path::new("/s"));
+        assert_eq!(ec.scripts.artifact_dir, d.join("scripts"));
+        assert_eq!(ec.scripts.timeout, Duration::from_secs(3600));
+        assert_eq!(ec.retry_cap, Duration::from_secs(300));
+        assert_eq!(ec.retry_initial, Duration::from_secs(60));
+        assert_eq!(
+            ec.artifact_info,
+            std::path::Path::new("/etc/mender/artifact_info")
+        );
+        assert!(ec.read.verify_keys.is_empty());
+        assert_eq!(store_dir(&c), d.join("mender-bridge"));
+    }
+
+    #[test]
+    fn the_device_key_is_made_once_in_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let c = config(dir.path(), "device_key_type = \"p256\"\n");
+        let k1 = device_key(&c).unwrap_or_else(|e| panic!("{e}"));
+        assert!(dir.path().join("mender-agent.pem").exists());
+        let k2 = device_key(&c).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(k1.public_key_pem().ok(), k2.public_key_pem().ok());
+        let mut c2 = c.clone();
+        c2.security.auth_private_key = Some(dir.path().join("absent.pem"));
+        assert!(device_key(&c2).is_err(), "a configured key must exist");
+    }
+}
