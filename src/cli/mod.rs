@@ -1,6 +1,7 @@
 //! The command line: subcommands named as the official client names them, so scripts and
 //! habits carry over. Each subcommand lives in its own module.
 
+#[cfg(feature = "sim")]
 mod demo;
 mod inspect;
 mod show_config;
@@ -47,7 +48,9 @@ pub struct Cli {
 pub enum Command {
     /// Read and verify an artifact, printing what `mender-artifact read` prints.
     Inspect(inspect::Args),
-    /// Build a sample artifact and stream it through the verifying reader.
+    /// Run a whole deployment on this machine: local server, signed artifact, A/B file slots,
+    /// a simulated reboot, and the dashboard's view of it.
+    #[cfg(feature = "sim")]
     Demo(demo::Args),
     /// Print the effective configuration (secrets redacted) and where each value came from.
     ShowConfig(show_config::Args),
@@ -83,6 +86,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     let paths = cli.config_paths();
     let res = match cli.command {
         Command::Inspect(a) => inspect::run(a).await,
+        #[cfg(feature = "sim")]
         Command::Demo(a) => demo::run(a).await,
         Command::ShowConfig(a) => show_config::run(a, &paths),
         #[cfg(feature = "sim")]
