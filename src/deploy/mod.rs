@@ -1,5 +1,6 @@
-//! The deployment engine: persisted state, and (with issue 4) the flow from an update check
-//! to a final status.
+//! The deployment engine: the flow from an update check to a final status (`engine`), the
+//! state it saves before each risky step (`store`), the reports (`report`), live progress
+//! (`progress`) and Mender's state scripts (`scripts`).
 
 pub mod backend;
 pub mod engine;
