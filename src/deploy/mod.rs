@@ -3,9 +3,13 @@
 //! (`progress`) and Mender's state scripts (`scripts`).
 
 pub mod backend;
+pub mod daemon;
 pub mod engine;
+pub mod notify;
+pub mod pidfile;
 pub mod progress;
 pub mod report;
+pub mod schedule;
 pub mod scripts;
 pub mod setup;
 pub mod store;

@@ -20,6 +20,7 @@ const MAX_FILE: u64 = 1024 * 1024;
 const INSTALLED: &str = "installed.json";
 const DEPLOYMENT: &str = "deployment.json";
 const LOG: &str = "deployment-log.json";
+const STANDALONE: &str = "standalone.json";
 /// Log entries kept for one deployment (the upload is capped again by the client).
 const MAX_LOG_ENTRIES: usize = 2000;
 
@@ -192,6 +193,69 @@ impl Store {
     }
 }
 
+/// Where a standalone install (`mender-bridge install`) is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StandalonePhase {
+    /// Streaming into the backend; nothing activated yet. Found later: the install was
+    /// interrupted; `rollback` cleans up, `commit` refuses.
+    Installing,
+    /// Installed (and activated, for backends that boot into it): `commit` or `rollback`.
+    Installed,
+}
+
+/// A standalone install awaiting `commit` or `rollback`; kept across the reboot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StandaloneRecord {
+    pub artifact_name: String,
+    pub payload_type: String,
+    pub phase: StandalonePhase,
+    /// The provides to store on commit (computed from the header before the first byte).
+    pub new_provides: Provides,
+    /// The backend asked for a reboot into the new software.
+    pub reboot_required: bool,
+}
+
+impl Store {
+    /// The standalone install in progress, if any.
+    pub fn standalone(&self) -> Result<Option<StandaloneRecord>, StoreError> {
+        self.read(STANDALONE)
+    }
+
+    /// Saves the standalone record (atomically, like every store file).
+    pub fn save_standalone(&self, record: &StandaloneRecord) -> Result<(), StoreError> {
+        self.write(STANDALONE, record)
+    }
+
+    /// Forgets the standalone install (committed or rolled back).
+    pub fn clear_standalone(&self) -> Result<(), StoreError> {
+        let path = self.dir.join(STANDALONE);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(StoreError::Io { path, source }),
+        }
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| StoreError::Io {
+                path: self.dir.clone(),
+                source,
+            })
+    }
+
+    /// The device's provides: the installed ones, else only `artifact_name` from
+    /// `artifact_info` (or `unknown`), as the engine reports them.
+    pub fn provides_or(&self, artifact_info: &Path) -> Provides {
+        match self.installed() {
+            Ok(Some(p)) if p.contains_key("artifact_name") => p,
+            _ => Provides::from([(
+                "artifact_name".to_string(),
+                artifact_info_name(artifact_info),
+            )]),
+        }
+    }
+}
+
 /// The artifact name a device without a store reports: `artifact_name=` from Mender's
 /// `/etc/mender/artifact_info` (as the Go client falls back to), else `unknown`.
 pub fn artifact_info_name(path: &Path) -> String {
@@ -270,6 +334,29 @@ mod tests {
         std::fs::write(dir.path().join(DEPLOYMENT), b"{not json").unwrap();
         let e = Store::new(dir.path()).deployment().unwrap_err().to_string();
         assert!(e.contains("deployment.json"), "{e}");
+    }
+
+    #[test]
+    fn standalone_records_and_provides() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("mb"));
+        assert!(store.standalone().unwrap().is_none());
+        store.clear_standalone().unwrap();
+        let info = dir.path().join("artifact_info");
+        assert_eq!(store.provides_or(&info)["artifact_name"], "unknown");
+        let rec = StandaloneRecord {
+            artifact_name: "rel-2".into(),
+            payload_type: "rootfs-image".into(),
+            phase: StandalonePhase::Installed,
+            new_provides: Provides::from([("artifact_name".into(), "rel-2".into())]),
+            reboot_required: true,
+        };
+        store.save_standalone(&rec).unwrap();
+        assert_eq!(store.standalone().unwrap(), Some(rec.clone()));
+        store.set_installed(&rec.new_provides).unwrap();
+        assert_eq!(store.provides_or(&info)["artifact_name"], "rel-2");
+        store.clear_standalone().unwrap();
+        assert!(store.standalone().unwrap().is_none());
     }
 
     #[test]

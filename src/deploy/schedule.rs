@@ -1,0 +1,221 @@
+//! When the daemon does things: each periodic job (update check, inventory) has a
+//! [`Timer`] that waits its interval with random jitter after a success, and a backoff
+//! after failures, capped at `RetryPollIntervalSeconds` and never longer than the interval.
+//!
+//! Invariants: a jittered wait stays within ±[`JITTER_PERCENT`] of its base (a fleet
+//! booted together drifts apart instead of polling in lockstep); a failure never makes the
+//! next try later than a success would have.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::client::Backoff;
+
+/// Jitter of every periodic wait, in percent of the wait.
+pub const JITTER_PERCENT: u32 = 10;
+
+/// `base` moved by up to ±`percent` %, chosen by the random value `r` (uniform over u64).
+/// Pure, for tests; [`jitter`] draws `r` from the OS.
+pub fn jittered(base: Duration, percent: u32, r: u64) -> Duration {
+    let nanos = base.as_nanos();
+    let spread = nanos * u128::from(percent.min(100)) / 100;
+    // Uniform over [nanos - spread, nanos + spread] (the modulo bias is negligible).
+    let offset = u128::from(r) % (2 * spread + 1);
+    let total = nanos - spread + offset;
+    Duration::from_nanos(u64::try_from(total).unwrap_or(u64::MAX))
+}
+
+/// A random u64 from the OS; the clock's nanoseconds if the OS has none to give.
+pub fn random_u64() -> u64 {
+    getrandom::u64().unwrap_or_else(|_| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::from(d.subsec_nanos()) ^ d.as_secs())
+    })
+}
+
+/// `base` with ±[`JITTER_PERCENT`] % jitter.
+pub fn jitter(base: Duration) -> Duration {
+    jittered(base, JITTER_PERCENT, random_u64())
+}
+
+/// The waits after consecutive failures: the official clients' schedule for
+/// `RetryPollIntervalSeconds` (60 s or the cap if smaller, each wait three times, doubling
+/// to the cap), and the cap once that schedule is over.
+#[derive(Debug, Clone)]
+pub struct ErrorBackoff {
+    schedule: Backoff,
+    failures: u32,
+}
+
+impl ErrorBackoff {
+    pub fn new(cap: Duration) -> Self {
+        ErrorBackoff {
+            schedule: Backoff::official(cap, 0),
+            failures: 0,
+        }
+    }
+
+    /// The wait before the next try after one more failure (no jitter).
+    pub fn failure(&mut self) -> Duration {
+        let d = self
+            .schedule
+            .delay(self.failures)
+            .unwrap_or(self.schedule.max);
+        self.failures = self.failures.saturating_add(1);
+        d
+    }
+
+    pub fn success(&mut self) {
+        self.failures = 0;
+    }
+
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+}
+
+/// One periodic job's next due time.
+#[derive(Debug, Clone)]
+pub struct Timer {
+    interval: Duration,
+    backoff: ErrorBackoff,
+    next: Instant,
+    random: fn() -> u64,
+}
+
+impl Timer {
+    /// Due at once; then every `interval` (jittered); after failures by the backoff capped
+    /// at `retry_cap`.
+    pub fn new(interval: Duration, retry_cap: Duration, now: Instant) -> Self {
+        Self::with_random(interval, retry_cap, now, random_u64)
+    }
+
+    /// As [`Timer::new`] with a given random source (tests).
+    pub fn with_random(
+        interval: Duration,
+        retry_cap: Duration,
+        now: Instant,
+        random: fn() -> u64,
+    ) -> Self {
+        Timer {
+            interval,
+            backoff: ErrorBackoff::new(retry_cap),
+            next: now,
+            random,
+        }
+    }
+
+    pub fn due(&self) -> Instant {
+        self.next
+    }
+
+    pub fn is_due(&self, now: Instant) -> bool {
+        self.next <= now
+    }
+
+    /// Make it due now (a signal asked for it, or a deployment finished).
+    pub fn trigger(&mut self, now: Instant) {
+        self.next = now;
+    }
+
+    /// The job succeeded at `now`: next time one jittered interval later.
+    pub fn succeeded(&mut self, now: Instant) -> Duration {
+        self.backoff.success();
+        let wait = jittered(self.interval, JITTER_PERCENT, (self.random)());
+        self.next = now + wait;
+        wait
+    }
+
+    /// The job failed at `now`: next time after the backoff (jittered), never later than
+    /// a success would have waited.
+    pub fn failed(&mut self, now: Instant) -> Duration {
+        let base = self.backoff.failure().min(self.interval);
+        let wait = jittered(base, JITTER_PERCENT, (self.random)());
+        self.next = now + wait;
+        wait
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        let base = Duration::from_secs(1800);
+        let lo = Duration::from_secs(1620);
+        let hi = Duration::from_secs(1980);
+        assert_eq!(jittered(base, 10, 0), lo);
+        let max_r = jittered(base, 10, u64::MAX);
+        assert!(max_r >= lo && max_r <= hi, "{max_r:?}");
+        let mut seen_low = false;
+        let mut seen_high = false;
+        for _ in 0..2000 {
+            let d = jitter(base);
+            assert!(d >= lo && d <= hi, "{d:?}");
+            seen_low |= d < base - Duration::from_secs(90);
+            seen_high |= d > base + Duration::from_secs(90);
+        }
+        assert!(seen_low && seen_high, "the spread is used, both ways");
+        assert_eq!(jittered(Duration::ZERO, 10, 12345), Duration::ZERO);
+        assert_eq!(jittered(base, 0, 12345), base);
+        let top = jittered(base, 10, 2 * 180_000_000_000);
+        assert_eq!(top, hi, "the upper bound is reachable");
+    }
+
+    #[test]
+    fn error_backoff_follows_the_official_schedule_then_stays_at_the_cap() {
+        let mut b = ErrorBackoff::new(Duration::from_secs(300));
+        let got: Vec<u64> = (0..14).map(|_| b.failure().as_secs()).collect();
+        assert_eq!(
+            got,
+            [60, 60, 60, 120, 120, 120, 240, 240, 240, 300, 300, 300, 300, 300]
+        );
+        b.success();
+        assert_eq!(b.failure(), Duration::from_secs(60));
+        let mut small = ErrorBackoff::new(Duration::from_secs(5));
+        assert_eq!(small.failure(), Duration::from_secs(5), "60 s is capped");
+    }
+
+    #[test]
+    fn timers_wait_the_interval_after_success_and_back_off_after_failure() {
+        fn low() -> u64 {
+            0
+        }
+        let t0 = Instant::now();
+        let mut t =
+            Timer::with_random(Duration::from_secs(1800), Duration::from_secs(300), t0, low);
+        assert!(t.is_due(t0), "due at start");
+        let w = t.succeeded(t0);
+        assert_eq!(w, Duration::from_secs(1620), "r = 0 is the low end");
+        assert!(!t.is_due(t0 + Duration::from_secs(1000)));
+        let w = t.failed(t0);
+        assert_eq!(w, Duration::from_secs(54), "60 s backoff, -10 %");
+        for _ in 0..20 {
+            t.failed(t0);
+        }
+        assert_eq!(
+            t.failed(t0),
+            Duration::from_secs(270),
+            "capped at 300 s, -10 %"
+        );
+        t.succeeded(t0);
+        assert_eq!(
+            t.failed(t0),
+            Duration::from_secs(54),
+            "a success resets the backoff"
+        );
+        t.trigger(t0);
+        assert!(t.is_due(t0));
+
+        let mut short =
+            Timer::with_random(Duration::from_secs(10), Duration::from_secs(300), t0, low);
+        assert_eq!(
+            short.failed(t0),
+            Duration::from_secs(9),
+            "never later than the interval itself"
+        );
+    }
+}
