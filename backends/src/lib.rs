@@ -97,8 +97,12 @@ pub trait Backend: Send {
     ) -> impl Future<Output = Result<Outcome, BackendError>> + Send;
     /// Stops the install; nothing may be activated afterwards.
     fn abort(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send;
-    /// After a reboot: is the new software running?
+    /// After a reboot: is the new software running, on trial (not yet committed)?
     fn verify_reboot(&mut self) -> impl Future<Output = Result<bool, BackendError>> + Send;
+    /// What is running now, in the backend's own terms (a slot name), if it can tell. The
+    /// engine records it when it starts committing, so that after a crash it can recognise
+    /// a commit that already happened (the trial is over, the same slot still runs).
+    fn booted_slot(&mut self) -> impl Future<Output = Result<Option<String>, BackendError>> + Send;
     fn commit(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send;
     fn rollback(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send;
     /// Extra inventory attributes (booted slot, installer version, ...).

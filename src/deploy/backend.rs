@@ -56,6 +56,12 @@ impl Backend for AnyBackend {
         }
     }
 
+    async fn booted_slot(&mut self) -> Result<Option<String>, BackendError> {
+        match self {
+            AnyBackend::Raw(b) => b.booted_slot().await,
+        }
+    }
+
     async fn commit(&mut self) -> Result<(), BackendError> {
         match self {
             AnyBackend::Raw(b) => b.commit().await,

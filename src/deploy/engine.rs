@@ -168,6 +168,10 @@ impl<B: Backend> Engine<B> {
                 )
                 .await?
             }
+            Phase::Committing if self.already_committed(&rec).await => {
+                self.log("info", "the commit had happened before the restart");
+                self.committed(rec).await?
+            }
             Phase::Rebooting | Phase::Committing => {
                 let running_new = self.backend.verify_reboot().await;
                 let _ = self.scripts(State::ArtifactReboot, Action::Leave).await;
@@ -220,6 +224,7 @@ impl<B: Backend> Engine<B> {
             new_provides: Provides::new(),
             store_count: 0,
             failure: None,
+            booted: None,
         };
         if current.get("artifact_name") == Some(&instr.artifact.artifact_name) {
             rec.phase = Phase::ReportAlreadyInstalled;
@@ -448,10 +453,21 @@ impl<B: Backend> Engine<B> {
         })
     }
 
+    /// In `Committing` after a restart: the trial is over (the backend no longer reports the
+    /// new software on trial) while the slot recorded at the start of the commit still runs.
+    async fn already_committed(&mut self, rec: &DeploymentRecord) -> bool {
+        let Some(booted) = &rec.booted else {
+            return false;
+        };
+        matches!(self.backend.verify_reboot().await, Ok(false))
+            && matches!(self.backend.booted_slot().await, Ok(Some(now)) if &now == booted)
+    }
+
     /// The new software runs (or needed no reboot): make it permanent, store the provides,
     /// report success. Any failure here rolls back.
     async fn commit(&mut self, mut rec: DeploymentRecord) -> Result<Outcome, EngineError> {
         rec.phase = Phase::Committing;
+        rec.booted = self.backend.booted_slot().await.ok().flatten();
         self.store.save(&mut rec)?;
         // Drop the token: the new software must prove it can authenticate, and the
         // pre-commit report must be taken before anything is made permanent.
@@ -475,6 +491,11 @@ impl<B: Backend> Engine<B> {
         if let Err(e) = self.backend.commit().await {
             return self.fail(rec, format!("commit: {e}")).await;
         }
+        self.committed(rec).await
+    }
+
+    /// After the backend committed: store the provides, report success.
+    async fn committed(&mut self, mut rec: DeploymentRecord) -> Result<Outcome, EngineError> {
         self.store.set_installed(&rec.new_provides)?;
         let _ = self.scripts(State::ArtifactCommit, Action::Leave).await;
         self.log("info", format!("committed {}", rec.artifact_name));

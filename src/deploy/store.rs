@@ -86,6 +86,11 @@ pub struct DeploymentRecord {
     /// Why it failed, when it did (goes into the deployment log).
     #[serde(default)]
     pub failure: Option<String>,
+    /// The slot running when the commit started (the backend's name for it): a restart in
+    /// `Committing` that finds the trial over and this slot still running knows the commit
+    /// already happened.
+    #[serde(default)]
+    pub booted: Option<String>,
 }
 
 /// The store in a directory (normally `<data dir>/mender-bridge`).
@@ -286,6 +291,7 @@ mod tests {
             new_provides: Provides::from([("artifact_name".into(), "rel-2".into())]),
             store_count: 0,
             failure: None,
+            booted: None,
         }
     }
 

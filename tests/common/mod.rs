@@ -3,6 +3,8 @@
 //! while recording every payload byte it releases.
 #![allow(dead_code)]
 
+#[cfg(feature = "sim")]
+pub mod device;
 pub mod openapi;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -138,6 +138,10 @@ impl Backend for RawBackend {
         Ok(state.upgrade_available && state.boot_part == Some(active.boot_part))
     }
 
+    async fn booted_slot(&mut self) -> Result<Option<String>, BackendError> {
+        Ok(Some(self.config.slots.active().await?.name.clone()))
+    }
+
     async fn commit(&mut self) -> Result<(), BackendError> {
         if !self.verify_reboot().await? {
             return Err(Self::failed(

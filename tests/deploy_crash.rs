@@ -1,0 +1,288 @@
+//! The process dies at each step of a deployment and starts again: every run must end with
+//! exactly one final status on the server, and the running slot stays what it was unless
+//! the new one was committed.
+//!
+//! The "kill" is the abort of the task running the engine: no engine code runs after the
+//! cut, exactly as after `kill -9`. The store writes are synchronous atomic replacements, so
+//! an abort between two awaits leaves what a kill would leave. A new engine (a new process)
+//! then resumes from the store.
+#![cfg(feature = "sim")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::device::{deploy, finals, history, image, Device, DEVICE_TYPE};
+use common::sim::TestSim;
+use hyper::Method;
+use mender_bridge::api::DeploymentStatus;
+use mender_bridge::artifact::writer::{ArtifactSpec, ScriptFile};
+use mender_bridge::deploy::engine::Outcome;
+use mender_bridge::deploy::store::Phase;
+use serde_json::json;
+
+/// Waits until the dashboard shows `pred`, or fails after 10 s.
+async fn wait_for(
+    sim: &TestSim,
+    dep: &str,
+    dev: &str,
+    pred: impl Fn(&[(String, Option<String>)]) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let h = history(sim, dep, dev).await;
+        if pred(&h) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out; history: {h:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn fail_status_reports(sim: &TestSim, count: u32) {
+    sim.http
+        .manage_ok(
+            Method::POST,
+            "/faults/fail",
+            Some(json!({"route": "status", "count": count, "status": 503})),
+        )
+        .await;
+}
+
+async fn clear_faults(sim: &TestSim) {
+    sim.http.manage(Method::DELETE, "/faults", None).await;
+}
+
+#[tokio::test]
+async fn killed_mid_download_ends_in_one_failure_and_nothing_activated() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let a_before = dev.rig.slot_sha256("a");
+    let env_before = dev.rig.env();
+    let (dep, _) = deploy(&sim, &dev.id, "release-2", &image(3 << 20, 21), None).await;
+    sim.http
+        .manage_ok(
+            Method::POST,
+            "/faults/throttle",
+            Some(json!({"bytes_per_sec": 1 << 20})),
+        )
+        .await;
+    let mut engine = dev.engine(&sim);
+    let task = tokio::spawn(async move { engine.check_update().await });
+    wait_for(&sim, &dep, &dev.id, |h| {
+        h.iter().any(|(s, sub)| s == "downloading" && sub.is_some())
+    })
+    .await;
+    task.abort();
+    let _ = task.await;
+    clear_faults(&sim).await;
+    assert_eq!(
+        dev.store().deployment().unwrap().unwrap().phase,
+        Phase::Installing
+    );
+
+    let mut restarted = dev.engine(&sim);
+    assert_eq!(
+        restarted.resume().await.unwrap(),
+        Some(Outcome::Finished(DeploymentStatus::Failure))
+    );
+    let h = history(&sim, &dep, &dev.id).await;
+    assert_eq!(finals(&h), 1, "{h:?}");
+    assert_eq!(dev.rig.env(), env_before, "nothing activated");
+    assert_eq!(dev.rig.slot_sha256("a"), a_before);
+    assert!(dev.store().deployment().unwrap().is_none());
+}
+
+#[tokio::test]
+async fn killed_after_activation_before_the_reboot_rolls_back_to_one_failure() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let a_before = dev.rig.slot_sha256("a");
+    let (dep, _) = deploy(&sim, &dev.id, "release-2", &image(1 << 20, 22), None).await;
+    let mut engine = dev.engine(&sim);
+    assert_eq!(
+        engine.check_update().await.unwrap(),
+        Outcome::RebootRequired
+    );
+    assert!(dev.rig.env().contains("upgrade_available=1"));
+    drop(engine); // dies before rebooting: still running slot a
+
+    let mut restarted = dev.engine(&sim);
+    assert_eq!(
+        restarted.resume().await.unwrap(),
+        Some(Outcome::Finished(DeploymentStatus::Failure))
+    );
+    let env = dev.rig.env();
+    assert!(
+        env.contains("mender_boot_part=2") && env.contains("upgrade_available=0"),
+        "rolled back: {env}"
+    );
+    assert_eq!(dev.rig.slot_sha256("a"), a_before);
+    let h = history(&sim, &dep, &dev.id).await;
+    assert_eq!(finals(&h), 1, "{h:?}");
+    assert_eq!(
+        dev.store().installed().unwrap().unwrap()["artifact_name"],
+        "release-1"
+    );
+}
+
+#[tokio::test]
+async fn killed_before_the_commit_ends_in_one_success() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let (dep, _) = deploy(&sim, &dev.id, "release-2", &image(1 << 20, 23), None).await;
+    let mut engine = dev.engine(&sim);
+    assert_eq!(
+        engine.check_update().await.unwrap(),
+        Outcome::RebootRequired
+    );
+    drop(engine);
+    dev.rig.boot_into("b");
+
+    // After the reboot the pre-commit report is not taken; the process dies while retrying.
+    fail_status_reports(&sim, 1000).await;
+    let mut engine = dev.engine(&sim);
+    let task = tokio::spawn(async move { engine.resume().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    task.abort();
+    let _ = task.await;
+    assert_eq!(
+        dev.store().deployment().unwrap().unwrap().phase,
+        Phase::Committing
+    );
+    assert!(
+        dev.rig.env().contains("upgrade_available=1"),
+        "not committed yet"
+    );
+
+    clear_faults(&sim).await;
+    let mut engine = dev.engine(&sim);
+    assert_eq!(
+        engine.resume().await.unwrap(),
+        Some(Outcome::Finished(DeploymentStatus::Success))
+    );
+    let h = history(&sim, &dep, &dev.id).await;
+    assert_eq!(finals(&h), 1, "{h:?}");
+    assert!(dev.rig.env().contains("upgrade_available=0"));
+    assert_eq!(
+        dev.store().installed().unwrap().unwrap()["artifact_name"],
+        "release-2"
+    );
+}
+
+/// An artifact whose `ArtifactCommit_Leave` script sleeps: the window after the backend
+/// committed and before the record says so.
+fn slow_commit_spec() -> ArtifactSpec {
+    let mut spec = ArtifactSpec::rootfs("release-2", [DEVICE_TYPE]);
+    spec.scripts = vec![ScriptFile::new(
+        "ArtifactCommit_Leave_01_slow",
+        "#!/bin/sh\nsleep 1\n",
+    )];
+    spec
+}
+
+#[tokio::test]
+async fn killed_right_after_the_commit_does_not_roll_back_a_good_update() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let (dep, _) = deploy(
+        &sim,
+        &dev.id,
+        "release-2",
+        &image(1 << 20, 24),
+        Some(slow_commit_spec()),
+    )
+    .await;
+    let mut engine = dev.engine(&sim);
+    assert_eq!(
+        engine.check_update().await.unwrap(),
+        Outcome::RebootRequired
+    );
+    drop(engine);
+    dev.rig.boot_into("b");
+    let mut engine = dev.engine(&sim);
+    let task = tokio::spawn(async move { engine.resume().await });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !dev.rig.env().contains("upgrade_available=0") {
+        assert!(tokio::time::Instant::now() < deadline, "never committed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    task.abort(); // during the Leave script: committed, record still `Committing`
+    let _ = task.await;
+    assert_eq!(
+        dev.store().deployment().unwrap().unwrap().phase,
+        Phase::Committing
+    );
+
+    let mut engine = dev.engine(&sim);
+    assert_eq!(
+        engine.resume().await.unwrap(),
+        Some(Outcome::Finished(DeploymentStatus::Success))
+    );
+    let env = dev.rig.env();
+    assert!(
+        env.contains("mender_boot_part=3") && env.contains("upgrade_available=0"),
+        "no rollback: {env}"
+    );
+    let h = history(&sim, &dep, &dev.id).await;
+    assert_eq!(finals(&h), 1, "{h:?}");
+    assert_eq!(h.last().map(|(s, _)| s.as_str()), Some("success"));
+}
+
+#[tokio::test]
+async fn killed_while_the_final_report_is_refused_reports_success_once_later() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let (dep, _) = deploy(
+        &sim,
+        &dev.id,
+        "release-2",
+        &image(1 << 20, 25),
+        Some(slow_commit_spec()),
+    )
+    .await;
+    let mut engine = dev.engine(&sim);
+    assert_eq!(
+        engine.check_update().await.unwrap(),
+        Outcome::RebootRequired
+    );
+    drop(engine);
+    dev.rig.boot_into("b");
+    let mut engine = dev.engine(&sim);
+    let task = tokio::spawn(async move { engine.resume().await });
+    // While the commit script sleeps, the server starts refusing status reports.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !dev.rig.env().contains("upgrade_available=0") {
+        assert!(tokio::time::Instant::now() < deadline, "never committed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    fail_status_reports(&sim, 1000).await;
+    while dev.store().deployment().unwrap().map(|r| r.phase) != Some(Phase::ReportSuccess) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never reached the final report"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    task.abort();
+    let _ = task.await;
+    assert_eq!(
+        finals(&history(&sim, &dep, &dev.id).await),
+        0,
+        "not reported yet"
+    );
+
+    clear_faults(&sim).await;
+    let mut engine = dev.engine(&sim);
+    assert_eq!(
+        engine.resume().await.unwrap(),
+        Some(Outcome::Finished(DeploymentStatus::Success))
+    );
+    let h = history(&sim, &dep, &dev.id).await;
+    assert_eq!(finals(&h), 1, "{h:?}");
+    assert!(dev.store().deployment().unwrap().is_none());
+}
