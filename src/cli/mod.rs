@@ -1,10 +1,19 @@
 //! The command line: subcommands named as the official client names them, so scripts and
 //! habits carry over. Each subcommand lives in its own module.
 
+mod check_update;
+mod commit;
+mod daemon;
 #[cfg(feature = "sim")]
 mod demo;
 mod inspect;
+mod install;
+mod progress;
+mod rollback;
+mod send_inventory;
+mod show_artifact;
 mod show_config;
+mod show_provides;
 #[cfg(feature = "sim")]
 mod sim;
 
@@ -46,6 +55,23 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the client: resume, authenticate, send inventory, poll for and install updates.
+    Daemon(daemon::Args),
+    /// Install an artifact (file, `-` or http(s) URL) without a server; then reboot and
+    /// `commit`.
+    Install(install::Args),
+    /// Keep a standalone install (exit 2: none in progress).
+    Commit(commit::Args),
+    /// Revert a standalone install (exit 2: none in progress).
+    Rollback(rollback::Args),
+    /// Print the installed artifact's name.
+    ShowArtifact(show_artifact::Args),
+    /// Print the device's provides as key=value lines.
+    ShowProvides(show_provides::Args),
+    /// Ask the running daemon to check for an update now (SIGUSR1).
+    CheckUpdate(check_update::Args),
+    /// Ask the running daemon to send the inventory now (SIGUSR2).
+    SendInventory(send_inventory::Args),
     /// Read and verify an artifact, printing what `mender-artifact read` prints.
     Inspect(inspect::Args),
     /// Run a whole deployment on this machine: local server, signed artifact, A/B file slots,
@@ -85,6 +111,14 @@ impl Cli {
 pub async fn run(cli: Cli) -> ExitCode {
     let paths = cli.config_paths();
     let res = match cli.command {
+        Command::Daemon(a) => daemon::run(a, &paths).await,
+        Command::Install(a) => install::run(a, &paths).await,
+        Command::Commit(a) => commit::run(a, &paths).await,
+        Command::Rollback(a) => rollback::run(a, &paths).await,
+        Command::ShowArtifact(a) => show_artifact::run(a, &paths),
+        Command::ShowProvides(a) => show_provides::run(a, &paths),
+        Command::CheckUpdate(a) => check_update::run(a, &paths),
+        Command::SendInventory(a) => send_inventory::run(a, &paths),
         Command::Inspect(a) => inspect::run(a).await,
         #[cfg(feature = "sim")]
         Command::Demo(a) => demo::run(a).await,

@@ -12,4 +12,5 @@ pub mod report;
 pub mod schedule;
 pub mod scripts;
 pub mod setup;
+pub mod standalone;
 pub mod store;

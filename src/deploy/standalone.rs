@@ -1,0 +1,336 @@
+//! Standalone installs, without a server (`mender-bridge install`, `commit`, `rollback`,
+//! as the official client's standalone mode): the artifact streams from a file or a URL
+//! through the same verifying reader into the same backend, with the same depends check,
+//! provides rule and state scripts as a deployment; what it installed is remembered in the
+//! store's standalone record so `commit` or `rollback` can finish it after the reboot.
+//!
+//! Invariants: nothing starts while a deployment or another standalone install is in
+//! flight; the record is saved before the first payload byte reaches the backend and is
+//! removed only after `commit` stored the new provides or `rollback` reverted the
+//! backend; the backend activates nothing unless the whole artifact verified (its own
+//! invariant), so `commit` on a device running the new software on trial is always safe.
+
+use std::time::Instant;
+
+use mender_bridge_backends::{
+    Backend, BackendError, Outcome as BackendOutcome, PayloadInfo, Progress, ProgressSink,
+};
+use tokio::io::AsyncRead;
+
+use super::engine::EngineConfig;
+use super::progress::Throttle;
+use super::scripts::{Action, ScriptError, ScriptLog, State};
+use super::store::{StandalonePhase, StandaloneRecord, Store, StoreError};
+use crate::artifact::provides::{apply_provides, check_depends};
+use crate::artifact::{ArtifactError, ArtifactReader};
+use crate::client::{ClientConfig, DownloadError, Downloader};
+use crate::config::Config;
+
+use super::backend::AnyBackend;
+use super::setup::{self, SetupError};
+
+/// The standalone operations over the configured store and backend.
+pub fn from_config(cfg: &Config) -> Result<Standalone<AnyBackend>, SetupError> {
+    Ok(Standalone::new(
+        setup::store(cfg),
+        setup::backend(cfg)?,
+        setup::engine_config(cfg)?,
+    ))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StandaloneError {
+    /// `commit` / `rollback` with no standalone install (the official client's exit 2).
+    #[error("no update in progress")]
+    NothingInProgress,
+    #[error("a standalone install of {artifact} is in progress: commit or roll it back first")]
+    InProgress { artifact: String },
+    #[error("the daemon is in the middle of deployment {id}; let it finish first")]
+    DeploymentInFlight { id: String },
+    #[error("{artifact} is installed but the device is not running it yet: reboot into it, then commit (or roll back)")]
+    NotRebooted { artifact: String },
+    #[error(
+        "the install of {artifact} was interrupted and the device does not run it: roll it back"
+    )]
+    Interrupted { artifact: String },
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("opening {source_name}: {detail}")]
+    Source { source_name: String, detail: String },
+    #[error("artifact: {0}")]
+    Artifact(#[from] ArtifactError),
+    #[error("download: {0}")]
+    Download(#[from] DownloadError),
+    #[error("artifact does not fit this device: {0}")]
+    Depends(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("backend: {0}")]
+    Backend(#[from] BackendError),
+    #[error("{0}")]
+    Script(#[from] ScriptError),
+}
+
+/// What an install did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    /// The artifact's name (from its verified header).
+    pub artifact: String,
+    pub outcome: InstallOutcome,
+}
+
+/// How an install ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstallOutcome {
+    /// Installed and activated: reboot, then `commit` (or `rollback`).
+    RebootRequired,
+    /// Installed, no reboot needed: `commit` (or `rollback`).
+    AwaitingCommit,
+    /// An artifact without payload (bootstrap): its provides are stored, nothing to commit.
+    Committed,
+}
+
+/// How a rollback ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolledBack {
+    pub artifact: String,
+    /// The device was running the new software: a reboot returns to the old one.
+    pub reboot_needed: bool,
+}
+
+/// Where an artifact comes from: a file, standard input (`-`) or an http(s) URL. A URL is
+/// fetched with the client's downloader (same TLS settings, resume with `Range`).
+pub async fn open_source(
+    cfg: &Config,
+    source: &str,
+) -> Result<Box<dyn AsyncRead + Unpin + Send>, StandaloneError> {
+    let err = |detail: String| StandaloneError::Source {
+        source_name: source.to_string(),
+        detail,
+    };
+    if source.starts_with("http://") || source.starts_with("https://") {
+        let client = ClientConfig::from_config(cfg);
+        let downloader = Downloader::new(&client.tls, client.timeouts.connect, client.download)
+            .map_err(|e| err(e.to_string()))?;
+        let download = downloader.start(source, None).await?;
+        return Ok(Box::new(download.into_reader()));
+    }
+    if source == "-" {
+        return Ok(Box::new(tokio::io::stdin()));
+    }
+    let file = tokio::fs::File::open(source)
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    Ok(Box::new(file))
+}
+
+struct NoProgress;
+
+impl ProgressSink for NoProgress {
+    fn report(&self, _: Progress) {}
+}
+
+/// The standalone operations over a store and a backend.
+pub struct Standalone<B: Backend> {
+    store: Store,
+    backend: B,
+    cfg: EngineConfig,
+}
+
+impl<B: Backend> Standalone<B> {
+    pub fn new(store: Store, backend: B, cfg: EngineConfig) -> Self {
+        Standalone {
+            store,
+            backend,
+            cfg,
+        }
+    }
+
+    async fn script(&self, state: State, action: Action) -> Result<(), ScriptError> {
+        let mut log = ScriptLog::default();
+        let r = self.cfg.scripts.run(state, action, &mut log).await;
+        for line in log.stderr {
+            tracing::info!("state script: {line}");
+        }
+        r
+    }
+
+    /// Installs the artifact read from `source`. `progress(done, total)` is called as the
+    /// payload streams (at most every 200 ms or 1 %). On failure the backend is aborted
+    /// and the record removed: nothing was activated.
+    pub async fn install<R: AsyncRead + Unpin + Send + 'static>(
+        &mut self,
+        source: R,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<Installed, StandaloneError> {
+        if let Some(d) = self.store.deployment()? {
+            return Err(StandaloneError::DeploymentInFlight { id: d.id });
+        }
+        if let Some(s) = self.store.standalone()? {
+            return Err(StandaloneError::InProgress {
+                artifact: s.artifact_name,
+            });
+        }
+        self.script(State::Download, Action::Enter).await?;
+        let mut started = false;
+        let result = self.stream(source, progress, &mut started).await;
+        match result {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let _ = self.backend.abort().await;
+                let _ = self.script(State::Download, Action::Error).await;
+                if started {
+                    let _ = self.script(State::ArtifactFailure, Action::Enter).await;
+                    let _ = self.script(State::ArtifactFailure, Action::Leave).await;
+                }
+                if let Err(c) = self.store.clear_standalone() {
+                    tracing::warn!("removing the standalone record: {c}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn stream<R: AsyncRead + Unpin + Send + 'static>(
+        &mut self,
+        source: R,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+        started: &mut bool,
+    ) -> Result<Installed, StandaloneError> {
+        let current = self.store.provides_or(&self.cfg.artifact_info);
+        let mut reader = ArtifactReader::open(source, self.cfg.read.clone()).await?;
+        let header = reader.info().header.clone();
+        check_depends(&header, &self.cfg.device_type, &current)
+            .map_err(|e| StandaloneError::Depends(e.to_string()))?;
+        let payload_type = header.payload.payload_type.clone();
+        if let Some(t) = &payload_type {
+            if !self.backend.payload_types().contains(&t.as_str()) {
+                return Err(StandaloneError::Unsupported(format!(
+                    "no backend installs '{t}' payloads (this one takes: {})",
+                    self.backend.payload_types().join(", ")
+                )));
+            }
+        }
+        let mut record = StandaloneRecord {
+            artifact_name: header.name.clone(),
+            payload_type: payload_type.clone().unwrap_or_default(),
+            phase: StandalonePhase::Installing,
+            new_provides: apply_provides(&current, &header),
+            reboot_required: false,
+        };
+        self.store.save_standalone(&record)?;
+        self.cfg
+            .scripts
+            .store_artifact_scripts(&header.scripts)
+            .await?;
+        tracing::info!(artifact = %header.name, "installing");
+
+        let mut installed_file = false;
+        let mut throttle = Throttle::new(std::time::Duration::from_millis(200), 1);
+        while let Some(file) = reader.next_file().await? {
+            let Some(t) = &payload_type else {
+                return Err(StandaloneError::Unsupported(
+                    "an empty payload carries a file".into(),
+                ));
+            };
+            if installed_file {
+                return Err(StandaloneError::Unsupported(format!(
+                    "the '{t}' backend takes one payload file; the artifact has more"
+                )));
+            }
+            installed_file = true;
+            self.backend
+                .begin(&PayloadInfo {
+                    payload_type: t.clone(),
+                    file_name: file.name.clone(),
+                    size: file.size,
+                    sha256: file.sha256,
+                })
+                .await?;
+            let mut done = 0u64;
+            progress(0, file.size);
+            while let Some(chunk) = reader.read_chunk().await? {
+                done += chunk.len() as u64;
+                self.backend.write(chunk).await?;
+                let percent = (done * 100).checked_div(file.size).unwrap_or(100) as u8;
+                if throttle.should_send(percent, Instant::now()) {
+                    progress(done, file.size);
+                }
+            }
+        }
+        reader.finish().await?;
+        self.script(State::Download, Action::Leave).await?;
+        if !installed_file {
+            self.store.set_installed(&record.new_provides)?;
+            self.store.clear_standalone()?;
+            return Ok(Installed {
+                artifact: record.artifact_name,
+                outcome: InstallOutcome::Committed,
+            });
+        }
+        *started = true;
+        self.script(State::ArtifactInstall, Action::Enter).await?;
+        let outcome = self.backend.finish(&NoProgress).await?;
+        self.script(State::ArtifactInstall, Action::Leave).await?;
+        record.phase = StandalonePhase::Installed;
+        record.reboot_required = outcome == BackendOutcome::RebootRequired;
+        self.store.save_standalone(&record)?;
+        let outcome = if record.reboot_required {
+            InstallOutcome::RebootRequired
+        } else {
+            InstallOutcome::AwaitingCommit
+        };
+        Ok(Installed {
+            artifact: record.artifact_name,
+            outcome,
+        })
+    }
+
+    /// Makes the standalone install permanent and stores its provides. A backend that
+    /// booted into it must be running it on trial.
+    pub async fn commit(&mut self) -> Result<String, StandaloneError> {
+        let Some(record) = self.store.standalone()? else {
+            return Err(StandaloneError::NothingInProgress);
+        };
+        let artifact = record.artifact_name.clone();
+        let needs_boot = record.reboot_required || record.phase == StandalonePhase::Installing;
+        if needs_boot && !self.backend.verify_reboot().await? {
+            return Err(if record.phase == StandalonePhase::Installing {
+                StandaloneError::Interrupted { artifact }
+            } else {
+                StandaloneError::NotRebooted { artifact }
+            });
+        }
+        if let Err(e) = self.script(State::ArtifactCommit, Action::Enter).await {
+            let _ = self.script(State::ArtifactCommit, Action::Error).await;
+            return Err(e.into());
+        }
+        self.backend.commit().await?;
+        self.store.set_installed(&record.new_provides)?;
+        if let Err(e) = self.script(State::ArtifactCommit, Action::Leave).await {
+            tracing::warn!("after the commit: {e}");
+        }
+        self.store.clear_standalone()?;
+        tracing::info!(%artifact, "committed");
+        Ok(artifact)
+    }
+
+    /// Reverts the backend to the software that ran before the install.
+    pub async fn rollback(&mut self) -> Result<RolledBack, StandaloneError> {
+        let Some(record) = self.store.standalone()? else {
+            return Err(StandaloneError::NothingInProgress);
+        };
+        let reboot_needed = record.reboot_required && self.backend.verify_reboot().await?;
+        let _ = self.script(State::ArtifactRollback, Action::Enter).await;
+        self.backend.rollback().await?;
+        let _ = self.script(State::ArtifactRollback, Action::Leave).await;
+        let _ = self.script(State::ArtifactFailure, Action::Enter).await;
+        let _ = self.script(State::ArtifactFailure, Action::Leave).await;
+        self.store.clear_standalone()?;
+        tracing::info!(artifact = %record.artifact_name, "rolled back");
+        Ok(RolledBack {
+            artifact: record.artifact_name,
+            reboot_needed,
+        })
+    }
+}
