@@ -129,18 +129,37 @@ async fn killed_after_activation_before_the_reboot_rolls_back_to_one_failure() {
     );
 }
 
-#[tokio::test]
-async fn killed_before_the_commit_ends_in_one_success() {
-    let sim = TestSim::start().await;
-    let dev = Device::new(&sim).await;
-    let (dep, _) = deploy(&sim, &dev.id, "release-2", &image(1 << 20, 23), None).await;
-    let mut engine = dev.engine(&sim);
+/// A device that installed `release-2` and rebooted into it; the resume is the caller's.
+async fn installed_and_rebooted(
+    sim: &TestSim,
+    seed: u32,
+    spec: Option<ArtifactSpec>,
+) -> (Device, String) {
+    let dev = Device::new(sim).await;
+    let (dep, _) = deploy(sim, &dev.id, "release-2", &image(1 << 20, seed), spec).await;
+    let mut engine = dev.engine(sim);
     assert_eq!(
         engine.check_update().await.unwrap(),
         Outcome::RebootRequired
     );
     drop(engine);
     dev.rig.boot_into("b");
+    (dev, dep)
+}
+
+/// Waits until the backend has committed (the trial flag is cleared).
+async fn wait_committed(dev: &Device) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !dev.rig.env().contains("upgrade_available=0") {
+        assert!(tokio::time::Instant::now() < deadline, "never committed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn killed_before_the_commit_ends_in_one_success() {
+    let sim = TestSim::start().await;
+    let (dev, dep) = installed_and_rebooted(&sim, 23, None).await;
 
     // After the reboot the pre-commit report is not taken; the process dies while retrying.
     fail_status_reports(&sim, 1000).await;
@@ -187,29 +206,10 @@ fn slow_commit_spec() -> ArtifactSpec {
 #[tokio::test]
 async fn killed_right_after_the_commit_does_not_roll_back_a_good_update() {
     let sim = TestSim::start().await;
-    let dev = Device::new(&sim).await;
-    let (dep, _) = deploy(
-        &sim,
-        &dev.id,
-        "release-2",
-        &image(1 << 20, 24),
-        Some(slow_commit_spec()),
-    )
-    .await;
-    let mut engine = dev.engine(&sim);
-    assert_eq!(
-        engine.check_update().await.unwrap(),
-        Outcome::RebootRequired
-    );
-    drop(engine);
-    dev.rig.boot_into("b");
+    let (dev, dep) = installed_and_rebooted(&sim, 24, Some(slow_commit_spec())).await;
     let mut engine = dev.engine(&sim);
     let task = tokio::spawn(async move { engine.resume().await });
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !dev.rig.env().contains("upgrade_available=0") {
-        assert!(tokio::time::Instant::now() < deadline, "never committed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_committed(&dev).await;
     task.abort(); // during the Leave script: committed, record still `Committing`
     let _ = task.await;
     assert_eq!(
@@ -235,30 +235,12 @@ async fn killed_right_after_the_commit_does_not_roll_back_a_good_update() {
 #[tokio::test]
 async fn killed_while_the_final_report_is_refused_reports_success_once_later() {
     let sim = TestSim::start().await;
-    let dev = Device::new(&sim).await;
-    let (dep, _) = deploy(
-        &sim,
-        &dev.id,
-        "release-2",
-        &image(1 << 20, 25),
-        Some(slow_commit_spec()),
-    )
-    .await;
-    let mut engine = dev.engine(&sim);
-    assert_eq!(
-        engine.check_update().await.unwrap(),
-        Outcome::RebootRequired
-    );
-    drop(engine);
-    dev.rig.boot_into("b");
+    let (dev, dep) = installed_and_rebooted(&sim, 25, Some(slow_commit_spec())).await;
     let mut engine = dev.engine(&sim);
     let task = tokio::spawn(async move { engine.resume().await });
     // While the commit script sleeps, the server starts refusing status reports.
+    wait_committed(&dev).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !dev.rig.env().contains("upgrade_available=0") {
-        assert!(tokio::time::Instant::now() < deadline, "never committed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     fail_status_reports(&sim, 1000).await;
     while dev.store().deployment().unwrap().map(|r| r.phase) != Some(Phase::ReportSuccess) {
         assert!(
