@@ -1,0 +1,337 @@
+//! The standalone commands through the built binary, with `-c`/`-d`/`--bridge-config` in a
+//! temp dir and the raw backend on file slots with a real U-Boot environment (mkenvimage,
+//! fw_printenv/fw_setenv): `install` (exit 4 with `--reboot-exit-code`), a simulated reboot,
+//! `commit` (0, then 2), `show-provides`, `show-artifact`, `rollback`, a corrupt artifact
+//! refused with the environment untouched, and an install from an http:// URL.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::slots::SlotRig;
+use mender_bridge::artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
+use mender_bridge::artifact::Compression;
+use sha2::{Digest, Sha256};
+
+const DEVICE_TYPE: &str = "test-dev";
+const SLOT_SIZE: usize = 4 << 20;
+
+struct Device {
+    dir: tempfile::TempDir,
+    rig: SlotRig,
+}
+
+impl Device {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let rig = SlotRig::new(&d.join("slots"), SLOT_SIZE);
+        std::fs::create_dir_all(d.join("data")).expect("data dir");
+        std::fs::write(
+            d.join("data/device_type"),
+            format!("device_type={DEVICE_TYPE}\n"),
+        )
+        .expect("device_type");
+        std::fs::write(d.join("mender.conf"), "{}\n").expect("mender.conf");
+        let s = &rig.dir;
+        std::fs::write(
+            d.join("bridge.toml"),
+            format!(
+                r#"state_scripts_dir = "{scripts}"
+artifact_info_file = "{info}"
+[backend.raw]
+cmdline = "{cmdline}"
+[backend.raw.a]
+device = "{a}"
+boot_part = 2
+size = {SLOT_SIZE}
+[backend.raw.b]
+device = "{b}"
+boot_part = 3
+size = {SLOT_SIZE}
+[backend.raw.bootenv]
+type = "uboot"
+config = "{fw}"
+"#,
+                scripts = d.join("scripts").display(),
+                info = d.join("artifact_info").display(),
+                cmdline = s.join("cmdline").display(),
+                a = s.join("a.img").display(),
+                b = s.join("b.img").display(),
+                fw = s.join("fw_env.config").display(),
+            ),
+        )
+        .expect("bridge.toml");
+        Device { dir, rig }
+    }
+
+    fn path(&self, n: &str) -> PathBuf {
+        self.dir.path().join(n)
+    }
+
+    /// Runs `mender-bridge -c … -d … --bridge-config … ARGS`.
+    fn bridge(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_mender-bridge"))
+            .arg("-c")
+            .arg(self.path("mender.conf"))
+            .arg("-d")
+            .arg(self.path("data"))
+            .arg("--bridge-config")
+            .arg(self.path("bridge.toml"))
+            .args(args)
+            .output()
+            .expect("run mender-bridge")
+    }
+
+    fn env_var(&self, name: &str) -> String {
+        self.rig
+            .env()
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")).map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn image(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i * 131 + usize::from(seed) * 7) % 251) as u8 ^ seed)
+        .collect()
+}
+
+/// A rootfs-image artifact written by the library writer (no compression, so the payload
+/// bytes are in the file as they are).
+async fn artifact(dir: &Path, name: &str, img: &[u8]) -> PathBuf {
+    let spec = ArtifactSpec::rootfs(name, [DEVICE_TYPE]);
+    let file = PayloadFile::new(
+        "rootfs.ext4",
+        img.len() as u64,
+        std::io::Cursor::new(img.to_vec()),
+    );
+    let opts = WriteOptions {
+        compression: Compression::None,
+        ..WriteOptions::default()
+    };
+    let mut out = Vec::new();
+    write_artifact(&mut out, &spec, vec![file], &opts)
+        .await
+        .unwrap_or_else(|e| panic!("write: {e}"));
+    let path = dir.join(format!("{name}.mender"));
+    std::fs::write(&path, out).expect("write artifact");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_reboot_commit_and_the_exit_codes() {
+    let dev = Device::new();
+    let img = image(1 << 20, 2);
+    let good = artifact(dev.dir.path(), "release-2", &img).await;
+
+    let o = dev.bridge(&["show-artifact"]);
+    assert_eq!(stdout(&o), "unknown\n", "{}", text(&o));
+    let o = dev.bridge(&["commit"]);
+    assert_eq!(o.status.code(), Some(2), "nothing to commit: {}", text(&o));
+    let o = dev.bridge(&["rollback"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "nothing to roll back: {}",
+        text(&o)
+    );
+
+    // A corrupt artifact: one payload byte flipped near the end. Refused, nothing activated.
+    let mut bytes = std::fs::read(&good).expect("read");
+    let tail = &img[img.len() - 4096..];
+    let at = bytes
+        .windows(tail.len())
+        .position(|w| w == tail)
+        .expect("payload bytes in the uncompressed artifact");
+    bytes[at + 100] ^= 0xff;
+    let bad = dev.path("corrupt.mender");
+    std::fs::write(&bad, bytes).expect("write corrupt");
+    let env_before = dev.rig.env();
+    let o = dev.bridge(&["install", bad.to_str().expect("utf8"), "--reboot-exit-code"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("checksum"),
+        "the reason is given: {}",
+        text(&o)
+    );
+    assert_eq!(
+        dev.rig.env(),
+        env_before,
+        "the boot environment is untouched"
+    );
+    assert_eq!(
+        dev.rig.slot("a"),
+        vec![0xaa; SLOT_SIZE],
+        "the running slot is untouched"
+    );
+    let o = dev.bridge(&["commit"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "the failed install left no record: {}",
+        text(&o)
+    );
+
+    // The good one: exit 4 with --reboot-exit-code, slot b written and on trial.
+    let o = dev.bridge(&[
+        "install",
+        good.to_str().expect("utf8"),
+        "--reboot-exit-code",
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(stdout(&o).contains("Installed release-2"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("installing: 100%"),
+        "plain progress lines off a terminal: {}",
+        text(&o)
+    );
+    assert_eq!(&dev.rig.slot("b")[..img.len()], &img[..]);
+    assert_eq!(dev.rig.slot("a"), vec![0xaa; SLOT_SIZE]);
+    assert_eq!(dev.env_var("mender_boot_part"), "3");
+    assert_eq!(dev.env_var("upgrade_available"), "1");
+
+    // A second install while this one awaits commit is refused.
+    let o = dev.bridge(&["install", good.to_str().expect("utf8")]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("in progress"),
+        "{}",
+        text(&o)
+    );
+
+    // Not rebooted yet: commit refuses, the record stays.
+    let o = dev.bridge(&["commit"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("reboot"),
+        "{}",
+        text(&o)
+    );
+
+    // The reboot: the bootloader starts slot b.
+    dev.rig.boot_into("b");
+    let o = dev.bridge(&["commit"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(dev.env_var("upgrade_available"), "0");
+    assert_eq!(dev.env_var("mender_boot_part"), "3");
+    let o = dev.bridge(&["show-provides"]);
+    let provides = stdout(&o);
+    assert!(provides.contains("artifact_name=release-2\n"), "{provides}");
+    let sum = hex::encode(Sha256::digest(&img));
+    assert!(
+        provides.contains(&format!("rootfs-image.checksum={sum}\n")),
+        "{provides}"
+    );
+    assert_eq!(stdout(&dev.bridge(&["show-artifact"])), "release-2\n");
+    let o = dev.bridge(&["commit"]);
+    assert_eq!(o.status.code(), Some(2), "committed already: {}", text(&o));
+}
+
+/// Serves `body` to every HTTP/1.1 request on loopback; returns the base URL.
+async fn serve(body: Vec<u8>) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let body = std::sync::Arc::new(body);
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncontent-type: application/octet-stream\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(&body).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn install_from_a_url_then_roll_back() {
+    let dev = Device::new();
+    let img = image(300 * 1024, 3);
+    let art = artifact(dev.dir.path(), "release-3", &img).await;
+    let url = format!(
+        "{}/release-3.mender",
+        serve(std::fs::read(&art).expect("read")).await
+    );
+
+    let o = dev.bridge(&["install", &url]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "no --reboot-exit-code: 0: {}",
+        text(&o)
+    );
+    assert_eq!(&dev.rig.slot("b")[..img.len()], &img[..]);
+    assert_eq!(dev.env_var("mender_boot_part"), "3");
+    assert_eq!(dev.env_var("upgrade_available"), "1");
+
+    // Rolled back before the reboot: the environment boots slot a again.
+    let o = dev.bridge(&["rollback"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(dev.env_var("mender_boot_part"), "2");
+    assert_eq!(dev.env_var("upgrade_available"), "0");
+    assert_eq!(stdout(&dev.bridge(&["show-artifact"])), "unknown\n");
+    let o = dev.bridge(&["rollback"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+
+    // A wrong device type never reaches the backend.
+    let spec = ArtifactSpec::rootfs("other", ["another-dev"]);
+    let mut out = Vec::new();
+    write_artifact(
+        &mut out,
+        &spec,
+        vec![PayloadFile::new(
+            "r.ext4",
+            4,
+            std::io::Cursor::new(vec![1, 2, 3, 4]),
+        )],
+        &WriteOptions::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let other = dev.path("other.mender");
+    std::fs::write(&other, out).expect("write");
+    let env_before = dev.rig.env();
+    let b_before = dev.rig.slot_sha256("b");
+    let o = dev.bridge(&["install", other.to_str().expect("utf8")]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("another-dev"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(dev.rig.env(), env_before);
+    assert_eq!(dev.rig.slot_sha256("b"), b_before, "no byte written");
+}
