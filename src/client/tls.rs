@@ -76,7 +76,9 @@ pub fn client_config(tls: &TlsConfig) -> Result<Arc<rustls::ClientConfig>, Clien
             "SkipVerify is set: TLS server certificates are NOT verified; anyone on the \
              network path can impersonate the Mender server. Use only for tests."
         );
-        Arc::new(AcceptAny {
+        Arc::new(Verifier {
+            chain: Chain::Any,
+            pinned: Vec::new(),
             algorithms: provider.signature_verification_algorithms,
         })
     } else {
@@ -103,17 +105,17 @@ pub fn client_config(tls: &TlsConfig) -> Result<Arc<rustls::ClientConfig>, Clien
         if roots.is_empty() && pinned.is_empty() {
             tracing::warn!("no trusted CA certificates: every TLS connection will fail");
         }
-        let webpki: Arc<dyn ServerCertVerifier> = if roots.is_empty() {
-            Arc::new(PinnedOnly {
-                algorithms: provider.signature_verification_algorithms,
-            })
+        let chain = if roots.is_empty() {
+            Chain::None
         } else {
-            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-                .map_err(|e| ClientError::Tls(e.to_string()))?
+            Chain::WebPki(
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|e| ClientError::Tls(e.to_string()))?,
+            )
         };
-        Arc::new(WithPinned {
-            inner: webpki,
+        Arc::new(Verifier {
+            chain,
             pinned,
             algorithms: provider.signature_verification_algorithms,
         })
@@ -146,15 +148,39 @@ pub fn client_config(tls: &TlsConfig) -> Result<Arc<rustls::ClientConfig>, Clien
     Ok(Arc::new(config))
 }
 
-/// The webpki verifier, plus exact-match acceptance of the configured certificates.
+/// How a server's certificate chain is judged.
 #[derive(Debug)]
-struct WithPinned {
-    inner: Arc<dyn ServerCertVerifier>,
+enum Chain {
+    /// Against the system roots plus `ServerCertificate` (webpki).
+    WebPki(Arc<dyn ServerCertVerifier>),
+    /// No CA is trusted at all: only a pinned certificate passes.
+    None,
+    /// `SkipVerify`: any certificate.
+    Any,
+}
+
+/// The one server-certificate verifier: the chain policy, plus exact-match acceptance of
+/// the configured certificates (a self-signed `ServerCertificate` is not a valid webpki
+/// anchor). Handshake signatures are always checked, so the peer must hold the key of the
+/// certificate it shows, even with `SkipVerify`.
+#[derive(Debug)]
+struct Verifier {
+    chain: Chain,
     pinned: Vec<CertificateDer<'static>>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for WithPinned {
+impl Verifier {
+    fn is_pinned(&self, cert: &CertificateDer<'_>) -> bool {
+        let hit = self.pinned.iter().any(|p| p.as_ref() == cert.as_ref());
+        if hit {
+            tracing::debug!("server certificate accepted: equals ServerCertificate");
+        }
+        hit
+    }
+}
+
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -163,113 +189,29 @@ impl ServerCertVerifier for WithPinned {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                if self
-                    .pinned
-                    .iter()
-                    .any(|p| p.as_ref() == end_entity.as_ref())
-                {
-                    tracing::debug!("server certificate accepted: equals ServerCertificate");
-                    Ok(ServerCertVerified::assertion())
-                } else {
-                    Err(e)
+        let refused = match &self.chain {
+            Chain::Any => return Ok(ServerCertVerified::assertion()),
+            Chain::WebPki(v) => {
+                match v.verify_server_cert(
+                    end_entity,
+                    intermediates,
+                    server_name,
+                    ocsp_response,
+                    now,
+                ) {
+                    Ok(ok) => return Ok(ok),
+                    Err(e) => e,
                 }
             }
+            Chain::None => {
+                rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+            }
+        };
+        if self.is_pinned(end_entity) {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(refused)
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-/// The inner verifier when no CA is trusted at all: every chain is refused, so only a
-/// pinned certificate passes.
-#[derive(Debug)]
-struct PinnedOnly {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for PinnedOnly {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Err(rustls::Error::InvalidCertificate(
-            rustls::CertificateError::UnknownIssuer,
-        ))
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-/// `SkipVerify`: any certificate is accepted. Handshake signatures are still checked, so
-/// the peer must hold the key of the certificate it shows.
-#[derive(Debug)]
-struct AcceptAny {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
