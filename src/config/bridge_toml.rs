@@ -17,20 +17,9 @@ pub(crate) fn read(
     required: bool,
     warnings: &mut Vec<ConfigWarning>,
 ) -> Result<Option<Layer>, ConfigError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse(&text, path, label, warnings).map(Some),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
-            tracing::debug!(file = %path.display(), "no mender-bridge.toml here");
-            Ok(None)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ConfigError::NotFound {
-            path: path.to_path_buf(),
-        }),
-        Err(source) => Err(ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
+    super::layer::read_config_file(path, required)?
+        .map(|text| parse(&text, path, label, warnings))
+        .transpose()
 }
 
 /// Parses the text of a `mender-bridge.toml` found at `path`.

@@ -78,3 +78,34 @@ impl Provider for Layer {
         Ok(Profile::Default.collect(self.dict.clone()))
     }
 }
+
+/// Largest configuration file read; a config file is a few KiB.
+const MAX_CONFIG_FILE: u64 = 1024 * 1024;
+
+/// The text of a configuration file. `Ok(None)` when it does not exist and `required` is
+/// false (the default paths may be absent; a file named on the command line must exist).
+pub(crate) fn read_config_file(
+    path: &std::path::Path,
+    required: bool,
+) -> Result<Option<String>, super::ConfigError> {
+    use super::ConfigError;
+    match crate::fsutil::read_optional(path, MAX_CONFIG_FILE) {
+        Ok(Some(bytes)) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| ConfigError::Read {
+                path: path.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"),
+            }),
+        Ok(None) if !required => {
+            tracing::debug!(file = %path.display(), "no configuration file here");
+            Ok(None)
+        }
+        Ok(None) => Err(ConfigError::NotFound {
+            path: path.to_path_buf(),
+        }),
+        Err(source) => Err(ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
