@@ -2,9 +2,14 @@
 //! unix socket named by `NOTIFY_SOCKET` (a path, or `@name` for an abstract socket).
 //! `READY=1` once started, `WATCHDOG=1` at half of `WATCHDOG_USEC` when the unit has a
 //! watchdog, `STOPPING=1` on shutdown. Without `NOTIFY_SOCKET` nothing is sent.
+//!
+//! Invariant: sending never blocks (the socket is non-blocking): a service manager that
+//! does not read its queue must not stall the daemon; a message that cannot be queued is
+//! dropped and logged (the first time as a warning, then at debug level).
 
 use std::io;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// A connection to the service manager's notification socket.
@@ -13,6 +18,7 @@ pub struct Notifier {
     socket: UnixDatagram,
     addr: SocketAddr,
     name: String,
+    warned: AtomicBool,
 }
 
 impl Notifier {
@@ -40,10 +46,13 @@ impl Notifier {
         } else {
             SocketAddr::from_pathname(name)?
         };
+        let socket = UnixDatagram::unbound()?;
+        socket.set_nonblocking(true)?;
         Ok(Notifier {
-            socket: UnixDatagram::unbound()?,
+            socket,
             addr,
             name: name.to_string(),
+            warned: AtomicBool::new(false),
         })
     }
 
@@ -57,7 +66,11 @@ impl Notifier {
     /// [`Notifier::send`], a failure only logged (the service keeps running).
     pub fn notify(&self, message: &str) {
         if let Err(e) = self.send(message) {
-            tracing::warn!(socket = %self.name, message, error = %e, "sd_notify failed");
+            if self.warned.swap(true, Ordering::Relaxed) {
+                tracing::debug!(socket = %self.name, message, error = %e, "sd_notify failed");
+            } else {
+                tracing::warn!(socket = %self.name, message, error = %e, "sd_notify failed (further failures are logged at debug level)");
+            }
         }
     }
 }
@@ -121,6 +134,25 @@ mod tests {
         let mut buf = [0u8; 16];
         let got = server.recv(&mut buf).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(&buf[..got], b"READY=1");
+    }
+
+    #[test]
+    fn a_full_queue_never_blocks() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("notify.sock");
+        let _server = UnixDatagram::bind(&path).unwrap_or_else(|e| panic!("{e}"));
+        let n = Notifier::new(path.to_str().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+        let start = std::time::Instant::now();
+        let mut refused = false;
+        for _ in 0..10_000 {
+            refused |= n.send("WATCHDOG=1").is_err();
+            n.notify("WATCHDOG=1");
+        }
+        assert!(refused, "an unread queue fills up");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "and sending does not block"
+        );
     }
 
     #[test]
