@@ -4,7 +4,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = mender_bridge::cli::Cli::parse();
-    mender_bridge::cli::init_logging(cli.log_level.as_deref());
+    mender_bridge::cli::init_logging(cli.log_filter());
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -335,3 +335,28 @@ async fn install_from_a_url_then_roll_back() {
     assert_eq!(dev.rig.env(), env_before);
     assert_eq!(dev.rig.slot_sha256("b"), b_before, "no byte written");
 }
+
+/// While another process holds the install lock (the daemon deploying, another
+/// `install`), the standalone commands refuse instead of writing the same slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_installer_at_a_time() {
+    let dev = Device::new();
+    let img = image(64 * 1024, 4);
+    let art = artifact(dev.dir.path(), "release-4", &img).await;
+    let lock =
+        mender_bridge::deploy::lock::InstallLock::try_acquire(&dev.path("data/mender-bridge"))
+            .expect("lock")
+            .expect("free");
+    let env_before = dev.rig.env();
+    let o = dev.bridge(&["install", art.to_str().expect("utf8")]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("try again"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(dev.rig.env(), env_before);
+    drop(lock);
+    let o = dev.bridge(&["install", art.to_str().expect("utf8")]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}

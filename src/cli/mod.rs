@@ -97,6 +97,15 @@ pub fn init_logging(level: Option<&str>) {
 }
 
 impl Cli {
+    /// The log filter: `-l`, else `info` for the daemon (its journal should say what it
+    /// does), else `None` (warnings only). `RUST_LOG` wins over both in [`init_logging`].
+    pub fn log_filter(&self) -> Option<&str> {
+        self.log_level.as_deref().or(match self.command {
+            Command::Daemon(_) => Some("info"),
+            _ => None,
+        })
+    }
+
     /// The configuration files and data dir named on the command line.
     pub fn config_paths(&self) -> crate::config::ConfigPaths {
         crate::config::ConfigPaths {

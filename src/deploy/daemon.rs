@@ -29,6 +29,7 @@ use tokio::time::{sleep_until, Instant, Interval};
 
 use super::backend::AnyBackend;
 use super::engine::{Engine, Outcome};
+use super::lock::InstallLock;
 use super::notify::{watchdog_interval, Notifier};
 use super::pidfile::{PidError, PidLock};
 use super::schedule::Timer;
@@ -258,7 +259,18 @@ impl Daemon {
             Instant::now(),
         );
 
-        match ctl.guard(self.engine.resume()).await {
+        let lock = loop {
+            if let Some(l) = self.install_lock() {
+                break l;
+            }
+            tracing::info!("a standalone install, commit or rollback is running; waiting for it");
+            if ctl.wait(Instant::now() + Duration::from_secs(1)).await == Some(Wake::Stop) {
+                return;
+            }
+        };
+        let resumed = ctl.guard(self.engine.resume()).await;
+        drop(lock);
+        match resumed {
             None => return,
             Some(Ok(None)) => {}
             Some(Ok(Some(outcome))) => {
@@ -357,6 +369,17 @@ impl Daemon {
         }
     }
 
+    /// The install lock (see [`super::lock`]); `None` while a standalone command holds it.
+    fn install_lock(&self) -> Option<InstallLock> {
+        match InstallLock::try_acquire(self.store.dir()) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("the install lock in {}: {e}", self.store.dir().display());
+                None
+            }
+        }
+    }
+
     async fn script(&self, state: State, action: Action) -> bool {
         let mut log = ScriptLog::default();
         let r = self.scripts.run(state, action, &mut log).await;
@@ -422,6 +445,14 @@ impl Daemon {
             }
             Err(e) => tracing::warn!("reading the standalone record: {e}"),
         }
+        // Held through the check, the deployment and a pending reboot.
+        let Some(_lock) = self.install_lock() else {
+            let next = timer.failed(Instant::now());
+            tracing::info!(
+                "a standalone install, commit or rollback is running; checking again in {next:.0?}"
+            );
+            return Flow::Continue;
+        };
         if !self.sync_enter().await {
             timer.failed(Instant::now());
             return Flow::Continue;

@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod daemon;
 pub mod engine;
+pub mod lock;
 pub mod notify;
 pub mod pidfile;
 pub mod progress;

@@ -18,6 +18,7 @@ use mender_bridge_backends::{
 use tokio::io::AsyncRead;
 
 use super::engine::EngineConfig;
+use super::lock::InstallLock;
 use super::progress::Throttle;
 use super::scripts::{Action, ScriptError, ScriptLog, State};
 use super::store::{StandalonePhase, StandaloneRecord, Store, StoreError};
@@ -45,6 +46,8 @@ pub enum StandaloneError {
     NothingInProgress,
     #[error("a standalone install of {artifact} is in progress: commit or roll it back first")]
     InProgress { artifact: String },
+    #[error("another install, commit or rollback (or the daemon's deployment) is running; try again when it has finished")]
+    Busy,
     #[error("the daemon is in the middle of deployment {id}; let it finish first")]
     DeploymentInFlight { id: String },
     #[error("{artifact} is installed but the device is not running it yet: reboot into it, then commit (or roll back)")]
@@ -146,6 +149,18 @@ impl<B: Backend> Standalone<B> {
         }
     }
 
+    /// The install lock, or [`StandaloneError::Busy`].
+    fn lock(&self) -> Result<InstallLock, StandaloneError> {
+        InstallLock::try_acquire(self.store.dir())
+            .map_err(|source| {
+                StandaloneError::Store(StoreError::Io {
+                    path: self.store.dir().join("install.lock"),
+                    source,
+                })
+            })?
+            .ok_or(StandaloneError::Busy)
+    }
+
     async fn script(&self, state: State, action: Action) -> Result<(), ScriptError> {
         let mut log = ScriptLog::default();
         let r = self.cfg.scripts.run(state, action, &mut log).await;
@@ -163,6 +178,7 @@ impl<B: Backend> Standalone<B> {
         source: R,
         progress: &mut (dyn FnMut(u64, u64) + Send),
     ) -> Result<Installed, StandaloneError> {
+        let _lock = self.lock()?;
         if let Some(d) = self.store.deployment()? {
             return Err(StandaloneError::DeploymentInFlight { id: d.id });
         }
@@ -289,6 +305,7 @@ impl<B: Backend> Standalone<B> {
     /// Makes the standalone install permanent and stores its provides. A backend that
     /// booted into it must be running it on trial.
     pub async fn commit(&mut self) -> Result<String, StandaloneError> {
+        let _lock = self.lock()?;
         let Some(record) = self.store.standalone()? else {
             return Err(StandaloneError::NothingInProgress);
         };
@@ -317,6 +334,7 @@ impl<B: Backend> Standalone<B> {
 
     /// Reverts the backend to the software that ran before the install.
     pub async fn rollback(&mut self) -> Result<RolledBack, StandaloneError> {
+        let _lock = self.lock()?;
         let Some(record) = self.store.standalone()? else {
             return Err(StandaloneError::NothingInProgress);
         };
