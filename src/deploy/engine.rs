@@ -5,15 +5,15 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use mender_bridge_backends::{
-    Backend, BackendError, Outcome as BackendOutcome, PayloadInfo, Progress, ProgressSink,
+    Backend, BackendError, Outcome as BackendOutcome, Progress, ProgressSink,
 };
 
 use super::progress::{substate, Throttle};
 use super::report::{log_line, report, report_until_taken, upload_log, Reported};
 use super::scripts::{Action, ScriptLog, ScriptRunner, State};
 use super::store::{artifact_info_name, DeploymentRecord, Phase, Provides, Store, StoreError};
+use super::stream::{stream_payload, StreamError, StreamProgress};
 use crate::api::{DeploymentInstructions, DeploymentStatus, DeviceProvides};
 use crate::artifact::provides::{apply_provides, check_depends};
 use crate::artifact::{ArtifactReader, ReadOptions};
@@ -65,6 +65,31 @@ enum Stop {
 impl From<BackendError> for Stop {
     fn from(e: BackendError) -> Self {
         Stop::Failed(e.to_string())
+    }
+}
+
+/// Download progress as throttled `downloading` substates; a 409 stops the stream.
+struct DownloadProgress<'a> {
+    client: &'a Client,
+    id: &'a str,
+    throttle: Throttle,
+}
+
+impl StreamProgress for DownloadProgress<'_> {
+    async fn update(&mut self, done: u64, size: u64) -> bool {
+        let percent = (done * 100).checked_div(size).unwrap_or(100) as u8;
+        if !self.throttle.should_send(percent, Instant::now()) {
+            return true;
+        }
+        let text = substate("downloading", done, Some(size), None);
+        report(
+            self.client,
+            self.id,
+            DeploymentStatus::Downloading,
+            Some(&text),
+        )
+        .await
+            != Reported::Aborted
     }
 }
 
@@ -286,7 +311,7 @@ impl<B: Backend> Engine<B> {
             .await
             .map_err(|e| Stop::Failed(format!("download: {e}")))?;
         self.last_download = Some(download.stats());
-        let mut reader = ArtifactReader::open(download.into_reader(), self.cfg.read.clone())
+        let reader = ArtifactReader::open(download.into_reader(), self.cfg.read.clone())
             .await
             .map_err(|e| Stop::Failed(format!("artifact: {e}")))?;
         let header = reader.info().header.clone();
@@ -318,64 +343,23 @@ impl<B: Backend> Engine<B> {
             .await
             .map_err(|e| Stop::Failed(e.to_string()))?;
 
-        let mut installed_file = false;
-        let mut throttle = Throttle::new(self.cfg.progress_interval, self.cfg.progress_step);
-        while let Some(file) = reader
-            .next_file()
-            .await
-            .map_err(|e| Stop::Failed(format!("artifact: {e}")))?
-        {
-            let Some(t) = &payload_type else {
-                return Err(Stop::Failed("an empty payload carries a file".into()));
-            };
-            if installed_file {
-                return Err(Stop::Failed(format!(
-                    "the '{t}' backend takes one payload file; the artifact has more"
-                )));
-            }
-            installed_file = true;
-            self.backend
-                .begin(&PayloadInfo {
-                    payload_type: t.clone(),
-                    file_name: file.name.clone(),
-                    size: file.size,
-                    sha256: file.sha256,
-                })
-                .await?;
-            let mut done = 0u64;
-            loop {
-                let chunk = match reader.read_chunk().await {
-                    Ok(Some(c)) => c,
-                    Ok(None) => break,
-                    Err(e) => {
-                        let _ = self.backend.abort().await;
-                        return Err(Stop::Failed(format!("artifact: {e}")));
-                    }
-                };
-                done += chunk.len() as u64;
-                self.write(chunk).await?;
-                let percent = (done * 100).checked_div(file.size).unwrap_or(100) as u8;
-                if throttle.should_send(percent, Instant::now()) {
-                    let text = substate("downloading", done, Some(file.size), None);
-                    if report(
-                        &self.client,
-                        &rec.id,
-                        DeploymentStatus::Downloading,
-                        Some(&text),
-                    )
-                    .await
-                        == Reported::Aborted
-                    {
-                        let _ = self.backend.abort().await;
-                        return Err(Stop::Aborted);
-                    }
-                }
-            }
-        }
-        reader
-            .finish()
-            .await
-            .map_err(|e| Stop::Failed(format!("artifact: {e}")))?;
+        let mut progress = DownloadProgress {
+            client: &self.client,
+            id: &rec.id,
+            throttle: Throttle::new(self.cfg.progress_interval, self.cfg.progress_step),
+        };
+        let streamed = stream_payload(
+            reader,
+            &mut self.backend,
+            payload_type.as_deref(),
+            &mut progress,
+        )
+        .await;
+        let installed_file = match streamed {
+            Ok(installed) => installed,
+            Err(StreamError::Stopped) => return Err(Stop::Aborted),
+            Err(e) => return Err(Stop::Failed(e.to_string())),
+        };
         self.scripts(State::Download, Action::Leave)
             .await
             .map_err(Stop::Failed)?;
@@ -401,14 +385,6 @@ impl<B: Backend> Engine<B> {
             .await
             .map_err(Stop::Failed)?;
         Ok(outcome)
-    }
-
-    async fn write(&mut self, chunk: Bytes) -> Result<(), Stop> {
-        if let Err(e) = self.backend.write(chunk).await {
-            let _ = self.backend.abort().await;
-            return Err(e.into());
-        }
-        Ok(())
     }
 
     /// `backend.finish`, turning its progress into throttled `installing` substates.

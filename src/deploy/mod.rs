@@ -15,3 +15,4 @@ pub mod scripts;
 pub mod setup;
 pub mod standalone;
 pub mod store;
+pub mod stream;

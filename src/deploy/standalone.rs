@@ -13,7 +13,7 @@
 use std::time::Instant;
 
 use mender_bridge_backends::{
-    Backend, BackendError, Outcome as BackendOutcome, PayloadInfo, Progress, ProgressSink,
+    Backend, BackendError, Outcome as BackendOutcome, Progress, ProgressSink,
 };
 use tokio::io::AsyncRead;
 
@@ -22,6 +22,7 @@ use super::lock::InstallLock;
 use super::progress::Throttle;
 use super::scripts::{Action, ScriptError, ScriptLog, State};
 use super::store::{StandalonePhase, StandaloneRecord, Store, StoreError};
+use super::stream::{stream_payload, StreamError, StreamProgress};
 use crate::artifact::provides::{apply_provides, check_depends};
 use crate::artifact::{ArtifactError, ArtifactReader};
 use crate::client::{ClientConfig, DownloadError, Downloader};
@@ -214,7 +215,7 @@ impl<B: Backend> Standalone<B> {
         started: &mut bool,
     ) -> Result<Installed, StandaloneError> {
         let current = self.store.provides_or(&self.cfg.artifact_info);
-        let mut reader = ArtifactReader::open(source, self.cfg.read.clone()).await?;
+        let reader = ArtifactReader::open(source, self.cfg.read.clone()).await?;
         let header = reader.info().header.clone();
         check_depends(&header, &self.cfg.device_type, &current)
             .map_err(|e| StandaloneError::Depends(e.to_string()))?;
@@ -241,40 +242,22 @@ impl<B: Backend> Standalone<B> {
             .await?;
         tracing::info!(artifact = %header.name, "installing");
 
-        let mut installed_file = false;
-        let mut throttle = Throttle::new(std::time::Duration::from_millis(200), 1);
-        while let Some(file) = reader.next_file().await? {
-            let Some(t) = &payload_type else {
-                return Err(StandaloneError::Unsupported(
-                    "an empty payload carries a file".into(),
-                ));
-            };
-            if installed_file {
-                return Err(StandaloneError::Unsupported(format!(
-                    "the '{t}' backend takes one payload file; the artifact has more"
-                )));
-            }
-            installed_file = true;
-            self.backend
-                .begin(&PayloadInfo {
-                    payload_type: t.clone(),
-                    file_name: file.name.clone(),
-                    size: file.size,
-                    sha256: file.sha256,
-                })
-                .await?;
-            let mut done = 0u64;
-            progress(0, file.size);
-            while let Some(chunk) = reader.read_chunk().await? {
-                done += chunk.len() as u64;
-                self.backend.write(chunk).await?;
-                let percent = (done * 100).checked_div(file.size).unwrap_or(100) as u8;
-                if throttle.should_send(percent, Instant::now()) {
-                    progress(done, file.size);
-                }
-            }
-        }
-        reader.finish().await?;
+        let mut sink = CallbackProgress {
+            callback: progress,
+            throttle: Throttle::new(std::time::Duration::from_millis(200), 1),
+        };
+        let installed_file = stream_payload(
+            reader,
+            &mut self.backend,
+            payload_type.as_deref(),
+            &mut sink,
+        )
+        .await
+        .map_err(|e| match e {
+            StreamError::Artifact(e) => StandaloneError::Artifact(e),
+            StreamError::Backend(e) => StandaloneError::Backend(e),
+            other => StandaloneError::Unsupported(other.to_string()),
+        })?;
         self.script(State::Download, Action::Leave).await?;
         if !installed_file {
             self.store.set_installed(&record.new_provides)?;
@@ -350,5 +333,20 @@ impl<B: Backend> Standalone<B> {
             artifact: record.artifact_name,
             reboot_needed,
         })
+    }
+}
+/// The caller's progress callback, throttled (first, every 1 %, or every 200 ms).
+struct CallbackProgress<'a> {
+    callback: &'a mut (dyn FnMut(u64, u64) + Send),
+    throttle: Throttle,
+}
+
+impl StreamProgress for CallbackProgress<'_> {
+    async fn update(&mut self, done: u64, size: u64) -> bool {
+        let percent = (done * 100).checked_div(size).unwrap_or(100) as u8;
+        if done == 0 || self.throttle.should_send(percent, Instant::now()) {
+            (self.callback)(done, size);
+        }
+        true
     }
 }
