@@ -247,3 +247,45 @@ async fn corrupt_payload_fails_with_the_log_and_activates_nothing() {
         "release-1"
     );
 }
+
+#[tokio::test]
+async fn the_artifact_already_installed_is_reported_as_such_without_a_download() {
+    use mender_bridge::api::{ArtifactSource, DeploymentArtifact, DeploymentInstructions};
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    // A deployment of the artifact the device already runs. The sim itself answers 204
+    // for that (as the real server does), so the instructions are handed over directly, as
+    // a server that re-offers it would send them.
+    let (dep, _) = deploy(&sim, &dev.id, "release-1", &image(1 << 20, 31), None).await;
+    let env_before = dev.rig.env();
+    let b_before = dev.rig.slot_sha256("b");
+    let instr = DeploymentInstructions {
+        id: dep.clone(),
+        artifact: DeploymentArtifact {
+            id: String::new(),
+            artifact_name: "release-1".into(),
+            source: ArtifactSource {
+                uri: "https://127.0.0.1:9/never-fetched".into(),
+                expire: None,
+                method: None,
+            },
+            device_types_compatible: vec![DEVICE_TYPE.into()],
+        },
+        update_control_map: None,
+    };
+    let mut engine = dev.engine(&sim);
+    assert_eq!(
+        engine.deploy(instr).await.unwrap(),
+        Outcome::Finished(DeploymentStatus::AlreadyInstalled)
+    );
+    assert!(engine.last_download().is_none(), "nothing downloaded");
+    assert_eq!(dev.rig.env(), env_before);
+    assert_eq!(dev.rig.slot_sha256("b"), b_before);
+    let h = history(&sim, &dep, &dev.id).await;
+    assert_eq!(
+        h.last().map(|(s, _)| s.as_str()),
+        Some("already-installed"),
+        "{h:?}"
+    );
+    assert_eq!(finals(&h), 1);
+}
