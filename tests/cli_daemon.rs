@@ -492,3 +492,102 @@ async fn a_deployment_through_the_daemon_with_a_reboot() {
     );
     sim.handle.shutdown().await;
 }
+
+fn finals(h: &[String]) -> usize {
+    h.iter()
+        .filter(|s| matches!(s.as_str(), "success" | "failure" | "already-installed"))
+        .count()
+}
+
+/// `kill -9` of the daemon mid-download, and again after the `rebooting` report while the
+/// reboot never happens: each time the next daemon ends the deployment with exactly one
+/// final status, and the running slot and boot selection stay as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_download_and_before_the_reboot_end_in_one_failure() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim, "02:00:00:00:d0:03", 1);
+    // A reboot that never comes.
+    script(&dev.path("reboot.sh"), "sleep 60");
+    let a_before = dev.rig.slot_sha256("a");
+    let env_before = dev.rig.env();
+    let mut child = dev.daemon(1, &[]);
+    let id = accept(&sim, &dev).await;
+
+    // 1. Killed mid-download.
+    sim.http
+        .manage_ok(
+            Method::POST,
+            "/faults/throttle",
+            Some(json!({"bytes_per_sec": 512 * 1024})),
+        )
+        .await;
+    let img: Vec<u8> = (0..(2 << 20))
+        .map(|i: usize| (i * 13 % 251) as u8)
+        .collect();
+    let dep = deploy(&sim, &id, "release-2", &img).await;
+    wait_for(Duration::from_secs(30), "download progress", || async {
+        statuses(&sim, &dep, &id)
+            .await
+            .iter()
+            .any(|s| s == "downloading")
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    sim.http.manage(Method::DELETE, "/faults", None).await;
+    let mut child = dev.daemon(2, &[]);
+    wait_for(Duration::from_secs(30), "a final status", || async {
+        (finals(&statuses(&sim, &dep, &id).await) > 0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let h = statuses(&sim, &dep, &id).await;
+    assert_eq!(finals(&h), 1, "{h:?}\n{}", dev.log(2));
+    assert_eq!(h.last().map(String::as_str), Some("failure"));
+    assert_eq!(dev.rig.env(), env_before, "nothing activated");
+    assert_eq!(dev.rig.slot_sha256("a"), a_before);
+
+    // 2. Killed after the `rebooting` report; the reboot never happened.
+    let dep = deploy(&sim, &id, "release-3", &img).await;
+    wait_for(Duration::from_secs(30), "the rebooting report", || async {
+        statuses(&sim, &dep, &id)
+            .await
+            .iter()
+            .any(|s| s == "rebooting")
+            .then_some(())
+    })
+    .await;
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    assert!(
+        dev.rig.env().contains("upgrade_available=1"),
+        "activated, on trial"
+    );
+    let mut child = dev.daemon(3, &[]);
+    wait_for(Duration::from_secs(30), "a final status", || async {
+        (finals(&statuses(&sim, &dep, &id).await) > 0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let h = statuses(&sim, &dep, &id).await;
+    assert_eq!(finals(&h), 1, "{h:?}\n{}", dev.log(3));
+    assert_eq!(h.last().map(String::as_str), Some("failure"));
+    let env = dev.rig.env();
+    assert!(
+        env.contains("mender_boot_part=2") && env.contains("upgrade_available=0"),
+        "rolled back: {env}"
+    );
+    assert_eq!(
+        dev.rig.slot_sha256("a"),
+        a_before,
+        "the running slot never changed"
+    );
+    sigterm(&child);
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(5), || dev.log(3)),
+        0
+    );
+    sim.handle.shutdown().await;
+}
