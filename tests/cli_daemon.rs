@@ -74,7 +74,6 @@ impl Device {
             "RetryPollIntervalSeconds": 1,
         });
         std::fs::write(d.join("mender.conf"), conf.to_string()).expect("mender.conf");
-        let s = &rig.dir;
         std::fs::write(
             d.join("bridge.toml"),
             format!(
@@ -84,28 +83,13 @@ state_scripts_dir = "{scripts}"
 artifact_info_file = "{info}"
 reboot_command = ["{reboot}"]
 device_key_type = "p256"
-[backend.raw]
-cmdline = "{cmdline}"
-[backend.raw.a]
-device = "{a}"
-boot_part = 2
-size = {SLOT_SIZE}
-[backend.raw.b]
-device = "{b}"
-boot_part = 3
-size = {SLOT_SIZE}
-[backend.raw.bootenv]
-config = "{fw}"
-"#,
+{raw}"#,
                 identity = d.join("identity").display(),
                 inventory = d.join("inventory").display(),
                 scripts = d.join("scripts").display(),
                 info = d.join("artifact_info").display(),
                 reboot = d.join("reboot.sh").display(),
-                cmdline = s.join("cmdline").display(),
-                a = s.join("a.img").display(),
-                b = s.join("b.img").display(),
-                fw = s.join("fw_env.config").display(),
+                raw = rig.raw_backend_toml(),
             ),
         )
         .expect("bridge.toml");

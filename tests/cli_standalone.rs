@@ -34,32 +34,15 @@ impl Device {
         )
         .expect("device_type");
         std::fs::write(d.join("mender.conf"), "{}\n").expect("mender.conf");
-        let s = &rig.dir;
         std::fs::write(
             d.join("bridge.toml"),
             format!(
                 r#"state_scripts_dir = "{scripts}"
 artifact_info_file = "{info}"
-[backend.raw]
-cmdline = "{cmdline}"
-[backend.raw.a]
-device = "{a}"
-boot_part = 2
-size = {SLOT_SIZE}
-[backend.raw.b]
-device = "{b}"
-boot_part = 3
-size = {SLOT_SIZE}
-[backend.raw.bootenv]
-type = "uboot"
-config = "{fw}"
-"#,
+{raw}"#,
                 scripts = d.join("scripts").display(),
                 info = d.join("artifact_info").display(),
-                cmdline = s.join("cmdline").display(),
-                a = s.join("a.img").display(),
-                b = s.join("b.img").display(),
-                fw = s.join("fw_env.config").display(),
+                raw = rig.raw_backend_toml(),
             ),
         )
         .expect("bridge.toml");

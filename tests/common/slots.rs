@@ -63,6 +63,23 @@ impl SlotRig {
         rig
     }
 
+    /// The `[backend.raw]` section of a `mender-bridge.toml` for these slots (U-Boot
+    /// environment, running slot from the cmdline file).
+    pub fn raw_backend_toml(&self) -> String {
+        let size = self.config.slots.a.size.unwrap_or(0);
+        let d = &self.dir;
+        format!(
+            "[backend.raw]\ncmdline = \"{}\"\n\
+             [backend.raw.a]\ndevice = \"{}\"\nboot_part = 2\nsize = {size}\n\
+             [backend.raw.b]\ndevice = \"{}\"\nboot_part = 3\nsize = {size}\n\
+             [backend.raw.bootenv]\ntype = \"uboot\"\nconfig = \"{}\"\n",
+            d.join("cmdline").display(),
+            d.join("a.img").display(),
+            d.join("b.img").display(),
+            d.join("fw_env.config").display(),
+        )
+    }
+
     /// Writes the kernel command line of a boot into `slot`: a simulated reboot.
     pub fn boot_into(&self, slot: &str) {
         std::fs::write(
