@@ -13,6 +13,13 @@ packages=(
   libubootenv-tool  # fw_printenv / fw_setenv: the raw backend's U-Boot environment
   u-boot-tools      # mkenvimage: file-backed U-Boot environments in tests
   grub-common       # grub-editenv: the raw backend's GRUB environment
+  dbus              # a private system bus for the RAUC service
+  rauc rauc-service # the real RAUC 1.8 service the rauc backend talks to over D-Bus
+  squashfs-tools    # mksquashfs: rauc bundle
+  swupdate          # the real SWUpdate daemon the swupdate backend streams into
+  libswupdate-dev   # its IPC headers: a test checks the Rust layout against them
+  cpio              # .swu images are cpio archives
+  gcc libc6-dev     # compiles the layout check against the headers
   xz-utils gzip tar coreutils
 )
 

@@ -83,6 +83,12 @@ pub trait ProgressSink: Send + Sync {
 pub trait Backend: Send {
     /// Payload types this backend installs.
     fn payload_types(&self) -> &[&str];
+    /// Before the download starts: is the installer there and able to take an install
+    /// (daemon reachable, spool space, not busy)? An error fails the deployment before a
+    /// byte is fetched. The default has nothing to check.
+    fn preflight(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send {
+        async { Ok(()) }
+    }
     /// Checks space, slot and daemon before any byte is sent.
     fn begin(
         &mut self,

@@ -26,6 +26,12 @@ impl Backend for AnyBackend {
         }
     }
 
+    async fn preflight(&mut self) -> Result<(), BackendError> {
+        match self {
+            AnyBackend::Raw(b) => b.preflight().await,
+        }
+    }
+
     async fn begin(&mut self, payload: &PayloadInfo) -> Result<(), BackendError> {
         match self {
             AnyBackend::Raw(b) => b.begin(payload).await,

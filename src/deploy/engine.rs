@@ -301,6 +301,10 @@ impl<B: Backend> Engine<B> {
         self.scripts(State::Download, Action::Enter)
             .await
             .map_err(Stop::Failed)?;
+        self.backend
+            .preflight()
+            .await
+            .map_err(|e| Stop::Failed(format!("backend not ready: {e}")))?;
         let download = self
             .client
             .downloader()

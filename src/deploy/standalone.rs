@@ -189,6 +189,7 @@ impl<B: Backend> Standalone<B> {
             });
         }
         self.script(State::Download, Action::Enter).await?;
+        self.backend.preflight().await?;
         let mut started = false;
         let result = self.stream(source, progress, &mut started).await;
         match result {
