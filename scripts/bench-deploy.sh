@@ -2,9 +2,9 @@
 # Speed and memory benchmark of a whole over-the-air deployment (issue 4).
 #
 # In one run, on loopback, from one simulator (`mender-bridge sim`):
-#   1. builds the release binary and reports its stripped size, and (unless
-#      BENCH_DEVICE_BUILD=0) the size of the device build without the simulator
-#      (--no-default-features, built in target/device): what a device ships;
+#   1. builds the release binary (`cargo build --release`, default features: what a device
+#      ships, no simulator) and reports its stripped size, and the full build with the
+#      simulator (`--features sim`, in target/full), which serves the artifacts;
 #   2. writes an image (random, or BENCH_IMAGE=usr) and gzip artifacts of it with
 #      mender-artifact: `single-file` module-images for the official client, `rootfs-image`s
 #      for the bridge (two names of each, so runs can alternate: an artifact already
@@ -13,10 +13,10 @@
 #      single-file artifact BENCH_RUNS times: wall time from the deployment's creation to
 #      `success` (the module needs no reboot, so that is its install-complete time), peak RSS
 #      (VmHWM) and idle RSS (VmRSS after >= 5 s idle);
-#   4. `mender-bridge daemon` (the device build when there is one) with the raw backend on
+#   4. `mender-bridge daemon` (the release binary) with the raw backend on
 #      two file slots (boot selection by shell commands on a state file) installs a
 #      rootfs-image artifact BENCH_RUNS times: wall time to `rebooting` (install complete:
-#      streamed into the slot, fsynced, read back and hashed, activated), then a simulated
+#      streamed into the slot, fsynced, (read back and hashed,) activated), then a simulated
 #      reboot (the reboot command rewrites the kernel command line the backend reads and the
 #      script restarts the daemon) and the time to `success`; peak RSS of each installing
 #      daemon, idle RSS before the first and after the last deployment;
@@ -39,23 +39,20 @@
 #
 # Environment: BENCH_MIB           size of the image in MiB (default 256)
 #              BENCH_RUNS          deployments per client (default 3)
-#              BENCH_READBACK      the raw backend's verify_readback (default true, as
-#                                  shipped); false shows what the read-back costs
+#              BENCH_READBACK      the raw backend's verify_readback (default false, as
+#                                  shipped); true shows what reading the slot back costs
 #              BENCH_IMAGE         random (default; barely compresses) or usr (the first
 #                                  BENCH_MIB MiB of a tar of /usr: compresses like a rootfs)
-#              BENCH_DEVICE_BUILD  0: no --no-default-features build; the daemon then runs
-#                                  from the full binary (default 1)
 set -euo pipefail
 shopt -s inherit_errexit
 
 MIB=${BENCH_MIB:-256}
 RUNS=${BENCH_RUNS:-3}
 IMAGE=${BENCH_IMAGE:-random}
-READBACK=${BENCH_READBACK:-true}
-DEVICE_BUILD=${BENCH_DEVICE_BUILD:-1}
+READBACK=${BENCH_READBACK:-false}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BIN=$ROOT/target/release/mender-bridge
-DEVICE_BIN=$ROOT/target/device/release/mender-bridge
+BIN=$ROOT/target/full/release/mender-bridge
+DEVICE_BIN=$ROOT/target/release/mender-bridge
 MAC_OFFICIAL=02:00:00:00:be:01
 MAC_BRIDGE=02:00:00:00:be:02
 
@@ -155,19 +152,15 @@ start_sampler() { sample_rss "$1" "$2" & SAMPLER=$!; PIDS+=("$SAMPLER"); }
 stop_sampler() { touch "$1.stop"; wait "$SAMPLER" || true; forget "$SAMPLER"; }
 
 # ---------------------------------------------------------------------------------------
-echo "== 1. build (cargo build --release)"
+echo "== 1. build (cargo build --release: the device binary)"
 (cd "$ROOT" && cargo build --release --quiet)
+echo "   full build: cargo build --release --features sim --target-dir target/full"
+(cd "$ROOT" && cargo build --release --quiet --features sim --target-dir "$ROOT/target/full")
 strip -o "$TMP/bin.stripped" "$BIN"
 SIZE=$(stat -c %s "$TMP/bin.stripped")
-DEVICE_SIZE=
-DAEMON_BIN=$BIN
-if [ "$DEVICE_BUILD" != 0 ]; then
-    echo "   device build: cargo build --release --no-default-features --target-dir target/device"
-    (cd "$ROOT" && cargo build --release --quiet --no-default-features --target-dir "$ROOT/target/device")
-    strip -o "$TMP/dev.stripped" "$DEVICE_BIN"
-    DEVICE_SIZE=$(stat -c %s "$TMP/dev.stripped")
-    DAEMON_BIN=$DEVICE_BIN
-fi
+strip -o "$TMP/dev.stripped" "$DEVICE_BIN"
+DEVICE_SIZE=$(stat -c %s "$TMP/dev.stripped")
+DAEMON_BIN=$DEVICE_BIN
 rm -f "$TMP/bin.stripped" "$TMP/dev.stripped"
 PROFILE=$(awk '/^\[profile\.release/ { p = 1; h = $0; next } /^\[/ { p = 0 } p && NF { printf "%s%s%s", s, (h ? h " " : ""), $0; s = ", "; h = "" }' "$ROOT/Cargo.toml")
 echo "   release profile: ${PROFILE:-(cargo defaults)}"
@@ -452,16 +445,15 @@ BEGIN {
     printf "\n== results: %d MiB %s image, gzip, HTTPS on loopback from mender-bridge sim; median of %d runs\n", mib, image, runs
     printf "machine: nproc=%d, cpu=%s, %d GiB RAM; load average at start %s, at end %s\n\n", nproc, cpu, mem, load0, load1
     row("figure", "value", "", "target", "ratio", "")
-    row("release binary, stripped (with simulator)", sprintf("%.2f", size / M), "MiB", "<= 6 MiB", sprintf("%.2f", size / M / 6), ok(size <= 6 * M))
-    if (dsize != "")
-        row("device build (--no-default-features), stripped", sprintf("%.2f", dsize / M), "MiB", "<= 6 MiB", sprintf("%.2f", dsize / M / 6), ok(dsize <= 6 * M))
+    row("release binary (cargo build --release), stripped", sprintf("%.2f", dsize / M), "MiB", "<= 6 MiB", sprintf("%.2f", dsize / M / 6), ok(dsize <= 6 * M))
+    row("full build (--features sim), stripped", sprintf("%.2f", size / M), "MiB", "info", "", "developer build: demo, sim")
     row("official: creation -> success (installed)", sprintf("%.2f", ot), "s", "reference", "", "runs: " otimes)
     row("bridge: creation -> rebooting (installed)", sprintf("%.2f", bt), "s", "<= 0.7 x official", sprintf("%.2f", bt / ot), ok(bt <= 0.7 * ot) "  runs: " btimes)
     row("bridge: creation -> success (with restart)", sprintf("%.2f", bs), "s", "info", sprintf("%.2f", bs / ot), "runs: " bstimes)
     row("  official: downloading -> installing", secs(odl), "s", "info", "", "download, store in data dir")
     row("  official: installing -> success", secs(oinst), "s", "info", "", "module: cp + sync")
     row("  bridge: download start -> end (log)", secs(bstream), "s", "info", "", "stream into the slot")
-    row("  bridge: download end -> activated (log)", secs(bfinish), "s", "info", "", "fsync, read-back, boot env")
+    row("  bridge: download end -> activated (log)", secs(bfinish), "s", "info", "", (readback == "true" ? "fsync, read-back, boot env" : "fsync, boot env"))
     row("official: peak RSS (VmHWM)", sprintf("%.1f", opeak / 1024), "MiB", "reference", "", "")
     row("bridge: peak RSS while installing (VmHWM)", sprintf("%.1f", bpeak / 1024), "MiB", "<= 16 MiB", sprintf("%.2f", bpeak / 1024 / 16), ok(bpeak <= 16 * 1024) sprintf("  (largest anon %.1f, file %.1f)", banon / 1024, bfile / 1024))
     row("official: idle RSS (VmRSS)", sprintf("%.1f", oidle / 1024), "MiB", "reference", "", "")

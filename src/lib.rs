@@ -10,5 +10,6 @@ pub mod deploy;
 pub mod fsutil;
 pub mod identity;
 pub mod keys;
+pub mod memory;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    mender_bridge::memory::limit_arenas();
     let cli = mender_bridge::cli::Cli::parse();
     mender_bridge::cli::init_logging(cli.log_filter());
     let rt = match tokio::runtime::Builder::new_multi_thread()

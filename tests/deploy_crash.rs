@@ -56,7 +56,7 @@ async fn clear_faults(sim: &TestSim) {
     sim.http.manage(Method::DELETE, "/faults", None).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_download_ends_in_one_failure_and_nothing_activated() {
     let sim = TestSim::start().await;
     let dev = Device::new(&sim).await;
@@ -96,7 +96,7 @@ async fn killed_mid_download_ends_in_one_failure_and_nothing_activated() {
     assert!(dev.store().deployment().unwrap().is_none());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_after_activation_before_the_reboot_rolls_back_to_one_failure() {
     let sim = TestSim::start().await;
     let dev = Device::new(&sim).await;
@@ -148,6 +148,10 @@ async fn installed_and_rebooted(
 }
 
 /// Waits until the backend has committed (the trial flag is cleared).
+/// Polls the U-Boot environment (a blocking `fw_printenv`) until the commit shows. The
+/// tests run on a multi-thread runtime: the engine task, which may be inside `fw_setenv`
+/// holding the tools' global lock while it waits to be fed its script, is never starved by
+/// this blocking poll.
 async fn wait_committed(dev: &Device) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !dev.rig.env().contains("upgrade_available=0") {
@@ -156,7 +160,7 @@ async fn wait_committed(dev: &Device) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_before_the_commit_ends_in_one_success() {
     let sim = TestSim::start().await;
     let (dev, dep) = installed_and_rebooted(&sim, 23, None).await;
@@ -203,7 +207,7 @@ fn slow_commit_spec() -> ArtifactSpec {
     spec
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_right_after_the_commit_does_not_roll_back_a_good_update() {
     let sim = TestSim::start().await;
     let (dev, dep) = installed_and_rebooted(&sim, 24, Some(slow_commit_spec())).await;
@@ -232,7 +236,7 @@ async fn killed_right_after_the_commit_does_not_roll_back_a_good_update() {
     assert_eq!(h.last().map(|(s, _)| s.as_str()), Some("success"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_while_the_final_report_is_refused_reports_success_once_later() {
     let sim = TestSim::start().await;
     let (dev, dep) = installed_and_rebooted(&sim, 25, Some(slow_commit_spec())).await;

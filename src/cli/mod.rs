@@ -83,16 +83,50 @@ pub enum Command {
     /// Run a local Mender-compatible server (HTTPS, generated CA) for tests and demos.
     #[cfg(feature = "sim")]
     Sim(sim::Args),
+    /// A device build (without the `sim` feature) has no `demo` and no `sim`; these say so.
+    #[cfg(not(feature = "sim"))]
+    #[command(hide = true)]
+    Demo(NotBuilt),
+    #[cfg(not(feature = "sim"))]
+    #[command(hide = true)]
+    Sim(NotBuilt),
+}
+
+/// The arguments of a command this build leaves out, whatever they are.
+#[cfg(not(feature = "sim"))]
+#[derive(Debug, clap::Args)]
+pub struct NotBuilt {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    _args: Vec<String>,
 }
 
 /// Sets up `tracing` to stderr. `RUST_LOG` wins over `-l`.
+///
+/// A filter is `level` or `target=level`, comma-separated (`info,mender_bridge::client=debug`);
+/// one that does not parse is named on stderr and `warn` is used.
 pub fn init_logging(level: Option<&str>) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level.unwrap_or("warn")))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let env = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let (source, text) = match env.as_deref() {
+        Some(v) => ("RUST_LOG", v),
+        None => ("-l", level.unwrap_or("warn")),
+    };
+    let filter = text
+        .parse::<tracing_subscriber::filter::Targets>()
+        .unwrap_or_else(|e| {
+            eprintln!("mender-bridge: {source} '{text}' is not a log filter ({e}); using 'warn'");
+            tracing_subscriber::filter::Targets::new()
+                .with_default(tracing_subscriber::filter::LevelFilter::WARN)
+        });
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_writer(std::io::stderr);
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
         .try_init();
 }
 
@@ -134,6 +168,14 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::ShowConfig(a) => show_config::run(a, &paths),
         #[cfg(feature = "sim")]
         Command::Sim(a) => sim::run(a).await,
+        #[cfg(not(feature = "sim"))]
+        Command::Demo(_) | Command::Sim(_) => {
+            eprintln!(
+                "mender-bridge: this is a device build, without the simulator that `demo` and \
+                 `sim` need; build with `cargo build --release --features sim`"
+            );
+            return ExitCode::from(2);
+        }
     };
     match res {
         Ok(code) => code,

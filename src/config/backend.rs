@@ -54,7 +54,8 @@ pub struct RawBackendSettings {
     /// `active_slot` (unset): `a` or `b`, fixing the running slot instead of `cmdline`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active_slot: Option<String>,
-    /// `verify_readback` (true): hash the slot again after writing.
+    /// `verify_readback` (false): after the sync, drop the slot's cached pages and hash what
+    /// the medium returns. Off by default: it reads the whole image once more.
     pub verify_readback: bool,
     /// `[backend.raw.a]`.
     pub a: SlotSettings,
@@ -242,7 +243,7 @@ mod tests {
                 cmdline: "/proc/cmdline".into()
             }
         );
-        assert!(raw.verify_readback);
+        assert!(!raw.verify_readback, "read-back is opt-in");
         assert_eq!(
             raw.bootenv,
             mender_bridge_backends::raw::BootEnv::Uboot {
@@ -252,7 +253,7 @@ mod tests {
             }
         );
         let c = load(&format!(
-            "{SLOTS}[backend.raw]\nactive_slot = \"b\"\nverify_readback = false\n\
+            "{SLOTS}[backend.raw]\nactive_slot = \"b\"\nverify_readback = true\n\
              [backend.raw.bootenv]\ntype = \"grub\"\nenv_file = \"/boot/env\"\n"
         ))
         .unwrap_or_else(|e| panic!("{e}"));
@@ -261,7 +262,7 @@ mod tests {
             raw.slots.active,
             mender_bridge_backends::raw::ActiveSlot::Named("b".into())
         );
-        assert!(!raw.verify_readback);
+        assert!(raw.verify_readback);
         assert!(
             matches!(raw.bootenv, mender_bridge_backends::raw::BootEnv::Grub { ref env_file, .. } if env_file == std::path::Path::new("/boot/env"))
         );

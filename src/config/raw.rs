@@ -244,7 +244,7 @@ impl Default for RawRawBackend {
         RawRawBackend {
             cmdline: PathBuf::from("/proc/cmdline"),
             active_slot: None,
-            verify_readback: true,
+            verify_readback: false,
             a: RawSlot::default(),
             b: RawSlot::default(),
             bootenv: RawBootEnv::default(),

@@ -32,7 +32,7 @@ use super::engine::{Engine, Outcome};
 use super::lock::InstallLock;
 use super::notify::{watchdog_interval, Notifier};
 use super::pidfile::{PidError, PidLock};
-use super::schedule::Timer;
+use super::schedule::{RetryPolicy, Timer};
 use super::scripts::{Action, ScriptLog, ScriptRunner, State};
 use super::setup::{self, SetupError};
 use super::store::Store;
@@ -59,7 +59,8 @@ pub enum DaemonError {
 pub struct DaemonSettings {
     pub update_interval: Duration,
     pub inventory_interval: Duration,
-    pub retry_cap: Duration,
+    /// `RetryPollIntervalSeconds` and `RetryPollCount`.
+    pub retry: RetryPolicy,
     pub reboot_command: Vec<String>,
     pub shutdown_grace: Duration,
 }
@@ -69,7 +70,10 @@ impl DaemonSettings {
         DaemonSettings {
             update_interval: cfg.update_poll_interval,
             inventory_interval: cfg.inventory_poll_interval,
-            retry_cap: cfg.retry_poll_interval,
+            retry: RetryPolicy {
+                cap: cfg.retry_poll_interval,
+                count: cfg.retry_poll_count,
+            },
             reboot_command: cfg.reboot_command.clone(),
             shutdown_grace: SHUTDOWN_GRACE,
         }
@@ -250,12 +254,12 @@ impl Daemon {
     async fn run(&mut self, ctl: &mut Control) {
         let mut update = Timer::new(
             self.settings.update_interval,
-            self.settings.retry_cap,
+            self.settings.retry,
             Instant::now(),
         );
         let mut inventory = Timer::new(
             self.settings.inventory_interval,
-            self.settings.retry_cap,
+            self.settings.retry,
             Instant::now(),
         );
 
@@ -340,7 +344,10 @@ impl Daemon {
     /// Authenticates until accepted (pending devices wait here), backing off; `false`
     /// when stopped meanwhile.
     async fn authenticate(&mut self, ctl: &mut Control) -> bool {
-        let mut backoff = super::schedule::ErrorBackoff::new(self.settings.retry_cap);
+        let mut backoff = super::schedule::ErrorBackoff::new(RetryPolicy {
+            count: 0,
+            ..self.settings.retry
+        });
         loop {
             match ctl.guard(self.engine.client().authenticate()).await {
                 None => return false,
@@ -503,6 +510,7 @@ impl Daemon {
         inventory: &mut Timer,
     ) -> Flow {
         let now = Instant::now();
+        crate::memory::release_free_memory();
         match outcome {
             Outcome::NoUpdate => {
                 update.succeeded(now);

@@ -69,27 +69,70 @@ impl From<BackendError> for Stop {
 }
 
 /// Download progress as throttled `downloading` substates; a 409 stops the stream.
+///
+/// A report runs as its own task, so the stream never waits for the server; at most one is
+/// in flight (a due report waits for the next chunk after it). Invariant: `settle` is
+/// awaited before the next status, so the server sees the reports in order.
 struct DownloadProgress<'a> {
     client: &'a Client,
     id: &'a str,
     throttle: Throttle,
+    inflight: Option<tokio::task::JoinHandle<Reported>>,
+    aborted: bool,
+    /// The last update that came while a report was in flight (not yet decided on).
+    latest: Option<(u64, u64)>,
+}
+
+impl DownloadProgress<'_> {
+    /// Waits for the report in flight; `false` if the server said the deployment is aborted.
+    async fn wait(&mut self) -> bool {
+        if let Some(h) = self.inflight.take() {
+            self.aborted |= h.await.is_ok_and(|r| r == Reported::Aborted);
+        }
+        !self.aborted
+    }
+
+    /// At the end of the stream: waits for the report in flight, then sends the last update
+    /// it held up if it is due (so `100%` is shown). `false`: the deployment is aborted.
+    async fn settle(&mut self) -> bool {
+        if !self.wait().await {
+            return false;
+        }
+        if let Some((done, size)) = self.latest.take() {
+            self.send_if_due(done, size);
+            return self.wait().await;
+        }
+        true
+    }
+
+    fn send_if_due(&mut self, done: u64, size: u64) {
+        let percent = (done * 100).checked_div(size).unwrap_or(100) as u8;
+        if !self.throttle.should_send(percent, Instant::now()) {
+            return;
+        }
+        let text = substate("downloading", done, Some(size), None);
+        let (client, id) = (self.client.clone(), self.id.to_string());
+        self.inflight = Some(tokio::spawn(async move {
+            report(&client, &id, DeploymentStatus::Downloading, Some(&text)).await
+        }));
+    }
 }
 
 impl StreamProgress for DownloadProgress<'_> {
     async fn update(&mut self, done: u64, size: u64) -> bool {
-        let percent = (done * 100).checked_div(size).unwrap_or(100) as u8;
-        if !self.throttle.should_send(percent, Instant::now()) {
+        if self.inflight.as_ref().is_some_and(|h| h.is_finished()) && !self.wait().await {
+            return false;
+        }
+        if self.aborted {
+            return false;
+        }
+        if self.inflight.is_some() {
+            self.latest = Some((done, size));
             return true;
         }
-        let text = substate("downloading", done, Some(size), None);
-        report(
-            self.client,
-            self.id,
-            DeploymentStatus::Downloading,
-            Some(&text),
-        )
-        .await
-            != Reported::Aborted
+        self.latest = None;
+        self.send_if_due(done, size);
+        true
     }
 }
 
@@ -351,6 +394,9 @@ impl<B: Backend> Engine<B> {
             client: &self.client,
             id: &rec.id,
             throttle: Throttle::new(self.cfg.progress_interval, self.cfg.progress_step),
+            inflight: None,
+            aborted: false,
+            latest: None,
         };
         let streamed = stream_payload(
             reader,
@@ -359,6 +405,10 @@ impl<B: Backend> Engine<B> {
             &mut progress,
         )
         .await;
+        if !progress.settle().await && streamed.is_ok() {
+            let _ = self.backend.abort().await;
+            return Err(Stop::Aborted);
+        }
         let installed_file = match streamed {
             Ok(installed) => installed,
             Err(StreamError::Stopped) => return Err(Stop::Aborted),

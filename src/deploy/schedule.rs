@@ -40,9 +40,19 @@ pub fn jitter(base: Duration) -> Duration {
     jittered(base, JITTER_PERCENT, random_u64())
 }
 
+/// `RetryPollIntervalSeconds` and `RetryPollCount`: how failed polls are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// The longest wait between retries.
+    pub cap: Duration,
+    /// Retries before falling back to the regular interval; 0 = the official clients'
+    /// algorithmic limit (three tries at the cap).
+    pub count: u32,
+}
+
 /// The waits after consecutive failures: the official clients' schedule for
 /// `RetryPollIntervalSeconds` (60 s or the cap if smaller, each wait three times, doubling
-/// to the cap), and the cap once that schedule is over.
+/// to the cap), limited by `RetryPollCount`.
 #[derive(Debug, Clone)]
 pub struct ErrorBackoff {
     schedule: Backoff,
@@ -50,14 +60,27 @@ pub struct ErrorBackoff {
 }
 
 impl ErrorBackoff {
-    pub fn new(cap: Duration) -> Self {
+    pub fn new(policy: RetryPolicy) -> Self {
         ErrorBackoff {
-            schedule: Backoff::official(cap, 0),
+            schedule: Backoff::official(policy.cap, policy.count),
             failures: 0,
         }
     }
 
-    /// The wait before the next try after one more failure (no jitter).
+    /// The wait before the next retry after one more failure, or `None` when the retries
+    /// are used up (the count starts again).
+    pub fn retry(&mut self) -> Option<Duration> {
+        let d = self.schedule.delay(self.failures);
+        self.failures = if d.is_some() {
+            self.failures.saturating_add(1)
+        } else {
+            0
+        };
+        d
+    }
+
+    /// The wait before the next try after one more failure (no jitter); the cap once the
+    /// schedule is over (for waits that never give up, such as authentication).
     pub fn failure(&mut self) -> Duration {
         let d = self
             .schedule
@@ -86,22 +109,22 @@ pub struct Timer {
 }
 
 impl Timer {
-    /// Due at once; then every `interval` (jittered); after failures by the backoff capped
-    /// at `retry_cap`.
-    pub fn new(interval: Duration, retry_cap: Duration, now: Instant) -> Self {
-        Self::with_random(interval, retry_cap, now, random_u64)
+    /// Due at once; then every `interval` (jittered); after failures by the backoff of
+    /// `retry`, and when its retries are used up, the regular interval again.
+    pub fn new(interval: Duration, retry: RetryPolicy, now: Instant) -> Self {
+        Self::with_random(interval, retry, now, random_u64)
     }
 
     /// As [`Timer::new`] with a given random source (tests).
     pub fn with_random(
         interval: Duration,
-        retry_cap: Duration,
+        retry: RetryPolicy,
         now: Instant,
         random: fn() -> u64,
     ) -> Self {
         Timer {
             interval,
-            backoff: ErrorBackoff::new(retry_cap),
+            backoff: ErrorBackoff::new(retry),
             next: now,
             random,
         }
@@ -129,9 +152,12 @@ impl Timer {
     }
 
     /// The job failed at `now`: next time after the backoff (jittered), never later than
-    /// a success would have waited.
+    /// a success would have waited; once the retries are used up, after the interval.
     pub fn failed(&mut self, now: Instant) -> Duration {
-        let base = self.backoff.failure().min(self.interval);
+        let base = self
+            .backoff
+            .retry()
+            .map_or(self.interval, |d| d.min(self.interval));
         let wait = jittered(base, JITTER_PERCENT, (self.random)());
         self.next = now + wait;
         wait
@@ -141,6 +167,29 @@ impl Timer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn policy(cap: u64, count: u32) -> RetryPolicy {
+        RetryPolicy {
+            cap: Duration::from_secs(cap),
+            count,
+        }
+    }
+
+    #[test]
+    fn retry_poll_count_limits_the_retries_before_the_interval() {
+        fn low() -> u64 {
+            0
+        }
+        let t0 = Instant::now();
+        let mut t = Timer::with_random(Duration::from_secs(1800), policy(300, 2), t0, low);
+        let waits: Vec<u64> = (0..6).map(|_| t.failed(t0).as_secs()).collect();
+        assert_eq!(waits, [54, 54, 1620, 54, 54, 1620]);
+        let mut b = ErrorBackoff::new(policy(300, 2));
+        assert_eq!(b.retry(), Some(Duration::from_secs(60)));
+        assert_eq!(b.retry(), Some(Duration::from_secs(60)));
+        assert_eq!(b.retry(), None, "RetryPollCount = 2: used up");
+        assert_eq!(b.retry(), Some(Duration::from_secs(60)), "and again");
+    }
 
     #[test]
     fn jitter_stays_within_ten_percent() {
@@ -167,7 +216,7 @@ mod tests {
 
     #[test]
     fn error_backoff_follows_the_official_schedule_then_stays_at_the_cap() {
-        let mut b = ErrorBackoff::new(Duration::from_secs(300));
+        let mut b = ErrorBackoff::new(policy(300, 0));
         let got: Vec<u64> = (0..14).map(|_| b.failure().as_secs()).collect();
         assert_eq!(
             got,
@@ -175,7 +224,7 @@ mod tests {
         );
         b.success();
         assert_eq!(b.failure(), Duration::from_secs(60));
-        let mut small = ErrorBackoff::new(Duration::from_secs(5));
+        let mut small = ErrorBackoff::new(policy(5, 0));
         assert_eq!(small.failure(), Duration::from_secs(5), "60 s is capped");
     }
 
@@ -185,21 +234,18 @@ mod tests {
             0
         }
         let t0 = Instant::now();
-        let mut t =
-            Timer::with_random(Duration::from_secs(1800), Duration::from_secs(300), t0, low);
+        let mut t = Timer::with_random(Duration::from_secs(1800), policy(300, 0), t0, low);
         assert!(t.is_due(t0), "due at start");
         let w = t.succeeded(t0);
         assert_eq!(w, Duration::from_secs(1620), "r = 0 is the low end");
         assert!(!t.is_due(t0 + Duration::from_secs(1000)));
         let w = t.failed(t0);
         assert_eq!(w, Duration::from_secs(54), "60 s backoff, -10 %");
-        for _ in 0..20 {
-            t.failed(t0);
-        }
+        let waits: Vec<u64> = (0..13).map(|_| t.failed(t0).as_secs()).collect();
         assert_eq!(
-            t.failed(t0),
-            Duration::from_secs(270),
-            "capped at 300 s, -10 %"
+            waits,
+            [54, 54, 108, 108, 108, 216, 216, 216, 270, 270, 270, 1620, 54],
+            "the official schedule capped at 300 s (-10 %); then the interval, and again"
         );
         t.succeeded(t0);
         assert_eq!(
@@ -210,8 +256,7 @@ mod tests {
         t.trigger(t0);
         assert!(t.is_due(t0));
 
-        let mut short =
-            Timer::with_random(Duration::from_secs(10), Duration::from_secs(300), t0, low);
+        let mut short = Timer::with_random(Duration::from_secs(10), policy(300, 0), t0, low);
         assert_eq!(
             short.failed(t0),
             Duration::from_secs(9),

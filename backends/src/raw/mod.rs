@@ -127,8 +127,11 @@ impl Backend for RawBackend {
     }
 
     async fn abort(&mut self) -> Result<(), BackendError> {
-        // Nothing was activated before finish; dropping the writer closes the slot.
-        self.install = None;
+        // Nothing was activated before finish. The writer thread is stopped and joined, so
+        // no block of this install lands in the slot after abort returns.
+        if let Some(writer) = self.install.take().and_then(|i| i.writer) {
+            writer.abort().await;
+        }
         Ok(())
     }
 

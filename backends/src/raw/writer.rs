@@ -2,10 +2,12 @@
 //! end, and an optional read-back that hashes what the slot really holds.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use sha2::{Digest as _, Sha256};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncReadExt as _;
 
 use crate::BackendError;
 
@@ -13,14 +15,22 @@ use crate::BackendError;
 /// block size), so a slow device sees few, large, aligned writes.
 pub const BLOCK: usize = 1024 * 1024;
 
-/// An open slot being written. Invariant: exactly `expected` bytes are accepted; nothing is
-/// written past them.
+/// Blocks queued for the writer thread: download and disk writes overlap on two cores,
+/// with at most this many 1 MiB blocks (plus the one being filled) in memory.
+const QUEUE: usize = 3;
+
+/// An open slot being written. Invariants: exactly `expected` bytes are accepted; nothing is
+/// written past them; blocks reach the slot in order, each written whole by one thread that
+/// owns the file; `finish` returns only after that thread wrote and synced everything, and
+/// `abort` only after it stopped, so no write of an abandoned install lands after it.
 pub struct SlotWriter {
     path: PathBuf,
-    file: tokio::fs::File,
     buf: BytesMut,
-    written: u64,
+    queued: u64,
     expected: u64,
+    tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
+    cancelled: Arc<AtomicBool>,
+    thread: Option<tokio::task::JoinHandle<Result<u64, BackendError>>>,
 }
 
 impl SlotWriter {
@@ -38,18 +48,27 @@ impl SlotWriter {
             .truncate(!is_block)
             .open(path)
             .await
-            .map_err(|e| io(path, "opening", e))?;
+            .map_err(|e| io(path, "opening", e))?
+            .into_std()
+            .await;
+        let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
+        let owned = path.to_path_buf();
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let flag = cancelled.clone();
+        let thread = tokio::task::spawn_blocking(move || write_blocks(file, rx, &flag, &owned));
         Ok(SlotWriter {
             path: path.to_path_buf(),
-            file,
             buf: BytesMut::with_capacity(BLOCK),
-            written: 0,
+            queued: 0,
             expected,
+            tx: Some(tx),
+            cancelled,
+            thread: Some(thread),
         })
     }
 
     pub async fn write(&mut self, mut chunk: Bytes) -> Result<(), BackendError> {
-        let total = self.written + self.buf.len() as u64 + chunk.len() as u64;
+        let total = self.queued + self.buf.len() as u64 + chunk.len() as u64;
         if total > self.expected {
             return Err(BackendError::Failed {
                 message: format!(
@@ -64,51 +83,123 @@ impl SlotWriter {
             let take = (BLOCK - self.buf.len()).min(chunk.len());
             self.buf.extend_from_slice(&chunk.split_to(take));
             if self.buf.len() == BLOCK {
-                self.flush_block().await?;
+                self.send_block().await?;
             }
         }
         Ok(())
     }
 
-    async fn flush_block(&mut self) -> Result<(), BackendError> {
-        self.file
-            .write_all(&self.buf)
-            .await
-            .map_err(|e| io(&self.path, "writing", e))?;
-        self.written += self.buf.len() as u64;
-        self.buf.clear();
+    /// Hands the filled block to the writer thread (waiting while `QUEUE` blocks are ahead of
+    /// it). A closed queue means the thread stopped on an error: that error is returned.
+    async fn send_block(&mut self) -> Result<(), BackendError> {
+        let block = std::mem::replace(&mut self.buf, BytesMut::with_capacity(BLOCK)).freeze();
+        let len = block.len() as u64;
+        let sent = match &self.tx {
+            Some(tx) => tx.send(block).await.is_ok(),
+            None => false,
+        };
+        if !sent {
+            return Err(self.stopped().await);
+        }
+        self.queued += len;
         Ok(())
+    }
+
+    /// The writer thread's own error, after it stopped early.
+    async fn stopped(&mut self) -> BackendError {
+        self.tx = None;
+        match self.join().await {
+            Err(e) => e,
+            Ok(n) => BackendError::Failed {
+                message: format!(
+                    "the writer of {} stopped after {n} bytes",
+                    self.path.display()
+                ),
+                log: vec![],
+            },
+        }
+    }
+
+    async fn join(&mut self) -> Result<u64, BackendError> {
+        let Some(thread) = self.thread.take() else {
+            return Err(BackendError::Failed {
+                message: format!("the writer of {} is gone", self.path.display()),
+                log: vec![],
+            });
+        };
+        thread.await.map_err(|e| BackendError::Failed {
+            message: format!("the writer of {} failed: {e}", self.path.display()),
+            log: vec![],
+        })?
     }
 
     /// Writes the rest, checks the byte count and makes it durable (`fsync`).
     pub async fn finish(mut self) -> Result<u64, BackendError> {
         if !self.buf.is_empty() {
-            self.flush_block().await?;
+            self.send_block().await?;
         }
-        if self.written != self.expected {
+        self.tx = None;
+        let written = self.join().await?;
+        if written != self.expected {
             return Err(BackendError::Failed {
                 message: format!(
-                    "wrote {} of {} bytes to {}",
-                    self.written,
+                    "wrote {written} of {} bytes to {}",
                     self.expected,
                     self.path.display()
                 ),
                 log: vec![],
             });
         }
-        self.file
-            .sync_all()
-            .await
-            .map_err(|e| io(&self.path, "syncing", e))?;
-        Ok(self.written)
+        Ok(written)
+    }
+
+    /// Stops writing: queued blocks are dropped, and this returns once the writer thread has
+    /// let go of the slot (nothing is synced; the slot is not activated).
+    pub async fn abort(mut self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+        self.tx = None;
+        let _ = self.join().await;
     }
 }
 
-/// SHA-256 of the first `len` bytes of `path`, read back from the device.
+/// The writer thread: writes each block whole, in order, then syncs once the queue closes
+/// after the last one. Returns the bytes written. A write error ends it at once (the
+/// sender sees the queue closed and collects this error); `cancelled` ends it at the next
+/// block, without a sync.
+fn write_blocks(
+    mut file: std::fs::File,
+    mut rx: tokio::sync::mpsc::Receiver<Bytes>,
+    cancelled: &AtomicBool,
+    path: &Path,
+) -> Result<u64, BackendError> {
+    use std::io::Write as _;
+    let mut written = 0u64;
+    while let Some(block) = rx.blocking_recv() {
+        if cancelled.load(Ordering::Relaxed) {
+            return Ok(written);
+        }
+        file.write_all(&block).map_err(|e| io(path, "writing", e))?;
+        written += block.len() as u64;
+    }
+    if cancelled.load(Ordering::Relaxed) {
+        return Ok(written);
+    }
+    file.sync_all().map_err(|e| io(path, "syncing", e))?;
+    Ok(written)
+}
+
+/// SHA-256 of the first `len` bytes of `path`, read back from the medium.
+///
+/// Invariant: the slot was synced before (`SlotWriter::finish`), so its cached pages are
+/// clean; they are dropped first (`POSIX_FADV_DONTNEED`), so the hash is of what the
+/// device returns, not of the page cache the write just filled. (A cache that ignores the
+/// advice, or a page another process holds mapped, is read from memory: the check is then
+/// no weaker than before.)
 pub async fn read_back_sha256(path: &Path, len: u64) -> Result<[u8; 32], BackendError> {
     let mut f = tokio::fs::File::open(path)
         .await
         .map_err(|e| io(path, "opening for read-back", e))?;
+    drop_cached(&f).map_err(|e| io(path, "dropping the cached pages of", e))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; BLOCK];
     let mut left = len;
@@ -128,6 +219,12 @@ pub async fn read_back_sha256(path: &Path, len: u64) -> Result<[u8; 32], Backend
         left -= n as u64;
     }
     Ok(hasher.finalize().into())
+}
+
+/// Asks the kernel to forget the file's cached pages (length 0: to the end).
+fn drop_cached(f: &tokio::fs::File) -> std::io::Result<()> {
+    use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
+    posix_fadvise(f, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED).map_err(std::io::Error::from)
 }
 
 fn io(path: &Path, what: &str, source: std::io::Error) -> BackendError {
@@ -163,5 +260,41 @@ mod tests {
         let mut w = SlotWriter::open(&p, 10).await.unwrap();
         w.write(Bytes::from_static(&[0; 9])).await.unwrap();
         assert!(w.finish().await.is_err(), "too short");
+    }
+
+    /// A write error in the writer thread reaches the caller, naming the slot.
+    #[tokio::test]
+    async fn a_failing_slot_write_is_reported() {
+        let len = BLOCK * 8;
+        let mut w = SlotWriter::open(Path::new("/dev/full"), len as u64)
+            .await
+            .unwrap();
+        let block = Bytes::from(vec![0u8; BLOCK]);
+        let mut result = Ok(());
+        for _ in 0..8 {
+            result = w.write(block.clone()).await;
+            if result.is_err() {
+                break;
+            }
+        }
+        let err = match result {
+            Err(e) => e,
+            Ok(()) => w.finish().await.unwrap_err(),
+        };
+        assert!(err.to_string().contains("writing /dev/full"), "{err}");
+    }
+
+    /// After abort returns, the writer has let go: nothing more is written.
+    #[tokio::test]
+    async fn abort_stops_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("slot");
+        let mut w = SlotWriter::open(&p, (BLOCK * 10) as u64).await.unwrap();
+        w.write(Bytes::from(vec![1u8; BLOCK * 2])).await.unwrap();
+        w.abort().await;
+        let len = std::fs::metadata(&p).unwrap().len();
+        assert!(len <= (BLOCK * 2) as u64, "{len}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), len);
     }
 }
