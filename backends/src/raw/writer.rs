@@ -16,8 +16,9 @@ use crate::BackendError;
 pub const BLOCK: usize = 1024 * 1024;
 
 /// Blocks queued for the writer thread: download and disk writes overlap on two cores,
-/// with at most this many 1 MiB blocks (plus the one being filled) in memory.
-const QUEUE: usize = 3;
+/// with at most this many 1 MiB blocks queued (plus the one being filled and the one being
+/// written) in memory.
+const QUEUE: usize = 2;
 
 /// An open slot being written. Invariants: exactly `expected` bytes are accepted; nothing is
 /// written past them; blocks reach the slot in order, each written whole by one thread that
