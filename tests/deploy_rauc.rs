@@ -1,0 +1,472 @@
+//! The RAUC backend end to end against the real RAUC 1.8 service: the simulator as the
+//! server, a private system bus, file-backed slots, the custom bootloader script, bundles
+//! made with `rauc bundle` and wrapped with `mender-artifact write module-image -T rauc`.
+//! What the dashboard sees (status history, substates, the deployment log) is checked.
+#![cfg(feature = "sim")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::device::{finals, history, image, Device};
+use common::rauc::{engine, RaucRig, Signer, COMPATIBLE};
+use common::sim::TestSim;
+use hyper::Method;
+use mender_bridge::api::DeploymentStatus;
+use mender_bridge::deploy::engine::Outcome;
+use mender_bridge_backends::Backend;
+use serde_json::json;
+
+/// Uploads a `rauc` artifact around `bundle` and deploys it to the device.
+async fn deploy_bundle(
+    sim: &TestSim,
+    dev: &Device,
+    rig: &RaucRig,
+    name: &str,
+    bundle: &std::path::Path,
+) -> String {
+    let art = rig.artifact(bundle, name, "none");
+    sim.http.upload(&art).await;
+    let v = sim
+        .http
+        .manage_ok(
+            Method::POST,
+            "/deployments",
+            Some(json!({"artifact_name": name, "devices": [dev.id]})),
+        )
+        .await;
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// The deployment log the device uploaded, as text.
+async fn device_log(sim: &TestSim, dep: &str, dev: &Device) -> String {
+    sim.http
+        .manage_ok(
+            Method::GET,
+            &format!("/deployments/{dep}/devices/{}/log", dev.id),
+            None,
+        )
+        .await
+        .to_string()
+}
+
+/// The failure substate the dashboard shows.
+fn failure_substate(h: &[(String, Option<String>)]) -> String {
+    h.iter()
+        .find(|(s, _)| s == "failure")
+        .and_then(|(_, sub)| sub.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rauc_install_reboot_into_the_new_slot_and_mark_good() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let mut rig = RaucRig::new();
+    let img = image(2 << 20, 21);
+    let bundle = rig.bundle("v2", COMPATIBLE, "2.0", &img, Signer::Trusted);
+    let slot0_before = rig.slot("rootfs-0", img.len());
+    let dep = deploy_bundle(&sim, &dev, &rig, "release-2", &bundle).await;
+    let store_dir = dev.dir.path().join("store");
+
+    let mut e = engine(&dev, &sim, rig.config(&store_dir));
+    assert_eq!(e.check_update().await.unwrap(), Outcome::RebootRequired);
+    assert!(
+        rig.slot("rootfs-1", img.len()) == img,
+        "rootfs.1 holds the bundle's image"
+    );
+    assert!(
+        rig.slot("rootfs-0", img.len()) == slot0_before,
+        "the booted slot is untouched"
+    );
+    assert!(rig.bootstate().contains("PRIMARY=B"), "{}", rig.bootstate());
+    assert!(
+        rig.spool_files().is_empty(),
+        "spool file removed: {:?}",
+        rig.spool_files()
+    );
+    let record = std::fs::read_to_string(store_dir.join("rauc-pending.json")).unwrap();
+    assert!(
+        record.contains("rootfs.1") && record.contains("\"B\""),
+        "{record}"
+    );
+    let h = history(&sim, &dep, &dev.id).await;
+    assert_eq!(
+        h.last().map(|(s, _)| s.as_str()),
+        Some("rebooting"),
+        "{h:?}"
+    );
+    assert!(
+        h.iter().any(|(s, sub)| s == "installing"
+            && sub
+                .as_deref()
+                .is_some_and(|t| t.starts_with("installing ") && t.contains('%'))),
+        "RAUC's progress as installing substates: {h:?}"
+    );
+    drop(e);
+
+    // The device reboots; the bootloader takes B; a new process resumes.
+    assert_eq!(rig.reboot(), "B");
+    let mut e = engine(&dev, &sim, rig.config(&store_dir));
+    assert_eq!(
+        e.resume().await.unwrap(),
+        Some(Outcome::Finished(DeploymentStatus::Success))
+    );
+    let h = history(&sim, &dep, &dev.id).await;
+    assert_eq!(h.last().map(|(s, _)| s.as_str()), Some("success"), "{h:?}");
+    assert_eq!(finals(&h), 1);
+    assert!(!store_dir.join("rauc-pending.json").exists(), "trial over");
+    assert_eq!(
+        dev.store().installed().unwrap().unwrap()["artifact_name"],
+        "release-2"
+    );
+    assert!(
+        rig.bootstate()
+            .contains("PRIMARY=B STATE_A=good STATE_B=good"),
+        "{}",
+        rig.bootstate()
+    );
+    let status = rig
+        .busctl(&[
+            "call",
+            "de.pengutronix.rauc",
+            "/",
+            "de.pengutronix.rauc.Installer",
+            "GetSlotStatus",
+            "--json=short",
+        ])
+        .unwrap();
+    assert!(
+        status.contains("\"2.0\""),
+        "bundle version recorded: {status}"
+    );
+    let inv: std::collections::HashMap<String, serde_json::Value> =
+        e.backend().inventory().await.into_iter().collect();
+    assert_eq!(inv["rauc_compatible"], COMPATIBLE);
+    assert_eq!(inv["rauc_booted_slot"], "rootfs.1");
+    assert_eq!(inv["rauc_boot_slot"], "B");
+    assert_eq!(inv["rauc_slot_rootfs.1_version"], "2.0");
+    assert!(inv.contains_key("rauc_variant"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootloader_fallback_after_the_reboot_is_a_failure_with_the_evidence() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let mut rig = RaucRig::new();
+    let bundle = rig.bundle("v2", COMPATIBLE, "2.0", &image(1 << 20, 5), Signer::Trusted);
+    let dep = deploy_bundle(&sim, &dev, &rig, "release-2", &bundle).await;
+    let store_dir = dev.dir.path().join("store");
+    let mut e = engine(&dev, &sim, rig.config(&store_dir));
+    assert_eq!(e.check_update().await.unwrap(), Outcome::RebootRequired);
+    drop(e);
+
+    // B never comes up: its attempts run out and the bootloader falls back to A.
+    rig.exhaust_primary();
+    assert_eq!(rig.reboot(), "A");
+    let mut e = engine(&dev, &sim, rig.config(&store_dir));
+    assert_eq!(
+        e.resume().await.unwrap(),
+        Some(Outcome::Finished(DeploymentStatus::Failure))
+    );
+    let h = history(&sim, &dep, &dev.id).await;
+    assert_eq!(finals(&h), 1, "{h:?}");
+    assert!(
+        failure_substate(&h).contains("not running the new software"),
+        "{h:?}"
+    );
+    let log = device_log(&sim, &dep, &dev).await;
+    assert!(
+        log.contains("expected to boot rootfs.1 (B), booted rootfs.0 (BootSlot A)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("slot rootfs.1 (B): state=inactive boot-status=bad"),
+        "{log}"
+    );
+    assert!(rig.bootstate().contains("PRIMARY=A"), "{}", rig.bootstate());
+    assert!(!store_dir.join("rauc-pending.json").exists());
+    assert_eq!(
+        dev.store().installed().unwrap().unwrap()["artifact_name"],
+        "release-1"
+    );
+}
+
+/// A bundle RAUC rejects: the deployment fails with RAUC's own message in the log and the
+/// failure substate; nothing is activated, the spool is empty.
+async fn rejected(signer: Signer, compatible: &str, want: &str) {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let rig = RaucRig::new();
+    let bundle = rig.bundle("bad", compatible, "2.0", &image(1 << 20, 9), signer);
+    let dep = deploy_bundle(&sim, &dev, &rig, "release-2", &bundle).await;
+    let store_dir = dev.dir.path().join("store");
+    let mut e = engine(&dev, &sim, rig.config(&store_dir));
+    assert_eq!(
+        e.check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Failure)
+    );
+    let h = history(&sim, &dep, &dev.id).await;
+    assert_eq!(finals(&h), 1, "{h:?}");
+    assert!(failure_substate(&h).contains(want), "substate: {h:?}");
+    let log = device_log(&sim, &dep, &dev).await;
+    assert!(log.contains(want), "{log}");
+    assert!(log.contains("RAUC Completed(1)"), "{log}");
+    assert!(rig.bootstate().contains("PRIMARY=A"), "{}", rig.bootstate());
+    assert!(rig.spool_files().is_empty(), "{:?}", rig.spool_files());
+    assert!(!store_dir.join("rauc-pending.json").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_compatible_fails_with_raucs_message() {
+    rejected(
+        Signer::Trusted,
+        "Other-Device",
+        "Compatible mismatch: Expected 'Test-Device' but bundle manifest has 'Other-Device'",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_signer_fails_with_raucs_message() {
+    rejected(
+        Signer::Untrusted,
+        COMPATIBLE,
+        "signature verification failed",
+    )
+    .await;
+}
+
+/// Waits (async) until `ok` holds, at most `secs`.
+async fn until(secs: u64, what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_rauc_fails_the_deployment_no_hang() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let rig = RaucRig::new();
+    let other = rig.bundle(
+        "other",
+        COMPATIBLE,
+        "1.5",
+        &image(1 << 20, 2),
+        Signer::Trusted,
+    );
+    let bundle = rig.bundle("v2", COMPATIBLE, "2.0", &image(2 << 20, 3), Signer::Trusted);
+    let dep = deploy_bundle(&sim, &dev, &rig, "release-2", &bundle).await;
+    // A slow download: RAUC gets busy while the bridge spools.
+    sim.http
+        .manage_ok(
+            Method::POST,
+            "/faults/throttle",
+            Some(json!({"bytes_per_sec": 1 << 20})),
+        )
+        .await;
+    let store_dir = dev.dir.path().join("store");
+    let mut e = engine(&dev, &sim, rig.config(&store_dir));
+    let task = tokio::spawn(async move { e.check_update().await.unwrap() });
+    until(20, "download progress", || rig.spool_files().len() == 1).await;
+    // Someone else starts an install, held in progress.
+    rig.hold();
+    let other = other.to_str().unwrap().to_string();
+    assert!(rig
+        .busctl(&[
+            "call",
+            "de.pengutronix.rauc",
+            "/",
+            "de.pengutronix.rauc.Installer",
+            "InstallBundle",
+            "sa{sv}",
+            &other,
+            "0"
+        ])
+        .is_some());
+    until(20, "the other install to be in progress", || rig.held()).await;
+    sim.http
+        .manage_ok(
+            Method::POST,
+            "/faults/throttle",
+            Some(json!({"bytes_per_sec": 0})),
+        )
+        .await;
+    let outcome = tokio::time::timeout(Duration::from_secs(60), task)
+        .await
+        .expect("the deployment ends while RAUC is busy")
+        .unwrap();
+    assert_eq!(outcome, Outcome::Finished(DeploymentStatus::Failure));
+    // (RAUC 1.8 reports Operation = idle after refusing a second install, although the
+    // first still runs: only its Completed signal ends an install.)
+    rig.release();
+    let h = history(&sim, &dep, &dev.id).await;
+    assert_eq!(finals(&h), 1, "{h:?}");
+    let sub = failure_substate(&h);
+    assert!(
+        sub.contains("RAUC refused the install") && sub.contains("Already processing"),
+        "{sub}"
+    );
+    assert!(rig.spool_files().is_empty(), "{:?}", rig.spool_files());
+    assert!(!store_dir.join("rauc-pending.json").exists());
+
+    // Busy before the download: refused by the preflight, nothing fetched. (RAUC takes
+    // a new install only a moment after it reported idle: retry until it does.)
+    until(30, "the other install to finish", || {
+        rig.bootstate().contains("PRIMARY=B")
+    })
+    .await;
+    until(30, "RAUC idle", || {
+        rig.property("Operation").contains("idle")
+    })
+    .await;
+    rig.hold();
+    until(30, "RAUC to take another install", || {
+        rig.busctl(&[
+            "call",
+            "de.pengutronix.rauc",
+            "/",
+            "de.pengutronix.rauc.Installer",
+            "InstallBundle",
+            "sa{sv}",
+            &other,
+            "0",
+        ])
+        .is_some()
+    })
+    .await;
+    until(20, "the other install to be in progress", || rig.held()).await;
+    let dep = deploy_bundle(&sim, &dev, &rig, "release-3", &bundle).await;
+    let mut e = engine(&dev, &sim, rig.config(&store_dir));
+    assert_eq!(
+        e.check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Failure)
+    );
+    rig.release();
+    let sub = failure_substate(&history(&sim, &dep, &dev.id).await);
+    assert!(
+        sub.contains("RAUC is busy (Operation = installing)"),
+        "{sub}"
+    );
+    assert!(rig.spool_files().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rauc_dying_mid_install_fails_the_deployment_no_hang() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let mut rig = RaucRig::new();
+    let bundle = rig.bundle("v2", COMPATIBLE, "2.0", &image(1 << 20, 4), Signer::Trusted);
+    let dep = deploy_bundle(&sim, &dev, &rig, "release-2", &bundle).await;
+    let store_dir = dev.dir.path().join("store");
+    let mut e = engine(&dev, &sim, rig.config(&store_dir));
+    rig.hold();
+    let task = tokio::spawn(async move { e.check_update().await.unwrap() });
+    until(30, "the install to be in progress", || rig.held()).await;
+    rig.kill_service();
+    let outcome = tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("the deployment ends when RAUC dies")
+        .unwrap();
+    assert_eq!(outcome, Outcome::Finished(DeploymentStatus::Failure));
+    rig.release();
+    let h = history(&sim, &dep, &dev.id).await;
+    assert_eq!(finals(&h), 1, "{h:?}");
+    let sub = failure_substate(&h);
+    assert!(sub.contains("left the bus during the install"), "{sub}");
+    let log = device_log(&sim, &dep, &dev).await;
+    assert!(log.contains("left the bus"), "{log}");
+    assert!(rig.spool_files().is_empty(), "{:?}", rig.spool_files());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rauc_absent_fails_before_the_download() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let mut rig = RaucRig::new();
+    let bundle = rig.bundle("v2", COMPATIBLE, "2.0", &image(1 << 20, 4), Signer::Trusted);
+    let dep = deploy_bundle(&sim, &dev, &rig, "release-2", &bundle).await;
+    rig.stop_service();
+    let store_dir = dev.dir.path().join("store");
+    let mut e = engine(&dev, &sim, rig.config(&store_dir));
+    assert_eq!(
+        e.check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Failure)
+    );
+    assert!(e.last_download().is_none(), "nothing downloaded");
+    let sub = failure_substate(&history(&sim, &dep, &dev.id).await);
+    assert!(
+        sub.starts_with("backend not ready: not started: RAUC"),
+        "{sub}"
+    );
+}
+
+/// A 1 MiB tmpfs mounted on a directory of the test's own, unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        common::run(
+            std::process::Command::new("mount")
+                .args([
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &format!("size={size},mode=0700"),
+                    "tmpfs",
+                ])
+                .arg(dir),
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_too_small_spool_is_refused_before_the_payload() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let rig = RaucRig::new();
+    let bundle = rig.bundle("v2", COMPATIBLE, "2.0", &image(2 << 20, 4), Signer::Trusted);
+    let size = std::fs::metadata(&bundle).unwrap().len();
+    let dep = deploy_bundle(&sim, &dev, &rig, "release-2", &bundle).await;
+    let small = rig.path("small-spool");
+    let _tmpfs = Tmpfs::mount(&small, "1m");
+    let store_dir = dev.dir.path().join("store");
+    let mut cfg = rig.config(&store_dir);
+    cfg.spool_dir = small.clone();
+    let mut e = engine(&dev, &sim, cfg);
+    assert_eq!(
+        e.check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Failure)
+    );
+    let sub = failure_substate(&history(&sim, &dep, &dev.id).await);
+    assert!(
+        sub.contains(&format!("spool directory {}", small.display()))
+            && sub.contains("bytes free, the bundle")
+            && sub.contains(&format!("needs {size}")),
+        "{sub}"
+    );
+    let fetched = e.last_download().unwrap().fetched();
+    assert!(
+        fetched < size,
+        "the payload was not downloaded: {fetched} of {size}"
+    );
+    assert_eq!(std::fs::read_dir(&small).unwrap().count(), 0);
+    assert!(rig.bootstate().contains("PRIMARY=A"));
+}
