@@ -224,6 +224,8 @@ impl Spool {
             .await
             .map_err(|e| io(format!("fsync of spool file {}", self.path.display()), e))?;
         drop(file);
+        let on_disk = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        tracing::info!(file = %self.path.display(), bytes = on_disk, "bundle spooled, verified and closed");
         Ok(&self.path)
     }
 }
