@@ -303,23 +303,26 @@ sample_spool() {
         sleep 0.02
     done
 }
-# From the daemon's log: "download-seconds rauc-seconds spooled-bytes".
+# From the daemon's log: "download-seconds seal-seconds rauc-seconds spooled-bytes": download
+# start -> end (streamed into the spool), end -> spool sealed (hash checked, fsync, close),
+# RAUC took the bundle -> activated slot recorded.
 phases() {
     sed 's/\x1b\[[0-9;]*m//g' "$1" | awk '
         function ts(s, t) { split(substr(s, 12, 15), t, ":"); return t[1] * 3600 + t[2] * 60 + t[3] }
+        function d(x, y) { return (x && y) ? sprintf("%.2f", y - x) : "?" }
         /artifact download started/ { a = ts($1) }
         /artifact download complete/ { b = ts($1) }
+        /bundle spooled, verified and closed/ { s = ts($1); if (match($0, /bytes=[0-9]+/)) n = substr($0, RSTART + 6, RLENGTH - 6) }
         /RAUC took the bundle/ { c = ts($1) }
-        /RAUC activated/ { d = ts($1) }
-        /bundle spooled, verified and closed/ { if (match($0, /bytes=[0-9]+/)) n = substr($0, RSTART + 6, RLENGTH - 6) }
-        END { printf "%s %s %s\n", (a && b) ? sprintf("%.2f", b - a) : "?", (c && d) ? sprintf("%.2f", d - c) : "?", n ? n : "?" }'
+        /RAUC activated/ { e = ts($1) }
+        END { printf "%s %s %s %s\n", d(a, b), d(b, s), d(c, e), n ? n : "?" }'
 }
 
 start_bridge
 BR_ID=$(accept_device) || { show_tail "$B/daemon-$BOOTS.log"; exit 1; }
 wait_for "the bridge's inventory" 90 has_inventory "$BR_ID" || { show_tail "$B/daemon-$BOOTS.log"; exit 1; }
 echo "   device accepted; idle RSS $(mib "$(proc_kib "$BR_PID" VmRSS)") MiB"
-BR_TIMES=() BR_SUCCESS=() BR_PEAKS=() BR_DL=() BR_RAUC=() SPOOL_MAX=() SPOOLED=()
+BR_TIMES=() BR_SUCCESS=() BR_PEAKS=() BR_DL=() BR_SEAL=() BR_RAUC=() SPOOL_MAX=() SPOOLED=()
 for run in $(seq "$RUNS"); do
     rm -f "$B/rebooted"
     sync
@@ -330,7 +333,8 @@ for run in $(seq "$RUNS"); do
     DEP=$(deploy "bench-rauc-$((2 - run % 2))" "$BR_ID")
     kill -USR1 "$BR_PID"
     follow "$DEP" "$BR_ID" "$t0" rebooting 600 || { show_tail "$B/daemon-$BOOTS.log"; exit 1; }
-    BR_TIMES+=("${SEEN[rebooting]}")
+    installed=${SEEN[rebooting]}
+    BR_TIMES+=("$installed")
     wait_for "the reboot command" 60 test -e "$B/rebooted" || { show_tail "$B/daemon-$BOOTS.log"; exit 1; }
     touch "$TMP/spool.max.stop"
     wait "$SAMPLER" || true
@@ -338,8 +342,8 @@ for run in $(seq "$RUNS"); do
     peak=$(proc_kib "$BR_PID" VmHWM)
     BR_PEAKS+=("$peak")
     SPOOL_MAX+=("$(cat "$TMP/spool.max")")
-    read -r dl ri sp < <(phases "$B/daemon-$BOOTS.log")
-    BR_DL+=("$dl") BR_RAUC+=("$ri") SPOOLED+=("$sp")
+    read -r dl se ri sp < <(phases "$B/daemon-$BOOTS.log")
+    BR_DL+=("$dl") BR_SEAL+=("$se") BR_RAUC+=("$ri") SPOOLED+=("$sp")
     left=$(find "$B/spool" -type f | wc -l)
     # The reboot: the daemon stops, the bootloader picks a slot, RAUC and the daemon start.
     stop_pid "$BR_PID"
@@ -352,8 +356,8 @@ for run in $(seq "$RUNS"); do
     dev=$([ "$slot" = A ] && echo rootfs-0 || echo rootfs-1)
     ok=$([ "$(head -c "$((MIB * 1024 * 1024))" "$R/images/$dev" | sha256sum | cut -d' ' -f1)" = "$IMG_SHA" ] &&
         echo "slot $dev = image" || echo "SLOT $dev DIFFERS")
-    echo "   run $run: rebooting ${SEEN[rebooting]} s, success ${SEEN[success]} s; booted $slot, $ok"
-    echo "          daemon log: download+spool $dl s, RAUC install $ri s; spooled $sp bytes (largest spool seen $(cat "$TMP/spool.max")), files left $left"
+    echo "   run $run: rebooting $installed s, success ${SEEN[success]} s; booted $slot, $ok"
+    echo "          daemon log: download+spool $dl s, hash check+fsync $se s, RAUC install $ri s; spooled $sp bytes (largest spool seen $(cat "$TMP/spool.max")), files left $left"
     echo "          VmHWM $(mib "$peak") MiB"
 done
 stop_pid "$BR_PID"
@@ -367,7 +371,7 @@ awk -v mib="$MIB" -v runs="$RUNS" -v comp="$COMPRESSION" -v nproc="$(nproc)" \
     -v load0="$LOAD_START" -v load1="$(cut -d' ' -f1-3 /proc/loadavg)" \
     -v rt="$RT" -v rtimes="${RAUC_TIMES[*]}" -v bt="$BT" -v btimes="${BR_TIMES[*]}" \
     -v bs="$(median "${BR_SUCCESS[@]}")" -v bpeak="$(maximum "${BR_PEAKS[@]}")" \
-    -v dl="$(median "${BR_DL[@]}")" -v ri="$(median "${BR_RAUC[@]}")" \
+    -v dl="$(median "${BR_DL[@]}")" -v se="$(median "${BR_SEAL[@]}")" -v ri="$(median "${BR_RAUC[@]}")" \
     -v bsize="$BUNDLE_SIZE" -v smax="$(maximum "${SPOOL_MAX[@]}")" -v spooled="${SPOOLED[*]}" '
 function ok(c) { return c ? "met" : "MISSED" }
 function row(name, value, unit, target, ratio, verdict) {
@@ -379,7 +383,8 @@ BEGIN {
     row("figure", "value", "", "target", "ratio", "")
     row("rauc install of the bundle on disk", sprintf("%.2f", rt), "s", "baseline", "", "runs: " rtimes)
     row("bridge: creation -> rebooting (installed)", sprintf("%.2f", bt), "s", "<= 1.3 x baseline", sprintf("%.2f", bt / rt), ok(bt <= 1.3 * rt) "  runs: " btimes)
-    row("  bridge: download + spool (log)", dl, "s", "info", "", "")
+    row("  bridge: download + spool (log)", dl, "s", "info", "", "HTTPS, reader (SHA-256), spool (SHA-256, write)")
+    row("  bridge: spool hash check + fsync + close (log)", se, "s", "info", "", "")
     row("  bridge: RAUC install (log)", ri, "s", "info", (ri ~ /^[0-9.]+$/) ? sprintf("%.2f", ri / rt) : "", "InstallBundle -> Completed, GetPrimary")
     row("bridge: creation -> success (with restart)", sprintf("%.2f", bs), "s", "info", "", "")
     row("bridge: peak RSS while installing (VmHWM)", sprintf("%.1f", bpeak / 1024), "MiB", "<= 16 MiB", sprintf("%.2f", bpeak / 1024 / 16), ok(bpeak <= 16 * 1024))

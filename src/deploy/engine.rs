@@ -524,8 +524,12 @@ impl<B: Backend> Engine<B> {
                 }
                 let _ = self.scripts(State::ArtifactRollback, Action::Leave).await;
             }
-        } else if let Err(e) = self.backend.abort().await {
-            self.log("error", format!("abort: {e}"));
+        } else {
+            let aborted = self.backend.abort().await;
+            self.backend_log();
+            if let Err(e) = aborted {
+                self.log("error", format!("abort: {e}"));
+            }
         }
         let _ = self.scripts(State::ArtifactFailure, Action::Enter).await;
         let _ = self.scripts(State::ArtifactFailure, Action::Leave).await;

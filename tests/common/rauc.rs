@@ -164,6 +164,7 @@ impl RaucRig {
             &format!(
                 r#"#!/bin/sh
 S={w}/bootstate
+echo "$@" >> {w}/bootloader.log
 case "$1" in
   get-primary) . $S; echo "$PRIMARY" ;;
   set-primary) sed -i -e "s/^PRIMARY=.*/PRIMARY=$2/" -e "s/^STATE_$2=.*/STATE_$2=good/" $S ;;
@@ -326,6 +327,21 @@ esac
         s.split(' ')
             .find_map(|kv| kv.strip_prefix(&format!("{key}=")).map(str::to_string))
             .unwrap_or_default()
+    }
+
+    /// The bootloader calls that change state (`set-state B good`, `set-primary A`), in
+    /// order, since the last [`clear_bootloader_calls`](Self::clear_bootloader_calls).
+    pub fn bootloader_calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path("bootloader.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("set-"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub fn clear_bootloader_calls(&self) {
+        let _ = std::fs::remove_file(self.path("bootloader.log"));
     }
 
     /// The primary slot's boot attempts ran out: the bootloader marks it bad and falls

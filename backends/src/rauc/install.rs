@@ -79,6 +79,15 @@ fn string_of(v: &Value<'_>) -> Option<String> {
     }
 }
 
+/// Why an install did not succeed, and whether its outcome is settled: RAUC refused it or
+/// said `Completed(n)` (`settled`), or the outcome is unknown (the service vanished, the
+/// deadline passed), in which case RAUC may yet activate the new slot.
+#[derive(Debug)]
+pub struct InstallError {
+    pub error: BackendError,
+    pub settled: bool,
+}
+
 /// Installs `bundle` (a sealed, closed file) through RAUC on `conn`, reporting RAUC's
 /// progress to `sink` and appending RAUC's messages to `log`.
 pub async fn install(
@@ -87,19 +96,31 @@ pub async fn install(
     timeouts: Timeouts,
     sink: &dyn ProgressSink,
     log: &mut Vec<String>,
-) -> Result<(), BackendError> {
+) -> Result<(), InstallError> {
+    let settled = |error| InstallError {
+        error,
+        settled: true,
+    };
+    let unknown = |error| InstallError {
+        error,
+        settled: false,
+    };
     let dbus = |e: zbus::Error| {
         BackendError::NotStarted(format!("RAUC over D-Bus: {}", proxy::message(&e)))
     };
-    let installer = proxy::installer(conn).await.map_err(dbus)?;
+    let installer = proxy::installer(conn)
+        .await
+        .map_err(dbus)
+        .map_err(settled)?;
     let props = zbus::fdo::PropertiesProxy::builder(conn)
         .destination(proxy::SERVICE)
-        .map_err(dbus)?
-        .path("/")
-        .map_err(dbus)?
+        .and_then(|b| b.path("/"))
+        .map_err(dbus)
+        .map_err(settled)?
         .build()
         .await
-        .map_err(dbus)?;
+        .map_err(dbus)
+        .map_err(settled)?;
     // Subscribe first: RAUC starts emitting as soon as the call is taken.
     let subscribe = async {
         let changed = props.receive_properties_changed().await?;
@@ -109,17 +130,20 @@ pub async fn install(
     };
     let (mut changed, mut completed, mut owner) =
         match tokio::time::timeout(timeouts.call, subscribe).await {
-            Ok(r) => r.map_err(dbus)?,
+            Ok(r) => r.map_err(dbus).map_err(settled)?,
             Err(_) => {
-                return Err(BackendError::NotStarted(format!(
+                return Err(settled(BackendError::NotStarted(format!(
                     "RAUC over D-Bus: subscribing to its signals took longer than {} s",
                     timeouts.call.as_secs()
-                )))
+                ))))
             }
         };
 
     let source = bundle.to_str().ok_or_else(|| {
-        BackendError::NotStarted(format!("spool path {} is not UTF-8", bundle.display()))
+        settled(BackendError::NotStarted(format!(
+            "spool path {} is not UTF-8",
+            bundle.display()
+        )))
     })?;
     let call = installer.install_bundle(source, Default::default());
     match tokio::time::timeout(timeouts.call, call).await {
@@ -127,18 +151,18 @@ pub async fn install(
         Ok(Err(e)) => {
             let m = cut(&proxy::message(&e));
             push(log, format!("RAUC refused the install: {m}"));
-            return Err(BackendError::NotStarted(format!(
+            return Err(settled(BackendError::NotStarted(format!(
                 "RAUC refused the install: {m}"
-            )));
+            ))));
         }
         Err(_) => {
-            return Err(failed(
+            return Err(unknown(failed(
                 format!(
                     "RAUC did not answer InstallBundle within {} s",
                     timeouts.call.as_secs()
                 ),
                 log,
-            ))
+            )))
         }
     }
     tracing::info!(bundle = %bundle.display(), "RAUC took the bundle");
@@ -232,11 +256,11 @@ pub async fn install(
             } else {
                 format!("RAUC: {last_error}")
             };
-            Err(failed(message, log))
+            Err(settled(failed(message, log)))
         }
         Err(why) => {
             push(log, why.clone());
-            Err(failed(why, log))
+            Err(unknown(failed(why, log)))
         }
     }
 }

@@ -275,13 +275,33 @@ impl Backend for RaucBackend {
             .ok_or_else(|| failed("finish before begin".into()))?;
         let path = spool.seal().await?.to_path_buf();
         let rauc = self.connect().await?;
+        let booted = match rauc.call("BootSlot", rauc.p.boot_slot()).await {
+            Ok(b) => rauc
+                .slots()
+                .await
+                .ok()
+                .and_then(|s| slots::booted(&s, &b).map(|s| s.name.clone()))
+                .unwrap_or(b),
+            Err(_) => String::new(),
+        };
+        // From here until the outcome is known, a crash leaves this record for `abort`.
+        state::mark_started(&self.config.state_dir, &booted)?;
         let timeouts = self.timeouts();
         let mut log = std::mem::take(&mut self.log);
         let r = install::install(&rauc._conn, &path, timeouts, progress, &mut log).await;
         self.log = log;
-        r?;
+        if let Err(e) = r {
+            if e.settled {
+                state::clear_started(&self.config.state_dir)?;
+            }
+            return Err(e.error);
+        }
         drop(spool);
-        match self.record_activation(&rauc).await {
+        let recorded = self.record_activation(&rauc).await;
+        if recorded.is_ok() {
+            state::clear_started(&self.config.state_dir)?;
+        }
+        match recorded {
             Ok(p) => {
                 self.note(format!(
                     "RAUC activated {} ({}) for the next boot; running {}",
@@ -299,6 +319,7 @@ impl Backend for RaucBackend {
                     .await
                 {
                     self.note(format!("RAUC: {msg} ({slot})"));
+                    state::clear_started(&self.config.state_dir)?;
                 }
                 Err(e)
             }
@@ -306,9 +327,43 @@ impl Backend for RaucBackend {
     }
 
     async fn abort(&mut self) -> Result<(), BackendError> {
-        // Nothing reached RAUC before finish; dropping the spool removes the file.
+        // Before finish nothing reached RAUC; dropping the spool removes the file.
         self.spool = None;
-        Ok(())
+        let Some(booted) = state::started(&self.config.state_dir)? else {
+            return Ok(());
+        };
+        // An install whose outcome is unknown (the bridge died, RAUC vanished or timed
+        // out): RAUC may have activated the new slot. Make the booted one primary again,
+        // waiting (up to the install timeout) for a still-running install to end.
+        self.note(format!(
+            "an install was started while {} ran and its outcome is unknown: keeping the              booted slot primary",
+            if booted.is_empty() { "-" } else { &booted }
+        ));
+        let deadline = tokio::time::Instant::now() + self.config.install_timeout;
+        let result = loop {
+            let marked = match self.connect().await {
+                Ok(rauc) => {
+                    rauc.call("Mark active booted", rauc.p.mark("active", "booted"))
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match marked {
+                Ok((slot, msg)) => {
+                    self.note(format!("RAUC: {msg} ({slot})"));
+                    break Ok(());
+                }
+                Err(e)
+                    if strip_ref(&e).contains("processing")
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        state::clear_started(&self.config.state_dir)?;
+        result
     }
 
     async fn verify_reboot(&mut self) -> Result<bool, BackendError> {
@@ -425,6 +480,14 @@ impl Backend for RaucBackend {
 
     fn take_log(&mut self) -> Vec<String> {
         std::mem::take(&mut self.log)
+    }
+}
+
+/// The message of a backend error.
+fn strip_ref(e: &BackendError) -> String {
+    match e {
+        BackendError::Failed { message, .. } | BackendError::NotStarted(message) => message.clone(),
+        other => other.to_string(),
     }
 }
 
