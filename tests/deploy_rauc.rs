@@ -138,20 +138,6 @@ async fn rauc_install_reboot_into_the_new_slot_and_mark_good() {
         ["set-state B good"],
         "Mark(good, booted) reached the bootloader, and nothing else changed"
     );
-    let status = rig
-        .busctl(&[
-            "call",
-            "de.pengutronix.rauc",
-            "/",
-            "de.pengutronix.rauc.Installer",
-            "GetSlotStatus",
-            "--json=short",
-        ])
-        .unwrap();
-    assert!(
-        status.contains("\"2.0\""),
-        "bundle version recorded: {status}"
-    );
     let inv: std::collections::HashMap<String, serde_json::Value> =
         e.backend().inventory().await.into_iter().collect();
     assert_eq!(inv["rauc_compatible"], COMPATIBLE);
@@ -298,6 +284,30 @@ async fn untrusted_signer_fails_with_raucs_message() {
     .await;
 }
 
+/// Starts `rauc install` of `bundle` and waits until RAUC holds it in progress (the rig's
+/// bootloader waits in set-state). RAUC takes a new install only a moment after the last
+/// one reported `Completed`: a refused CLI run is started again.
+async fn start_held_install(rig: &RaucRig, bundle: &std::path::Path) -> common::rauc::OtherInstall {
+    rig.hold();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut c = rig.rauc_install(bundle);
+        loop {
+            if rig.held() {
+                return c;
+            }
+            if c.exited().is_some() {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "rauc install never got going"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 /// Waits (async) until `ok` holds, at most `secs`.
 async fn until(secs: u64, what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
@@ -336,22 +346,8 @@ async fn a_busy_rauc_fails_the_deployment_no_hang() {
     let mut e = engine(&dev, &sim, rig.config(&store_dir));
     let task = tokio::spawn(async move { e.check_update().await.unwrap() });
     until(20, "download progress", || rig.spool_files().len() == 1).await;
-    // Someone else starts an install, held in progress.
-    rig.hold();
-    let other = other.to_str().unwrap().to_string();
-    assert!(rig
-        .busctl(&[
-            "call",
-            "de.pengutronix.rauc",
-            "/",
-            "de.pengutronix.rauc.Installer",
-            "InstallBundle",
-            "sa{sv}",
-            &other,
-            "0"
-        ])
-        .is_some());
-    until(20, "the other install to be in progress", || rig.held()).await;
+    // Someone else starts an install (RAUC's own CLI), held in progress.
+    let mut first = start_held_install(&rig, &other).await;
     sim.http
         .manage_ok(
             Method::POST,
@@ -366,7 +362,16 @@ async fn a_busy_rauc_fails_the_deployment_no_hang() {
     assert_eq!(outcome, Outcome::Finished(DeploymentStatus::Failure));
     // (RAUC 1.8 reports Operation = idle after refusing a second install, although the
     // first still runs: only its Completed signal ends an install.)
+    assert!(
+        rig.property("Operation").contains("idle"),
+        "RAUC 1.8 changed?"
+    );
     rig.release();
+    until(30, "the other install to end", || first.exited().is_some()).await;
+    assert!(
+        first.exited().is_some_and(|s| s.success()),
+        "the other install succeeded"
+    );
     let h = history(&sim, &dep, &dev.id).await;
     assert_eq!(finals(&h), 1, "{h:?}");
     let sub = failure_substate(&h);
@@ -377,32 +382,8 @@ async fn a_busy_rauc_fails_the_deployment_no_hang() {
     assert!(rig.spool_files().is_empty(), "{:?}", rig.spool_files());
     assert!(!store_dir.join("rauc-pending.json").exists());
 
-    // Busy before the download: refused by the preflight, nothing fetched. (RAUC takes
-    // a new install only a moment after it reported idle: retry until it does.)
-    until(30, "the other install to finish", || {
-        rig.bootstate().contains("PRIMARY=B")
-    })
-    .await;
-    until(30, "RAUC idle", || {
-        rig.property("Operation").contains("idle")
-    })
-    .await;
-    rig.hold();
-    until(30, "RAUC to take another install", || {
-        rig.busctl(&[
-            "call",
-            "de.pengutronix.rauc",
-            "/",
-            "de.pengutronix.rauc.Installer",
-            "InstallBundle",
-            "sa{sv}",
-            &other,
-            "0",
-        ])
-        .is_some()
-    })
-    .await;
-    until(20, "the other install to be in progress", || rig.held()).await;
+    // Busy before the download: refused by the preflight, nothing fetched.
+    let _second = start_held_install(&rig, &other).await;
     let dep = deploy_bundle(&sim, &dev, &rig, "release-3", &bundle).await;
     let mut e = engine(&dev, &sim, rig.config(&store_dir));
     assert_eq!(
@@ -410,6 +391,7 @@ async fn a_busy_rauc_fails_the_deployment_no_hang() {
         Outcome::Finished(DeploymentStatus::Failure)
     );
     rig.release();
+    assert!(e.last_download().is_none(), "nothing downloaded");
     let sub = failure_substate(&history(&sim, &dep, &dev.id).await);
     assert!(
         sub.contains("RAUC is busy (Operation = installing)"),

@@ -258,44 +258,43 @@ esac
         wait_for(
             Duration::from_secs(20),
             "the RAUC service on the bus",
-            || {
-                self.busctl(&[
-                    "get-property",
-                    "de.pengutronix.rauc",
-                    "/",
-                    "de.pengutronix.rauc.Installer",
-                    "Operation",
-                ])
-                .is_some()
-            },
+            || !self.property("Operation").is_empty(),
         );
     }
 
-    /// `busctl --address=… <args>` stdout, `None` when it fails.
-    pub fn busctl(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new("busctl")
-            .arg(format!("--address={}", self.address))
-            .args(args)
-            .output()
-            .ok()?;
-        if !out.status.success() {
-            eprintln!("busctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    /// A RAUC property as `dbus-send --print-reply` shows it (`variant string "idle"`);
+    /// empty when the service does not answer.
+    pub fn property(&self, name: &str) -> String {
+        let out = Command::new("dbus-send")
+            .arg(format!("--bus={}", self.address))
+            .args([
+                "--print-reply",
+                "--reply-timeout=5000",
+                "--dest=de.pengutronix.rauc",
+                "/",
+                "org.freedesktop.DBus.Properties.Get",
+                "string:de.pengutronix.rauc.Installer",
+            ])
+            .arg(format!("string:{name}"))
+            .output();
+        match out {
+            Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+            _ => String::new(),
         }
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// A RAUC property via busctl (`s "idle"`).
-    pub fn property(&self, name: &str) -> String {
-        self.busctl(&[
-            "get-property",
-            "de.pengutronix.rauc",
-            "/",
-            "de.pengutronix.rauc.Installer",
-            name,
-        ])
-        .unwrap_or_default()
+    /// `rauc install BUNDLE` (RAUC's own CLI, another D-Bus client of the service) in the
+    /// background; killed on drop.
+    pub fn rauc_install(&self, bundle: &Path) -> OtherInstall {
+        let child = Command::new("rauc")
+            .arg("install")
+            .arg(bundle)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &self.address)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("rauc install: {e}"));
+        OtherInstall(child)
     }
 
     /// Stops the service: SIGTERM, then SIGKILL after 10 s.
@@ -487,6 +486,23 @@ impl Drop for RaucRig {
             let _ = b.kill();
             let _ = b.wait();
         }
+    }
+}
+
+/// A `rauc install` running in the background.
+pub struct OtherInstall(Child);
+
+impl OtherInstall {
+    /// Its exit status, once it ended.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.0.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for OtherInstall {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
