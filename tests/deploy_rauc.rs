@@ -557,3 +557,75 @@ async fn the_bridge_dying_mid_install_leaves_the_booted_slot_primary() {
         "release-1"
     );
 }
+
+/// The standalone commands through the built binary, configured by `mender-bridge.toml`:
+/// `install` (exit 4: reboot needed), a simulated reboot, `commit` (Mark good), `commit`
+/// again (exit 2: nothing in progress).
+#[test]
+fn standalone_install_and_commit_through_the_binary() {
+    let mut rig = RaucRig::new();
+    let img = image(1 << 20, 12);
+    let bundle = rig.bundle("v2", COMPATIBLE, "2.0", &img, Signer::Trusted);
+    let art = rig.artifact(&bundle, "release-2", "gzip");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("data")).unwrap();
+    std::fs::write(
+        d.join("data/device_type"),
+        format!("device_type={}\n", common::device::DEVICE_TYPE),
+    )
+    .unwrap();
+    std::fs::write(d.join("mender.conf"), "{}\n").unwrap();
+    std::fs::write(
+        d.join("bridge.toml"),
+        format!(
+            "state_scripts_dir = \"{}\"\nartifact_info_file = \"{}\"\n[backend]\ntype = \"rauc\"\n\
+             [backend.rauc]\nbus = \"{}\"\nhealth_check = [\"true\"]\ncall_timeout_seconds = 10\n",
+            d.join("scripts").display(),
+            d.join("artifact_info").display(),
+            rig.address,
+        ),
+    )
+    .unwrap();
+    let bridge = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mender-bridge"))
+            .arg("-c")
+            .arg(d.join("mender.conf"))
+            .arg("-d")
+            .arg(d.join("data"))
+            .arg("--bridge-config")
+            .arg(d.join("bridge.toml"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let say = |o: &std::process::Output| {
+        format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let o = bridge(&["install", art.to_str().unwrap(), "--reboot-exit-code"]);
+    assert_eq!(o.status.code(), Some(4), "{}", say(&o));
+    assert!(
+        rig.slot("rootfs-1", img.len()) == img,
+        "rootfs.1 holds the image"
+    );
+    let spool = d.join("data/mender-bridge/rauc-spool");
+    assert_eq!(
+        std::fs::read_dir(&spool).unwrap().count(),
+        0,
+        "the default spool dir is used and emptied"
+    );
+    assert!(d.join("data/mender-bridge/rauc-pending.json").exists());
+    assert_eq!(rig.reboot(), "B");
+    rig.clear_bootloader_calls();
+    let o = bridge(&["commit"]);
+    assert_eq!(o.status.code(), Some(0), "{}", say(&o));
+    assert_eq!(rig.bootloader_calls(), ["set-state B good"]);
+    let o = bridge(&["show-provides"]);
+    assert!(say(&o).contains("artifact_name=release-2"), "{}", say(&o));
+    let o = bridge(&["commit"]);
+    assert_eq!(o.status.code(), Some(2), "{}", say(&o));
+}
