@@ -73,7 +73,7 @@ fn failed(message: String) -> BackendError {
 
 /// A connected installer proxy.
 struct Rauc {
-    _conn: zbus::Connection,
+    conn: zbus::Connection,
     p: proxy::InstallerProxy<'static>,
     timeout: Duration,
 }
@@ -133,10 +133,31 @@ impl RaucBackend {
             .await
             .map_err(|e| failed(format!("RAUC: {}", proxy::message(&e))))?;
         Ok(Rauc {
-            _conn: conn,
+            conn,
             p,
             timeout: self.config.call_timeout,
         })
+    }
+
+    /// Connected, with `BootSlot` read. Right after a boot RAUC may not be on the bus
+    /// yet: retried for up to the call timeout.
+    async fn after_boot(&self) -> Result<(Rauc, String), BackendError> {
+        let deadline = tokio::time::Instant::now() + self.config.call_timeout;
+        loop {
+            let attempt = async {
+                let rauc = self.connect().await?;
+                let b = rauc.call("BootSlot", rauc.p.boot_slot()).await?;
+                Ok::<_, BackendError>((rauc, b))
+            };
+            match attempt.await {
+                Ok(r) => return Ok(r),
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(e) => {
+                    tracing::debug!(error = %e, "RAUC not answering yet");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
     }
 
     fn note(&mut self, line: String) {
@@ -221,20 +242,25 @@ impl Backend for RaucBackend {
     async fn preflight(&mut self) -> Result<(), BackendError> {
         let dir = &self.config.spool_dir;
         if !dir.exists() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                not_started(format!(
-                    "cannot create spool directory {} (backend.rauc.spool_dir): {e}",
-                    dir.display()
-                ))
-            })?;
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
+                    not_started(format!(
+                        "cannot create spool directory {} (backend.rauc.spool_dir): {e}",
+                        dir.display()
+                    ))
+                })?;
         }
         spool::check_dir(dir)?;
         spool::clean(dir);
-        let rauc = self.connect().await.map_err(|e| not_started(strip(e)))?;
+        let rauc = self.connect().await.map_err(|e| not_started(message(&e)))?;
         let op = rauc
             .call("Operation", rauc.p.operation())
             .await
-            .map_err(|e| not_started(strip(e)))?;
+            .map_err(|e| not_started(message(&e)))?;
         if op != "idle" {
             return Err(not_started(format!(
                 "RAUC is busy (Operation = {})",
@@ -274,7 +300,7 @@ impl Backend for RaucBackend {
             .take()
             .ok_or_else(|| failed("finish before begin".into()))?;
         let path = spool.seal().await?.to_path_buf();
-        let rauc = self.connect().await?;
+        let rauc = self.connect().await.map_err(|e| not_started(message(&e)))?;
         let booted = match rauc.call("BootSlot", rauc.p.boot_slot()).await {
             Ok(b) => rauc
                 .slots()
@@ -288,7 +314,7 @@ impl Backend for RaucBackend {
         state::mark_started(&self.config.state_dir, &booted)?;
         let timeouts = self.timeouts();
         let mut log = std::mem::take(&mut self.log);
-        let r = install::install(&rauc._conn, &path, timeouts, progress, &mut log).await;
+        let r = install::install(&rauc.conn, &path, timeouts, progress, &mut log).await;
         self.log = log;
         if let Err(e) = r {
             if e.settled {
@@ -354,7 +380,7 @@ impl Backend for RaucBackend {
                     break Ok(());
                 }
                 Err(e)
-                    if strip_ref(&e).contains("processing")
+                    if message(&e).contains("processing")
                         && tokio::time::Instant::now() < deadline =>
                 {
                     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -374,8 +400,7 @@ impl Backend for RaucBackend {
             ));
             return Ok(false);
         };
-        let rauc = self.connect().await?;
-        let boot_slot = rauc.call("BootSlot", rauc.p.boot_slot()).await?;
+        let (rauc, boot_slot) = self.after_boot().await?;
         let slots = rauc.slots().await?;
         let booted = slots::booted(&slots, &boot_slot).map(|s| s.name.clone());
         if booted.as_deref() == Some(p.target.as_str()) {
@@ -483,18 +508,10 @@ impl Backend for RaucBackend {
     }
 }
 
-/// The message of a backend error.
-fn strip_ref(e: &BackendError) -> String {
+/// The message of a backend error without its variant's prefix.
+fn message(e: &BackendError) -> String {
     match e {
         BackendError::Failed { message, .. } | BackendError::NotStarted(message) => message.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// The message of a backend error without its variant prefix.
-fn strip(e: BackendError) -> String {
-    match e {
-        BackendError::Failed { message, .. } | BackendError::NotStarted(message) => message,
         other => other.to_string(),
     }
 }
