@@ -362,7 +362,8 @@ impl Backend for RaucBackend {
         // out): RAUC may have activated the new slot. Make the booted one primary again,
         // waiting (up to the install timeout) for a still-running install to end.
         self.note(format!(
-            "an install was started while {} ran and its outcome is unknown: keeping the              booted slot primary",
+            "an install was started while {} ran and its outcome is unknown: keeping the \
+             booted slot primary",
             if booted.is_empty() { "-" } else { &booted }
         ));
         let deadline = tokio::time::Instant::now() + self.config.install_timeout;
