@@ -264,3 +264,39 @@ pub async fn install(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rauc_text_and_log_are_bounded() {
+        assert_eq!(
+            cut("Copying image to rootfs.1"),
+            "Copying image to rootfs.1"
+        );
+        let long = cut(&"é".repeat(MAX_TEXT + 10));
+        assert_eq!(
+            long.chars().count(),
+            MAX_TEXT + 1,
+            "cut on a char boundary, marked"
+        );
+        let mut log = Vec::new();
+        for i in 0..MAX_LOG + 50 {
+            push(&mut log, format!("line {i}"));
+        }
+        assert_eq!(log.len(), MAX_LOG + 1);
+        assert_eq!(log[MAX_LOG], "(more RAUC messages left out)");
+    }
+
+    #[test]
+    fn progress_tuples_are_read_and_other_shapes_ignored() {
+        let v = Value::from((80i32, "Copying image to rootfs.1", 3i32));
+        assert_eq!(
+            progress_of(&v),
+            Some((80, "Copying image to rootfs.1".to_string(), 3))
+        );
+        assert_eq!(progress_of(&Value::from("80%")), None);
+        assert_eq!(progress_of(&Value::from((80i32, 3i32))), None);
+    }
+}
