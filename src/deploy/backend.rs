@@ -8,6 +8,8 @@ use mender_bridge_backends::raw::RawBackend;
 use mender_bridge_backends::{Backend, BackendError, Outcome, PayloadInfo, ProgressSink};
 
 /// Whichever backend the configuration selected. Every call is passed straight through.
+/// (One per process, built once: the variants' size difference costs nothing.)
+#[allow(clippy::large_enum_variant)]
 pub enum AnyBackend {
     Raw(RawBackend),
     Rauc(RaucBackend),

@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 
 use crate::{BackendError, PayloadInfo};
 
@@ -110,11 +111,23 @@ pub fn clean(dir: &Path) -> usize {
     n
 }
 
+/// The file and the running hash, owned by whichever side holds them: the spool between
+/// writes, a blocking thread during one.
+struct Sink {
+    file: std::fs::File,
+    hasher: Sha256,
+}
+
 /// One payload being spooled. Removed from disk on drop.
+///
+/// Each chunk is hashed and written on a blocking thread while the caller fetches the next
+/// one (one write in flight): the spool's SHA-256 and the write system calls overlap the
+/// download and the reader's own hashing instead of adding to them.
 pub struct Spool {
     path: PathBuf,
-    file: Option<tokio::fs::File>,
-    hasher: Sha256,
+    sink: Option<Sink>,
+    in_flight: Option<tokio::task::JoinHandle<(Sink, std::io::Result<()>)>>,
+    sealed: bool,
     written: u64,
     payload: PayloadInfo,
 }
@@ -139,18 +152,21 @@ impl Spool {
             std::process::id(),
             SEQ.fetch_add(1, Ordering::Relaxed)
         ));
-        let file = tokio::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&path)
-            .await
             .map_err(|e| io(format!("creating spool file {}", path.display()), e))?;
         tracing::debug!(file = %path.display(), size = payload.size, "spooling the bundle");
         Ok(Spool {
             path,
-            file: Some(file),
-            hasher: Sha256::new(),
+            sink: Some(Sink {
+                file,
+                hasher: Sha256::new(),
+            }),
+            in_flight: None,
+            sealed: false,
             written: 0,
             payload: payload.clone(),
         })
@@ -160,17 +176,35 @@ impl Spool {
         &self.path
     }
 
-    /// Bytes written so far.
+    /// Bytes accepted so far.
     pub fn written(&self) -> u64 {
         self.written
     }
 
-    /// Appends a chunk; more than the declared size is an error.
-    pub async fn write(&mut self, chunk: &Bytes) -> Result<(), BackendError> {
-        let file = self.file.as_mut().ok_or_else(|| BackendError::Failed {
-            message: "write after the spool file was sealed".into(),
-            log: vec![],
+    /// Waits for the write in flight; the sink is back afterwards.
+    async fn settle(&mut self) -> Result<(), BackendError> {
+        let Some(op) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let (sink, result) = op.await.map_err(|e| {
+            io(
+                format!("writing spool file {}", self.path.display()),
+                std::io::Error::other(e),
+            )
         })?;
+        self.sink = Some(sink);
+        result.map_err(|e| io(format!("writing spool file {}", self.path.display()), e))
+    }
+
+    /// Appends a chunk; more than the declared size is an error. Returns once the previous
+    /// chunk is written; this one is hashed and written in the background.
+    pub async fn write(&mut self, chunk: &Bytes) -> Result<(), BackendError> {
+        if self.sealed {
+            return Err(BackendError::Failed {
+                message: "write after the spool file was sealed".into(),
+                log: vec![],
+            });
+        }
         let after = self.written.saturating_add(chunk.len() as u64);
         if after > self.payload.size {
             return Err(BackendError::Failed {
@@ -181,10 +215,19 @@ impl Spool {
                 log: vec![],
             });
         }
-        self.hasher.update(chunk);
-        file.write_all(chunk)
-            .await
-            .map_err(|e| io(format!("writing spool file {}", self.path.display()), e))?;
+        self.settle().await?;
+        let Some(mut sink) = self.sink.take() else {
+            return Err(BackendError::Failed {
+                message: "the spool file is gone".into(),
+                log: vec![],
+            });
+        };
+        let chunk = chunk.clone();
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            sink.hasher.update(&chunk);
+            let r = sink.file.write_all(&chunk);
+            (sink, r)
+        }));
         self.written = after;
         Ok(())
     }
@@ -192,8 +235,16 @@ impl Spool {
     /// The whole payload is here: checks size and SHA-256 against the manifest, fsyncs
     /// and closes the file. Returns its path, ready for RAUC.
     pub async fn seal(&mut self) -> Result<&Path, BackendError> {
-        let mut file = self.file.take().ok_or_else(|| BackendError::Failed {
-            message: "the spool file was sealed twice".into(),
+        if self.sealed {
+            return Err(BackendError::Failed {
+                message: "the spool file was sealed twice".into(),
+                log: vec![],
+            });
+        }
+        self.sealed = true;
+        self.settle().await?;
+        let sink = self.sink.take().ok_or_else(|| BackendError::Failed {
+            message: "the spool file is gone".into(),
             log: vec![],
         })?;
         if self.written != self.payload.size {
@@ -205,7 +256,7 @@ impl Spool {
                 log: vec![],
             });
         }
-        let got: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
+        let got: [u8; 32] = sink.hasher.finalize().into();
         if got != self.payload.sha256 {
             return Err(BackendError::Failed {
                 message: format!(
@@ -217,13 +268,12 @@ impl Spool {
                 log: vec![],
             });
         }
-        file.flush()
+        let file = sink.file;
+        tokio::task::spawn_blocking(move || file.sync_all())
             .await
-            .map_err(|e| io(format!("writing spool file {}", self.path.display()), e))?;
-        file.sync_all()
-            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r)
             .map_err(|e| io(format!("fsync of spool file {}", self.path.display()), e))?;
-        drop(file);
         let on_disk = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
         tracing::info!(file = %self.path.display(), bytes = on_disk, "bundle spooled, verified and closed");
         Ok(&self.path)
@@ -232,7 +282,12 @@ impl Spool {
 
 impl Drop for Spool {
     fn drop(&mut self) {
-        self.file = None;
+        // A write still in flight holds the file open until it ends; unlinking now is
+        // fine (the name is gone at once, the blocks with the last descriptor).
+        if let Some(op) = self.in_flight.take() {
+            op.abort();
+        }
+        self.sink = None;
         match std::fs::remove_file(&self.path) {
             Ok(()) => tracing::debug!(file = %self.path.display(), "spool file removed"),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
