@@ -1,5 +1,6 @@
 //! The RAUC backend end to end against the real RAUC 1.8 service: the simulator as the
-//! server, a private system bus, file-backed slots, the custom bootloader script, bundles
+//! server, a private system bus, file-backed slots, the custom bootloader script (and once
+//! RAUC's real U-Boot backend on a file environment), bundles
 //! made with `rauc bundle` and wrapped with `mender-artifact write module-image -T rauc`.
 //! What the dashboard sees (status history, substates, the deployment log) is checked.
 #![cfg(feature = "sim")]
@@ -9,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::device::{finals, history, image, Device};
-use common::rauc::{engine, RaucRig, Signer, COMPATIBLE};
+use common::rauc::{engine, Bootloader, RaucRig, Signer, COMPATIBLE};
 use common::sim::TestSim;
 use hyper::Method;
 use mender_bridge::api::DeploymentStatus;
@@ -628,4 +629,67 @@ fn standalone_install_and_commit_through_the_binary() {
     assert!(say(&o).contains("artifact_name=release-2"), "{}", say(&o));
     let o = bridge(&["commit"]);
     assert_eq!(o.status.code(), Some(2), "{}", say(&o));
+}
+
+/// RAUC's real U-Boot backend on a file environment: an install sets `BOOT_ORDER`, the
+/// simulated boot script uses an attempt, `Mark good` restores the attempts; a second
+/// update whose slot runs out of attempts falls back, and the failure carries the evidence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uboot_backend_success_then_fallback() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let mut rig = RaucRig::with(Bootloader::Uboot);
+    let store_dir = dev.dir.path().join("store");
+    let img = image(1 << 20, 31);
+    let bundle = rig.bundle("v2", COMPATIBLE, "2.0", &img, Signer::Trusted);
+    let dep = deploy_bundle(&sim, &dev, &rig, "release-2", &bundle).await;
+    let mut e = engine(&dev, &sim, rig.config(&store_dir));
+    assert_eq!(e.check_update().await.unwrap(), Outcome::RebootRequired);
+    assert_eq!(rig.uboot_var("BOOT_ORDER"), "B A");
+    assert!(rig.slot("rootfs-1", img.len()) == img);
+    drop(e);
+    assert_eq!(rig.reboot(), "B");
+    assert_eq!(rig.uboot_var("BOOT_B_LEFT"), "2", "one attempt used");
+    let mut e = engine(&dev, &sim, rig.config(&store_dir));
+    assert_eq!(
+        e.resume().await.unwrap(),
+        Some(Outcome::Finished(DeploymentStatus::Success))
+    );
+    assert_eq!(
+        rig.uboot_var("BOOT_B_LEFT"),
+        "3",
+        "Mark good restored the attempts"
+    );
+    assert_eq!(finals(&history(&sim, &dep, &dev.id).await), 1);
+    drop(e);
+
+    // The next update goes to A, which never comes up.
+    let img3 = image(1 << 20, 33);
+    let bundle = rig.bundle("v3", COMPATIBLE, "3.0", &img3, Signer::Trusted);
+    let dep = deploy_bundle(&sim, &dev, &rig, "release-3", &bundle).await;
+    let mut e = engine(&dev, &sim, rig.config(&store_dir));
+    assert_eq!(e.check_update().await.unwrap(), Outcome::RebootRequired);
+    assert_eq!(rig.uboot_var("BOOT_ORDER"), "A B");
+    drop(e);
+    rig.exhaust_primary();
+    assert_eq!(rig.reboot(), "B", "fell back");
+    let mut e = engine(&dev, &sim, rig.config(&store_dir));
+    assert_eq!(
+        e.resume().await.unwrap(),
+        Some(Outcome::Finished(DeploymentStatus::Failure))
+    );
+    let log = device_log(&sim, &dep, &dev).await;
+    assert!(
+        log.contains("expected to boot rootfs.0 (A), booted rootfs.1 (BootSlot B)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("slot rootfs.0 (A): state=inactive boot-status=bad"),
+        "{log}"
+    );
+    assert_eq!(rig.uboot_var("BOOT_ORDER").split(' ').next(), Some("B"));
+    assert_eq!(
+        dev.store().installed().unwrap().unwrap()["artifact_name"],
+        "release-2"
+    );
 }

@@ -1,16 +1,20 @@
 //! The real RAUC 1.8 service for tests (BACKENDS.md §2): a private system-like bus
 //! (`dbus-daemon` on a socket in a temp dir), file-backed raw slots `rootfs.0` (bootname A)
 //! and `rootfs.1` (B), RAUC's `custom` bootloader backend as a shell script over a state
-//! file, a test CA with a signer, plain bundles made with `rauc bundle` and wrapped with
+//! file or its real `uboot` backend on a file-backed environment (mkenvimage,
+//! fw_printenv / fw_setenv with `-c` through PATH wrappers), a test CA with a signer,
+//! plain bundles made with `rauc bundle` and wrapped with
 //! `mender-artifact write module-image -T rauc`.
 //!
 //! The service runs in its own mount namespace (`unshare --mount`), so its loop mount of
-//! the bundle goes away with it even when a test kills it mid-install. Everything started
-//! here is stopped on drop, also when the test panics. Nothing is shared between rigs:
-//! tests run in parallel.
+//! the bundle goes away with it even when a test kills it mid-install, and with a private
+//! `/run`, so libubootenv's machine-wide lock file is its own. Everything started here is
+//! stopped on drop, also when the test panics. Nothing is shared between rigs: tests run
+//! in parallel.
 //!
-//! The simulated bootloader boots `PRIMARY` when its state is good, else the other slot;
-//! a reboot restarts the service with the booted slot as `--override-boot-slot`.
+//! The simulated bootloader boots `PRIMARY` when its state is good, else the other slot
+//! (custom), or the first slot in `BOOT_ORDER` with attempts left, using one (U-Boot); a
+//! reboot restarts the service with the booted slot as `--override-boot-slot`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -38,8 +42,19 @@ pub enum Signer {
     Untrusted,
 }
 
+/// Which bootloader backend RAUC drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bootloader {
+    /// `bootloader=custom`: the rig's shell script over `bootstate`.
+    Custom,
+    /// `bootloader=uboot`: RAUC's real U-Boot backend (`BOOT_ORDER`, `BOOT_x_LEFT`) on a
+    /// file-backed environment through `fw_printenv` / `fw_setenv`.
+    Uboot,
+}
+
 pub struct RaucRig {
     pub dir: tempfile::TempDir,
+    pub bootloader: Bootloader,
     bus: Option<Child>,
     service: Option<Child>,
     /// The bus address (`unix:path=…`).
@@ -59,8 +74,14 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 impl RaucRig {
-    /// Bus, PKI, slots, bootloader, system.conf; the service running as booted from A.
+    /// Bus, PKI, slots, the custom bootloader, system.conf; the service running as
+    /// booted from A.
     pub fn new() -> Self {
+        Self::with(Bootloader::Custom)
+    }
+
+    /// As [`new`](Self::new), with the given bootloader backend.
+    pub fn with(bootloader: Bootloader) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let w = dir.path().to_path_buf();
         for d in ["pki", "images", "mnt", "data", "spool", "bundles"] {
@@ -178,11 +199,45 @@ esac
                 w = w.display()
             ),
         );
+        // U-Boot: a file-backed environment, and the tools with -c first in the service's
+        // PATH (RAUC 1.8 runs fw_printenv / fw_setenv without -c).
+        std::fs::create_dir_all(w.join("bin")).unwrap();
+        std::fs::write(
+            w.join("env.txt"),
+            "BOOT_ORDER=A B\nBOOT_A_LEFT=3\nBOOT_B_LEFT=3\n",
+        )
+        .unwrap();
+        run(Command::new("mkenvimage")
+            .args(["-s", "0x4000", "-o"])
+            .arg(w.join("uboot.env"))
+            .arg(w.join("env.txt")));
+        std::fs::write(
+            w.join("fw_env.config"),
+            format!("{}/uboot.env 0x0000 0x4000\n", w.display()),
+        )
+        .unwrap();
+        for tool in ["fw_printenv", "fw_setenv"] {
+            write_exec(
+                &w.join("bin").join(tool),
+                &format!(
+                    "#!/bin/sh\nexec /usr/bin/{tool} -c {}/fw_env.config \"$@\"\n",
+                    w.display()
+                ),
+            );
+        }
+        let loader = match bootloader {
+            Bootloader::Custom => format!(
+                "bootloader=custom\n[handlers]\nbootloader-custom-backend={}/bootloader.sh\n",
+                w.display()
+            ),
+            Bootloader::Uboot => "bootloader=uboot\n".to_string(),
+        };
+        let (system, handlers) = loader.split_once('\n').unwrap_or((&loader, ""));
         std::fs::write(
             w.join("system.conf"),
             format!(
-                "[system]\ncompatible={COMPATIBLE}\nbootloader=custom\ndata-directory={w}/data\n\
-                 bundle-formats=plain\n[handlers]\nbootloader-custom-backend={w}/bootloader.sh\n\
+                "[system]\ncompatible={COMPATIBLE}\n{system}\ndata-directory={w}/data\n\
+                 bundle-formats=plain\n{handlers}\
                  [keyring]\npath={w}/pki/ca.pem\n\
                  [slot.rootfs.0]\ndevice={w}/images/rootfs-0\ntype=raw\nbootname=A\n\
                  [slot.rootfs.1]\ndevice={w}/images/rootfs-1\ntype=raw\nbootname=B\n",
@@ -217,6 +272,7 @@ esac
         let address = format!("unix:path={}/bus.sock", w.display());
         let mut rig = RaucRig {
             dir,
+            bootloader,
             bus: Some(bus),
             service: None,
             address,
@@ -242,13 +298,24 @@ esac
             .append(true)
             .open(w.join("service.log"))
             .unwrap();
+        // Its own mount namespace: the bundle's loop mount goes with the process, and a
+        // private /run keeps libubootenv's lock (/run/lock/fw_printenv.lock) away from
+        // every other test on the machine.
+        let path = format!(
+            "{}/bin:{}",
+            w.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         let child = Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "rauc"])
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg("mount -t tmpfs tmpfs /run && mkdir /run/lock && exec rauc \"$@\"")
+            .arg("rauc")
             .arg(format!("--conf={}/system.conf", w.display()))
             .arg(format!("--mount={}/mnt", w.display()))
             .arg("service")
             .arg(format!("--override-boot-slot={bootname}"))
             .env("DBUS_SYSTEM_BUS_ADDRESS", &self.address)
+            .env("PATH", path)
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
@@ -346,6 +413,11 @@ esac
     /// The primary slot's boot attempts ran out: the bootloader marks it bad and falls
     /// back to the other one.
     pub fn exhaust_primary(&self) {
+        if self.bootloader == Bootloader::Uboot {
+            let first = self.uboot_order().first().cloned().unwrap_or_default();
+            self.fw_setenv(&format!("BOOT_{first}_LEFT"), "0");
+            return;
+        }
         let p = self.boot_var("PRIMARY");
         let other = if p == "A" { "B" } else { "A" };
         let s = std::fs::read_to_string(self.path("bootstate")).unwrap();
@@ -359,6 +431,25 @@ esac
     /// else the other slot; the service starts as booted from there. Returns the bootname.
     pub fn reboot(&mut self) -> String {
         self.stop_service();
+        if self.bootloader == Bootloader::Uboot {
+            // U-Boot's boot script: the first slot in BOOT_ORDER with attempts left, one
+            // attempt used.
+            let env = self.uboot_env();
+            let left = |b: &str| -> u32 {
+                env.iter()
+                    .find(|(k, _)| *k == format!("BOOT_{b}_LEFT"))
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(0)
+            };
+            let boot = self
+                .uboot_order()
+                .into_iter()
+                .find(|b| left(b) > 0)
+                .expect("a slot with boot attempts left");
+            self.fw_setenv(&format!("BOOT_{boot}_LEFT"), &(left(&boot) - 1).to_string());
+            self.start_service(&boot);
+            return boot;
+        }
         let p = self.boot_var("PRIMARY");
         let other = if p == "A" { "B" } else { "A" };
         let boot = if self.boot_var(&format!("STATE_{p}")) == "good" {
@@ -368,6 +459,48 @@ esac
         };
         self.start_service(&boot);
         boot
+    }
+
+    /// Runs a U-Boot tool on the rig's environment in a private mount namespace (so the
+    /// machine-wide /run/lock/fw_printenv.lock of other tests cannot block it).
+    fn fw(&self, tool: &str, args: &[&str]) -> String {
+        run(Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg("mount -t tmpfs tmpfs /run && mkdir /run/lock && exec \"$@\"")
+            .arg("fw")
+            .arg(format!("/usr/bin/{tool}"))
+            .arg("-c")
+            .arg(self.path("fw_env.config"))
+            .args(args))
+    }
+
+    /// The U-Boot environment as (name, value) pairs.
+    pub fn uboot_env(&self) -> Vec<(String, String)> {
+        self.fw("fw_printenv", &[])
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// One U-Boot variable (empty when unset).
+    pub fn uboot_var(&self, name: &str) -> String {
+        self.uboot_env()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .unwrap_or_default()
+    }
+
+    fn uboot_order(&self) -> Vec<String> {
+        self.uboot_var("BOOT_ORDER")
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn fw_setenv(&self, name: &str, value: &str) {
+        self.fw("fw_setenv", &[name, value]);
     }
 
     /// The first `len` bytes of a slot image (`rootfs-0` / `rootfs-1`).
