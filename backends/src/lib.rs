@@ -6,6 +6,7 @@ use std::future::Future;
 
 use bytes::Bytes;
 
+pub mod rauc;
 pub mod raw;
 
 /// What is known about a payload file before its first byte reaches a backend.
@@ -113,4 +114,11 @@ pub trait Backend: Send {
     fn rollback(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send;
     /// Extra inventory attributes (booted slot, installer version, ...).
     fn inventory(&self) -> impl Future<Output = Vec<(String, serde_json::Value)>> + Send;
+    /// Lines for the deployment log gathered since the last call: the installer's own
+    /// messages (RAUC's progress and `LastError`) and the evidence behind a
+    /// `verify_reboot` answer (which slot booted, which was expected). The engine drains it
+    /// after `finish`, `verify_reboot`, `commit` and `rollback`. The default has none.
+    fn take_log(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 }

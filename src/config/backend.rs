@@ -1,5 +1,6 @@
-//! `[backend]`: which installer receives the payload, and the raw A/B backend's settings
-//! (`[backend.raw]`, `[backend.raw.a]`, `[backend.raw.b]`, `[backend.raw.bootenv]`).
+//! `[backend]`: which installer receives the payload, the raw A/B backend's settings
+//! (`[backend.raw]`, `[backend.raw.a]`, `[backend.raw.b]`, `[backend.raw.bootenv]`) and
+//! RAUC's (`[backend.rauc]`).
 //!
 //! Values are checked when the configuration loads ([`super::validate`]: positive
 //! partition numbers and sizes, distinct slots, non-empty commands); whether the slots are
@@ -7,8 +8,10 @@
 //! ([`BackendSettings::raw_config`]), so `show-config`, `show-provides` and friends work on
 //! a device whose backend is not configured yet.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use mender_bridge_backends::rauc::{Bus, RaucConfig};
 use mender_bridge_backends::raw::{ActiveSlot, BootEnv, RawConfig, SlotConfig, Slots};
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +25,42 @@ pub struct BackendSettings {
     pub kind: BackendType,
     /// `[backend.raw]`: read when `type = "raw"`.
     pub raw: RawBackendSettings,
+    /// `[backend.rauc]`: read when `type = "rauc"`.
+    pub rauc: RaucBackendSettings,
+}
+
+/// `[backend.rauc]`: RAUC over D-Bus. Invariants (checked at load): timeouts > 0; the
+/// health check, when set, is a non-empty argv; `bus` is not empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RaucBackendSettings {
+    /// `bus` (`system`): `system`, `session`, or a D-Bus address (`unix:path=…`).
+    pub bus: String,
+    /// `spool_dir` (unset: `<data_dir>/mender-bridge/rauc-spool`): where the bundle is
+    /// written before RAUC gets it; a local filesystem with room for the biggest bundle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spool_dir: Option<PathBuf>,
+    /// `health_check` (unset): argv run after the new slot booted, before it is marked
+    /// good; a non-zero exit fails the deployment and rolls back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<Vec<String>>,
+    /// `health_check_timeout_seconds` (300).
+    #[serde(
+        rename = "health_check_timeout_seconds",
+        serialize_with = "super::settings::secs"
+    )]
+    pub health_check_timeout: Duration,
+    /// `call_timeout_seconds` (30): connecting and each D-Bus call.
+    #[serde(
+        rename = "call_timeout_seconds",
+        serialize_with = "super::settings::secs"
+    )]
+    pub call_timeout: Duration,
+    /// `install_timeout_seconds` (3600): from `InstallBundle` to `Completed`.
+    #[serde(
+        rename = "install_timeout_seconds",
+        serialize_with = "super::settings::secs"
+    )]
+    pub install_timeout: Duration,
 }
 
 /// The installer the payload streams into.
@@ -206,6 +245,26 @@ impl BackendSettings {
     }
 }
 
+impl BackendSettings {
+    /// The RAUC backend's configuration. `store_dir` (`<data_dir>/mender-bridge`) holds the
+    /// record of the activated slot and, unless `spool_dir` is set, the spool directory.
+    pub fn rauc_config(&self, store_dir: &Path) -> RaucConfig {
+        let r = &self.rauc;
+        RaucConfig {
+            bus: Bus::parse(&r.bus),
+            spool_dir: r
+                .spool_dir
+                .clone()
+                .unwrap_or_else(|| store_dir.join("rauc-spool")),
+            state_dir: store_dir.to_path_buf(),
+            health_check: r.health_check.clone(),
+            health_check_timeout: r.health_check_timeout,
+            call_timeout: r.call_timeout,
+            install_timeout: r.install_timeout,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::{Config, ConfigPaths};
@@ -266,6 +325,55 @@ mod tests {
         assert!(
             matches!(raw.bootenv, mender_bridge_backends::raw::BootEnv::Grub { ref env_file, .. } if env_file == std::path::Path::new("/boot/env"))
         );
+    }
+
+    #[test]
+    fn rauc_defaults_and_settings() {
+        let c = load("").unwrap_or_else(|e| panic!("{e}"));
+        let r = c
+            .backend
+            .rauc_config(std::path::Path::new("/data/mender-bridge"));
+        assert_eq!(r.bus, mender_bridge_backends::rauc::Bus::System);
+        assert_eq!(
+            r.spool_dir,
+            std::path::Path::new("/data/mender-bridge/rauc-spool")
+        );
+        assert_eq!(r.state_dir, std::path::Path::new("/data/mender-bridge"));
+        assert_eq!(r.install_timeout, std::time::Duration::from_secs(3600));
+        assert_eq!(r.call_timeout, std::time::Duration::from_secs(30));
+        assert_eq!(r.health_check, None);
+        let c = load(
+            "[backend]\ntype = \"rauc\"\n[backend.rauc]\nbus = \"unix:path=/x\"\n\
+             spool_dir = \"/spool\"\nhealth_check = [\"/bin/true\", \"-v\"]\n\
+             install_timeout_seconds = 60\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let r = c.backend.rauc_config(std::path::Path::new("/d"));
+        assert_eq!(
+            r.bus,
+            mender_bridge_backends::rauc::Bus::Address("unix:path=/x".into())
+        );
+        assert_eq!(r.spool_dir, std::path::Path::new("/spool"));
+        assert_eq!(r.health_check, Some(vec!["/bin/true".into(), "-v".into()]));
+        assert_eq!(r.install_timeout, std::time::Duration::from_secs(60));
+        for (toml, want) in [
+            ("[backend.rauc]\nbus = \"\"\n", "backend.rauc.bus in "),
+            (
+                "[backend.rauc]\ncall_timeout_seconds = 0\n",
+                "backend.rauc.call_timeout_seconds in ",
+            ),
+            (
+                "[backend.rauc]\nhealth_check = []\n",
+                "backend.rauc.health_check in ",
+            ),
+            (
+                "[backend.rauc]\nspool_dir = \"\"\n",
+                "backend.rauc.spool_dir in ",
+            ),
+        ] {
+            let e = load(toml).err().unwrap_or_default();
+            assert!(e.starts_with(want), "{toml}: {e}");
+        }
     }
 
     #[test]

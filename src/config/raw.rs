@@ -121,6 +121,19 @@ pub(crate) struct RawBackend {
     #[serde(rename = "type")]
     pub kind: super::BackendType,
     pub raw: RawRawBackend,
+    pub rauc: RawRaucBackend,
+}
+
+/// `[backend.rauc]`: RAUC over D-Bus.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawRaucBackend {
+    pub bus: String,
+    pub spool_dir: Option<PathBuf>,
+    pub health_check: Option<Vec<String>>,
+    pub health_check_timeout_seconds: i64,
+    pub call_timeout_seconds: i64,
+    pub install_timeout_seconds: i64,
 }
 
 /// `[backend.raw]`: the A/B slot writer. Slots have no defaults (they name devices).
@@ -235,6 +248,20 @@ impl Default for RawBackend {
         RawBackend {
             kind: super::BackendType::Raw,
             raw: RawRawBackend::default(),
+            rauc: RawRaucBackend::default(),
+        }
+    }
+}
+
+impl Default for RawRaucBackend {
+    fn default() -> Self {
+        RawRaucBackend {
+            bus: "system".into(),
+            spool_dir: None,
+            health_check: None,
+            health_check_timeout_seconds: 300,
+            call_timeout_seconds: 30,
+            install_timeout_seconds: 3600,
         }
     }
 }

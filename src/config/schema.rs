@@ -167,7 +167,20 @@ static DOWNLOAD: &[Field] = &[
     b("backoff_max_ms", Int),
 ];
 
-static BACKEND: &[Field] = &[b("type", Str), b("raw", Table(RAW_BACKEND))];
+static BACKEND: &[Field] = &[
+    b("type", Str),
+    b("raw", Table(RAW_BACKEND)),
+    b("rauc", Table(RAUC_BACKEND)),
+];
+
+static RAUC_BACKEND: &[Field] = &[
+    b("bus", Str),
+    b("spool_dir", Str),
+    b("health_check", StrList),
+    b("health_check_timeout_seconds", Int),
+    b("call_timeout_seconds", Int),
+    b("install_timeout_seconds", Int),
+];
 
 static RAW_BACKEND: &[Field] = &[
     b("cmdline", Str),

@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 
 pub use super::backend::{
-    BackendSettings, BackendType, BootEnvSettings, BootEnvType, RawBackendSettings, SlotSettings,
+    BackendSettings, BackendType, BootEnvSettings, BootEnvType, RaucBackendSettings,
+    RawBackendSettings, SlotSettings,
 };
 
 use crate::artifact::Limits;
@@ -314,7 +315,7 @@ pub struct DownloadSettings {
     pub backoff_max: Duration,
 }
 
-fn secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+pub(super) fn secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_secs())
 }
 

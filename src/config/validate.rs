@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::raw::{RawArtifact, RawBackend, RawConfig, RawDownload, RawSlot};
+use super::raw::{RawArtifact, RawBackend, RawConfig, RawDownload, RawRaucBackend, RawSlot};
 use super::settings::{
     ArtifactSettings, BackendSettings, BootEnvSettings, Config, Connectivity, Dbus,
-    DownloadSettings, HttpsClient, Mender3, RawBackendSettings, Secret, Security, ServerUrl,
-    SlotSettings,
+    DownloadSettings, HttpsClient, Mender3, RaucBackendSettings, RawBackendSettings, Secret,
+    Security, ServerUrl, SlotSettings,
 };
 use super::sources::Sources;
 use super::ConfigError;
@@ -296,6 +296,7 @@ impl Check<'_> {
         };
         Ok(BackendSettings {
             kind: b.kind,
+            rauc: self.rauc(b.rauc)?,
             raw: RawBackendSettings {
                 cmdline: self.path("backend.raw.cmdline", r.cmdline)?,
                 active_slot: r.active_slot,
@@ -304,6 +305,35 @@ impl Check<'_> {
                 b: bs,
                 bootenv,
             },
+        })
+    }
+
+    fn rauc(&self, r: RawRaucBackend) -> Result<RaucBackendSettings, ConfigError> {
+        if r.bus.trim().is_empty() {
+            return Err(self.src.invalid(
+                "backend.rauc.bus",
+                "must be \"system\", \"session\" or a D-Bus address",
+            ));
+        }
+        Ok(RaucBackendSettings {
+            bus: r.bus,
+            spool_dir: r
+                .spool_dir
+                .map(|p| self.path("backend.rauc.spool_dir", p))
+                .transpose()?,
+            health_check: r
+                .health_check
+                .map(|v| self.argv("backend.rauc.health_check", v))
+                .transpose()?,
+            health_check_timeout: self.secs(
+                "backend.rauc.health_check_timeout_seconds",
+                r.health_check_timeout_seconds,
+            )?,
+            call_timeout: self.secs("backend.rauc.call_timeout_seconds", r.call_timeout_seconds)?,
+            install_timeout: self.secs(
+                "backend.rauc.install_timeout_seconds",
+                r.install_timeout_seconds,
+            )?,
         })
     }
 

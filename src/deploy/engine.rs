@@ -212,6 +212,14 @@ impl<B: Backend> Engine<B> {
         }
     }
 
+    /// The backend's own log lines (installer messages, reboot evidence) into the
+    /// deployment log.
+    fn backend_log(&mut self) {
+        for line in self.backend.take_log() {
+            self.log("info", line);
+        }
+    }
+
     async fn scripts(&self, state: State, action: Action) -> Result<(), String> {
         let mut log = ScriptLog::default();
         let r = self.cfg.scripts.run(state, action, &mut log).await;
@@ -242,6 +250,7 @@ impl<B: Backend> Engine<B> {
             }
             Phase::Rebooting | Phase::Committing => {
                 let running_new = self.backend.verify_reboot().await;
+                self.backend_log();
                 let _ = self.scripts(State::ArtifactReboot, Action::Leave).await;
                 match running_new {
                     Ok(true) => self.commit(rec).await?,
@@ -443,6 +452,12 @@ impl<B: Backend> Engine<B> {
 
     /// `backend.finish`, turning its progress into throttled `installing` substates.
     async fn finish_backend(&mut self, id: &str) -> Result<BackendOutcome, Stop> {
+        let r = self.finish_with_progress(id).await;
+        self.backend_log();
+        r.map_err(Stop::from)
+    }
+
+    async fn finish_with_progress(&mut self, id: &str) -> Result<BackendOutcome, BackendError> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let sink = ChannelSink(tx);
         let client = &self.client;
@@ -451,7 +466,7 @@ impl<B: Backend> Engine<B> {
         let mut throttle = Throttle::new(self.cfg.progress_interval, self.cfg.progress_step);
         loop {
             tokio::select! {
-                r = &mut fut => return r.map_err(Stop::from),
+                r = &mut fut => return r,
                 Some(p) = rx.recv() => {
                     let percent = p.percent.unwrap_or(0);
                     if throttle.should_send(percent, Instant::now()) {
@@ -518,7 +533,9 @@ impl<B: Backend> Engine<B> {
         if let Err(e) = self.scripts(State::ArtifactCommit, Action::Enter).await {
             return self.fail(rec, e).await;
         }
-        if let Err(e) = self.backend.commit().await {
+        let committed = self.backend.commit().await;
+        self.backend_log();
+        if let Err(e) = committed {
             return self.fail(rec, format!("commit: {e}")).await;
         }
         self.committed(rec).await
@@ -550,13 +567,19 @@ impl<B: Backend> Engine<B> {
             rec.phase = Phase::RollingBack;
             if self.store.save(&mut rec).is_ok() {
                 let _ = self.scripts(State::ArtifactRollback, Action::Enter).await;
-                if let Err(e) = self.backend.rollback().await {
+                let rolled_back = self.backend.rollback().await;
+                self.backend_log();
+                if let Err(e) = rolled_back {
                     self.log("error", format!("rollback: {e}"));
                 }
                 let _ = self.scripts(State::ArtifactRollback, Action::Leave).await;
             }
-        } else if let Err(e) = self.backend.abort().await {
-            self.log("error", format!("abort: {e}"));
+        } else {
+            let aborted = self.backend.abort().await;
+            self.backend_log();
+            if let Err(e) = aborted {
+                self.log("error", format!("abort: {e}"));
+            }
         }
         let _ = self.scripts(State::ArtifactFailure, Action::Enter).await;
         let _ = self.scripts(State::ArtifactFailure, Action::Leave).await;
@@ -586,11 +609,16 @@ impl<B: Backend> Engine<B> {
             Phase::ReportAlreadyInstalled => DeploymentStatus::AlreadyInstalled,
             _ => DeploymentStatus::Failure,
         };
+        // A failure's substate says why (the client cuts it to the server's limit).
+        let substate = rec
+            .failure
+            .as_deref()
+            .filter(|_| status == DeploymentStatus::Failure);
         let taken = report_until_taken(
             &self.client,
             &rec.id,
             status,
-            None,
+            substate,
             self.cfg.retry_initial,
             self.cfg.retry_cap,
         )

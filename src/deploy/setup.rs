@@ -11,6 +11,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use mender_bridge_backends::rauc::RaucBackend;
 use mender_bridge_backends::raw::RawBackend;
 
 use super::backend::AnyBackend;
@@ -35,7 +36,7 @@ pub enum SetupError {
     #[error("{0}")]
     Config(#[from] ConfigError),
     #[error(
-        "backend.type = \"{0}\" is not implemented yet (issues 5, 6); only \"raw\" works today"
+        "backend.type = \"{0}\" is not implemented yet (issue 6); \"raw\" and \"rauc\" work today"
     )]
     NotImplemented(&'static str),
     #[error("{0}")]
@@ -67,10 +68,14 @@ pub fn pid_file(cfg: &Config) -> PathBuf {
     store_dir(cfg).join("daemon.pid")
 }
 
-/// The backend `backend.type` selects. RAUC and SWUpdate are refused with a clear error.
+/// The backend `backend.type` selects. SWUpdate is refused with a clear error. RAUC's
+/// record of the activated slot lives in the store's directory.
 pub fn backend(cfg: &Config) -> Result<AnyBackend, SetupError> {
     match cfg.backend.kind {
         BackendType::Raw => Ok(AnyBackend::Raw(RawBackend::new(cfg.backend.raw_config()?))),
+        BackendType::Rauc => Ok(AnyBackend::Rauc(RaucBackend::new(
+            cfg.backend.rauc_config(&store_dir(cfg)),
+        ))),
         other => Err(SetupError::NotImplemented(other.name())),
     }
 }
@@ -175,15 +180,21 @@ mod tests {
     }
 
     #[test]
-    fn unimplemented_backends_are_refused_by_name() {
+    fn backends_by_type_and_unimplemented_ones_refused_by_name() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        for kind in ["rauc", "swupdate"] {
-            let c = config(dir.path(), &format!("[backend]\ntype = \"{kind}\"\n"));
-            let e = backend(&c).err().map(|e| e.to_string()).unwrap_or_default();
-            assert!(
-                e.contains(kind) && e.contains("not implemented yet (issues 5, 6)"),
-                "{e}"
-            );
+        let c = config(dir.path(), "[backend]\ntype = \"swupdate\"\n");
+        let e = backend(&c).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            e.contains("swupdate") && e.contains("not implemented yet (issue 6)"),
+            "{e}"
+        );
+        let c = config(dir.path(), "[backend]\ntype = \"rauc\"\n");
+        match backend(&c) {
+            Ok(AnyBackend::Rauc(b)) => {
+                assert_eq!(b.config().state_dir, store_dir(&c));
+                assert_eq!(b.config().spool_dir, store_dir(&c).join("rauc-spool"));
+            }
+            other => panic!("expected the RAUC backend: {other:?}"),
         }
         let c = config(dir.path(), "");
         let e = backend(&c).err().map(|e| e.to_string()).unwrap_or_default();

@@ -7,6 +7,8 @@
 pub mod device;
 pub mod openapi;
 #[cfg(feature = "sim")]
+pub mod rauc;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod slots;
 pub mod tarw;

@@ -1,0 +1,397 @@
+//! The spool: RAUC takes a bundle only as a path to a regular file that no other process
+//! holds open (plain bundles are checked over the whole file before they are mounted), so
+//! the payload stream is written to one file in the spool directory first.
+//!
+//! Invariants:
+//! - the file is created new (`O_EXCL`), mode 0600, named `mender-bridge-*.raucb`, after
+//!   the directory was checked to be a local filesystem with room for the whole payload;
+//! - it never grows past the payload's declared size, and every byte is hashed as it is
+//!   written; [`Spool::seal`] refuses a short file or a hash that differs from the
+//!   manifest's, then fsyncs and closes it (no descriptor stays open for RAUC's lease);
+//! - the file is removed when the [`Spool`] is dropped, whatever happened; leftovers of a
+//!   crash are removed by [`clean`].
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+
+use crate::{BackendError, PayloadInfo};
+
+const PREFIX: &str = "mender-bridge-";
+const SUFFIX: &str = ".raucb";
+
+/// Filesystems RAUC does not trust for plain bundles (network and FUSE), and the spool
+/// would not be local on.
+const REMOTE_FS: &[(i64, &str)] = &[
+    (0x6969, "NFS"),
+    (0x6573_7546, "FUSE"),
+    (0xFF53_4D42, "CIFS"),
+    (0xFE53_4D42, "SMB2"),
+    (0x517B, "SMB"),
+    (0x0102_1997, "9P"),
+];
+
+fn io(context: String, source: std::io::Error) -> BackendError {
+    BackendError::Io { context, source }
+}
+
+/// Checks that `dir` can spool: a directory on a local filesystem that this process can
+/// write to. Returns the free bytes there.
+pub fn check_dir(dir: &Path) -> Result<u64, BackendError> {
+    let meta = std::fs::metadata(dir).map_err(|e| {
+        BackendError::NotStarted(format!(
+            "spool directory {} (backend.rauc.spool_dir): {e}",
+            dir.display()
+        ))
+    })?;
+    if !meta.is_dir() {
+        return Err(BackendError::NotStarted(format!(
+            "spool directory {} (backend.rauc.spool_dir) is not a directory",
+            dir.display()
+        )));
+    }
+    nix::unistd::access(
+        dir,
+        nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+    )
+    .map_err(|e| {
+        BackendError::NotStarted(format!(
+            "spool directory {} (backend.rauc.spool_dir) is not writable: {e}",
+            dir.display()
+        ))
+    })?;
+    let fs = nix::sys::statfs::statfs(dir)
+        .map_err(|e| BackendError::NotStarted(format!("statfs {}: {e}", dir.display())))?;
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    let magic = i64::from(fs.filesystem_type().0 as i64);
+    if let Some((_, name)) = REMOTE_FS.iter().find(|(m, _)| *m == magic) {
+        return Err(BackendError::NotStarted(format!(
+            "spool directory {} (backend.rauc.spool_dir) is on {name}; RAUC needs the bundle \
+             on a local filesystem",
+            dir.display()
+        )));
+    }
+    free_space(dir)
+}
+
+/// Bytes an unprivileged writer may still use in `dir` (statvfs `f_bavail * f_frsize`).
+pub fn free_space(dir: &Path) -> Result<u64, BackendError> {
+    let st = nix::sys::statvfs::statvfs(dir)
+        .map_err(|e| BackendError::NotStarted(format!("statvfs {}: {e}", dir.display())))?;
+    #[allow(clippy::useless_conversion)]
+    Ok(u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size())))
+}
+
+/// Removes spool files a crashed process left in `dir` (only ours, by name). Returns how
+/// many were removed.
+pub fn clean(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut n = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(PREFIX) && name.ends_with(SUFFIX) {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => {
+                    tracing::info!(file = %e.path().display(), "removed a stale spool file");
+                    n += 1;
+                }
+                Err(err) => {
+                    tracing::warn!(file = %e.path().display(), error = %err, "cannot remove a stale spool file")
+                }
+            }
+        }
+    }
+    n
+}
+
+/// The file and the running hash, owned by whichever side holds them: the spool between
+/// writes, a blocking thread during one.
+struct Sink {
+    file: std::fs::File,
+    hasher: Sha256,
+}
+
+/// One payload being spooled. Removed from disk on drop.
+///
+/// Each chunk is hashed and written on a blocking thread while the caller fetches the next
+/// one (one write in flight): the spool's SHA-256 and the write system calls overlap the
+/// download and the reader's own hashing instead of adding to them.
+pub struct Spool {
+    path: PathBuf,
+    sink: Option<Sink>,
+    in_flight: Option<tokio::task::JoinHandle<(Sink, std::io::Result<()>)>>,
+    sealed: bool,
+    written: u64,
+    payload: PayloadInfo,
+}
+
+impl Spool {
+    /// Creates the spool file for `payload` in `dir`, after checking the directory and
+    /// that it has room for `payload.size` bytes.
+    pub async fn create(dir: &Path, payload: &PayloadInfo) -> Result<Spool, BackendError> {
+        let free = check_dir(dir)?;
+        if payload.size > free {
+            return Err(BackendError::NotStarted(format!(
+                "spool directory {} (backend.rauc.spool_dir) has {free} bytes free, the bundle \
+                 {} needs {}",
+                dir.display(),
+                payload.file_name,
+                payload.size
+            )));
+        }
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let path = dir.join(format!(
+            "{PREFIX}{}-{}{SUFFIX}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| io(format!("creating spool file {}", path.display()), e))?;
+        tracing::debug!(file = %path.display(), size = payload.size, "spooling the bundle");
+        Ok(Spool {
+            path,
+            sink: Some(Sink {
+                file,
+                hasher: Sha256::new(),
+            }),
+            in_flight: None,
+            sealed: false,
+            written: 0,
+            payload: payload.clone(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes accepted so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Waits for the write in flight; the sink is back afterwards.
+    async fn settle(&mut self) -> Result<(), BackendError> {
+        let Some(op) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let (sink, result) = op.await.map_err(|e| {
+            io(
+                format!("writing spool file {}", self.path.display()),
+                std::io::Error::other(e),
+            )
+        })?;
+        self.sink = Some(sink);
+        result.map_err(|e| io(format!("writing spool file {}", self.path.display()), e))
+    }
+
+    /// Appends a chunk; more than the declared size is an error. Returns once the previous
+    /// chunk is written; this one is hashed and written in the background.
+    pub async fn write(&mut self, chunk: &Bytes) -> Result<(), BackendError> {
+        if self.sealed {
+            return Err(BackendError::Failed {
+                message: "write after the spool file was sealed".into(),
+                log: vec![],
+            });
+        }
+        let after = self.written.saturating_add(chunk.len() as u64);
+        if after > self.payload.size {
+            return Err(BackendError::Failed {
+                message: format!(
+                    "bundle {} is longer than its declared {} bytes",
+                    self.payload.file_name, self.payload.size
+                ),
+                log: vec![],
+            });
+        }
+        self.settle().await?;
+        let Some(mut sink) = self.sink.take() else {
+            return Err(BackendError::Failed {
+                message: "the spool file is gone".into(),
+                log: vec![],
+            });
+        };
+        let chunk = chunk.clone();
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            sink.hasher.update(&chunk);
+            let r = sink.file.write_all(&chunk);
+            (sink, r)
+        }));
+        self.written = after;
+        Ok(())
+    }
+
+    /// The whole payload is here: checks size and SHA-256 against the manifest, fsyncs
+    /// and closes the file. Returns its path, ready for RAUC.
+    pub async fn seal(&mut self) -> Result<&Path, BackendError> {
+        if self.sealed {
+            return Err(BackendError::Failed {
+                message: "the spool file was sealed twice".into(),
+                log: vec![],
+            });
+        }
+        self.sealed = true;
+        self.settle().await?;
+        let sink = self.sink.take().ok_or_else(|| BackendError::Failed {
+            message: "the spool file is gone".into(),
+            log: vec![],
+        })?;
+        if self.written != self.payload.size {
+            return Err(BackendError::Failed {
+                message: format!(
+                    "bundle {}: {} of {} bytes spooled",
+                    self.payload.file_name, self.written, self.payload.size
+                ),
+                log: vec![],
+            });
+        }
+        let got: [u8; 32] = sink.hasher.finalize().into();
+        if got != self.payload.sha256 {
+            return Err(BackendError::Failed {
+                message: format!(
+                    "spooled bundle {} has SHA-256 {}, the manifest says {}",
+                    self.payload.file_name,
+                    hex::encode(got),
+                    hex::encode(self.payload.sha256)
+                ),
+                log: vec![],
+            });
+        }
+        let file = sink.file;
+        tokio::task::spawn_blocking(move || file.sync_all())
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r)
+            .map_err(|e| io(format!("fsync of spool file {}", self.path.display()), e))?;
+        let on_disk = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        tracing::info!(file = %self.path.display(), bytes = on_disk, "bundle spooled, verified and closed");
+        Ok(&self.path)
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        // A write still in flight holds the file open until it ends; unlinking now is
+        // fine (the name is gone at once, the blocks with the last descriptor).
+        if let Some(op) = self.in_flight.take() {
+            op.abort();
+        }
+        self.sink = None;
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => tracing::debug!(file = %self.path.display(), "spool file removed"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(file = %self.path.display(), error = %e, "cannot remove the spool file")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn payload(data: &[u8]) -> PayloadInfo {
+        PayloadInfo {
+            payload_type: "rauc".into(),
+            file_name: "update.raucb".into(),
+            size: data.len() as u64,
+            sha256: Sha256::digest(data).into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn spooled_0600_sealed_after_the_hash_and_removed_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = vec![7u8; 100_000];
+        let p = payload(&data);
+        let mut s = Spool::create(dir.path(), &p).await.unwrap();
+        let mode = std::fs::metadata(s.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        s.write(&Bytes::copy_from_slice(&data[..60_000]))
+            .await
+            .unwrap();
+        s.write(&Bytes::copy_from_slice(&data[60_000..]))
+            .await
+            .unwrap();
+        let path = s.seal().await.unwrap().to_path_buf();
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        drop(s);
+        assert!(!path.exists(), "removed on drop");
+    }
+
+    #[tokio::test]
+    async fn a_wrong_hash_a_short_or_long_payload_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = vec![1u8; 1000];
+        let mut p = payload(&data);
+        p.sha256[0] ^= 1;
+        let mut s = Spool::create(dir.path(), &p).await.unwrap();
+        s.write(&Bytes::copy_from_slice(&data)).await.unwrap();
+        let e = s.seal().await.unwrap_err().to_string();
+        assert!(e.contains("SHA-256"), "{e}");
+        drop(s);
+        let p = payload(&data);
+        let mut s = Spool::create(dir.path(), &p).await.unwrap();
+        s.write(&Bytes::copy_from_slice(&data[..10])).await.unwrap();
+        assert!(s
+            .seal()
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("10 of 1000"));
+        drop(s);
+        let mut s = Spool::create(dir.path(), &p).await.unwrap();
+        s.write(&Bytes::copy_from_slice(&data)).await.unwrap();
+        let e = s.write(&Bytes::from_static(b"x")).await.unwrap_err();
+        assert!(e.to_string().contains("longer than"), "{e}");
+        drop(s);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "every spool file removed on drop"
+        );
+    }
+
+    #[tokio::test]
+    async fn no_room_or_no_directory_is_refused_before_a_file_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = payload(b"x");
+        p.size = u64::MAX / 2;
+        let e = Spool::create(dir.path(), &p)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.starts_with("not started: spool directory") && e.contains("bytes free"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let e = check_dir(&dir.path().join("absent"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("backend.rauc.spool_dir"), "{e}");
+    }
+
+    #[test]
+    fn clean_removes_only_our_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("mender-bridge-1-0.raucb"), b"x").unwrap();
+        std::fs::write(dir.path().join("other.raucb"), b"x").unwrap();
+        assert_eq!(clean(dir.path()), 1);
+        assert!(dir.path().join("other.raucb").exists());
+    }
+}

@@ -1,0 +1,175 @@
+//! What must survive the reboot: the slot RAUC activated for it (`GetPrimary` right after
+//! `Completed(0)`) and the slot that was running then. RAUC 1.8 has no "rollback
+//! happened" flag, so after the boot `BootSlot` / `GetSlotStatus` are compared with this
+//! record (BACKENDS.md §1.3).
+//!
+//! A second, smaller record covers the install itself: `rauc-started` (the slot booted
+//! when `InstallBundle` was called) exists from just before the call until the outcome is
+//! known. If the bridge dies in between, RAUC may still activate the new slot; finding the
+//! record at the next `abort` makes the booted slot primary again.
+//!
+//! Invariants: records are written atomically (temporary file, fsync, rename, fsync of
+//! the directory), so a crash leaves the old record or the new one, never a torn one; the
+//! pending record exists exactly while an activated install is on trial (written by
+//! `finish`, removed by `commit` and `rollback`); reads are bounded.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::BackendError;
+
+const FILE: &str = "rauc-pending.json";
+const STARTED: &str = "rauc-started";
+const MAX_SIZE: u64 = 16 << 10;
+
+/// The install waiting for its reboot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    /// The slot RAUC made primary (`rootfs.1`).
+    pub target: String,
+    /// Its bootname (`B`), when RAUC reported one.
+    #[serde(default)]
+    pub target_bootname: Option<String>,
+    /// The slot that was booted during the install.
+    #[serde(default)]
+    pub booted_before: Option<String>,
+}
+
+fn io(context: String, source: std::io::Error) -> BackendError {
+    BackendError::Io { context, source }
+}
+
+/// The record's path in `dir`.
+pub fn path(dir: &Path) -> PathBuf {
+    dir.join(FILE)
+}
+
+/// Writes `body` to `dir/name` atomically.
+fn write_atomic(dir: &Path, name: &str, body: &[u8]) -> Result<(), BackendError> {
+    std::fs::create_dir_all(dir).map_err(|e| io(format!("creating {}", dir.display()), e))?;
+    let target = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut f =
+        std::fs::File::create(&tmp).map_err(|e| io(format!("creating {}", tmp.display()), e))?;
+    f.write_all(body)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| io(format!("writing {}", tmp.display()), e))?;
+    drop(f);
+    std::fs::rename(&tmp, &target)
+        .map_err(|e| io(format!("renaming to {}", target.display()), e))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io(format!("fsync of {}", dir.display()), e))
+}
+
+/// Reads `dir/name`, at most [`MAX_SIZE`] bytes; `None` when absent.
+fn read_bounded(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, BackendError> {
+    let p = dir.join(name);
+    let f = match std::fs::File::open(&p) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(format!("reading {}", p.display()), e)),
+    };
+    let mut body = Vec::new();
+    f.take(MAX_SIZE + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| io(format!("reading {}", p.display()), e))?;
+    if body.len() as u64 > MAX_SIZE {
+        return Err(BackendError::Failed {
+            message: format!("{} is larger than {MAX_SIZE} bytes", p.display()),
+            log: vec![],
+        });
+    }
+    Ok(Some(body))
+}
+
+fn remove_file(dir: &Path, name: &str) -> Result<(), BackendError> {
+    let p = dir.join(name);
+    match std::fs::remove_file(&p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(format!("removing {}", p.display()), e)),
+    }
+}
+
+/// Writes the record atomically.
+pub fn save(dir: &Path, p: &Pending) -> Result<(), BackendError> {
+    let body = serde_json::to_vec_pretty(p)
+        .map_err(|e| io("encoding the RAUC record".into(), std::io::Error::other(e)))?;
+    write_atomic(dir, FILE, &body)
+}
+
+/// Reads the record; `None` when there is none.
+pub fn load(dir: &Path) -> Result<Option<Pending>, BackendError> {
+    let Some(body) = read_bounded(dir, FILE)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|e| BackendError::Failed {
+            message: format!("{} is not a valid record: {e}", path(dir).display()),
+            log: vec![],
+        })
+}
+
+/// Records that an install is about to start while `booted` runs.
+pub fn mark_started(dir: &Path, booted: &str) -> Result<(), BackendError> {
+    write_atomic(dir, STARTED, booted.as_bytes())
+}
+
+/// The slot that was booted when an unfinished install started, if one did.
+pub fn started(dir: &Path) -> Result<Option<String>, BackendError> {
+    Ok(read_bounded(dir, STARTED)?.map(|b| String::from_utf8_lossy(&b).trim().to_string()))
+}
+
+/// The install's outcome is known (or handled).
+pub fn clear_started(dir: &Path) -> Result<(), BackendError> {
+    remove_file(dir, STARTED)
+}
+
+/// Removes the record (absent is fine).
+pub fn remove(dir: &Path) -> Result<(), BackendError> {
+    remove_file(dir, FILE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saved_loaded_replaced_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("state");
+        assert_eq!(load(&d).unwrap(), None);
+        let p = Pending {
+            target: "rootfs.1".into(),
+            target_bootname: Some("B".into()),
+            booted_before: Some("rootfs.0".into()),
+        };
+        save(&d, &p).unwrap();
+        assert_eq!(load(&d).unwrap(), Some(p.clone()));
+        let q = Pending {
+            target: "rootfs.0".into(),
+            ..p
+        };
+        save(&d, &q).unwrap();
+        assert_eq!(load(&d).unwrap(), Some(q));
+        assert_eq!(
+            std::fs::read_dir(&d).unwrap().count(),
+            1,
+            "no temporary left"
+        );
+        remove(&d).unwrap();
+        remove(&d).unwrap();
+        assert_eq!(load(&d).unwrap(), None);
+        std::fs::write(path(&d), b"{").unwrap();
+        assert!(load(&d).is_err());
+        assert_eq!(started(&d).unwrap(), None);
+        mark_started(&d, "rootfs.0").unwrap();
+        assert_eq!(started(&d).unwrap().as_deref(), Some("rootfs.0"));
+        clear_started(&d).unwrap();
+        assert_eq!(started(&d).unwrap(), None);
+    }
+}
