@@ -7,6 +7,7 @@ use std::future::Future;
 use bytes::Bytes;
 
 pub mod raw;
+pub mod swupdate;
 
 /// What is known about a payload file before its first byte reaches a backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,4 +114,10 @@ pub trait Backend: Send {
     fn rollback(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send;
     /// Extra inventory attributes (booted slot, installer version, ...).
     fn inventory(&self) -> impl Future<Output = Vec<(String, serde_json::Value)>> + Send;
+    /// The installer's own messages since the last call (e.g. SWUpdate's notifications),
+    /// for the deployment log. The engine drains it after `finish` and when a deployment
+    /// fails. The default has none.
+    fn take_log(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 }

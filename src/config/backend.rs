@@ -22,6 +22,8 @@ pub struct BackendSettings {
     pub kind: BackendType,
     /// `[backend.raw]`: read when `type = "raw"`.
     pub raw: RawBackendSettings,
+    /// `[backend.swupdate]`: read when `type = "swupdate"`.
+    pub swupdate: super::SwupdateSettings,
 }
 
 /// The installer the payload streams into.
@@ -32,7 +34,7 @@ pub enum BackendType {
     Raw,
     /// RAUC over D-Bus (issue 5; not implemented yet).
     Rauc,
-    /// SWUpdate over its IPC socket (issue 6; not implemented yet).
+    /// SWUpdate over its IPC sockets, streamed.
     Swupdate,
 }
 

@@ -121,6 +121,7 @@ pub(crate) struct RawBackend {
     #[serde(rename = "type")]
     pub kind: super::BackendType,
     pub raw: RawRawBackend,
+    pub swupdate: super::swupdate::RawSwupdate,
 }
 
 /// `[backend.raw]`: the A/B slot writer. Slots have no defaults (they name devices).
@@ -235,6 +236,7 @@ impl Default for RawBackend {
         RawBackend {
             kind: super::BackendType::Raw,
             raw: RawRawBackend::default(),
+            swupdate: Default::default(),
         }
     }
 }

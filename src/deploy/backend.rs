@@ -1,20 +1,25 @@
 //! The configured backend as one type, so the engine, the daemon and the standalone
-//! commands are built once for whichever installer `backend.type` names. Today only the
-//! raw A/B writer exists; RAUC and SWUpdate join here with issues 5 and 6.
+//! commands are built once for whichever installer `backend.type` names. The raw A/B
+//! writer and SWUpdate exist; RAUC joins here with issue 5.
 
 use bytes::Bytes;
 use mender_bridge_backends::raw::RawBackend;
+use mender_bridge_backends::swupdate::SwupdateBackend;
 use mender_bridge_backends::{Backend, BackendError, Outcome, PayloadInfo, ProgressSink};
 
 /// Whichever backend the configuration selected. Every call is passed straight through.
+// One value per process: the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum AnyBackend {
     Raw(RawBackend),
+    Swupdate(SwupdateBackend),
 }
 
 impl std::fmt::Debug for AnyBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             AnyBackend::Raw(_) => f.write_str("AnyBackend::Raw"),
+            AnyBackend::Swupdate(_) => f.write_str("AnyBackend::Swupdate"),
         }
     }
 }
@@ -23,66 +28,84 @@ impl Backend for AnyBackend {
     fn payload_types(&self) -> &[&str] {
         match self {
             AnyBackend::Raw(b) => b.payload_types(),
+            AnyBackend::Swupdate(b) => b.payload_types(),
         }
     }
 
     async fn preflight(&mut self) -> Result<(), BackendError> {
         match self {
             AnyBackend::Raw(b) => b.preflight().await,
+            AnyBackend::Swupdate(b) => b.preflight().await,
         }
     }
 
     async fn begin(&mut self, payload: &PayloadInfo) -> Result<(), BackendError> {
         match self {
             AnyBackend::Raw(b) => b.begin(payload).await,
+            AnyBackend::Swupdate(b) => b.begin(payload).await,
         }
     }
 
     async fn write(&mut self, chunk: Bytes) -> Result<(), BackendError> {
         match self {
             AnyBackend::Raw(b) => b.write(chunk).await,
+            AnyBackend::Swupdate(b) => b.write(chunk).await,
         }
     }
 
     async fn finish(&mut self, progress: &dyn ProgressSink) -> Result<Outcome, BackendError> {
         match self {
             AnyBackend::Raw(b) => b.finish(progress).await,
+            AnyBackend::Swupdate(b) => b.finish(progress).await,
         }
     }
 
     async fn abort(&mut self) -> Result<(), BackendError> {
         match self {
             AnyBackend::Raw(b) => b.abort().await,
+            AnyBackend::Swupdate(b) => b.abort().await,
         }
     }
 
     async fn verify_reboot(&mut self) -> Result<bool, BackendError> {
         match self {
             AnyBackend::Raw(b) => b.verify_reboot().await,
+            AnyBackend::Swupdate(b) => b.verify_reboot().await,
         }
     }
 
     async fn booted_slot(&mut self) -> Result<Option<String>, BackendError> {
         match self {
             AnyBackend::Raw(b) => b.booted_slot().await,
+            AnyBackend::Swupdate(b) => b.booted_slot().await,
         }
     }
 
     async fn commit(&mut self) -> Result<(), BackendError> {
         match self {
             AnyBackend::Raw(b) => b.commit().await,
+            AnyBackend::Swupdate(b) => b.commit().await,
         }
     }
 
     async fn rollback(&mut self) -> Result<(), BackendError> {
         match self {
             AnyBackend::Raw(b) => b.rollback().await,
+            AnyBackend::Swupdate(b) => b.rollback().await,
         }
     }
 
     async fn inventory(&self) -> Vec<(String, serde_json::Value)> {
         match self {
             AnyBackend::Raw(b) => b.inventory().await,
+            AnyBackend::Swupdate(b) => b.inventory().await,
+        }
+    }
+
+    fn take_log(&mut self) -> Vec<String> {
+        match self {
+            AnyBackend::Raw(b) => b.take_log(),
+            AnyBackend::Swupdate(b) => b.take_log(),
         }
     }
 }

@@ -384,7 +384,9 @@ impl<B: Backend> Engine<B> {
         self.scripts(State::ArtifactInstall, Action::Enter)
             .await
             .map_err(Stop::Failed)?;
-        let outcome = self.finish_backend(&rec.id).await?;
+        let finished = self.finish_backend(&rec.id).await;
+        self.backend_log();
+        let outcome = finished?;
         self.scripts(State::ArtifactInstall, Action::Leave)
             .await
             .map_err(Stop::Failed)?;
@@ -413,6 +415,13 @@ impl<B: Backend> Engine<B> {
                     }
                 }
             }
+        }
+    }
+
+    /// The installer's own messages into the deployment log.
+    fn backend_log(&mut self) {
+        for line in self.backend.take_log() {
+            self.log("info", line);
         }
     }
 
@@ -491,6 +500,7 @@ impl<B: Backend> Engine<B> {
         mut rec: DeploymentRecord,
         reason: String,
     ) -> Result<Outcome, EngineError> {
+        self.backend_log();
         self.log("error", format!("deployment failed: {reason}"));
         let activated = matches!(
             rec.phase,
@@ -508,6 +518,7 @@ impl<B: Backend> Engine<B> {
         } else if let Err(e) = self.backend.abort().await {
             self.log("error", format!("abort: {e}"));
         }
+        self.backend_log();
         let _ = self.scripts(State::ArtifactFailure, Action::Enter).await;
         let _ = self.scripts(State::ArtifactFailure, Action::Leave).await;
         rec.failure = Some(reason);

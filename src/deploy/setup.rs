@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use mender_bridge_backends::raw::RawBackend;
+use mender_bridge_backends::swupdate::SwupdateBackend;
 
 use super::backend::AnyBackend;
 use super::engine::{Engine, EngineConfig};
@@ -67,10 +68,13 @@ pub fn pid_file(cfg: &Config) -> PathBuf {
     store_dir(cfg).join("daemon.pid")
 }
 
-/// The backend `backend.type` selects. RAUC and SWUpdate are refused with a clear error.
+/// The backend `backend.type` selects. RAUC is refused with a clear error.
 pub fn backend(cfg: &Config) -> Result<AnyBackend, SetupError> {
     match cfg.backend.kind {
         BackendType::Raw => Ok(AnyBackend::Raw(RawBackend::new(cfg.backend.raw_config()?))),
+        BackendType::Swupdate => Ok(AnyBackend::Swupdate(SwupdateBackend::new(
+            cfg.backend.swupdate.config(),
+        ))),
         other => Err(SetupError::NotImplemented(other.name())),
     }
 }
@@ -177,14 +181,16 @@ mod tests {
     #[test]
     fn unimplemented_backends_are_refused_by_name() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        for kind in ["rauc", "swupdate"] {
-            let c = config(dir.path(), &format!("[backend]\ntype = \"{kind}\"\n"));
-            let e = backend(&c).err().map(|e| e.to_string()).unwrap_or_default();
-            assert!(
-                e.contains(kind) && e.contains("not implemented yet (issues 5, 6)"),
-                "{e}"
-            );
-        }
+        assert!(matches!(
+            backend(&config(dir.path(), "[backend]\ntype = \"swupdate\"\n")),
+            Ok(AnyBackend::Swupdate(_))
+        ));
+        let c = config(dir.path(), "[backend]\ntype = \"rauc\"\n");
+        let e = backend(&c).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            e.contains("rauc") && e.contains("not implemented yet (issues 5, 6)"),
+            "{e}"
+        );
         let c = config(dir.path(), "");
         let e = backend(&c).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.starts_with("backend.raw.a.device is not set"), "{e}");

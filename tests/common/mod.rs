@@ -9,6 +9,8 @@ pub mod openapi;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod slots;
+#[cfg(feature = "sim")]
+pub mod swupdate;
 pub mod tarw;
 
 use std::io::{Read, Write};
