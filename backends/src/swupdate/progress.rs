@@ -61,7 +61,10 @@ pub struct State {
     /// SWUpdate's messages for the deployment log, and how many were dropped.
     pub log: VecDeque<String>,
     pub dropped: usize,
-    /// The last error text SWUpdate gave (for the failure message).
+    /// The first and the last error text SWUpdate gave (for the failure message: the
+    /// first is the cause, e.g. "Authentication of all signatures failed"; later ones are
+    /// consequences, "Image invalid or corrupted").
+    pub first_error: Option<String>,
     pub last_error: Option<String>,
     last_info: String,
     last_step: (u32, u32),
@@ -108,6 +111,9 @@ impl State {
         }
         let failed = n.status == Some(Status::Failure) || n.level == 1;
         if failed {
+            if self.first_error.is_none() {
+                self.first_error = Some(n.msg.clone());
+            }
             self.last_error = Some(n.msg.clone());
         }
         if failed || n.level <= MAX_LEVEL {
@@ -118,8 +124,9 @@ impl State {
 
     /// The reason to give for a failed run.
     pub fn reason(&self) -> String {
-        self.last_error
+        self.first_error
             .clone()
+            .or_else(|| self.last_error.clone())
             .or_else(|| self.log.back().cloned())
             .unwrap_or_else(|| "no message from SWUpdate".into())
     }
@@ -406,6 +413,13 @@ mod tests {
         assert_eq!(s.log.len(), MAX_LOG_LINES);
         assert_eq!(s.dropped, 4);
         assert_eq!(s.reason(), "HASH mismatch");
+        s.on_notification(Notification {
+            status: Some(Status::Failure),
+            error: 1,
+            level: 1,
+            msg: "Image invalid or corrupted".into(),
+        });
+        assert_eq!(s.reason(), "HASH mismatch", "the first error is the cause");
         assert!(!s.log.iter().any(|l| l.contains("trace")));
     }
 }
