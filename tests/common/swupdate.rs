@@ -192,7 +192,10 @@ impl SwuDaemon {
 
     /// As [`Self::start`]; with `uboot_env = Some(fw_env.config)` the daemon runs with
     /// `-B uboot` in a private mount namespace whose `/etc` is an overlay holding that
-    /// `fw_env.config` (the machine's `/etc` is never touched).
+    /// `fw_env.config` (the machine's `/etc` is never touched) and whose `/run/lock` is a
+    /// private tmpfs: libubootenv takes a machine-wide `flock` on
+    /// `/run/lock/fw_printenv.lock`, which the raw backend's tests running in parallel hold
+    /// too, and a daemon blocked on it stalls the install.
     pub fn start_with(d: &SwuDir, uboot_env: Option<&Path>) -> Self {
         let run_dir = d.path("run");
         let log = d.path("daemon.log");
@@ -210,6 +213,7 @@ impl SwuDaemon {
                 std::fs::copy(fw_env, ov.join("up/fw_env.config")).unwrap();
                 let shell = format!(
                     "mount -t overlay overlay -o lowerdir=/etc,upperdir={up},workdir={wk} /etc \
+                     && mount -t tmpfs tmpfs /run/lock \
                      && exec swupdate -B uboot {args}",
                     up = ov.join("up").display(),
                     wk = ov.join("wk").display(),
@@ -293,6 +297,16 @@ impl Drop for SwuDaemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `fw_printenv` / `fw_setenv` with `args`, in a private mount namespace with its own
+/// `/run/lock` (see [`SwuDaemon::start_with`]); returns stdout.
+pub fn uboot_tool(tool: &str, args: &[&str]) -> String {
+    let mut shell = format!("mount -t tmpfs tmpfs /run/lock && exec {tool}");
+    for a in args {
+        shell.push_str(&format!(" '{a}'"));
+    }
+    run(Command::new("unshare").args(["--mount", "--", "sh", "-c", &shell]))
 }
 
 /// An engine over the SWUpdate backend for `dev`, as a (re)started process builds it.
