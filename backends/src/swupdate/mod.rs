@@ -156,8 +156,22 @@ impl SwupdateBackend {
         }
     }
 
-    /// REQ_INSTALL, retrying a busy daemon with doubling waits.
-    async fn request_install(&self) -> Result<UnixStream, BackendError> {
+    /// The progress socket, connected before a REQ_INSTALL so the run's START frame is not
+    /// missed; `None` (GET_STATUS polling) when it cannot be used.
+    async fn watch(&self) -> Monitor {
+        match progress::connect(&self.progress_path, self.config.timeout).await {
+            Ok(s) => Monitor::new(Some(s)),
+            Err(e) => {
+                tracing::warn!(error = %e, "SWUpdate progress socket unusable; polling GET_STATUS");
+                Monitor::new(None)
+            }
+        }
+    }
+
+    /// REQ_INSTALL, retrying a busy daemon with doubling waits. Each attempt watches the
+    /// progress socket from just before its request, so frames of another client's run
+    /// never count for this one.
+    async fn request_install(&self) -> Result<(UnixStream, Monitor), BackendError> {
         let req = InstallRequest {
             run: if self.config.dry_run {
                 RunType::DryRun
@@ -171,13 +185,14 @@ impl SwupdateBackend {
         let mut wait = self.config.busy_backoff;
         let mut attempt = 0;
         loop {
+            let monitor = self.watch().await;
             match self
                 .control
                 .start_install(&req)
                 .await
                 .map_err(not_started)?
             {
-                InstallStart::Accepted(s) => return Ok(s),
+                InstallStart::Accepted(s) => return Ok((s, monitor)),
                 InstallStart::Refused(reason) => {
                     let reason = if reason.is_empty() {
                         "NACK without a reason (API version, or a software set/mode the daemon \
@@ -206,21 +221,24 @@ impl SwupdateBackend {
         }
     }
 
-    /// Waits up to `limit` for the run's result, forwarding progress to `sink`.
+    /// Waits up to `limit` for the run's result, forwarding progress to `sink`. Without
+    /// the progress socket it polls GET_STATUS; a daemon unreachable for `timeout` ends the
+    /// wait. `Err` says why there is no result.
     async fn wait_result(
         &self,
         monitor: &Monitor,
         limit: Duration,
         sink: Option<&dyn ProgressSink>,
         bytes: (u64, u64),
-    ) -> Option<Status> {
+    ) -> Result<Status, String> {
         let deadline = tokio::time::Instant::now() + limit;
         let mut seen = 0;
+        let mut unreachable_since: Option<tokio::time::Instant> = None;
         loop {
             let (alive, progress) = {
                 let s = monitor.state();
                 if let Some(r) = s.result {
-                    return Some(r);
+                    return Ok(r);
                 }
                 let p = (s.progress_seq != seen)
                     .then(|| s.progress.clone())
@@ -237,18 +255,26 @@ impl SwupdateBackend {
                     message: Some(f.describe()),
                 });
             }
-            if tokio::time::Instant::now() >= deadline {
-                return None;
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(format!("no result within {} s", limit.as_secs()));
             }
             if alive {
                 monitor.changed(Duration::from_millis(500)).await;
-            } else {
-                if let Err(e) = monitor.poll_status(&self.control).await {
+                continue;
+            }
+            match monitor.poll_status(&self.control).await {
+                Ok(()) => unreachable_since = None,
+                Err(e) => {
+                    let since = *unreachable_since.get_or_insert(now);
+                    if now.duration_since(since) >= self.config.timeout {
+                        return Err(format!("the daemon stopped answering: {e}"));
+                    }
                     tracing::warn!(error = %e, "SWUpdate GET_STATUS");
                 }
-                if monitor.state().result.is_none() {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
+            }
+            if monitor.state().result.is_none() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
     }
@@ -267,8 +293,13 @@ impl SwupdateBackend {
             (s.reason(), s.log.iter().cloned().collect::<Vec<_>>())
         };
         self.keep_log(lines.clone());
-        let status = r.map(Status::name).unwrap_or("no result");
-        failed(format!("{what}; SWUpdate: {status}: {reason}"), lines)
+        match r {
+            Ok(status) => failed(
+                format!("{what}; SWUpdate: {}: {reason}", status.name()),
+                lines,
+            ),
+            Err(why) => failed(format!("{what}; SWUpdate: {why}; {reason}"), lines),
+        }
     }
 
     /// After SUCCESS: `ustate` INSTALLED before the reboot (SWUpdate sets it itself with
@@ -348,16 +379,8 @@ impl Backend for SwupdateBackend {
             )));
         }
         self.install = None;
-        // Progress first, so the run's START frame is not missed.
-        let progress = match progress::connect(&self.progress_path, self.config.timeout).await {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!(error = %e, "SWUpdate progress socket unusable; polling GET_STATUS");
-                None
-            }
-        };
-        let mut monitor = Monitor::new(progress);
-        let stream = self.request_install().await?;
+        let (stream, mut monitor) = self.request_install().await?;
+        monitor.accepted();
         match self.control.notify_stream().await {
             Ok(n) => monitor.follow_notifications(&self.control, n),
             Err(e) => tracing::warn!(error = %e, "SWUpdate notifications unavailable"),
@@ -454,17 +477,9 @@ impl Backend for SwupdateBackend {
         };
         self.keep_log(lines.clone());
         match r {
-            Some(Status::Success) => {}
-            Some(_) => return Err(failed(format!("SWUpdate: FAILURE: {reason}"), lines)),
-            None => {
-                return Err(failed(
-                    format!(
-                        "no result from SWUpdate within {} s",
-                        self.config.install_timeout.as_secs()
-                    ),
-                    lines,
-                ))
-            }
+            Ok(Status::Success) => {}
+            Ok(_) => return Err(failed(format!("SWUpdate: FAILURE: {reason}"), lines)),
+            Err(why) => return Err(failed(format!("SWUpdate: {why}"), lines)),
         }
         tracing::info!(bytes = inst.sent, "SWUpdate installed the update");
         if self.config.dry_run || !self.config.reboot {
@@ -489,19 +504,16 @@ impl Backend for SwupdateBackend {
         let lines: Vec<String> = inst.monitor.state().log.iter().cloned().collect();
         self.keep_log(lines);
         match r {
-            Some(Status::Success) => Err(failed(
+            Ok(Status::Success) => Err(failed(
                 "SWUpdate reported SUCCESS for a stream cut before its end".into(),
                 vec![],
             )),
-            Some(_) => {
+            Ok(_) => {
                 self.keep_log(["SWUpdate: the aborted install ended in FAILURE".to_string()]);
                 Ok(())
             }
-            None => {
-                self.keep_log([format!(
-                    "SWUpdate: no result within {} s of closing the stream",
-                    self.config.timeout.as_secs()
-                )]);
+            Err(why) => {
+                self.keep_log([format!("SWUpdate, after the stream was closed: {why}")]);
                 Ok(())
             }
         }

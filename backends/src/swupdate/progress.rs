@@ -9,8 +9,9 @@
 //! the first frame ends (the next frame starts with the version word, and a frame is
 //! written with one `send()`).
 //!
-//! Invariants: a result (SUCCESS/FAILURE) counts only after the run was seen active (START
-//! or any non-IDLE state), so a stale result of an earlier run is never taken; the kept
+//! Invariants: a result (SUCCESS/FAILURE) counts only after the run was seen active since
+//! the install was accepted ([`Monitor::accepted`]; a START, RUN or PROGRESS frame, or a
+//! non-IDLE GET_STATUS), so a stale result of an earlier run is never taken; the kept
 //! log is bounded ([`MAX_LOG_LINES`], oldest dropped); every read is one fixed-size frame.
 
 use std::collections::VecDeque;
@@ -51,7 +52,8 @@ pub struct State {
     /// The latest progress frame with steps, and a counter that moves with each.
     pub progress: Option<ProgressFrame>,
     pub progress_seq: u64,
-    /// A non-IDLE state was seen: results from here on belong to this run.
+    /// A non-IDLE, non-result frame (progress socket) or state (GET_STATUS) was seen since
+    /// the install was accepted: results from here on belong to this run.
     pub active: bool,
     /// SUCCESS or FAILURE of this run.
     pub result: Option<Status>,
@@ -82,11 +84,17 @@ impl State {
     fn on_frame(&mut self, f: ProgressFrame) {
         match f.status {
             Some(Status::Idle) | None => {}
+            // START carries the request's own info: not worth a log line.
+            Some(Status::Start) => {
+                self.active = true;
+                self.last_info = f.info.clone();
+            }
             Some(Status::Success) | Some(Status::Failure) if self.active => {
                 self.result = f.status;
             }
             // A result before this run was seen active is an earlier run's.
             Some(Status::Success) | Some(Status::Failure) => {}
+            // A run refused early (signature, hardware) sends RUN then FAILURE, no START.
             Some(_) => self.active = true,
         }
         if !f.info.is_empty() && f.info != self.last_info {
@@ -208,6 +216,15 @@ impl Monitor {
                 sh.changed.notify_waiters();
             }
         }));
+    }
+
+    /// REQ_INSTALL was accepted: forget what an earlier run may have sent since the socket
+    /// was connected. Called before the first byte is streamed; this run's frames that
+    /// matter (RUN, PROGRESS, the result) come only once SWUpdate reads the stream.
+    pub fn accepted(&self) {
+        let mut s = self.state();
+        s.active = false;
+        s.result = None;
     }
 
     pub fn state(&self) -> MutexGuard<'_, State> {
@@ -385,6 +402,33 @@ mod tests {
             assert_eq!(s.version, Some(version));
             assert_eq!(s.result, Some(Status::Success), "{version:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn an_earlier_runs_result_is_not_taken_after_the_accept() {
+        let m = Monitor::new(None);
+        let f = |status| ProgressFrame {
+            apiversion: 0,
+            status: Some(status),
+            dwl_percent: 0,
+            nsteps: 0,
+            cur_step: 0,
+            cur_percent: 0,
+            image: String::new(),
+            handler: String::new(),
+            info: String::new(),
+        };
+        // The tail of another client's run, seen between connect and REQ_INSTALL.
+        m.state().on_frame(f(Status::Progress));
+        m.state().on_frame(f(Status::Success));
+        m.accepted();
+        assert_eq!(m.state().result, None);
+        // This run, refused early: RUN then FAILURE, no START.
+        m.state().on_frame(f(Status::Failure));
+        assert_eq!(m.state().result, None, "not active yet");
+        m.state().on_frame(f(Status::Run));
+        m.state().on_frame(f(Status::Failure));
+        assert_eq!(m.state().result, Some(Status::Failure));
     }
 
     #[test]
