@@ -1,7 +1,8 @@
 //! The Rust side's SWUpdate IPC layouts against the installed C headers
 //! (`/usr/include/network_ipc.h`, `progress_ipc.h` from libswupdate-dev): a tiny C program
 //! prints every offset and size the backend uses (gcc, `offsetof`), for this machine's
-//! ABI; each is compared with the constants in `backends/src/swupdate/abi.rs`.
+//! ABI; each is compared with the constants in `backends/src/swupdate/abi.rs`. The 32-bit
+//! layout (3104-byte messages) is checked against the same headers compiled with `gcc -m32`.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -227,4 +228,117 @@ fn built_messages_have_the_c_size() {
     assert_eq!(abi::get_str(&m, at("req.info"), 512), "i");
     assert_eq!(abi::get_str(&m, at("req.software_set"), 256), "s");
     assert_eq!(abi::get_str(&m, at("req.running_mode"), 256), "m");
+}
+
+/// The 32-bit layout (`Abi::Ilp32`, and the progress frame without padding) against the
+/// same headers compiled for i686 (`gcc -m32`): offsets and sizes become `_Static_assert`s,
+/// checked at compile time, so no 32-bit C library is needed (its few headers are stubbed).
+/// i686 and armv7 EABI share the request layout (no 8-byte member); the i686 progress frame
+/// is the 2408-byte layout 2025.12 packs on every target.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_32_bit_layout_matches_the_headers_compiled_for_i686() {
+    let l = Abi::Ilp32.layout();
+    let r = &l.req;
+    let p = abi::PROGRESS_PACKED;
+    let req = "struct swupdate_request";
+    let msg = "ipc_message";
+    let prog = "struct progress_msg";
+    let fields: Vec<(&str, &str, usize, usize)> = vec![
+        (msg, "magic", abi::MAGIC, 4),
+        (msg, "type", abi::TYPE, 4),
+        (msg, "data.msg", abi::MSG, abi::MSG_LEN),
+        (msg, "data.status.current", abi::STATUS_CURRENT, 4),
+        (msg, "data.status.last_result", abi::STATUS_LAST_RESULT, 4),
+        (msg, "data.status.error", abi::STATUS_ERROR, 4),
+        (msg, "data.status.desc", abi::STATUS_DESC, abi::TEXT_LEN),
+        (msg, "data.notify.status", abi::NOTIFY_STATUS, 4),
+        (msg, "data.notify.error", abi::NOTIFY_ERROR, 4),
+        (msg, "data.notify.level", abi::NOTIFY_LEVEL, 4),
+        (msg, "data.notify.msg", abi::NOTIFY_MSG, abi::TEXT_LEN),
+        (
+            msg,
+            "data.revisions.boardname",
+            abi::REV_BOARDNAME,
+            abi::REV_LEN,
+        ),
+        (
+            msg,
+            "data.revisions.revision",
+            abi::REV_REVISION,
+            abi::REV_LEN,
+        ),
+        (msg, "data.instmsg.req", l.instmsg_req, r.size),
+        (msg, "data.instmsg.len", l.instmsg_len, 4),
+        (msg, "data.instmsg.buf", l.instmsg_buf, abi::TEXT_LEN),
+        (req, "apiversion", r.apiversion, 4),
+        (req, "source", r.source, 4),
+        (req, "dry_run", r.dry_run, 4),
+        (req, "len", r.len, r.len_size),
+        (req, "info", r.info, abi::REQ_INFO_LEN),
+        (req, "software_set", r.software_set, abi::REQ_SET_LEN),
+        (req, "running_mode", r.running_mode, abi::REQ_SET_LEN),
+        (req, "disable_store_swu", r.disable_store_swu, 1),
+        (prog, "magic", p.magic, 4),
+        (prog, "status", p.status, 4),
+        (prog, "dwl_percent", p.dwl_percent, 4),
+        (prog, "dwl_bytes", p.dwl_bytes, 8),
+        (prog, "nsteps", p.nsteps, 4),
+        (prog, "cur_step", p.cur_step, 4),
+        (prog, "cur_percent", p.cur_percent, 4),
+        (prog, "cur_image", p.cur_image, abi::CUR_IMAGE_LEN),
+        (prog, "hnd_name", p.hnd_name, abi::HND_NAME_LEN),
+        (prog, "source", p.source, 4),
+        (prog, "infolen", p.infolen, 4),
+        (prog, "info", p.info, abi::PROGRESS_INFO_LEN),
+    ];
+    let mut src = String::from(
+        "#include <stddef.h>\n#include <sys/types.h>\n#include <network_ipc.h>\n\
+         #include <progress_ipc.h>\n",
+    );
+    src.push_str(&format!(
+        "_Static_assert(sizeof(ipc_message) == {}, \"sizeof ipc_message\");\n\
+         _Static_assert(sizeof(struct swupdate_request) == {}, \"sizeof swupdate_request\");\n\
+         _Static_assert(sizeof(struct progress_msg) == {}, \"sizeof progress_msg\");\n",
+        l.size, r.size, p.size
+    ));
+    for (t, f, off, size) in &fields {
+        src.push_str(&format!(
+            "_Static_assert(offsetof({t}, {f}) == {off}, \"{t}.{f} at {off}\");\n\
+             _Static_assert(sizeof((({t} *)0)->{f}) == {size}, \"{t}.{f} is {size} bytes\");\n"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let stub = dir.path().join("stub");
+    std::fs::create_dir_all(stub.join("sys")).unwrap();
+    // What network_ipc.h pulls from the C library, for a 32-bit target.
+    std::fs::write(stub.join("stdlib.h"), "#include <stddef.h>\n").unwrap();
+    std::fs::write(stub.join("string.h"), "#include <stddef.h>\n").unwrap();
+    std::fs::write(stub.join("sys/types.h"), "typedef long ssize_t;\n").unwrap();
+    let c = dir.path().join("layout32.c");
+    std::fs::write(&c, src).unwrap();
+    let gcc_include = Command::new("gcc")
+        .arg("-print-file-name=include")
+        .output()
+        .unwrap();
+    let gcc_include = String::from_utf8(gcc_include.stdout).unwrap();
+    let out = Command::new("gcc")
+        .args([
+            "-m32",
+            "-nostdinc",
+            "-fsyntax-only",
+            "-isystem",
+            gcc_include.trim(),
+        ])
+        .arg("-I")
+        .arg(&stub)
+        .args(["-idirafter", "/usr/include"])
+        .arg(&c)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the 32-bit layout differs from the headers:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
