@@ -462,3 +462,34 @@ async fn a_dry_run_verifies_and_writes_nothing() {
     let h = history(&sim, &dep, &dev.id).await;
     assert_eq!(h.last().map(|(s, _)| s.as_str()), Some("success"), "{h:?}");
 }
+
+#[tokio::test]
+async fn ustate_without_a_bootloader_fails_after_the_reboot_with_a_hint() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let d = SwuDir::new();
+    // -B none: SWUpdate keeps ustate in memory only, so a restart loses it.
+    let daemon = SwuDaemon::start(&d);
+    let swu = d.swu("nobl", &image(1 << 20, 41), "1.0", "dev");
+    let dep = upload_and_deploy(&sim, &dev.id, "release-2", d.artifact("release-2", &swu)).await;
+    let cfg = SwupdateConfig {
+        reboot: true,
+        ustate: true,
+        ..daemon.config()
+    };
+    let mut e = engine(&dev, &sim, cfg.clone());
+    assert_eq!(e.check_update().await.unwrap(), Outcome::RebootRequired);
+    drop(e);
+    drop(daemon);
+    let _daemon = SwuDaemon::start(&d); // the reboot
+    let mut e = engine(&dev, &sim, cfg);
+    assert_eq!(
+        e.resume().await.unwrap(),
+        Some(Outcome::Finished(DeploymentStatus::Failure))
+    );
+    let log = deployment_log(&sim, &dep, &dev.id).await;
+    assert!(
+        log.contains("no bootloader state") && log.contains("backend.swupdate.ustate = false"),
+        "{log}"
+    );
+}

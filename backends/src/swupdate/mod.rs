@@ -34,6 +34,9 @@ use crate::{Backend, BackendError, Outcome, PayloadInfo, Phase, Progress, Progre
 pub const PAYLOAD_TYPE: &str = "swu";
 /// Lines of SWUpdate output kept for the deployment log between two `take_log` calls.
 const MAX_KEPT_LOG: usize = 1000;
+/// What to do when SWUpdate has no bootloader state.
+const USTATE_HINT: &str = "run swupdate with a bootloader (-B uboot or grub), or set \
+                           backend.swupdate.ustate = false";
 /// `/etc/sw-versions` is read up to this size.
 const MAX_SW_VERSIONS: u64 = 64 * 1024;
 
@@ -302,23 +305,33 @@ impl SwupdateBackend {
         }
     }
 
-    /// After SUCCESS: `ustate` INSTALLED before the reboot (SWUpdate sets it itself with
-    /// a bootloader; set here when it did not).
-    async fn mark_installed(&mut self) -> Result<(), BackendError> {
-        match self.control.update_state().await {
-            Ok(Some(UpdateState::Installed)) => Ok(()),
-            Ok(_) => self
+    /// After SUCCESS: the bootloader state must be there (SWUpdate without a bootloader,
+    /// `-B none`, answers NOT_AVAILABLE: the reboot could never be judged, so this fails now,
+    /// before any reboot); with a reboot ahead, `ustate` INSTALLED (SWUpdate sets it itself
+    /// with a bootloader; set here when it did not).
+    async fn check_ustate(&mut self, reboot: bool) -> Result<(), BackendError> {
+        let hint = USTATE_HINT;
+        let state = self.control.update_state().await.map_err(|e| {
+            failed(
+                format!("reading ustate after the install: {e} ({hint})"),
+                vec![],
+            )
+        })?;
+        match state {
+            Some(UpdateState::Installed) => Ok(()),
+            None | Some(UpdateState::NotAvailable) | Some(UpdateState::Error) => Err(failed(
+                format!(
+                    "SWUpdate: no bootloader state (ustate {state:?}) to confirm the update \
+                     with; {hint}"
+                ),
+                vec![],
+            )),
+            Some(_) if reboot => self
                 .control
                 .set_update_state(UpdateState::Installed)
                 .await
                 .map_err(|e| failed(format!("setting ustate=INSTALLED: {e}"), vec![])),
-            Err(e) => Err(failed(
-                format!(
-                    "reading ustate after the install: {e} (does swupdate run with a bootloader, \
-                     -B uboot/grub? set backend.swupdate.ustate = false otherwise)"
-                ),
-                vec![],
-            )),
+            Some(_) => Ok(()),
         }
     }
 
@@ -482,13 +495,17 @@ impl Backend for SwupdateBackend {
             Err(why) => return Err(failed(format!("SWUpdate: {why}"), lines)),
         }
         tracing::info!(bytes = inst.sent, "SWUpdate installed the update");
-        if self.config.dry_run || !self.config.reboot {
+        if self.config.dry_run {
             return Ok(Outcome::Installed);
         }
         if self.config.ustate {
-            self.mark_installed().await?;
+            self.check_ustate(self.config.reboot).await?;
         }
-        Ok(Outcome::RebootRequired)
+        Ok(if self.config.reboot {
+            Outcome::RebootRequired
+        } else {
+            Outcome::Installed
+        })
     }
 
     async fn abort(&mut self) -> Result<(), BackendError> {
@@ -531,6 +548,11 @@ impl Backend for SwupdateBackend {
             .await
             .map_err(|e| failed(format!("reading ustate: {e}"), vec![]))?;
         tracing::info!(ustate = ?st, "SWUpdate update state after the reboot");
+        if matches!(st, None | Some(UpdateState::NotAvailable)) {
+            self.keep_log([format!(
+                "SWUpdate: no bootloader state (ustate {st:?}) to judge the reboot by: {USTATE_HINT}"
+            )]);
+        }
         Ok(matches!(
             st,
             Some(UpdateState::Installed) | Some(UpdateState::Testing)
@@ -545,16 +567,24 @@ impl Backend for SwupdateBackend {
         if !self.config.ustate {
             return Ok(());
         }
-        if !self.verify_reboot().await? {
-            return Err(failed(
-                "ustate is not INSTALLED/TESTING; refusing to commit".into(),
-                vec![],
-            ));
-        }
-        self.control
-            .set_update_state(UpdateState::Ok)
+        let state = self
+            .control
+            .update_state()
             .await
-            .map_err(|e| failed(format!("setting ustate=0: {e}"), vec![]))
+            .map_err(|e| failed(format!("reading ustate: {e}"), vec![]))?;
+        match state {
+            Some(UpdateState::Installed) | Some(UpdateState::Testing) => self
+                .control
+                .set_update_state(UpdateState::Ok)
+                .await
+                .map_err(|e| failed(format!("setting ustate=0: {e}"), vec![])),
+            // Nothing on trial (a dry run, or already committed).
+            Some(UpdateState::Ok) => Ok(()),
+            other => Err(failed(
+                format!("ustate is {other:?}, not INSTALLED/TESTING; refusing to commit"),
+                vec![],
+            )),
+        }
     }
 
     /// On trial: `ustate` FAILED, for the bootloader to fall back. Otherwise nothing to undo.
