@@ -493,3 +493,35 @@ async fn ustate_without_a_bootloader_fails_after_the_reboot_with_a_hint() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn swupdate_progress_shows_while_an_image_installs_from_the_stream() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let d = SwuDir::new();
+    let daemon = SwuDaemon::start(&d);
+    let img = image(3 << 20, 43);
+    let swu = d.swu_with("direct", &img, "1.0", "dev", true);
+    let dep = upload_and_deploy(&sim, &dev.id, "release-2", d.artifact("release-2", &swu)).await;
+    sim.http
+        .manage_ok(
+            Method::POST,
+            "/faults/throttle",
+            Some(json!({"bytes_per_sec": 1 << 20})),
+        )
+        .await;
+    let mut engine = engine(&dev, &sim, daemon.config());
+    assert_eq!(
+        engine.check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Success)
+    );
+    assert_eq!(&std::fs::read(d.target()).unwrap()[..img.len()], &img[..]);
+    let h = history(&sim, &dep, &dev.id).await;
+    assert!(
+        h.iter().any(|(s, sub)| s == "downloading"
+            && sub
+                .as_deref()
+                .is_some_and(|t| t.contains("SWUpdate step 1/1 rootfs.img (raw)"))),
+        "SWUpdate's progress next to the download's: {h:?}"
+    );
+}

@@ -120,4 +120,10 @@ pub trait Backend: Send {
     fn take_log(&mut self) -> Vec<String> {
         Vec::new()
     }
+    /// While the payload streams: the installer's own progress, if it installs as the
+    /// bytes arrive (e.g. SWUpdate's "step 1/2 rootfs.img (raw) 30%"), shown next to the
+    /// download's. The default has none.
+    fn stream_note(&self) -> Option<String> {
+        None
+    }
 }

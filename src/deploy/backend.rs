@@ -108,4 +108,11 @@ impl Backend for AnyBackend {
             AnyBackend::Swupdate(b) => b.take_log(),
         }
     }
+
+    fn stream_note(&self) -> Option<String> {
+        match self {
+            AnyBackend::Raw(b) => b.stream_note(),
+            AnyBackend::Swupdate(b) => b.stream_note(),
+        }
+    }
 }

@@ -73,6 +73,8 @@ struct DownloadProgress<'a> {
     client: &'a Client,
     id: &'a str,
     throttle: Throttle,
+    /// The installer's own progress while it installs from the stream.
+    note: Option<String>,
 }
 
 impl StreamProgress for DownloadProgress<'_> {
@@ -81,7 +83,7 @@ impl StreamProgress for DownloadProgress<'_> {
         if !self.throttle.should_send(percent, Instant::now()) {
             return true;
         }
-        let text = substate("downloading", done, Some(size), None);
+        let text = substate("downloading", done, Some(size), self.note.as_deref());
         report(
             self.client,
             self.id,
@@ -90,6 +92,10 @@ impl StreamProgress for DownloadProgress<'_> {
         )
         .await
             != Reported::Aborted
+    }
+
+    fn note(&mut self, note: Option<String>) {
+        self.note = note;
     }
 }
 
@@ -351,6 +357,7 @@ impl<B: Backend> Engine<B> {
             client: &self.client,
             id: &rec.id,
             throttle: Throttle::new(self.cfg.progress_interval, self.cfg.progress_step),
+            note: None,
         };
         let streamed = stream_payload(
             reader,

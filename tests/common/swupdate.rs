@@ -91,17 +91,41 @@ impl SwuDir {
     /// `target_size` bytes of 0xee) and with `rawfile` into [`Self::copy`]. `hw` is the
     /// hardware-compatibility revision; `signer` `dev` (trusted) or `other` (not).
     pub fn swu(&self, name: &str, img: &[u8], hw: &str, signer: &str) -> PathBuf {
+        self.swu_with(name, img, hw, signer, false)
+    }
+
+    /// As [`Self::swu`]; `direct`: the raw image is `installed-directly` (SWUpdate writes
+    /// it as the stream arrives instead of after the stream's end).
+    pub fn swu_with(
+        &self,
+        name: &str,
+        img: &[u8],
+        hw: &str,
+        signer: &str,
+        direct: bool,
+    ) -> PathBuf {
         let work = self.path(&format!("swu-{name}"));
         std::fs::create_dir_all(&work).unwrap();
         std::fs::write(work.join("rootfs.img"), img).unwrap();
         std::fs::write(self.target(), vec![0xee; img.len() + 4096]).unwrap();
         let sha = super::sha256_hex(img);
+        // An image installed directly is consumed from the stream: it cannot feed a second
+        // handler, so the rawfile copy is left out then.
+        let files = if direct {
+            String::new()
+        } else {
+            format!(
+                "  files: ( {{ filename = \"rootfs.img\"; path = \"{}\"; type = \"rawfile\"; \
+                 sha256 = \"{sha}\"; }} );\n",
+                self.copy().display()
+            )
+        };
         let desc = format!(
             "software = {{\n  version = \"1.0.0\";\n  hardware-compatibility = [ \"{hw}\" ];\n  \
-             images: ( {{ filename = \"rootfs.img\"; device = \"{}\"; type = \"raw\"; sha256 = \"{sha}\"; }} );\n  \
-             files: ( {{ filename = \"rootfs.img\"; path = \"{}\"; type = \"rawfile\"; sha256 = \"{sha}\"; }} );\n}}\n",
+             images: ( {{ filename = \"rootfs.img\"; device = \"{}\"; type = \"raw\"; sha256 = \"{sha}\";{direct} }} );\n\
+             {files}}}\n",
             self.target().display(),
-            self.copy().display()
+            direct = if direct { " installed-directly = true;" } else { "" },
         );
         std::fs::write(work.join("sw-description"), desc).unwrap();
         run(Command::new("openssl")

@@ -620,6 +620,16 @@ impl Backend for SwupdateBackend {
     fn take_log(&mut self) -> Vec<String> {
         std::mem::take(&mut self.log)
     }
+
+    /// SWUpdate's latest progress while the stream is still arriving (images marked
+    /// `installed-directly` are written as they come): "SWUpdate step 1/2 rootfs.img (raw) 30%".
+    fn stream_note(&self) -> Option<String> {
+        let inst = self.install.as_ref()?;
+        let s = inst.monitor.state();
+        s.progress
+            .as_ref()
+            .map(|f| format!("SWUpdate {}", f.describe()))
+    }
 }
 
 #[cfg(test)]
