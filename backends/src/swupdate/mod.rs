@@ -305,9 +305,10 @@ impl SwupdateBackend {
         }
     }
 
-    /// After SUCCESS: the bootloader state must be there (SWUpdate without a bootloader,
-    /// `-B none`, answers NOT_AVAILABLE: the reboot could never be judged, so this fails now,
-    /// before any reboot); with a reboot ahead, `ustate` INSTALLED (SWUpdate sets it itself
+    /// After SUCCESS: the bootloader state must be there (NOT_AVAILABLE or ERROR: the
+    /// reboot could never be judged, so this fails now, before any reboot; SWUpdate 2022.12
+    /// with `-B none` keeps `ustate` in memory after an install, which only the check after
+    /// the reboot catches); with a reboot ahead, `ustate` INSTALLED (SWUpdate sets it itself
     /// with a bootloader; set here when it did not).
     async fn check_ustate(&mut self, reboot: bool) -> Result<(), BackendError> {
         let hint = USTATE_HINT;
