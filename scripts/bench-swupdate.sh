@@ -301,6 +301,6 @@ BEGIN {
     row("bridge: deployment creation -> SUCCESS", sprintf("%.2f", bst), "s", "<= 1.2 x baseline", sprintf("%.2f", bst / ct), ok(bst <= 1.2 * ct) "  runs: " bstimes)
     row("bridge: creation -> dashboard success", sprintf("%.2f", bt), "s", "<= 1.2 x baseline", sprintf("%.2f", bt / ct), ok(bt <= 1.2 * ct) "  runs: " btimes)
     row("bridge: peak RSS (VmHWM)", sprintf("%.1f", peak / 1024), "MiB", "<= 16 MiB", sprintf("%.2f", peak / 1024 / 16), ok(peak <= 16 * 1024))
-    row("bridge: bytes written to storage per deploy", wmax, "bytes", "0 of the payload", "", (wmax < 1048576 ? "met (its store records only)" : "MISSED"))
+    row("bridge: bytes written to storage per deploy", wmax, "bytes", "0", "", (wmax == 0 ? "met" : (wmax < 1048576 ? "MISSED: no payload, but its store records" : "MISSED")))
     printf "\nSWUpdate frames: %s START, %s SUCCESS (one of each per install); swupdate-client runs made again after a failure: %s\n", starts, successes, clfailed
 }'
