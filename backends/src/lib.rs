@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 pub mod rauc;
 pub mod raw;
+pub mod swupdate;
 
 /// What is known about a payload file before its first byte reaches a backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,10 +116,17 @@ pub trait Backend: Send {
     /// Extra inventory attributes (booted slot, installer version, ...).
     fn inventory(&self) -> impl Future<Output = Vec<(String, serde_json::Value)>> + Send;
     /// Lines for the deployment log gathered since the last call: the installer's own
-    /// messages (RAUC's progress and `LastError`) and the evidence behind a
-    /// `verify_reboot` answer (which slot booted, which was expected). The engine drains it
-    /// after `finish`, `verify_reboot`, `commit` and `rollback`. The default has none.
+    /// messages (RAUC's progress and `LastError`, SWUpdate's notifications) and the evidence
+    /// behind a `verify_reboot` answer (which slot booted, which was expected). The engine
+    /// drains it after `finish`, `verify_reboot`, `commit`, `rollback`, `abort` and when a
+    /// deployment fails. The default has none.
     fn take_log(&mut self) -> Vec<String> {
         Vec::new()
+    }
+    /// While the payload streams: the installer's own progress, if it installs as the
+    /// bytes arrive (e.g. SWUpdate's "step 1/2 rootfs.img (raw) 30%"), shown next to the
+    /// download's. The default has none.
+    fn stream_note(&self) -> Option<String> {
+        None
     }
 }

@@ -27,6 +27,8 @@ pub struct BackendSettings {
     pub raw: RawBackendSettings,
     /// `[backend.rauc]`: read when `type = "rauc"`.
     pub rauc: RaucBackendSettings,
+    /// `[backend.swupdate]`: read when `type = "swupdate"`.
+    pub swupdate: super::SwupdateSettings,
 }
 
 /// `[backend.rauc]`: RAUC over D-Bus. Invariants (checked at load): timeouts > 0; the
@@ -69,9 +71,9 @@ pub struct RaucBackendSettings {
 pub enum BackendType {
     /// A/B block-device writer.
     Raw,
-    /// RAUC over D-Bus (issue 5; not implemented yet).
+    /// RAUC over D-Bus.
     Rauc,
-    /// SWUpdate over its IPC socket (issue 6; not implemented yet).
+    /// SWUpdate over its IPC sockets, streamed.
     Swupdate,
 }
 

@@ -31,6 +31,7 @@ mod render;
 mod schema;
 mod settings;
 mod sources;
+mod swupdate;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -45,6 +46,7 @@ pub use settings::{
     Connectivity, Dbus, DownloadSettings, HttpsClient, Mender3, RawBackendSettings, Secret,
     Security, ServerUrl, SlotSettings,
 };
+pub use swupdate::SwupdateSettings;
 
 use layer::Layer;
 use raw::RawConfig;

@@ -122,6 +122,7 @@ pub(crate) struct RawBackend {
     pub kind: super::BackendType,
     pub raw: RawRawBackend,
     pub rauc: RawRaucBackend,
+    pub swupdate: super::swupdate::RawSwupdate,
 }
 
 /// `[backend.rauc]`: RAUC over D-Bus.
@@ -249,6 +250,7 @@ impl Default for RawBackend {
             kind: super::BackendType::Raw,
             raw: RawRawBackend::default(),
             rauc: RawRaucBackend::default(),
+            swupdate: Default::default(),
         }
     }
 }

@@ -171,6 +171,23 @@ static BACKEND: &[Field] = &[
     b("type", Str),
     b("raw", Table(RAW_BACKEND)),
     b("rauc", Table(RAUC_BACKEND)),
+    b("swupdate", Table(SWUPDATE_BACKEND)),
+];
+
+static SWUPDATE_BACKEND: &[Field] = &[
+    b("control_socket", Str),
+    b("progress_socket", Str),
+    b("dry_run", Bool),
+    b("software_set", Str),
+    b("running_mode", Str),
+    b("reboot", Bool),
+    b("ustate", Bool),
+    b("timeout_seconds", Int),
+    b("write_timeout_seconds", Int),
+    b("install_timeout_seconds", Int),
+    b("busy_retries", Int),
+    b("busy_backoff_ms", Int),
+    b("sw_versions_file", Str),
 ];
 
 static RAUC_BACKEND: &[Field] = &[

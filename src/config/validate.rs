@@ -10,7 +10,9 @@ use super::settings::{
     Security, ServerUrl, SlotSettings,
 };
 use super::sources::Sources;
+use super::swupdate::RawSwupdate;
 use super::ConfigError;
+use super::SwupdateSettings;
 
 /// Largest size setting in MiB (1 TiB): keeps the byte counts far from overflow.
 const MAX_MIB: i64 = 1 << 20;
@@ -294,9 +296,11 @@ impl Check<'_> {
             revert: cmd("revert", e.revert)?,
             state: cmd("state", e.state)?,
         };
+        let swupdate = self.swupdate(b.swupdate)?;
         Ok(BackendSettings {
             kind: b.kind,
             rauc: self.rauc(b.rauc)?,
+            swupdate,
             raw: RawBackendSettings {
                 cmdline: self.path("backend.raw.cmdline", r.cmdline)?,
                 active_slot: r.active_slot,
@@ -334,6 +338,28 @@ impl Check<'_> {
                 "backend.rauc.install_timeout_seconds",
                 r.install_timeout_seconds,
             )?,
+        })
+    }
+
+    fn swupdate(&self, s: RawSwupdate) -> Result<SwupdateSettings, ConfigError> {
+        let key = |k: &str| format!("backend.swupdate.{k}");
+        let socket = |k: &str, p: Option<PathBuf>| p.map(|p| self.path(&key(k), p)).transpose();
+        Ok(SwupdateSettings {
+            control_socket: socket("control_socket", s.control_socket)?,
+            progress_socket: socket("progress_socket", s.progress_socket)?,
+            dry_run: s.dry_run,
+            software_set: s.software_set,
+            running_mode: s.running_mode,
+            reboot: s.reboot,
+            ustate: s.ustate,
+            timeout_seconds: self.positive(&key("timeout_seconds"), s.timeout_seconds)?,
+            write_timeout_seconds: self
+                .positive(&key("write_timeout_seconds"), s.write_timeout_seconds)?,
+            install_timeout_seconds: self
+                .positive(&key("install_timeout_seconds"), s.install_timeout_seconds)?,
+            busy_retries: self.count(&key("busy_retries"), s.busy_retries)?,
+            busy_backoff_ms: self.positive(&key("busy_backoff_ms"), s.busy_backoff_ms)?,
+            sw_versions_file: nonempty(Some(s.sw_versions_file)),
         })
     }
 

@@ -1,10 +1,11 @@
 //! The configured backend as one type, so the engine, the daemon and the standalone
 //! commands are built once for whichever installer `backend.type` names: the raw A/B
-//! writer or RAUC over D-Bus; SWUpdate joins here with issue 6.
+//! writer, RAUC over D-Bus or SWUpdate over its IPC sockets.
 
 use bytes::Bytes;
 use mender_bridge_backends::rauc::RaucBackend;
 use mender_bridge_backends::raw::RawBackend;
+use mender_bridge_backends::swupdate::SwupdateBackend;
 use mender_bridge_backends::{Backend, BackendError, Outcome, PayloadInfo, ProgressSink};
 
 /// Whichever backend the configuration selected. Every call is passed straight through.
@@ -13,6 +14,7 @@ use mender_bridge_backends::{Backend, BackendError, Outcome, PayloadInfo, Progre
 pub enum AnyBackend {
     Raw(RawBackend),
     Rauc(RaucBackend),
+    Swupdate(SwupdateBackend),
 }
 
 impl std::fmt::Debug for AnyBackend {
@@ -20,6 +22,7 @@ impl std::fmt::Debug for AnyBackend {
         match self {
             AnyBackend::Raw(_) => f.write_str("AnyBackend::Raw"),
             AnyBackend::Rauc(_) => f.write_str("AnyBackend::Rauc"),
+            AnyBackend::Swupdate(_) => f.write_str("AnyBackend::Swupdate"),
         }
     }
 }
@@ -29,6 +32,7 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Raw(b) => b.payload_types(),
             AnyBackend::Rauc(b) => b.payload_types(),
+            AnyBackend::Swupdate(b) => b.payload_types(),
         }
     }
 
@@ -36,6 +40,7 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Raw(b) => b.preflight().await,
             AnyBackend::Rauc(b) => b.preflight().await,
+            AnyBackend::Swupdate(b) => b.preflight().await,
         }
     }
 
@@ -43,6 +48,7 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Raw(b) => b.begin(payload).await,
             AnyBackend::Rauc(b) => b.begin(payload).await,
+            AnyBackend::Swupdate(b) => b.begin(payload).await,
         }
     }
 
@@ -50,6 +56,7 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Raw(b) => b.write(chunk).await,
             AnyBackend::Rauc(b) => b.write(chunk).await,
+            AnyBackend::Swupdate(b) => b.write(chunk).await,
         }
     }
 
@@ -57,6 +64,7 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Raw(b) => b.finish(progress).await,
             AnyBackend::Rauc(b) => b.finish(progress).await,
+            AnyBackend::Swupdate(b) => b.finish(progress).await,
         }
     }
 
@@ -64,6 +72,7 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Raw(b) => b.abort().await,
             AnyBackend::Rauc(b) => b.abort().await,
+            AnyBackend::Swupdate(b) => b.abort().await,
         }
     }
 
@@ -71,6 +80,7 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Raw(b) => b.verify_reboot().await,
             AnyBackend::Rauc(b) => b.verify_reboot().await,
+            AnyBackend::Swupdate(b) => b.verify_reboot().await,
         }
     }
 
@@ -78,6 +88,7 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Raw(b) => b.booted_slot().await,
             AnyBackend::Rauc(b) => b.booted_slot().await,
+            AnyBackend::Swupdate(b) => b.booted_slot().await,
         }
     }
 
@@ -85,6 +96,7 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Raw(b) => b.commit().await,
             AnyBackend::Rauc(b) => b.commit().await,
+            AnyBackend::Swupdate(b) => b.commit().await,
         }
     }
 
@@ -92,6 +104,7 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Raw(b) => b.rollback().await,
             AnyBackend::Rauc(b) => b.rollback().await,
+            AnyBackend::Swupdate(b) => b.rollback().await,
         }
     }
 
@@ -99,6 +112,7 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Raw(b) => b.inventory().await,
             AnyBackend::Rauc(b) => b.inventory().await,
+            AnyBackend::Swupdate(b) => b.inventory().await,
         }
     }
 
@@ -106,6 +120,15 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Raw(b) => b.take_log(),
             AnyBackend::Rauc(b) => b.take_log(),
+            AnyBackend::Swupdate(b) => b.take_log(),
+        }
+    }
+
+    fn stream_note(&self) -> Option<String> {
+        match self {
+            AnyBackend::Raw(b) => b.stream_note(),
+            AnyBackend::Rauc(b) => b.stream_note(),
+            AnyBackend::Swupdate(b) => b.stream_note(),
         }
     }
 }

@@ -81,6 +81,8 @@ struct DownloadProgress<'a> {
     aborted: bool,
     /// The last update that came while a report was in flight (not yet decided on).
     latest: Option<(u64, u64)>,
+    /// The installer's own progress while it installs from the stream.
+    note: Option<String>,
 }
 
 impl DownloadProgress<'_> {
@@ -110,7 +112,7 @@ impl DownloadProgress<'_> {
         if !self.throttle.should_send(percent, Instant::now()) {
             return;
         }
-        let text = substate("downloading", done, Some(size), None);
+        let text = substate("downloading", done, Some(size), self.note.as_deref());
         let (client, id) = (self.client.clone(), self.id.to_string());
         self.inflight = Some(tokio::spawn(async move {
             report(&client, &id, DeploymentStatus::Downloading, Some(&text)).await
@@ -133,6 +135,10 @@ impl StreamProgress for DownloadProgress<'_> {
         self.latest = None;
         self.send_if_due(done, size);
         true
+    }
+
+    fn note(&mut self, note: Option<String>) {
+        self.note = note;
     }
 }
 
@@ -406,6 +412,7 @@ impl<B: Backend> Engine<B> {
             inflight: None,
             aborted: false,
             latest: None,
+            note: None,
         };
         let streamed = stream_payload(
             reader,
@@ -558,6 +565,7 @@ impl<B: Backend> Engine<B> {
         mut rec: DeploymentRecord,
         reason: String,
     ) -> Result<Outcome, EngineError> {
+        self.backend_log();
         self.log("error", format!("deployment failed: {reason}"));
         let activated = matches!(
             rec.phase,

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use mender_bridge_backends::rauc::RaucBackend;
 use mender_bridge_backends::raw::RawBackend;
+use mender_bridge_backends::swupdate::SwupdateBackend;
 
 use super::backend::AnyBackend;
 use super::engine::{Engine, EngineConfig};
@@ -35,10 +36,6 @@ const REPORT_RETRY_INITIAL: Duration = Duration::from_secs(60);
 pub enum SetupError {
     #[error("{0}")]
     Config(#[from] ConfigError),
-    #[error(
-        "backend.type = \"{0}\" is not implemented yet (issue 6); \"raw\" and \"rauc\" work today"
-    )]
-    NotImplemented(&'static str),
     #[error("{0}")]
     DeviceType(#[from] DeviceTypeError),
     #[error("ArtifactVerifyKey: {0}")]
@@ -68,16 +65,18 @@ pub fn pid_file(cfg: &Config) -> PathBuf {
     store_dir(cfg).join("daemon.pid")
 }
 
-/// The backend `backend.type` selects. SWUpdate is refused with a clear error. RAUC's
-/// record of the activated slot lives in the store's directory.
+/// The backend `backend.type` selects. RAUC's record of the activated slot lives in the
+/// store's directory.
 pub fn backend(cfg: &Config) -> Result<AnyBackend, SetupError> {
-    match cfg.backend.kind {
-        BackendType::Raw => Ok(AnyBackend::Raw(RawBackend::new(cfg.backend.raw_config()?))),
-        BackendType::Rauc => Ok(AnyBackend::Rauc(RaucBackend::new(
-            cfg.backend.rauc_config(&store_dir(cfg)),
-        ))),
-        other => Err(SetupError::NotImplemented(other.name())),
-    }
+    Ok(match cfg.backend.kind {
+        BackendType::Raw => AnyBackend::Raw(RawBackend::new(cfg.backend.raw_config()?)),
+        BackendType::Rauc => {
+            AnyBackend::Rauc(RaucBackend::new(cfg.backend.rauc_config(&store_dir(cfg))))
+        }
+        BackendType::Swupdate => {
+            AnyBackend::Swupdate(SwupdateBackend::new(cfg.backend.swupdate.config()))
+        }
+    })
 }
 
 /// The artifact reader's options: `ArtifactVerifyKey(s)` (each file loaded now; with
@@ -180,14 +179,12 @@ mod tests {
     }
 
     #[test]
-    fn backends_by_type_and_unimplemented_ones_refused_by_name() {
+    fn backends_by_type() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let c = config(dir.path(), "[backend]\ntype = \"swupdate\"\n");
-        let e = backend(&c).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(
-            e.contains("swupdate") && e.contains("not implemented yet (issue 6)"),
-            "{e}"
-        );
+        assert!(matches!(
+            backend(&config(dir.path(), "[backend]\ntype = \"swupdate\"\n")),
+            Ok(AnyBackend::Swupdate(_))
+        ));
         let c = config(dir.path(), "[backend]\ntype = \"rauc\"\n");
         match backend(&c) {
             Ok(AnyBackend::Rauc(b)) => {

@@ -11,6 +11,9 @@ use crate::artifact::{ArtifactError, ArtifactReader};
 /// Told about progress after every chunk; `false` stops the stream.
 pub trait StreamProgress: Send {
     fn update(&mut self, done: u64, size: u64) -> impl std::future::Future<Output = bool> + Send;
+    /// The backend's own progress while streaming ([`Backend::stream_note`]), told before
+    /// each `update`. The default ignores it.
+    fn note(&mut self, _note: Option<String>) {}
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +76,7 @@ where
             while let Some(chunk) = reader.read_chunk().await? {
                 done += chunk.len() as u64;
                 backend.write(chunk).await?;
+                progress.note(backend.stream_note());
                 if !progress.update(done, file.size).await {
                     return Err(StreamError::Stopped);
                 }

@@ -11,6 +11,8 @@ pub mod rauc;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod slots;
+#[cfg(feature = "sim")]
+pub mod swupdate;
 pub mod tarw;
 
 use std::io::{Read, Write};

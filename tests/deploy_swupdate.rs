@@ -1,0 +1,527 @@
+//! The SWUpdate backend end to end against the real SWUpdate 2022.12 daemon (Debian
+//! `swupdate`): a signed .swu (raw + rawfile handlers writing plain files) wrapped with
+//! `mender-artifact write module-image -T swu`, deployed from the simulator through the
+//! engine, streamed into the daemon's install socket. What the dashboard sees (the sim's
+//! status history) and what the daemon did (its targets, its log) are checked.
+#![cfg(feature = "sim")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::device::{finals, history, image, Device};
+use common::sim::TestSim;
+use common::swupdate::{
+    deployment_log, engine, find, uboot_tool, upload_and_deploy, SwuDaemon, SwuDir,
+};
+use hyper::Method;
+use mender_bridge::api::DeploymentStatus;
+use mender_bridge::deploy::engine::Outcome;
+use mender_bridge_backends::swupdate::abi::{Abi, InstallRequest, RunType};
+use mender_bridge_backends::swupdate::control::{Control, InstallStart};
+use mender_bridge_backends::swupdate::SwupdateConfig;
+use mender_bridge_backends::Backend;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_swu_streams_into_swupdate_and_succeeds() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let d = SwuDir::new();
+    let daemon = SwuDaemon::start(&d);
+    let img = image(3 << 20, 21);
+    let swu = d.swu("ok", &img, "1.0", "dev");
+    let dep = upload_and_deploy(&sim, &dev.id, "release-2", d.artifact("release-2", &swu)).await;
+
+    let mut engine = engine(&dev, &sim, daemon.config());
+    assert_eq!(
+        engine.check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Success)
+    );
+    assert_eq!(std::fs::read(d.copy()).unwrap(), img, "rawfile target");
+    assert_eq!(
+        &std::fs::read(d.target()).unwrap()[..img.len()],
+        &img[..],
+        "raw target"
+    );
+    assert_eq!(daemon.installs_started(), 1);
+    let h = history(&sim, &dep, &dev.id).await;
+    assert_eq!(h.last().map(|(s, _)| s.as_str()), Some("success"), "{h:?}");
+    assert_eq!(finals(&h), 1);
+    assert!(
+        h.iter().any(|(s, sub)| s == "installing"
+            && sub
+                .as_deref()
+                .is_some_and(|t| t.contains("step ") && t.contains("rootfs.img"))),
+        "SWUpdate's progress on the dashboard: {h:?}"
+    );
+    // Nothing of the payload was written by the bridge: the device's directory (store,
+    // scripts; the raw backend's unused slots aside) holds only small records. The bridge
+    // has no spool or temp directory of its own; the benchmark also reads its write_bytes.
+    let slots = dev.dir.path().join("slots");
+    let all = SwuDir::files_under(dev.dir.path());
+    assert!(
+        all.iter()
+            .any(|p| p.starts_with(dev.dir.path().join("store"))),
+        "the check looks where the bridge writes: {all:?}"
+    );
+    let large: Vec<_> = all
+        .into_iter()
+        .filter(|p| !p.starts_with(&slots))
+        .filter(|p| {
+            std::fs::metadata(p)
+                .map(|m| m.len() > 64 * 1024)
+                .unwrap_or(false)
+        })
+        .collect();
+    assert!(large.is_empty(), "payload-sized files written: {large:?}");
+    let provides = dev.store().installed().unwrap().unwrap();
+    assert_eq!(provides["artifact_name"], "release-2");
+}
+
+#[tokio::test]
+async fn three_download_cuts_still_one_swupdate_install() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let d = SwuDir::new();
+    let daemon = SwuDaemon::start(&d);
+    let img = image(4 << 20, 23);
+    let swu = d.swu("cuts", &img, "1.0", "dev");
+    let artifact = d.artifact("release-2", &swu);
+    let size = artifact.len() as u64;
+    let dep = upload_and_deploy(&sim, &dev.id, "release-2", artifact).await;
+    sim.http
+        .manage_ok(
+            Method::POST,
+            "/faults/cut",
+            Some(json!({"offsets": [size / 5, size / 2, size * 4 / 5]})),
+        )
+        .await;
+    let mut engine = engine(&dev, &sim, daemon.config());
+    assert_eq!(
+        engine.check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Success)
+    );
+    assert_eq!(
+        engine.last_download().unwrap().resumes(),
+        3,
+        "three resumes"
+    );
+    assert_eq!(std::fs::read(d.copy()).unwrap(), img);
+    assert_eq!(
+        daemon.installs_started(),
+        1,
+        "one install, not restarted: {}",
+        daemon.log_text()
+    );
+    let h = history(&sim, &dep, &dev.id).await;
+    assert_eq!(h.last().map(|(s, _)| s.as_str()), Some("success"), "{h:?}");
+}
+
+#[tokio::test]
+async fn a_mender_checksum_mismatch_makes_swupdate_fail_and_activates_nothing() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let d = SwuDir::new();
+    let daemon = SwuDaemon::start(&d);
+    let img = image(2 << 20, 25);
+    let swu_path = d.swu("flip", &img, "1.0", "dev");
+    let swu = std::fs::read(&swu_path).unwrap();
+    let target_before = std::fs::read(d.target()).unwrap();
+    let artifact = d.artifact("release-2", &swu_path);
+    // The byte flipped is the .swu's last: cpio block padding, which SWUpdate does not
+    // check. Only the Mender checksum catches it; the held-back tail makes SWUpdate fail.
+    assert_eq!(swu.last(), Some(&0), "the .swu ends in cpio padding");
+    let at = find(&artifact, &swu[..512]).unwrap() + swu.len() - 1;
+    let dep = upload_and_deploy(&sim, &dev.id, "release-2", artifact).await;
+    sim.http
+        .manage_ok(
+            Method::POST,
+            "/faults/corrupt",
+            Some(json!({"offsets": [at]})),
+        )
+        .await;
+    let mut engine = engine(&dev, &sim, daemon.config());
+    assert_eq!(
+        engine.check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Failure)
+    );
+    assert_eq!(
+        std::fs::read(d.target()).unwrap(),
+        target_before,
+        "raw target untouched"
+    );
+    assert!(!d.copy().exists(), "rawfile target not written");
+    assert_eq!(daemon.installs_started(), 1);
+    let h = history(&sim, &dep, &dev.id).await;
+    assert_eq!(h.last().map(|(s, _)| s.as_str()), Some("failure"), "{h:?}");
+    assert_eq!(finals(&h), 1);
+    let log = deployment_log(&sim, &dep, &dev.id).await;
+    assert!(log.contains("checksum mismatch"), "{log}");
+    assert!(log.contains("ended in FAILURE"), "SWUpdate's result: {log}");
+    assert_eq!(
+        dev.store().installed().unwrap().unwrap()["artifact_name"],
+        "release-1"
+    );
+}
+
+/// Deploys a .swu SWUpdate refuses; returns the uploaded log.
+async fn rejected(name: &str, hw: &str, signer: &str) -> (String, SwuDir) {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let d = SwuDir::new();
+    let daemon = SwuDaemon::start(&d);
+    let img = image(1 << 20, 27);
+    let swu = d.swu(name, &img, hw, signer);
+    let dep = upload_and_deploy(&sim, &dev.id, "release-2", d.artifact("release-2", &swu)).await;
+    let mut engine = engine(&dev, &sim, daemon.config());
+    assert_eq!(
+        engine.check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Failure)
+    );
+    assert!(!d.copy().exists(), "nothing installed");
+    let h = history(&sim, &dep, &dev.id).await;
+    assert_eq!(h.last().map(|(s, _)| s.as_str()), Some("failure"), "{h:?}");
+    assert_eq!(finals(&h), 1);
+    let log = deployment_log(&sim, &dep, &dev.id).await;
+    (log, d)
+}
+
+#[tokio::test]
+async fn swupdate_rejects_a_bad_signature_with_its_message() {
+    let (log, _d) = rejected("badsig", "1.0", "other").await;
+    assert!(
+        log.contains("install failed")
+            && log.contains("SWUpdate: FAILURE: ERROR : Authentication of all signatures failed"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn swupdate_rejects_the_wrong_hardware_with_its_message() {
+    let (log, _d) = rejected("badhw", "2.0", "dev").await;
+    assert!(
+        log.contains("install failed")
+            && log.contains("SWUpdate: FAILURE: ERROR : SW not compatible with hardware"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn a_busy_daemon_is_retried_then_the_deployment_fails() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let d = SwuDir::new();
+    let daemon = SwuDaemon::start(&d);
+    // Another client holds an install open: every other REQ_INSTALL gets NACK.
+    let control = Control::new(&daemon.control(), Abi::NATIVE, Duration::from_secs(5));
+    let req = InstallRequest {
+        run: RunType::Default,
+        info: "holder".into(),
+        software_set: String::new(),
+        running_mode: String::new(),
+    };
+    let InstallStart::Accepted(_holder) = control.start_install(&req).await.unwrap() else {
+        panic!("the first install must be accepted");
+    };
+    let swu = d.swu("busy", &image(1 << 20, 29), "1.0", "dev");
+    let dep = upload_and_deploy(&sim, &dev.id, "release-2", d.artifact("release-2", &swu)).await;
+    let mut engine = engine(&dev, &sim, daemon.config());
+    assert_eq!(
+        engine.check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Failure)
+    );
+    let log = deployment_log(&sim, &dep, &dev.id).await;
+    assert!(
+        log.contains("SWUpdate is busy")
+            && log.contains("Installation in progress")
+            && log.contains("after 3 attempts"),
+        "{log}"
+    );
+    assert!(!d.copy().exists());
+}
+
+#[tokio::test]
+async fn an_absent_daemon_fails_before_the_download() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let d = SwuDir::new();
+    let swu = d.swu("absent", &image(1 << 20, 31), "1.0", "dev");
+    let dep = upload_and_deploy(&sim, &dev.id, "release-2", d.artifact("release-2", &swu)).await;
+    let mut cfg = SwupdateConfig {
+        control_socket: Some(d.path("run/sockinstctrl")),
+        progress_socket: Some(d.path("run/swupdateprog")),
+        ..SwupdateConfig::default()
+    };
+    cfg.timeout = Duration::from_secs(2);
+    let mut engine = engine(&dev, &sim, cfg);
+    assert_eq!(
+        engine.check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Failure)
+    );
+    assert!(engine.last_download().is_none(), "not a byte downloaded");
+    let log = deployment_log(&sim, &dep, &dev.id).await;
+    assert!(
+        log.contains("backend not ready")
+            && log.contains("sockinstctrl")
+            && log.contains("is the swupdate daemon running"),
+        "{log}"
+    );
+}
+
+/// A file-backed U-Boot environment with `ustate=0`; returns its `fw_env.config`.
+fn uboot_env(d: &SwuDir) -> std::path::PathBuf {
+    std::fs::write(d.path("env.txt"), "ustate=0\nbootcount=0\n").unwrap();
+    common::run(
+        std::process::Command::new("mkenvimage")
+            .args(["-s", "0x4000", "-o"])
+            .arg(d.path("uboot.env"))
+            .arg(d.path("env.txt")),
+    );
+    let cfg = d.path("fw_env.config");
+    std::fs::write(
+        &cfg,
+        format!("{} 0x0000 0x4000\n", d.path("uboot.env").display()),
+    )
+    .unwrap();
+    cfg
+}
+
+fn ustate(d: &SwuDir) -> String {
+    let cfg = d.path("fw_env.config");
+    uboot_tool("fw_printenv", &["-c", cfg.to_str().unwrap(), "ustate"])
+        .trim()
+        .to_string()
+}
+
+fn set_ustate(d: &SwuDir, v: &str) {
+    let cfg = d.path("fw_env.config");
+    uboot_tool("fw_setenv", &["-c", cfg.to_str().unwrap(), "ustate", v]);
+}
+
+#[tokio::test]
+async fn ustate_installed_before_the_reboot_then_committed() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let d = SwuDir::new();
+    let env = uboot_env(&d);
+    let daemon = SwuDaemon::start_with(&d, Some(&env));
+    let img = image(1 << 20, 33);
+    let swu = d.swu("ustate", &img, "1.0", "dev");
+    let dep = upload_and_deploy(&sim, &dev.id, "release-2", d.artifact("release-2", &swu)).await;
+    let cfg = SwupdateConfig {
+        reboot: true,
+        ustate: true,
+        ..daemon.config()
+    };
+    let mut e = engine(&dev, &sim, cfg.clone());
+    let outcome = e.check_update().await.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::RebootRequired,
+        "{}\n{}",
+        deployment_log(&sim, &dep, &dev.id).await,
+        daemon.log_text()
+    );
+    assert_eq!(ustate(&d), "ustate=1", "INSTALLED before the reboot");
+    assert_eq!(std::fs::read(d.copy()).unwrap(), img);
+    drop(e);
+    // The reboot: the bootloader starts the new software on trial (TESTING).
+    set_ustate(&d, "2");
+    let mut e = engine(&dev, &sim, cfg);
+    assert_eq!(
+        e.resume().await.unwrap(),
+        Some(Outcome::Finished(DeploymentStatus::Success))
+    );
+    assert_eq!(ustate(&d), "ustate=0", "committed");
+    let h = history(&sim, &dep, &dev.id).await;
+    let statuses: Vec<&str> = h.iter().map(|(s, _)| s.as_str()).collect();
+    assert!(statuses.contains(&"rebooting"), "{h:?}");
+    assert_eq!(statuses.last(), Some(&"success"));
+    assert_eq!(finals(&h), 1);
+    let inv = e.backend().inventory().await;
+    assert!(
+        inv.contains(&("swupdate.hw_board".into(), "testboard".into()))
+            && inv.contains(&("swupdate.hw_revision".into(), "1.0".into())),
+        "{inv:?}"
+    );
+}
+
+#[tokio::test]
+async fn ustate_failed_after_the_reboot_is_a_failure() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let d = SwuDir::new();
+    let env = uboot_env(&d);
+    let daemon = SwuDaemon::start_with(&d, Some(&env));
+    let swu = d.swu("fellback", &image(1 << 20, 35), "1.0", "dev");
+    let dep = upload_and_deploy(&sim, &dev.id, "release-2", d.artifact("release-2", &swu)).await;
+    let cfg = SwupdateConfig {
+        reboot: true,
+        ustate: true,
+        ..daemon.config()
+    };
+    let mut e = engine(&dev, &sim, cfg.clone());
+    let outcome = e.check_update().await.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::RebootRequired,
+        "{}\n{}",
+        deployment_log(&sim, &dep, &dev.id).await,
+        daemon.log_text()
+    );
+    drop(e);
+    // The new software did not boot: the bootloader fell back and marked it FAILED.
+    set_ustate(&d, "3");
+    let mut e = engine(&dev, &sim, cfg);
+    assert_eq!(
+        e.resume().await.unwrap(),
+        Some(Outcome::Finished(DeploymentStatus::Failure))
+    );
+    let h = history(&sim, &dep, &dev.id).await;
+    assert_eq!(h.last().map(|(s, _)| s.as_str()), Some("failure"), "{h:?}");
+    assert_eq!(
+        dev.store().installed().unwrap().unwrap()["artifact_name"],
+        "release-1"
+    );
+}
+
+#[tokio::test]
+async fn without_the_progress_socket_get_status_gives_the_result() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let d = SwuDir::new();
+    let daemon = SwuDaemon::start(&d);
+    // A failed run first: its FAILURE stays in GET_STATUS's last_result until the next run
+    // ends, so an early IDLE poll that believed it would fail this deployment.
+    let control = Control::new(&daemon.control(), Abi::NATIVE, Duration::from_secs(5));
+    let req = InstallRequest {
+        run: RunType::Default,
+        info: "to fail".into(),
+        software_set: String::new(),
+        running_mode: String::new(),
+    };
+    let InstallStart::Accepted(s) = control.start_install(&req).await.unwrap() else {
+        panic!("accepted");
+    };
+    drop(s);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !daemon.log_text().contains("Waiting for requests") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            daemon.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let img = image(1 << 20, 37);
+    let swu = d.swu("poll", &img, "1.0", "dev");
+    let dep = upload_and_deploy(&sim, &dev.id, "release-2", d.artifact("release-2", &swu)).await;
+    let cfg = SwupdateConfig {
+        progress_socket: Some(d.path("run/no-progress-socket")),
+        ..daemon.config()
+    };
+    let mut engine = engine(&dev, &sim, cfg);
+    assert_eq!(
+        engine.check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Success)
+    );
+    assert_eq!(std::fs::read(d.copy()).unwrap(), img);
+    assert_eq!(daemon.installs_started(), 2);
+    let h = history(&sim, &dep, &dev.id).await;
+    assert_eq!(h.last().map(|(s, _)| s.as_str()), Some("success"), "{h:?}");
+}
+
+#[tokio::test]
+async fn a_dry_run_verifies_and_writes_nothing() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let d = SwuDir::new();
+    let daemon = SwuDaemon::start(&d);
+    let swu = d.swu("dry", &image(1 << 20, 39), "1.0", "dev");
+    let target_before = std::fs::read(d.target()).unwrap();
+    let dep = upload_and_deploy(&sim, &dev.id, "release-2", d.artifact("release-2", &swu)).await;
+    let cfg = SwupdateConfig {
+        dry_run: true,
+        ..daemon.config()
+    };
+    let mut engine = engine(&dev, &sim, cfg);
+    assert_eq!(
+        engine.check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Success)
+    );
+    assert!(!d.copy().exists(), "a dry run writes nothing");
+    assert_eq!(std::fs::read(d.target()).unwrap(), target_before);
+    assert!(
+        daemon
+            .log_text()
+            .contains("Found installer for stream rootfs.img dummy"),
+        "the daemon ran it as a dry run: {}",
+        daemon.log_text()
+    );
+    let h = history(&sim, &dep, &dev.id).await;
+    assert_eq!(h.last().map(|(s, _)| s.as_str()), Some("success"), "{h:?}");
+}
+
+#[tokio::test]
+async fn ustate_without_a_bootloader_fails_after_the_reboot_with_a_hint() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let d = SwuDir::new();
+    // -B none: SWUpdate keeps ustate in memory only, so a restart loses it.
+    let daemon = SwuDaemon::start(&d);
+    let swu = d.swu("nobl", &image(1 << 20, 41), "1.0", "dev");
+    let dep = upload_and_deploy(&sim, &dev.id, "release-2", d.artifact("release-2", &swu)).await;
+    let cfg = SwupdateConfig {
+        reboot: true,
+        ustate: true,
+        ..daemon.config()
+    };
+    let mut e = engine(&dev, &sim, cfg.clone());
+    assert_eq!(e.check_update().await.unwrap(), Outcome::RebootRequired);
+    drop(e);
+    drop(daemon);
+    let _daemon = SwuDaemon::start(&d); // the reboot
+    let mut e = engine(&dev, &sim, cfg);
+    assert_eq!(
+        e.resume().await.unwrap(),
+        Some(Outcome::Finished(DeploymentStatus::Failure))
+    );
+    let log = deployment_log(&sim, &dep, &dev.id).await;
+    assert!(
+        log.contains("no bootloader state") && log.contains("backend.swupdate.ustate = false"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn swupdate_progress_shows_while_an_image_installs_from_the_stream() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let d = SwuDir::new();
+    let daemon = SwuDaemon::start(&d);
+    let img = image(3 << 20, 43);
+    let swu = d.swu_with("direct", &img, "1.0", "dev", true);
+    let dep = upload_and_deploy(&sim, &dev.id, "release-2", d.artifact("release-2", &swu)).await;
+    sim.http
+        .manage_ok(
+            Method::POST,
+            "/faults/throttle",
+            Some(json!({"bytes_per_sec": 1 << 20})),
+        )
+        .await;
+    let mut engine = engine(&dev, &sim, daemon.config());
+    assert_eq!(
+        engine.check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Success)
+    );
+    assert_eq!(&std::fs::read(d.target()).unwrap()[..img.len()], &img[..]);
+    let h = history(&sim, &dep, &dev.id).await;
+    assert!(
+        h.iter().any(|(s, sub)| s == "downloading"
+            && sub
+                .as_deref()
+                .is_some_and(|t| t.contains("SWUpdate step 1/1 rootfs.img (raw)"))),
+        "SWUpdate's progress next to the download's: {h:?}"
+    );
+}
