@@ -37,7 +37,8 @@ MIB=${BENCH_MIB:-128}
 RUNS=${BENCH_RUNS:-3}
 COMPRESSION=${BENCH_COMPRESSION:-none}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BIN=$ROOT/target/release/mender-bridge
+BIN=$ROOT/target/rauc/release/mender-bridge # the device build with the rauc backend: the daemon under test
+SIM_BIN=$ROOT/target/full/release/mender-bridge # with the simulator (--features sim)
 MAC=02:00:00:00:be:05
 
 die() { echo "bench-rauc: $*" >&2; exit 1; }
@@ -97,8 +98,10 @@ stop_pid() {
 show_tail() { echo "--- last lines of $1:" >&2; tail -n 30 "$1" >&2 || true; }
 
 # ---------------------------------------------------------------------------------------
-echo "== 1. build (cargo build --release)"
-(cd "$ROOT" && cargo build --release --quiet)
+echo "== 1. build (--features rauc in target/rauc: the device binary; --features sim in target/full: the simulator)"
+(cd "$ROOT" && cargo build --release --quiet --features rauc --target-dir "$ROOT/target/rauc")
+echo "   device binary with the rauc backend, stripped: $(stat -c %s "$BIN" | awk '{ printf "%.2f MiB", $1 / 1048576 }') (the raw-only default build: see bench-deploy.sh)"
+(cd "$ROOT" && cargo build --release --quiet --features sim --target-dir "$ROOT/target/full")
 
 # ---------------------------------------------------------------------------------------
 echo "== 2. RAUC $(rauc --version 2>/dev/null | awk '{ print $2 }') service on a private bus, two ${MIB}+16 MiB file slots"
@@ -187,7 +190,7 @@ BUNDLE_SIZE=$(stat -c %s "$TMP/bundle.raucb")
 echo "   bundle: $BUNDLE_SIZE bytes in $(dt "$t0" "$(now_ns)") s"
 
 mkdir -p "$TMP/sim"
-"$BIN" sim --listen 127.0.0.1:0 --state "$TMP/sim" >"$TMP/sim.out" 2>"$TMP/sim.err" &
+"$SIM_BIN" sim --listen 127.0.0.1:0 --state "$TMP/sim" >"$TMP/sim.out" 2>"$TMP/sim.err" &
 SIM_PID=$!
 PIDS+=("$SIM_PID")
 wait_for "the simulator" 30 grep -q '^mender-bridge sim listening on ' "$TMP/sim.out" ||

@@ -9,8 +9,12 @@ cd "$(dirname "$0")/.."
 
 ./scripts/setup-test-deps.sh
 cargo fmt --all -- --check
-# Twice: the device build (default features) and everything (the simulator, `demo`).
+# The device build (default features: the raw backend), each optional part alone (the
+# RAUC and SWUpdate backends, the simulator), and everything together.
 cargo clippy --workspace --all-targets --locked -- -D warnings
+for feature in rauc swupdate sim; do
+  cargo clippy --workspace --all-targets --features "$feature" --locked -- -D warnings
+done
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 fuzz_seconds=${FUZZ_SECONDS:-30}

@@ -3,7 +3,7 @@
 //! RAUC's real U-Boot backend on a file environment), bundles
 //! made with `rauc bundle` and wrapped with `mender-artifact write module-image -T rauc`.
 //! What the dashboard sees (status history, substates, the deployment log) is checked.
-#![cfg(feature = "sim")]
+#![cfg(all(feature = "sim", feature = "rauc"))]
 
 mod common;
 

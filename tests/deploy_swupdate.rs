@@ -3,7 +3,7 @@
 //! `mender-artifact write module-image -T swu`, deployed from the simulator through the
 //! engine, streamed into the daemon's install socket. What the dashboard sees (the sim's
 //! status history) and what the daemon did (its targets, its log) are checked.
-#![cfg(feature = "sim")]
+#![cfg(all(feature = "sim", feature = "swupdate"))]
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! prints every offset and size the backend uses (gcc, `offsetof`), for this machine's
 //! ABI; each is compared with the constants in `backends/src/swupdate/abi.rs`. The 32-bit
 //! layout (3104-byte messages) is checked against the same headers compiled with `gcc -m32`.
+#![cfg(feature = "swupdate")]
 
 use std::collections::BTreeMap;
 use std::process::Command;

@@ -6,8 +6,10 @@ use std::future::Future;
 
 use bytes::Bytes;
 
+#[cfg(feature = "rauc")]
 pub mod rauc;
 pub mod raw;
+#[cfg(feature = "swupdate")]
 pub mod swupdate;
 
 /// What is known about a payload file before its first byte reaches a backend.

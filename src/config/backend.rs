@@ -8,9 +8,10 @@
 //! ([`BackendSettings::raw_config`]), so `show-config`, `show-provides` and friends work on
 //! a device whose backend is not configured yet.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
+#[cfg(feature = "rauc")]
 use mender_bridge_backends::rauc::{Bus, RaucConfig};
 use mender_bridge_backends::raw::{ActiveSlot, BootEnv, RawConfig, SlotConfig, Slots};
 use serde::{Deserialize, Serialize};
@@ -247,10 +248,11 @@ impl BackendSettings {
     }
 }
 
+#[cfg(feature = "rauc")]
 impl BackendSettings {
     /// The RAUC backend's configuration. `store_dir` (`<data_dir>/mender-bridge`) holds the
     /// record of the activated slot and, unless `spool_dir` is set, the spool directory.
-    pub fn rauc_config(&self, store_dir: &Path) -> RaucConfig {
+    pub fn rauc_config(&self, store_dir: &std::path::Path) -> RaucConfig {
         let r = &self.rauc;
         RaucConfig {
             bus: Bus::parse(&r.bus),
@@ -329,6 +331,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "rauc")]
     #[test]
     fn rauc_defaults_and_settings() {
         let c = load("").unwrap_or_else(|e| panic!("{e}"));

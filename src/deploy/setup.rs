@@ -11,8 +11,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+#[cfg(feature = "rauc")]
 use mender_bridge_backends::rauc::RaucBackend;
 use mender_bridge_backends::raw::RawBackend;
+#[cfg(feature = "swupdate")]
 use mender_bridge_backends::swupdate::SwupdateBackend;
 
 use super::backend::AnyBackend;
@@ -36,6 +38,9 @@ const REPORT_RETRY_INITIAL: Duration = Duration::from_secs(60);
 pub enum SetupError {
     #[error("{0}")]
     Config(#[from] ConfigError),
+    /// The configured backend is a feature this binary was built without.
+    #[error("backend.type = \"{0}\": this build has no {0} backend; build with `--features {0}`")]
+    NotBuilt(&'static str),
     #[error("{0}")]
     DeviceType(#[from] DeviceTypeError),
     #[error("ArtifactVerifyKey: {0}")]
@@ -70,12 +75,16 @@ pub fn pid_file(cfg: &Config) -> PathBuf {
 pub fn backend(cfg: &Config) -> Result<AnyBackend, SetupError> {
     Ok(match cfg.backend.kind {
         BackendType::Raw => AnyBackend::Raw(RawBackend::new(cfg.backend.raw_config()?)),
+        #[cfg(feature = "rauc")]
         BackendType::Rauc => {
             AnyBackend::Rauc(RaucBackend::new(cfg.backend.rauc_config(&store_dir(cfg))))
         }
+        #[cfg(feature = "swupdate")]
         BackendType::Swupdate => {
             AnyBackend::Swupdate(SwupdateBackend::new(cfg.backend.swupdate.config()))
         }
+        #[cfg(not(all(feature = "rauc", feature = "swupdate")))]
+        other => return Err(SetupError::NotBuilt(other.name())),
     })
 }
 
@@ -181,11 +190,16 @@ mod tests {
     #[test]
     fn backends_by_type() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        assert!(matches!(
-            backend(&config(dir.path(), "[backend]\ntype = \"swupdate\"\n")),
-            Ok(AnyBackend::Swupdate(_))
-        ));
+        let c = config(dir.path(), "[backend]\ntype = \"swupdate\"\n");
+        #[cfg(feature = "swupdate")]
+        assert!(matches!(backend(&c), Ok(AnyBackend::Swupdate(_))));
+        #[cfg(not(feature = "swupdate"))]
+        assert_eq!(
+            backend(&c).err().map(|e| e.to_string()).unwrap_or_default(),
+            "backend.type = \"swupdate\": this build has no swupdate backend; build with `--features swupdate`"
+        );
         let c = config(dir.path(), "[backend]\ntype = \"rauc\"\n");
+        #[cfg(feature = "rauc")]
         match backend(&c) {
             Ok(AnyBackend::Rauc(b)) => {
                 assert_eq!(b.config().state_dir, store_dir(&c));
@@ -193,6 +207,10 @@ mod tests {
             }
             other => panic!("expected the RAUC backend: {other:?}"),
         }
+        #[cfg(not(feature = "rauc"))]
+        assert!(backend(&c)
+            .err()
+            .is_some_and(|e| e.to_string().contains("--features rauc")));
         let c = config(dir.path(), "");
         let e = backend(&c).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.starts_with("backend.raw.a.device is not set"), "{e}");

@@ -6,12 +6,12 @@
 #[cfg(feature = "sim")]
 pub mod device;
 pub mod openapi;
-#[cfg(feature = "sim")]
+#[cfg(all(feature = "sim", feature = "rauc"))]
 pub mod rauc;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod slots;
-#[cfg(feature = "sim")]
+#[cfg(all(feature = "sim", feature = "swupdate"))]
 pub mod swupdate;
 pub mod tarw;
 
