@@ -45,6 +45,9 @@
 #                                  BENCH_MIB MiB of a tar of /usr: compresses like a rootfs)
 set -euo pipefail
 shopt -s inherit_errexit
+BENCH=bench-deploy
+# shellcheck source=scripts/bench-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 
 MIB=${BENCH_MIB:-256}
 RUNS=${BENCH_RUNS:-3}
@@ -55,8 +58,6 @@ BIN=$ROOT/target/full/release/mender-bridge
 DEVICE_BIN=$ROOT/target/release/mender-bridge
 MAC_OFFICIAL=02:00:00:00:be:01
 MAC_BRIDGE=02:00:00:00:be:02
-
-die() { echo "bench-deploy: $*" >&2; exit 1; }
 
 [[ $MIB =~ ^[1-9][0-9]*$ ]] || die "BENCH_MIB must be a positive integer, got '$MIB'"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, got '$RUNS'"
@@ -69,55 +70,10 @@ for tool in cargo mender mender-artifact unshare curl jq strip sha256sum awk tru
 done
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/bench-deploy.XXXXXX")
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
+bench_setup
 
-now_ns() { date +%s%N; }
-# Seconds between two now_ns values.
-dt() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b - a) / 1e9 }'; }
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-# A field (VmHWM, VmRSS, RssAnon, RssFile) of /proc/PID/status, in KiB.
-proc_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 # "anon A + file F MiB" of a process now.
 split_now() { echo "anon $(mib "$(proc_kib "$1" RssAnon)") + file $(mib "$(proc_kib "$1" RssFile)")"; }
-median() { tr ' ' '\n' <<<"$*" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-maximum() { tr ' ' '\n' <<<"$*" | sort -n | tail -n1; }
-# Polls "$@" every 0.2 s until it succeeds; fails after $2 seconds.
-wait_for() {
-    local what=$1 limit=$2 end
-    shift 2
-    end=$(($(date +%s) + limit))
-    until "$@"; do
-        (($(date +%s) < end)) || { echo "bench-deploy: timed out after ${limit}s waiting for $what" >&2; return 1; }
-        sleep 0.2
-    done
-}
-# Drops a reaped process from the cleanup list (its id may be reused).
-forget() {
-    local p keep=()
-    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-    PIDS=("${keep[@]}")
-}
-# TERM, then wait (KILL after 30 s).
-stop_pid() {
-    local p=$1
-    kill -TERM "$p" 2>/dev/null || true
-    for _ in $(seq 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-    forget "$p"
-}
 warm_up() {
     dd if=/dev/zero of="$TMP/warm" bs=1M count=$((3 * MIB)) status=none
     rm -f "$TMP/warm"
@@ -133,7 +89,6 @@ phases() {
         /slot activated for the next boot/ { c = ts($1) }
         END { if (a && b && c) printf "%.2f %.2f\n", b - a, c - b; else print "? ?" }'
 }
-show_tail() { echo "--- last lines of $1:" >&2; tail -n 30 "$1" >&2 || true; }
 # Samples /proc/$1/status every 50 ms into $2 ("largest RssAnon, largest RssFile", KiB)
 # until the process ends or $2.stop exists: what the peak is made of.
 sample_rss() {

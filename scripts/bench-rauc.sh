@@ -32,6 +32,9 @@
 #              BENCH_COMPRESSION  the artifacts' compression: none (default), gzip, zstd, xz
 set -euo pipefail
 shopt -s inherit_errexit
+BENCH=bench-rauc
+# shellcheck source=scripts/bench-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 
 MIB=${BENCH_MIB:-128}
 RUNS=${BENCH_RUNS:-3}
@@ -40,8 +43,6 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=$ROOT/target/rauc/release/mender-bridge # the device build with the rauc backend: the daemon under test
 SIM_BIN=$ROOT/target/full/release/mender-bridge # with the simulator (--features sim)
 MAC=02:00:00:00:be:05
-
-die() { echo "bench-rauc: $*" >&2; exit 1; }
 
 [[ $MIB =~ ^[1-9][0-9]*$ ]] || die "BENCH_MIB must be a positive integer, got '$MIB'"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, got '$RUNS'"
@@ -53,49 +54,7 @@ for tool in cargo rauc dbus-daemon busctl openssl mender-artifact unshare curl j
 done
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/bench-rauc.XXXXXX")
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-now_ns() { date +%s%N; }
-dt() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b - a) / 1e9 }'; }
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-proc_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-median() { tr ' ' '\n' <<<"$*" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-maximum() { tr ' ' '\n' <<<"$*" | sort -n | tail -n1; }
-wait_for() {
-    local what=$1 limit=$2 end
-    shift 2
-    end=$(($(date +%s) + limit))
-    until "$@"; do
-        (($(date +%s) < end)) || { echo "bench-rauc: timed out after ${limit}s waiting for $what" >&2; return 1; }
-        sleep 0.2
-    done
-}
-forget() {
-    local p keep=()
-    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-    PIDS=("${keep[@]}")
-}
-stop_pid() {
-    local p=$1
-    kill -TERM "$p" 2>/dev/null || true
-    for _ in $(seq 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-    forget "$p"
-}
-show_tail() { echo "--- last lines of $1:" >&2; tail -n 30 "$1" >&2 || true; }
+bench_setup
 
 # ---------------------------------------------------------------------------------------
 echo "== 1. build (--features rauc in target/rauc: the device binary; --features sim in target/full: the simulator)"

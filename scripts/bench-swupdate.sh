@@ -33,6 +33,9 @@
 #              BENCH_COMPRESSION  the Mender artifact's compression: none (default), gzip
 set -euo pipefail
 shopt -s inherit_errexit
+BENCH=bench-swupdate
+# shellcheck source=scripts/bench-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-lib.sh"
 
 MIB=${BENCH_MIB:-256}
 RUNS=${BENCH_RUNS:-3}
@@ -41,8 +44,6 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=$ROOT/target/swupdate/release/mender-bridge # the device build with the swupdate backend: the daemon under test
 SIM_BIN=$ROOT/target/full/release/mender-bridge # with the simulator (--features sim)
 MAC=02:00:00:00:be:06
-
-die() { echo "bench-swupdate: $*" >&2; exit 1; }
 
 [[ $MIB =~ ^[1-9][0-9]*$ ]] || die "BENCH_MIB must be a positive integer, got '$MIB'"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer, got '$RUNS'"
@@ -53,37 +54,9 @@ for tool in cargo swupdate swupdate-client mender-artifact openssl cpio curl jq 
 done
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/bench-swupdate.XXXXXX")
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
+bench_setup
 
-now_ns() { date +%s%N; }
-dt() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b - a) / 1e9 }'; }
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-proc_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 write_bytes() { awk '$1 == "write_bytes:" { print $2 }' "/proc/$1/io"; }
-median() { tr ' ' '\n' <<<"$*" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-maximum() { tr ' ' '\n' <<<"$*" | sort -n | tail -n1; }
-wait_for() {
-    local what=$1 limit=$2 end
-    shift 2
-    end=$(($(date +%s) + limit))
-    until "$@"; do
-        (($(date +%s) < end)) || { echo "bench-swupdate: timed out after ${limit}s waiting for $what" >&2; return 1; }
-        sleep 0.2
-    done
-}
-show_tail() { echo "--- last lines of $1:" >&2; tail -n 30 "$1" >&2 || true; }
 target_ok() {
     [ "$(head -c "$((MIB * 1024 * 1024))" "$TARGET" | sha256sum | cut -d' ' -f1)" = "$IMG_SHA" ] &&
         echo "target = image" || echo "TARGET DIFFERS"
@@ -268,25 +241,33 @@ wait_for "the bridge's inventory" 90 has_inventory || { show_tail "$B/daemon.log
 sleep 2
 echo "   device accepted; idle RSS $(mib "$(proc_kib "$BR_PID" VmRSS)") MiB"
 
+# Deploys artifact $1 to the device, wakes the daemon and polls the dashboard until
+# `success`; T_SUCCESS is the time (ns) of the poll that saw it. A failure or 600 s end the
+# benchmark.
+deploy_and_wait() {
+    local dep end js st
+    dep=$(api -X POST -H 'content-type: application/json' \
+        -d "{\"artifact_name\":\"$1\",\"devices\":[\"$ID\"]}" "$M/deployments" | jq -r .id)
+    kill -USR1 "$BR_PID"
+    end=$(($(date +%s) + 600))
+    while :; do
+        T_SUCCESS=$(now_ns)
+        js=$(api "$M/deployments/$dep/devices/$ID")
+        st=$(jq -r '[.history[].status] | unique | .[]' <<<"$js")
+        grep -qx success <<<"$st" && return 0
+        if grep -qx failure <<<"$st"; then jq '{history, log}' <<<"$js" >&2; exit 1; fi
+        (($(date +%s) < end)) || die "no success after 600 s"
+        sleep 0.05
+    done
+}
+
 BR_TIMES=() BR_WRITES=() BR_SUCC=()
 for run in $(seq "$RUNS"); do
     sync
     w0=$(write_bytes "$BR_PID")
     t0=$(now_ns)
-    DEP=$(api -X POST -H 'content-type: application/json' \
-        -d "{\"artifact_name\":\"bench-swu-$((2 - run % 2))\",\"devices\":[\"$ID\"]}" "$M/deployments" | jq -r .id)
-    kill -USR1 "$BR_PID"
-    end=$(($(date +%s) + 600))
-    while :; do
-        t=$(now_ns)
-        js=$(api "$M/deployments/$DEP/devices/$ID")
-        st=$(jq -r '[.history[].status] | unique | .[]' <<<"$js")
-        grep -qx success <<<"$st" && break
-        if grep -qx failure <<<"$st"; then jq '{history, log}' <<<"$js" >&2; exit 1; fi
-        (($(date +%s) < end)) || { echo "bench-swupdate: no success after 600 s" >&2; exit 1; }
-        sleep 0.05
-    done
-    bt=$(dt "$t0" "$t")
+    deploy_and_wait "bench-swu-$((2 - run % 2))"
+    bt=$(dt "$t0" "$T_SUCCESS")
     w1=$(write_bytes "$BR_PID")
     ts=$(success_after "$t0")
     BR_TIMES+=("$bt") BR_SUCC+=("$(dt "$t0" "$ts")")
@@ -300,18 +281,7 @@ BR_PEAK=$(proc_kib "$BR_PID" VmHWM)
 # The control deployment (64 KiB image), measured the same way.
 sync
 w0=$(write_bytes "$BR_PID")
-DEP=$(api -X POST -H 'content-type: application/json' \
-    -d "{\"artifact_name\":\"bench-swu-small\",\"devices\":[\"$ID\"]}" "$M/deployments" | jq -r .id)
-kill -USR1 "$BR_PID"
-end=$(($(date +%s) + 600))
-while :; do
-    js=$(api "$M/deployments/$DEP/devices/$ID")
-    st=$(jq -r '[.history[].status] | unique | .[]' <<<"$js")
-    grep -qx success <<<"$st" && break
-    if grep -qx failure <<<"$st"; then jq '{history, log}' <<<"$js" >&2; exit 1; fi
-    (($(date +%s) < end)) || { echo "bench-swupdate: no success after 600 s" >&2; exit 1; }
-    sleep 0.05
-done
+deploy_and_wait bench-swu-small
 w1=$(write_bytes "$BR_PID")
 SMALL_WRITES=$((w1 - w0))
 echo "   control: a 64 KiB image; the bridge wrote $SMALL_WRITES bytes to storage"

@@ -17,8 +17,6 @@ use common::swupdate::{
 use hyper::Method;
 use mender_bridge::api::DeploymentStatus;
 use mender_bridge::deploy::engine::Outcome;
-use mender_bridge_backends::swupdate::abi::{Abi, InstallRequest, RunType};
-use mender_bridge_backends::swupdate::control::{Control, InstallStart};
 use mender_bridge_backends::swupdate::SwupdateConfig;
 use mender_bridge_backends::Backend;
 use serde_json::json;
@@ -214,16 +212,7 @@ async fn a_busy_daemon_is_retried_then_the_deployment_fails() {
     let d = SwuDir::new();
     let daemon = SwuDaemon::start(&d);
     // Another client holds an install open: every other REQ_INSTALL gets NACK.
-    let control = Control::new(&daemon.control(), Abi::NATIVE, Duration::from_secs(5));
-    let req = InstallRequest {
-        run: RunType::Default,
-        info: "holder".into(),
-        software_set: String::new(),
-        running_mode: String::new(),
-    };
-    let InstallStart::Accepted(_holder) = control.start_install(&req).await.unwrap() else {
-        panic!("the first install must be accepted");
-    };
+    let _holder = daemon.open_install("holder").await;
     let swu = d.swu("busy", &image(1 << 20, 29), "1.0", "dev");
     let dep = upload_and_deploy(&sim, &dev.id, "release-2", d.artifact("release-2", &swu)).await;
     let mut engine = engine(&dev, &sim, daemon.config());
@@ -394,17 +383,7 @@ async fn without_the_progress_socket_get_status_gives_the_result() {
     let daemon = SwuDaemon::start(&d);
     // A failed run first: its FAILURE stays in GET_STATUS's last_result until the next run
     // ends, so an early IDLE poll that believed it would fail this deployment.
-    let control = Control::new(&daemon.control(), Abi::NATIVE, Duration::from_secs(5));
-    let req = InstallRequest {
-        run: RunType::Default,
-        info: "to fail".into(),
-        software_set: String::new(),
-        running_mode: String::new(),
-    };
-    let InstallStart::Accepted(s) = control.start_install(&req).await.unwrap() else {
-        panic!("accepted");
-    };
-    drop(s);
+    drop(daemon.open_install("to fail").await);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !daemon.log_text().contains("Waiting for requests") {
         assert!(

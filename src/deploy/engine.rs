@@ -125,9 +125,6 @@ impl StreamProgress for DownloadProgress<'_> {
         if self.inflight.as_ref().is_some_and(|h| h.is_finished()) && !self.wait().await {
             return false;
         }
-        if self.aborted {
-            return false;
-        }
         if self.inflight.is_some() {
             self.latest = Some((done, size));
             return true;

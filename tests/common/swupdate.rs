@@ -13,6 +13,8 @@ use mender_bridge::artifact::ReadOptions;
 use mender_bridge::deploy::engine::{Engine, EngineConfig};
 use mender_bridge::deploy::scripts::ScriptRunner;
 use mender_bridge::deploy::store::Store;
+use mender_bridge_backends::swupdate::abi::{Abi, InstallRequest, RunType};
+use mender_bridge_backends::swupdate::control::{Control, InstallStart};
 use mender_bridge_backends::swupdate::{SwupdateBackend, SwupdateConfig};
 use serde_json::json;
 
@@ -273,6 +275,22 @@ impl SwuDaemon {
 
     pub fn control(&self) -> PathBuf {
         self.run.join("sockinstctrl")
+    }
+
+    /// Opens an install directly over the control socket, as another client would; the
+    /// daemon is busy with it until the returned connection is closed.
+    pub async fn open_install(&self, info: &str) -> tokio::net::UnixStream {
+        let control = Control::new(&self.control(), Abi::NATIVE, Duration::from_secs(5));
+        let req = InstallRequest {
+            run: RunType::Default,
+            info: info.into(),
+            software_set: String::new(),
+            running_mode: String::new(),
+        };
+        match control.start_install(&req).await.unwrap() {
+            InstallStart::Accepted(s) => s,
+            other => panic!("the install '{info}' was not accepted: {other:?}"),
+        }
     }
     pub fn progress(&self) -> PathBuf {
         self.run.join("swupdateprog")

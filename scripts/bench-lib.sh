@@ -1,0 +1,56 @@
+# Helpers shared by the benchmark scripts (bench-deploy.sh, bench-rauc.sh, bench-swupdate.sh).
+# Sourced after the script sets BENCH (its name, for messages and the temp dir).
+# bench_setup makes $TMP and stops every process in PIDS, then removes $TMP, on exit.
+
+die() { echo "$BENCH: $*" >&2; exit 1; }
+
+bench_setup() {
+    TMP=$(mktemp -d "${TMPDIR:-/tmp}/$BENCH.XXXXXX")
+    PIDS=()
+    trap cleanup EXIT
+}
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    rm -rf "$TMP"
+}
+
+now_ns() { date +%s%N; }
+# Seconds between two now_ns values.
+dt() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b - a) / 1e9 }'; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+# A field (VmHWM, VmRSS, RssAnon, RssFile) of /proc/PID/status, in KiB.
+proc_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+median() { tr ' ' '\n' <<<"$*" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+maximum() { tr ' ' '\n' <<<"$*" | sort -n | tail -n1; }
+# Polls "$@" every 0.2 s until it succeeds; fails after $2 seconds.
+wait_for() {
+    local what=$1 limit=$2 end
+    shift 2
+    end=$(($(date +%s) + limit))
+    until "$@"; do
+        (($(date +%s) < end)) || { echo "$BENCH: timed out after ${limit}s waiting for $what" >&2; return 1; }
+        sleep 0.2
+    done
+}
+# Drops a reaped process from the cleanup list (its id may be reused).
+forget() {
+    local p keep=()
+    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+# TERM, then wait (KILL after 30 s).
+stop_pid() {
+    local p=$1
+    kill -TERM "$p" 2>/dev/null || true
+    for _ in $(seq 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+    forget "$p"
+}
+show_tail() { echo "--- last lines of $1:" >&2; tail -n 30 "$1" >&2 || true; }
