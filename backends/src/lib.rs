@@ -9,7 +9,7 @@ use bytes::Bytes;
 #[cfg(feature = "rauc")]
 pub mod rauc;
 pub mod raw;
-#[cfg(feature = "swupdate")]
+/// The SWUpdate backend (feature `swupdate`); its configuration type is always built.
 pub mod swupdate;
 
 /// What is known about a payload file before its first byte reaches a backend.

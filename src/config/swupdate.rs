@@ -3,10 +3,8 @@
 //! `SwupdateConfig` built from them when the backend starts.
 
 use std::path::PathBuf;
-#[cfg(feature = "swupdate")]
 use std::time::Duration;
 
-#[cfg(feature = "swupdate")]
 use mender_bridge_backends::swupdate::SwupdateConfig;
 use serde::{Deserialize, Serialize};
 
@@ -29,24 +27,23 @@ pub(crate) struct RawSwupdate {
     pub sw_versions_file: PathBuf,
 }
 
-/// The defaults, as documented in `config/mender-bridge.toml`. They equal the backend
-/// crate's `SwupdateConfig::default()` (tested there when the backend is built in).
 impl Default for RawSwupdate {
     fn default() -> Self {
+        let d = SwupdateConfig::default();
         RawSwupdate {
             control_socket: None,
             progress_socket: None,
-            dry_run: false,
-            software_set: String::new(),
-            running_mode: String::new(),
-            reboot: true,
-            ustate: true,
-            timeout_seconds: 10,
-            write_timeout_seconds: 300,
-            install_timeout_seconds: 3600,
-            busy_retries: 5,
-            busy_backoff_ms: 2000,
-            sw_versions_file: PathBuf::from("/etc/sw-versions"),
+            dry_run: d.dry_run,
+            software_set: d.software_set,
+            running_mode: d.running_mode,
+            reboot: d.reboot,
+            ustate: d.ustate,
+            timeout_seconds: d.timeout.as_secs() as i64,
+            write_timeout_seconds: d.write_timeout.as_secs() as i64,
+            install_timeout_seconds: d.install_timeout.as_secs() as i64,
+            busy_retries: i64::from(d.busy_retries),
+            busy_backoff_ms: d.busy_backoff.as_millis() as i64,
+            sw_versions_file: d.sw_versions_file.unwrap_or_default(),
         }
     }
 }
@@ -82,7 +79,6 @@ pub struct SwupdateSettings {
     pub sw_versions_file: Option<PathBuf>,
 }
 
-#[cfg(feature = "swupdate")]
 impl SwupdateSettings {
     /// The backend crate's configuration.
     pub fn config(&self) -> SwupdateConfig {
@@ -125,7 +121,6 @@ mod tests {
             .map_err(|e| e.to_string())
     }
 
-    #[cfg(feature = "swupdate")]
     #[test]
     fn defaults_and_settings() {
         let c = load("[backend]\ntype = \"swupdate\"\n").unwrap_or_else(|e| panic!("{e}"));
