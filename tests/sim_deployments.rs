@@ -547,6 +547,95 @@ async fn downloads_ranges_expiry_and_faults() {
     assert_eq!(w.get(fresh_uri, &[]).await.status, 200);
 }
 
+/// `PUT /api/sim/artifacts/{id}/content`: the stored bytes are replaced unchecked (not an
+/// artifact at all here), the record keeps the uploaded name and device types with the new
+/// size and SHA-256 and `tampered`; the presigned download serves the new bytes with a
+/// correct Content-Length and ranges; an unknown id is 404.
+#[tokio::test]
+async fn tampered_content_is_served_as_is() {
+    let w = world().await;
+    let list = w.sim.http.manage_ok(Method::GET, "/artifacts", None).await;
+    let id = list[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(list[0]["tampered"], false);
+    let crafted: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+    let r = w
+        .sim
+        .http
+        .send(
+            Method::PUT,
+            &format!("/api/sim/artifacts/{id}/content"),
+            &[("content-type", "application/octet-stream")],
+            common::sim::chunked(&crafted, 7),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let rec = r.json();
+    assert_eq!(rec["id"], id.as_str());
+    assert_eq!(rec["name"], "release-2");
+    assert_eq!(rec["device_types"], json!(["test-dev"]));
+    assert_eq!(rec["size"], crafted.len());
+    assert_eq!(rec["sha256"], common::sha256_hex(&crafted));
+    assert_eq!(rec["tampered"], true);
+    let list = w.sim.http.manage_ok(Method::GET, "/artifacts", None).await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "no new artifact: {list}");
+    assert_eq!(list[0], rec);
+
+    // A deployment of the name hands out a link that serves the crafted bytes.
+    w.deploy().await;
+    let i = w.next_get("release-1", "test-dev").await.json();
+    let uri = i["artifact"]["source"]["uri"].as_str().unwrap().to_string();
+    let r = w.get(&uri, &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some(crafted.len().to_string()));
+    assert!(r.body[..] == crafted[..], "the crafted bytes");
+    let r = w.get(&uri, &[("range", "bytes=65000-")]).await;
+    assert_eq!(r.status, 206);
+    assert_eq!(
+        r.header("content-range"),
+        Some(format!(
+            "bytes 65000-{}/{}",
+            crafted.len() - 1,
+            crafted.len()
+        ))
+    );
+    assert!(r.body[..] == crafted[65000..]);
+
+    // Empty content (an artifact cut to nothing) is allowed too.
+    let r = w
+        .sim
+        .http
+        .send(
+            Method::PUT,
+            &format!("/api/sim/artifacts/{id}/content"),
+            &[],
+            full(Vec::new()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["size"], 0);
+    let r = w.get(&uri, &[]).await;
+    assert_eq!((r.status, r.body.len()), (200, 0));
+
+    let r = w
+        .sim
+        .http
+        .send(
+            Method::PUT,
+            "/api/sim/artifacts/nope/content",
+            &[],
+            full(b"x".to_vec()),
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    let leftovers: Vec<_> = std::fs::read_dir(w.sim.dir.path().join("state/artifacts"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+}
+
 #[tokio::test]
 async fn short_link_lifetime_expires() {
     let w = world_with(|c| c.link_lifetime_secs = Some(3)).await;

@@ -1,6 +1,13 @@
 //! Artifact upload: the raw body is streamed to `DIR/artifacts/` (bounded, with an idle
 //! timeout), then read completely with the verifying [`ArtifactReader`] to learn its name
 //! and device types; a file the reader refuses is refused (400).
+//!
+//! Tampering, for attack tests: [`replace_content`] swaps the stored bytes of an uploaded
+//! artifact for any body, unchecked, keeping its record (name, device types, payload type,
+//! signed) as uploaded; only `size` and `sha256` follow the new bytes, and `tampered` is
+//! set. Downloads then serve the new bytes (Content-Length and ranges from the file). This
+//! models a compromised object store, CDN or TLS-terminating middlebox between the server's
+//! decision and the device: the device must refuse what it gets on its own checks.
 
 use std::time::Duration;
 
@@ -29,35 +36,8 @@ pub async fn upload(
     let id = ids::uuid();
     let tmp = dir.join(format!(".upload-{id}"));
     let result = async {
-        let mut file = tokio::fs::File::create(&tmp)
-            .await
-            .map_err(|e| OpError::Internal(format!("{}: {e}", tmp.display())))?;
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        loop {
-            let frame = tokio::time::timeout(IDLE_TIMEOUT, body.frame())
-                .await
-                .map_err(|_| OpError::BadRequest("upload stalled".into()))?;
-            let Some(frame) = frame else { break };
-            let frame = frame.map_err(|e| OpError::BadRequest(format!("upload: {e}")))?;
-            if let Ok(data) = frame.into_data() {
-                size += data.len() as u64;
-                if size > max_size {
-                    return Err(OpError::BadRequest(format!(
-                        "artifact larger than {max_size} bytes"
-                    )));
-                }
-                hasher.update(&data);
-                file.write_all(&data)
-                    .await
-                    .map_err(|e| OpError::Internal(e.to_string()))?;
-            }
-        }
-        file.sync_all()
-            .await
-            .map_err(|e| OpError::Internal(e.to_string()))?;
-        drop(file);
-        let record = inspect(&tmp, &id, size, hex::encode(hasher.finalize())).await?;
+        let (size, sha256) = receive(&mut body, &tmp, max_size).await?;
+        let record = inspect(&tmp, &id, size, sha256).await?;
         tokio::fs::rename(&tmp, sim.artifact_path(&id))
             .await
             .map_err(|e| OpError::Internal(e.to_string()))?;
@@ -75,6 +55,74 @@ pub async fn upload(
             Err(e)
         }
     }
+}
+
+/// Streams a request body into a new file `tmp` (at most `max_size` bytes, each piece
+/// within [`IDLE_TIMEOUT`]), synced; returns its size and SHA-256 (hex).
+async fn receive(
+    body: &mut hyper::body::Incoming,
+    tmp: &std::path::Path,
+    max_size: u64,
+) -> Result<(u64, String), OpError> {
+    let mut file = tokio::fs::File::create(tmp)
+        .await
+        .map_err(|e| OpError::Internal(format!("{}: {e}", tmp.display())))?;
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    loop {
+        let frame = tokio::time::timeout(IDLE_TIMEOUT, body.frame())
+            .await
+            .map_err(|_| OpError::BadRequest("upload stalled".into()))?;
+        let Some(frame) = frame else { break };
+        let frame = frame.map_err(|e| OpError::BadRequest(format!("upload: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            size += data.len() as u64;
+            if size > max_size {
+                return Err(OpError::BadRequest(format!(
+                    "artifact larger than {max_size} bytes"
+                )));
+            }
+            hasher.update(&data);
+            file.write_all(&data)
+                .await
+                .map_err(|e| OpError::Internal(e.to_string()))?;
+        }
+    }
+    file.sync_all()
+        .await
+        .map_err(|e| OpError::Internal(e.to_string()))?;
+    Ok((size, hex::encode(hasher.finalize())))
+}
+
+/// Replaces the stored bytes of uploaded artifact `id` with the request body, unchecked
+/// (attack tests: see the module docs). The record keeps what the upload learned; its
+/// `size` and `sha256` become the new bytes', `tampered` is set. A download already
+/// running keeps reading the old bytes; the next one gets the new.
+pub async fn replace_content(
+    sim: &Sim,
+    id: &str,
+    mut body: hyper::body::Incoming,
+    max_size: u64,
+) -> Result<ArtifactRecord, OpError> {
+    if !sim.snapshot().artifacts.contains_key(id) {
+        return Err(OpError::NotFound(format!("artifact {id} not found")));
+    }
+    let tmp = artifacts_dir(sim.dir()).join(format!(".replace-{}", ids::uuid()));
+    let result = async {
+        let (size, sha256) = receive(&mut body, &tmp, max_size).await?;
+        tokio::fs::rename(&tmp, sim.artifact_path(id))
+            .await
+            .map_err(|e| OpError::Internal(e.to_string()))?;
+        sim.tamper_artifact(id, size, sha256)
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    if let Ok(r) = &result {
+        tracing::warn!(artifact = %r.name, id = %r.id, size = r.size, "artifact bytes replaced, unchecked (tampered)");
+    }
+    result
 }
 
 /// Stores an artifact file from disk (in-process use: tests, `demo`), as an upload would.
@@ -162,5 +210,6 @@ async fn inspect(
         size,
         sha256,
         created: ids::now_rfc3339(),
+        tampered: false,
     })
 }

@@ -1,5 +1,6 @@
 //! The management API under `/api/sim/` (JSON, no auth; bind it to loopback): devices
-//! (accept, reject, preauthorise, decommission, inventory), artifacts (upload, list),
+//! (accept, reject, preauthorise, decommission, inventory), artifacts (upload, list, and
+//! `PUT artifacts/{id}/content`: replace the stored bytes unchecked, for attack tests),
 //! deployments (create, abort, status history, logs), faults, link expiry, settings, and
 //! the recorded requests and downloads.
 
@@ -111,11 +112,19 @@ pub async fn handle(sim: &Sim, req: Request<Incoming>, rid: &str) -> Response {
         .split('/')
         .filter(|s| !s.is_empty())
         .collect();
-    // Artifact uploads stream; every other call has a small JSON body.
+    // Artifact uploads (and tampering with the stored bytes) stream; every other call has
+    // a small JSON body.
     if method == Method::POST && segs == ["artifacts"] {
         let max = sim.max_artifact_size();
         return match artifacts::upload(sim, req.into_body(), max).await {
             Ok(rec) => json(StatusCode::CREATED, &rec),
+            Err(e) => op_error(&e, rid),
+        };
+    }
+    if let (&Method::PUT, ["artifacts", id, "content"]) = (&method, segs.as_slice()) {
+        let (max, id) = (sim.max_artifact_size(), id.to_string());
+        return match artifacts::replace_content(sim, &id, req.into_body(), max).await {
+            Ok(rec) => json(StatusCode::OK, &rec),
             Err(e) => op_error(&e, rid),
         };
     }

@@ -106,6 +106,11 @@ pub struct ArtifactRecord {
     pub size: u64,
     pub sha256: String,
     pub created: String,
+    /// The stored bytes were replaced, unchecked, after the upload
+    /// (`PUT /api/sim/artifacts/{id}/content`): `size` and `sha256` describe the new bytes,
+    /// the rest what the upload read.
+    #[serde(default)]
+    pub tampered: bool,
 }
 
 /// A deployment of an artifact name to some devices (or all).

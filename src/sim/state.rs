@@ -687,6 +687,26 @@ impl Sim {
         })
     }
 
+    /// The stored bytes of artifact `id` were replaced (already in place): new size and
+    /// SHA-256, `tampered` set; the rest of the record stays. Returns the record.
+    pub fn tamper_artifact(
+        &self,
+        id: &str,
+        size: u64,
+        sha256: String,
+    ) -> Result<ArtifactRecord, OpError> {
+        self.mutate(|d| {
+            let a = d
+                .artifacts
+                .get_mut(id)
+                .ok_or_else(|| OpError::NotFound(format!("artifact {id} not found")))?;
+            a.size = size;
+            a.sha256 = sha256;
+            a.tampered = true;
+            Ok(a.clone())
+        })
+    }
+
     /// Path of an artifact's bytes.
     pub fn artifact_path(&self, artifact_id: &str) -> PathBuf {
         artifacts_dir(&self.dir).join(format!("{artifact_id}.mender"))
