@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 #[cfg(feature = "sim")]
+pub mod attack;
+#[cfg(feature = "sim")]
 pub mod device;
 pub mod openapi;
 #[cfg(all(feature = "sim", feature = "rauc"))]
