@@ -31,6 +31,10 @@
 //!   must fail (the deployment goes to `rebooting` and no failure comes);
 //! - `nokey`: the device has no `ArtifactVerifyKey`; the signature attacks must fail by
 //!   their effects (the attacker's scripts run, the attacker's image is installed).
+//! - `install`: only the `install` phase, with the cover: every test must fail (exit 0,
+//!   the boot state changed, a standalone record left).
+//! - `follow-up`: the legitimate `release-2` is signed by the untrusted key: every test
+//!   must fail in its follow-up.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -360,7 +364,7 @@ pub fn file_header(name: &str, size: u64) -> [u8; 512] {
 /// What the device boots, and how it is checked.
 pub enum Boot {
     /// The raw A/B backend on file slots with a real U-Boot environment.
-    Raw(SlotRig),
+    Raw(Box<SlotRig>),
     /// The RAUC backend against the real `rauc service` on a private bus.
     #[cfg(feature = "rauc")]
     Rauc(super::rauc::RaucRig),
@@ -786,15 +790,13 @@ impl Rig {
             #[cfg(feature = "rauc")]
             Boot::Rauc(_) => false,
         };
-        if raw {
-            if !(now.boot.contains("mender_boot_part=2")
-                && now.boot.contains("upgrade_available=0"))
-            {
-                self.violation(
-                    phase,
-                    format!("not booting slot a as committed: {:?}", now.boot),
-                );
-            }
+        let committed_a =
+            now.boot.contains("mender_boot_part=2") && now.boot.contains("upgrade_available=0");
+        if raw && !committed_a {
+            self.violation(
+                phase,
+                format!("not booting slot a as committed: {:?}", now.boot),
+            );
         }
         for ((name, a), (_, b)) in before.slots.iter().zip(&now.slots) {
             if a != b {
@@ -988,15 +990,15 @@ impl Rig {
         let (legit, img) = self.legit_release_2().await;
         let dep = self.deploy(&legit, None).await;
         let rebooted = self.path("rebooted");
+        // The reboot command, or a final status (a failure: no need to wait longer).
         let seen = poll(Duration::from_secs(30), || async {
-            rebooted.exists().then_some(())
+            (rebooted.exists() || finals(&history(&self.sim, &dep, &self.id).await) > 0)
+                .then_some(())
         })
         .await;
-        if seen.is_none() {
+        if seen.is_none() || !rebooted.exists() {
             let h = history(&self.sim, &dep, &self.id).await;
-            return Err(format!(
-                "the reboot command did not run within 30 s; history {h:?}"
-            ));
+            return Err(format!("the reboot command did not run; history {h:?}"));
         }
         let h = history(&self.sim, &dep, &self.id).await;
         if h.last().map(|(s, _)| s.as_str()) != Some("rebooting") {
@@ -1065,12 +1067,17 @@ impl Rig {
     /// The legitimate next release for this device, and its image.
     async fn legit_release_2(&self) -> (Vec<u8>, Vec<u8>) {
         let img = image(IMAGE_LEN, 2);
+        let key = if self_check() == "follow-up" {
+            &self.kit.untrusted
+        } else {
+            &self.kit.trusted
+        };
         match &self.boot {
             Boot::Raw(_) => {
                 let spec = ArtifactSpec::rootfs("release-2", [DEVICE_TYPE]);
                 let a = self
                     .kit
-                    .write(&spec, "rootfs.ext4", img.clone(), Some(&self.kit.trusted))
+                    .write(&spec, "rootfs.ext4", img.clone(), Some(key))
                     .await;
                 (a, img)
             }
@@ -1083,14 +1090,7 @@ impl Rig {
                     &img,
                     super::rauc::Signer::Trusted,
                 );
-                let a = rauc_artifact(
-                    &self.kit,
-                    "release-2",
-                    &bundle,
-                    false,
-                    Some(&self.kit.trusted),
-                )
-                .await;
+                let a = rauc_artifact(&self.kit, "release-2", &bundle, false, Some(key)).await;
                 (a, img)
             }
         }
@@ -1099,8 +1099,12 @@ impl Rig {
     /// Runs the attack through the daemon, then `install`, then a legitimate deployment;
     /// fails with every violation found.
     pub async fn run(mut self, mut a: Attack) {
-        if self_check() == "cover" {
+        if matches!(self_check().as_str(), "cover" | "install") {
             a.crafted = a.cover.clone();
+        }
+        if self_check() == "install" {
+            self.install_phase(&a).await;
+            self.fail_now("(self-check: install only)");
         }
         let dep = self.daemon_phase(&a).await;
         self.install_phase(&a).await;
@@ -1144,7 +1148,7 @@ fn self_check() -> String {
 
 /// A raw A/B device (file slots, U-Boot environment) in the kit's dir.
 pub fn raw_boot(kit: &Kit) -> Boot {
-    Boot::Raw(SlotRig::new(&kit.path("slots"), SLOT_SIZE))
+    Boot::Raw(Box::new(SlotRig::new(&kit.path("slots"), SLOT_SIZE)))
 }
 
 /// Runs `crafted` (deployed as [`ATTACK_NAME`] in place of the kit's cover) against a raw
