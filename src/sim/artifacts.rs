@@ -116,11 +116,16 @@ pub async fn replace_content(
         sim.tamper_artifact(id, size, sha256)
     }
     .await;
-    if result.is_err() {
-        let _ = tokio::fs::remove_file(&tmp).await;
-    }
-    if let Ok(r) = &result {
-        tracing::warn!(artifact = %r.name, id = %r.id, size = r.size, "artifact bytes replaced, unchecked (tampered)");
+    match &result {
+        Ok(r) => tracing::warn!(
+            artifact = %r.name,
+            id = %r.id,
+            size = r.size,
+            "artifact bytes replaced, unchecked (tampered)"
+        ),
+        Err(_) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
     }
     result
 }

@@ -3,6 +3,11 @@
 //! management API under `/api/sim/` to accept devices, upload artifacts, deploy, read what
 //! devices reported and inject faults. HTTPS with a CA it generates (`DIR/ca.pem`).
 //!
+//! Tampering, for attack tests: `PUT /api/sim/artifacts/{id}/content` replaces the stored
+//! bytes of an uploaded artifact with any body, unchecked; its record (name, device types)
+//! stays as uploaded and downloads serve the new bytes, as a compromised object store, CDN
+//! or TLS-terminating middlebox would (see `artifacts.rs`).
+//!
 //! In-process use (tests, `demo`):
 //!
 //! ```no_run

@@ -41,7 +41,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use hyper::Method;
 use mender_bridge::artifact::writer::{
     write_artifact, ArtifactSpec, PayloadFile, ScriptFile, SigningKey, WriteOptions,
@@ -297,17 +296,6 @@ pub fn data_entries(p: &Parts) -> Vec<TarEntry> {
 /// Replaces the files of `data/0000.tar.gz` (the manifest is left as it is).
 pub fn set_data(p: &mut Parts, entries: &[TarEntry]) {
     p.get_mut("data/0000.tar.gz").data = gzip(&tarw::write(entries));
-}
-
-/// Signs the manifest present with `key` into `manifest.sig` (replaced or added).
-pub fn sign(p: &mut Parts, key: &SigningKey) {
-    let sig = key.sign(&p.get("manifest").data).expect("sign");
-    let b64 = base64::engine::general_purpose::STANDARD.encode(sig);
-    if p.members.iter().any(|m| m.name == "manifest.sig") {
-        p.get_mut("manifest.sig").data = b64.into_bytes();
-    } else {
-        insert_after(p, "manifest", TarEntry::file("manifest.sig", b64));
-    }
 }
 
 /// The artifact cut in the middle of member `name`'s content: returns the bytes and the
