@@ -247,6 +247,15 @@ impl<B: Backend> Engine<B> {
                 )
                 .await?
             }
+            Phase::Activating | Phase::Activated => {
+                self.fail(
+                    rec,
+                    "the bridge stopped while the new software was being activated; \
+                     rolling back"
+                        .into(),
+                )
+                .await?
+            }
             Phase::Committing if self.already_committed(&rec).await => {
                 self.log("info", "the commit had happened before the restart");
                 self.committed(rec).await?
@@ -303,6 +312,7 @@ impl<B: Backend> Engine<B> {
             phase: Phase::Installing,
             new_provides: Provides::new(),
             store_count: 0,
+            verified: false,
             failure: None,
             booted: None,
         };
@@ -312,6 +322,10 @@ impl<B: Backend> Engine<B> {
             return self.finish_report(rec).await;
         }
         self.store.save(&mut rec)?;
+        // Nothing of the previous artifact may run for this one.
+        if let Err(e) = self.cfg.scripts.clear_artifact_scripts().await {
+            return self.fail(rec, e.to_string()).await;
+        }
         self.log(
             "info",
             format!(
@@ -347,6 +361,11 @@ impl<B: Backend> Engine<B> {
 
     /// Download, verify and install: every payload byte goes through the verifying reader
     /// into the backend; nothing is activated unless the whole artifact verified.
+    ///
+    /// Invariants: nothing from the header (scripts, provides) is stored before the whole
+    /// artifact verified; `Activating` is saved before the backend's `finish` and
+    /// `Activated` as soon as it returns, so that any later failure, or a restart, rolls
+    /// back.
     async fn install(
         &mut self,
         instr: &DeploymentInstructions,
@@ -391,16 +410,6 @@ impl<B: Backend> Engine<B> {
                 )));
             }
         }
-        rec.payload_type = payload_type.clone().unwrap_or_default();
-        rec.new_provides = apply_provides(current, &header);
-        self.store
-            .save(rec)
-            .map_err(|e| Stop::Failed(e.to_string()))?;
-        self.cfg
-            .scripts
-            .store_artifact_scripts(&header.scripts)
-            .await
-            .map_err(|e| Stop::Failed(e.to_string()))?;
 
         let mut progress = DownloadProgress {
             client: &self.client,
@@ -434,6 +443,18 @@ impl<B: Backend> Engine<B> {
             "info",
             "artifact verified: signature, header and payload checksums",
         );
+        // Verified: now, and only now, the header's scripts and provides are kept.
+        self.cfg
+            .scripts
+            .store_artifact_scripts(&header.scripts)
+            .await
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        rec.payload_type = payload_type.clone().unwrap_or_default();
+        rec.new_provides = apply_provides(current, &header);
+        rec.verified = true;
+        self.store
+            .save(rec)
+            .map_err(|e| Stop::Failed(e.to_string()))?;
         if !installed_file {
             // An empty (bootstrap) payload: nothing to install, only provides to store.
             return Ok(BackendOutcome::Installed);
@@ -447,7 +468,15 @@ impl<B: Backend> Engine<B> {
         self.scripts(State::ArtifactInstall, Action::Enter)
             .await
             .map_err(Stop::Failed)?;
+        rec.phase = Phase::Activating;
+        self.store
+            .save(rec)
+            .map_err(|e| Stop::Failed(e.to_string()))?;
         let outcome = self.finish_backend(&rec.id).await?;
+        rec.phase = Phase::Activated;
+        self.store
+            .save(rec)
+            .map_err(|e| Stop::Failed(e.to_string()))?;
         self.scripts(State::ArtifactInstall, Action::Leave)
             .await
             .map_err(Stop::Failed)?;
@@ -564,11 +593,26 @@ impl<B: Backend> Engine<B> {
     ) -> Result<Outcome, EngineError> {
         self.backend_log();
         self.log("error", format!("deployment failed: {reason}"));
+        // Artifact scripts run only for an artifact that verified (always the case once
+        // the backend was asked to activate).
+        let scripts = rec.verified || rec.phase != Phase::Installing;
         let activated = matches!(
             rec.phase,
-            Phase::Rebooting | Phase::Committing | Phase::RollingBack
+            Phase::Activating
+                | Phase::Activated
+                | Phase::Rebooting
+                | Phase::Committing
+                | Phase::RollingBack
         );
         if activated {
+            if rec.phase == Phase::Activating {
+                // `finish` may still be at work in the installer: stop it first.
+                let aborted = self.backend.abort().await;
+                self.backend_log();
+                if let Err(e) = aborted {
+                    self.log("error", format!("abort: {e}"));
+                }
+            }
             rec.phase = Phase::RollingBack;
             if self.store.save(&mut rec).is_ok() {
                 let _ = self.scripts(State::ArtifactRollback, Action::Enter).await;
@@ -586,8 +630,10 @@ impl<B: Backend> Engine<B> {
                 self.log("error", format!("abort: {e}"));
             }
         }
-        let _ = self.scripts(State::ArtifactFailure, Action::Enter).await;
-        let _ = self.scripts(State::ArtifactFailure, Action::Leave).await;
+        if scripts {
+            let _ = self.scripts(State::ArtifactFailure, Action::Enter).await;
+            let _ = self.scripts(State::ArtifactFailure, Action::Leave).await;
+        }
         rec.failure = Some(reason);
         rec.phase = Phase::ReportFailure;
         self.store.save(&mut rec)?;
@@ -597,7 +643,13 @@ impl<B: Backend> Engine<B> {
     /// The server aborted the deployment: clean up, report nothing more.
     async fn aborted(&mut self, rec: DeploymentRecord) -> Result<Outcome, EngineError> {
         tracing::warn!(deployment = %rec.id, "the deployment was aborted on the server");
-        if matches!(rec.phase, Phase::Rebooting | Phase::Committing) {
+        if matches!(
+            rec.phase,
+            Phase::Activating | Phase::Activated | Phase::Rebooting | Phase::Committing
+        ) {
+            if rec.phase == Phase::Activating {
+                let _ = self.backend.abort().await;
+            }
             let _ = self.backend.rollback().await;
         } else {
             let _ = self.backend.abort().await;

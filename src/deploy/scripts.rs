@@ -275,16 +275,26 @@ impl ScriptRunner {
         Ok(status.code().unwrap_or(-1))
     }
 
+    /// Removes the stored artifact scripts (the previous artifact's). Called when a
+    /// deployment or install starts, so that nothing of an earlier artifact can run for
+    /// this one.
+    pub async fn clear_artifact_scripts(&self) -> Result<(), ScriptError> {
+        let dir = &self.artifact_dir;
+        match tokio::fs::remove_dir_all(dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(format!("clearing {}", dir.display()))(e)),
+        }
+    }
+
     /// Replaces the stored artifact scripts with `scripts` (mode 0755) and writes the
-    /// `version` file. Called before any of them may run.
+    /// `version` file. Invariant (kept by the callers): called only once the whole
+    /// artifact verified, so nothing of an unverified artifact is ever stored or made
+    /// executable.
     pub async fn store_artifact_scripts(&self, scripts: &[StateScript]) -> Result<(), ScriptError> {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = &self.artifact_dir;
-        match tokio::fs::remove_dir_all(dir).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(format!("clearing {}", dir.display()))(e)),
-        }
+        self.clear_artifact_scripts().await?;
         tokio::fs::create_dir_all(dir)
             .await
             .map_err(io(format!("creating {}", dir.display())))?;
