@@ -42,7 +42,8 @@ pub enum Outcome {
     NoUpdate,
     /// The final status was reported (`success`, `failure` or `already-installed`).
     Finished(DeploymentStatus),
-    /// The server aborted the deployment (409); nothing more is reported.
+    /// The server aborted the deployment (409), or its record was unreadable and named no
+    /// deployment; nothing more is reported.
     Aborted,
     /// The new software is activated: reboot now. Start-up resumes from there.
     RebootRequired,
@@ -234,8 +235,13 @@ impl<B: Backend> Engine<B> {
 
     /// Start-up: finishes a deployment the process was in the middle of (PROTOCOL.md §4.1).
     pub async fn resume(&mut self) -> Result<Option<Outcome>, EngineError> {
-        let Some(rec) = self.store.deployment()? else {
-            return Ok(None);
+        let rec = match self.store.deployment() {
+            Ok(Some(rec)) => rec,
+            Ok(None) => return Ok(None),
+            Err(StoreError::Corrupt { path, detail }) => {
+                return self.recover_corrupt(&path, &detail).await.map(Some)
+            }
+            Err(e) => return Err(e.into()),
         };
         tracing::info!(deployment = %rec.id, phase = ?rec.phase, "resuming a deployment");
         let outcome = match rec.phase {
@@ -289,6 +295,54 @@ impl<B: Backend> Engine<B> {
         Ok(Some(outcome))
     }
 
+    /// An unreadable deployment record: nothing says how far the deployment got, so the
+    /// backend is stopped and rolled back (the safe answer from every phase), the record is
+    /// moved aside so it blocks no later deployment, and the deployment ends as a failure
+    /// when its id can still be read from the file.
+    async fn recover_corrupt(
+        &mut self,
+        path: &std::path::Path,
+        detail: &str,
+    ) -> Result<Outcome, EngineError> {
+        let id = self.store.salvage_deployment_id();
+        let moved = self.store.quarantine_deployment()?;
+        let reason = format!(
+            "the deployment record {} was corrupt ({detail}); moved to {}; rolling back",
+            path.display(),
+            moved.display()
+        );
+        tracing::error!("{reason}");
+        let aborted = self.backend.abort().await;
+        self.backend_log();
+        if let Err(e) = aborted {
+            self.log("error", format!("abort: {e}"));
+        }
+        let Some(id) = id else {
+            let _ = self.scripts(State::ArtifactRollback, Action::Enter).await;
+            let rolled_back = self.backend.rollback().await;
+            self.backend_log();
+            if let Err(e) = rolled_back {
+                tracing::error!("rollback: {e}");
+            }
+            let _ = self.scripts(State::ArtifactRollback, Action::Leave).await;
+            let _ = self.store.clear_deployment();
+            return Ok(Outcome::Aborted);
+        };
+        let rec = DeploymentRecord {
+            id,
+            artifact_name: String::new(),
+            payload_type: String::new(),
+            // Unknown how far it got: roll back, which is safe from every phase.
+            phase: Phase::RollingBack,
+            new_provides: Provides::new(),
+            store_count: 0,
+            verified: false,
+            failure: None,
+            booted: None,
+        };
+        self.fail(rec, reason).await
+    }
+
     /// One update check, and the deployment it offers, if any.
     pub async fn check_update(&mut self) -> Result<Outcome, EngineError> {
         let Some(instr) = self.client.check_update(&self.device_provides()).await? else {
@@ -299,10 +353,18 @@ impl<B: Backend> Engine<B> {
 
     /// Runs one deployment from the server's instructions.
     pub async fn deploy(&mut self, instr: DeploymentInstructions) -> Result<Outcome, EngineError> {
-        if let Some(rec) = self.store.deployment()? {
-            // Never start a second deployment over one in flight.
-            tracing::warn!(deployment = %rec.id, "a deployment is in flight; resuming it first");
-            return Ok(self.resume().await?.unwrap_or(Outcome::NoUpdate));
+        match self.store.deployment() {
+            Ok(None) => {}
+            Ok(Some(rec)) => {
+                // Never start a second deployment over one in flight.
+                tracing::warn!(deployment = %rec.id, "a deployment is in flight; resuming it first");
+                return Ok(self.resume().await?.unwrap_or(Outcome::NoUpdate));
+            }
+            // An unreadable record: `resume` moves it aside and rolls back.
+            Err(StoreError::Corrupt { .. }) => {
+                return Ok(self.resume().await?.unwrap_or(Outcome::NoUpdate))
+            }
+            Err(e) => return Err(e.into()),
         }
         let current = self.provides();
         let mut rec = DeploymentRecord {

@@ -189,6 +189,32 @@ impl Store {
         self.write(LOG, &log)
     }
 
+    /// Moves an unreadable deployment record aside (to `deployment.json.corrupt`, replacing
+    /// an older one) so that it no longer blocks every later deployment; returns where it
+    /// went.
+    pub fn quarantine_deployment(&self) -> Result<PathBuf, StoreError> {
+        let from = self.dir.join(DEPLOYMENT);
+        let to = self.dir.join(format!("{DEPLOYMENT}.corrupt"));
+        std::fs::rename(&from, &to).map_err(|source| StoreError::Io {
+            path: from.clone(),
+            source,
+        })?;
+        Ok(to)
+    }
+
+    /// The deployment id of a record that does not parse as a record, if the file is still
+    /// JSON with a plain string `id` (so its failure can be reported).
+    pub fn salvage_deployment_id(&self) -> Option<String> {
+        let data = read_optional(&self.dir.join(DEPLOYMENT), MAX_FILE).ok()??;
+        let v: serde_json::Value = serde_json::from_slice(&data).ok()?;
+        let id = v.get("id")?.as_str()?;
+        // Deployment ids are UUIDs; anything else is not trusted to name one.
+        (!id.is_empty()
+            && id.len() <= 64
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .then(|| id.to_string())
+    }
+
     /// Removes the deployment record and its log: the server has the final status.
     pub fn clear_deployment(&self) -> Result<(), StoreError> {
         for name in [LOG, DEPLOYMENT] {
