@@ -47,15 +47,21 @@ pub fn read_optional(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
+    read_bounded(f, path, limit).map(Some)
+}
+
+/// Reads the open file `f` (named `path` in errors) to its end, at most `limit` bytes; a
+/// larger file is an `InvalidData` error.
+pub fn read_bounded(f: std::fs::File, path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     let mut data = Vec::new();
-    f.take(limit + 1).read_to_end(&mut data)?;
+    f.take(limit.saturating_add(1)).read_to_end(&mut data)?;
     if data.len() as u64 > limit {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!("{} is larger than {limit} bytes", path.display()),
         ));
     }
-    Ok(Some(data))
+    Ok(data)
 }
 
 #[cfg(test)]
