@@ -9,6 +9,11 @@ use std::path::Path;
 /// Replaces `path` with `data`: a temp file in the same directory (created with `mode`),
 /// fsync, rename over `path`, fsync of the directory. Creates the directory if needed.
 /// On error the temp file is removed and `path` is unchanged.
+///
+/// The temp file is `.<name>.tmp.<pid>`, created with `O_CREAT|O_EXCL|O_NOFOLLOW`: whatever
+/// already sits at that path (a crash's leftover, or a link planted by someone who can write
+/// the directory) is unlinked, never followed or written through. One writer per `path` at a
+/// time (the callers hold their own locks).
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
     let dir = path
         .parent()
@@ -20,13 +25,10 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> 
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
+    let mut created = false;
+    let mut write = || -> std::io::Result<()> {
+        let mut f = create_new(&tmp, mode)?;
+        created = true;
         // The mode given at creation is filtered by the umask; set it exactly.
         f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         f.write_all(data)?;
@@ -35,8 +37,41 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> 
         std::fs::File::open(dir)?.sync_all()
     };
     write().inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
+        if created {
+            let _ = std::fs::remove_file(&tmp);
+        }
     })
+}
+
+/// Times [`create_new`] unlinks an existing entry at the temp path and tries again.
+const CREATE_TRIES: u32 = 3;
+
+/// Creates `tmp` as a new file (`O_EXCL|O_NOFOLLOW`, so no symlink is followed). An
+/// existing entry is unlinked (the link itself, not its target) and creation retried, at
+/// most [`CREATE_TRIES`] times: an entry that keeps reappearing is an `AlreadyExists` error.
+fn create_new(tmp: &Path, mode: u32) -> std::io::Result<std::fs::File> {
+    let open = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(mode)
+            .open(tmp)
+    };
+    for _ in 0..CREATE_TRIES {
+        match open() {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                tracing::debug!(path = %tmp.display(), "replacing an old temp file");
+                match std::fs::remove_file(tmp) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            other => return other,
+        }
+    }
+    open()
 }
 
 /// Reads a file of at most `limit` bytes; `Ok(None)` when it does not exist. A larger file
@@ -47,15 +82,21 @@ pub fn read_optional(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
+    read_bounded(f, path, limit).map(Some)
+}
+
+/// Reads the open file `f` (named `path` in errors) to its end, at most `limit` bytes; a
+/// larger file is an `InvalidData` error.
+pub fn read_bounded(f: std::fs::File, path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     let mut data = Vec::new();
-    f.take(limit + 1).read_to_end(&mut data)?;
+    f.take(limit.saturating_add(1)).read_to_end(&mut data)?;
     if data.len() as u64 > limit {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!("{} is larger than {limit} bytes", path.display()),
         ));
     }
-    Ok(Some(data))
+    Ok(data)
 }
 
 #[cfg(test)]
@@ -80,5 +121,45 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "no temp file left: {names:?}");
+    }
+
+    /// The temp file's name is predictable (`.<name>.tmp.<pid>`), so whoever can write the
+    /// directory can plant a link there: it must be replaced, never followed.
+    #[test]
+    fn a_planted_symlink_at_the_temp_path_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"victim").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let path = sub.join("state.json");
+        let tmp = sub.join(format!(".state.json.tmp.{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+
+        write_atomic(&path, b"new", 0o600).unwrap();
+
+        assert_eq!(std::fs::read(&victim).unwrap(), b"victim");
+        let victim_mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
+        assert_eq!(victim_mode, 0o644);
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_file(), "{path:?} is not a plain file");
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        assert!(std::fs::symlink_metadata(&tmp).is_err(), "temp path left");
+
+        // A dangling link (which O_CREAT alone would create its target through) and a
+        // leftover file from a crash are replaced too.
+        let target = dir.path().join("created-through-link");
+        std::os::unix::fs::symlink(&target, &tmp).unwrap();
+        write_atomic(&path, b"newer", 0o600).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&target).is_err(),
+            "followed the link"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"newer");
+        std::fs::write(&tmp, b"leftover").unwrap();
+        write_atomic(&path, b"newest", 0o600).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"newest");
+        assert!(std::fs::symlink_metadata(&tmp).is_err(), "temp path left");
     }
 }

@@ -11,5 +11,6 @@ pub mod fsutil;
 pub mod identity;
 pub mod keys;
 pub mod memory;
+mod process_group;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -353,7 +353,7 @@ fn traversal_absolute_names_links_and_devices() {
     refused(
         data_with(&|i| i.push(TarEntry::file("extra.bin", "x"))),
         ReadOptions::default(),
-        &["extra.bin", "not listed in the manifest"],
+        &["extra.bin", "not listed in 'manifest'"],
     );
 
     // Inside the header tar.
@@ -549,4 +549,126 @@ fn zstd_window_is_capped_by_the_decoder_memory_limit() {
     let out = read(parts.bytes(), ReadOptions::default());
     out.result.expect("a 128 MiB window fits the default limit");
     assert_eq!(out.delivered.len(), IMG_LEN);
+}
+
+/// A signed artifact and what an attacker can do with it: the signature stays valid for the
+/// manifest present, while unsigned `manifest-augment` lines try to vouch for members the
+/// signed manifest does not list.
+fn signed_with_keys() -> (Workdir, Vec<u8>) {
+    let w = Workdir::new();
+    w.keys();
+    let img: Vec<u8> = (0..IMG_LEN).map(|i| (i * 11 + i / 253) as u8).collect();
+    std::fs::write(w.path("big.bin"), &img).unwrap();
+    let a = w.write(
+        "s.mender",
+        &[
+            "rootfs-image",
+            "-t",
+            "qemux86-64",
+            "-n",
+            "release-1",
+            "-f",
+            "big.bin",
+            "-k",
+            "rsa.key",
+        ],
+    );
+    let bytes = std::fs::read(a).unwrap();
+    (w, bytes)
+}
+
+/// Opens `bytes` and returns the error of `ArtifactReader::open` itself: the refusal must
+/// come when the offending member is read, before any payload (not at the end).
+fn open_error(bytes: Vec<u8>, opts: ReadOptions) -> ArtifactError {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        match mender_bridge::artifact::ArtifactReader::open(std::io::Cursor::new(bytes), opts)
+            .await
+        {
+            Ok(r) => panic!(
+                "open accepted the artifact (header {:?}); the refusal must come before any payload",
+                r.info().header.name
+            ),
+            Err(e) => e,
+        }
+    })
+}
+
+#[test]
+fn manifest_augment_cannot_vouch_for_a_header() {
+    let (w, bytes) = signed_with_keys();
+    let mut parts = Parts::of(&bytes);
+    // The attacker's header: the legit one with a state script added, stored as an
+    // uncompressed `header.tar` that only manifest-augment lists.
+    let mut entries = parts.header_entries();
+    let mut script = TarEntry::file(
+        "scripts/ArtifactFailure_Enter_01",
+        "#!/bin/sh\ntouch /tmp/pwned\n",
+    );
+    script.mode = 0o755;
+    entries.push(script);
+    let evil = tarw::write(&entries);
+    let i = parts
+        .members
+        .iter()
+        .position(|m| m.name == "header.tar.gz")
+        .unwrap();
+    parts.members[i] = TarEntry::file("header.tar", evil.clone());
+    let augment = format!("{}  header.tar\n", common::sha256_hex(&evil));
+    parts
+        .members
+        .insert(i, TarEntry::file("manifest-augment", augment));
+    let e = open_error(parts.bytes(), keys_opts(vec![w.key("rsa.pub")]));
+    let text = e.to_string();
+    assert!(
+        text.contains("header.tar") && text.contains("manifest-augment"),
+        "{text}"
+    );
+}
+
+#[test]
+fn manifest_augment_cannot_vouch_for_a_data_file() {
+    let (w, bytes) = signed_with_keys();
+    let mut parts = Parts::of(&bytes);
+    let evil_img = vec![0xee; 4096];
+    let data = tarw::write(&[TarEntry::file("evil.bin", evil_img.clone())]);
+    parts.get_mut("data/0000.tar.gz").data = common::gzip(&data);
+    let i = parts
+        .members
+        .iter()
+        .position(|m| m.name == "header.tar.gz")
+        .unwrap();
+    let augment = format!("{}  data/0000/evil.bin\n", common::sha256_hex(&evil_img));
+    parts
+        .members
+        .insert(i, TarEntry::file("manifest-augment", augment));
+    let e = open_error(parts.bytes(), keys_opts(vec![w.key("rsa.pub")]));
+    let text = e.to_string();
+    assert!(
+        text.contains("data/0000/evil.bin") && text.contains("manifest-augment"),
+        "{text}"
+    );
+}
+
+#[test]
+fn manifest_augment_cannot_vouch_for_version() {
+    let (w, bytes) = signed_with_keys();
+    let mut parts = Parts::of(&bytes);
+    let i = parts
+        .members
+        .iter()
+        .position(|m| m.name == "header.tar.gz")
+        .unwrap();
+    let v = parts.get("version").data.clone();
+    parts.members.insert(
+        i,
+        TarEntry::file(
+            "manifest-augment",
+            format!("{}  version\n", common::sha256_hex(&v)),
+        ),
+    );
+    let e = open_error(parts.bytes(), keys_opts(vec![w.key("rsa.pub")]));
+    assert!(e.to_string().contains("manifest-augment"), "{e}");
 }

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::slots::SlotRig;
-use mender_bridge::artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
+use mender_bridge::artifact::writer::{
+    write_artifact, ArtifactSpec, PayloadFile, ScriptFile, WriteOptions,
+};
 use mender_bridge::artifact::Compression;
 use sha2::{Digest, Sha256};
 
@@ -98,7 +100,12 @@ fn image(len: usize, seed: u8) -> Vec<u8> {
 /// A rootfs-image artifact written by the library writer (no compression, so the payload
 /// bytes are in the file as they are).
 async fn artifact(dir: &Path, name: &str, img: &[u8]) -> PathBuf {
-    let spec = ArtifactSpec::rootfs(name, [DEVICE_TYPE]);
+    artifact_with(dir, ArtifactSpec::rootfs(name, [DEVICE_TYPE]), img).await
+}
+
+/// As [`artifact`], from a spec (scripts, depends).
+async fn artifact_with(dir: &Path, spec: ArtifactSpec, img: &[u8]) -> PathBuf {
+    let name = spec.name.clone();
     let file = PayloadFile::new(
         "rootfs.ext4",
         img.len() as u64,
@@ -342,4 +349,160 @@ async fn one_installer_at_a_time() {
     drop(lock);
     let o = dev.bridge(&["install", art.to_str().expect("utf8")]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+/// Every artifact state's scripts, each touching `<canary>/<its name>`.
+fn canary_scripts(canary: &Path) -> Vec<ScriptFile> {
+    let mut out = Vec::new();
+    for state in [
+        "ArtifactInstall",
+        "ArtifactReboot",
+        "ArtifactCommit",
+        "ArtifactRollback",
+        "ArtifactRollbackReboot",
+        "ArtifactFailure",
+    ] {
+        for action in ["Enter", "Leave", "Error"] {
+            let name = format!("{state}_{action}_01");
+            out.push(ScriptFile::new(
+                name.clone(),
+                format!("#!/bin/sh\ntouch {}/{name}\n", canary.display()),
+            ));
+        }
+    }
+    out
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// A corrupt artifact carrying scripts: none of them is stored or run, and neither are the
+/// previous artifact's leftovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_artifact_stores_and_runs_no_script() {
+    let dev = Device::new();
+    let canary = dev.path("canary");
+    std::fs::create_dir_all(&canary).expect("canary dir");
+    let leftovers = dev.path("data/scripts");
+    std::fs::create_dir_all(&leftovers).expect("scripts dir");
+    for s in canary_scripts(&canary) {
+        let p = leftovers.join(format!("{}_old", s.name));
+        std::fs::write(&p, &s.content).expect("leftover");
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let img = image(256 << 10, 5);
+    let mut spec = ArtifactSpec::rootfs("release-2", [DEVICE_TYPE]);
+    spec.scripts = canary_scripts(&canary);
+    let good = artifact_with(dev.dir.path(), spec, &img).await;
+    let mut bytes = std::fs::read(&good).expect("read");
+    let tail = &img[img.len() - 4096..];
+    let at = bytes
+        .windows(tail.len())
+        .position(|w| w == tail)
+        .expect("payload bytes in the uncompressed artifact");
+    bytes[at + 100] ^= 0xff;
+    let bad = dev.path("corrupt.mender");
+    std::fs::write(&bad, bytes).expect("write corrupt");
+    let env_before = dev.rig.env();
+
+    let o = dev.bridge(&["install", bad.to_str().expect("utf8")]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("checksum"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(listing(&canary), Vec::<String>::new(), "scripts ran");
+    let stored = listing(&leftovers);
+    assert!(
+        stored.iter().all(|n| n == "version"),
+        "scripts of an unverified artifact (or old leftovers) are on disk: {stored:?}"
+    );
+    assert_eq!(dev.rig.env(), env_before);
+    assert_eq!(dev.rig.slot("a"), vec![0xaa; SLOT_SIZE]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_artifact_install_leave_rolls_back_the_standalone_install() {
+    let dev = Device::new();
+    let img = image(256 << 10, 6);
+    let mut spec = ArtifactSpec::rootfs("release-2", [DEVICE_TYPE]);
+    spec.scripts = vec![ScriptFile::new(
+        "ArtifactInstall_Leave_01_fails",
+        "#!/bin/sh\nexit 3\n",
+    )];
+    let a = artifact_with(dev.dir.path(), spec, &img).await;
+    let env_before = dev.rig.env();
+    let o = dev.bridge(&["install", a.to_str().expect("utf8")]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("ArtifactInstall_Leave_01_fails"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(dev.rig.env(), env_before, "rolled back");
+    let o = dev.bridge(&["commit"]);
+    assert_eq!(o.status.code(), Some(2), "no record left: {}", text(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_during_artifact_install_leave_commit_refuses_and_rollback_reverts() {
+    let dev = Device::new();
+    let img = image(256 << 10, 7);
+    let marker = dev.path("leave-started");
+    let mut spec = ArtifactSpec::rootfs("release-2", [DEVICE_TYPE]);
+    spec.scripts = vec![ScriptFile::new(
+        "ArtifactInstall_Leave_01_slow",
+        format!("#!/bin/sh\ntouch {}\nsleep 30\n", marker.display()),
+    )];
+    let a = artifact_with(dev.dir.path(), spec, &img).await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mender-bridge"))
+        .arg("-c")
+        .arg(dev.path("mender.conf"))
+        .arg("-d")
+        .arg(dev.path("data"))
+        .arg("--bridge-config")
+        .arg(dev.path("bridge.toml"))
+        .args(["install", a.to_str().expect("utf8")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start install");
+    let start = std::time::Instant::now();
+    while !marker.exists() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "Leave never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    assert_eq!(dev.env_var("upgrade_available"), "1", "activated");
+
+    // Even after a reboot into the new slot, the interrupted install is not committed.
+    dev.rig.boot_into("b");
+    let o = dev.bridge(&["commit"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("interrupted"),
+        "{}",
+        text(&o)
+    );
+    let o = dev.bridge(&["rollback"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(dev.env_var("mender_boot_part"), "2", "{}", dev.rig.env());
+    assert_eq!(dev.env_var("upgrade_available"), "0");
+    let o = dev.bridge(&["commit"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }

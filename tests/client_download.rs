@@ -1,5 +1,6 @@
 //! The resumable artifact download against a tiny scripted HTTP/1.1 server of our own
-//! (raw TCP on 127.0.0.1:0, so a test can cut a connection at an exact byte, reset it, or
+//! (raw TCP on 127.0.0.1:0, or TLS over it, so a test can cut a connection at an exact
+//! byte, reset it, redirect, or
 //! stall it). Each connection serves one request by the next action of the script.
 
 use std::collections::VecDeque;
@@ -14,8 +15,20 @@ use mender_bridge::client::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+#[cfg(feature = "sim")]
+type TlsAcceptor = tokio_rustls::TlsAcceptor;
+/// TLS needs the `sim` feature (rcgen, tokio-rustls); without it no server is TLS.
+#[cfg(not(feature = "sim"))]
+enum TlsAcceptor {}
+#[cfg(not(feature = "sim"))]
+impl TlsAcceptor {
+    async fn accept(&self, _: TcpStream) -> std::io::Result<TcpStream> {
+        match *self {}
+    }
+}
+
 /// What the server does with one request.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Act {
     /// Serve the requested range (206 with `Range`, else 200).
     Serve,
@@ -33,6 +46,13 @@ enum Act {
     WrongTotal,
     /// A bare status with an empty body.
     Status(u16),
+    /// A redirect (`code`) with this `Location`; `{base}` stands for the server's own
+    /// `scheme://addr`.
+    Redirect(u16, String),
+}
+
+fn redirect(code: u16, location: &str) -> Act {
+    Act::Redirect(code, location.to_string())
 }
 
 /// One request as the server saw it.
@@ -45,15 +65,39 @@ struct Seen {
 
 struct Server {
     addr: SocketAddr,
+    scheme: &'static str,
     seen: Arc<Mutex<Vec<Seen>>>,
     /// Requests whose target contains this are answered 403 (an expired link).
     expired: Arc<Mutex<Option<String>>>,
 }
 
+/// A connection the server can answer on, and reset.
+trait Wire: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {
+    /// Closes with an RST (SO_LINGER 0).
+    fn reset(self) -> std::io::Result<()>;
+}
+
+impl Wire for TcpStream {
+    fn reset(self) -> std::io::Result<()> {
+        self.set_zero_linger()
+    }
+}
+
 impl Server {
     async fn start(data: Arc<Vec<u8>>, script: Vec<Act>) -> Server {
+        Self::start_with(data, script, None).await
+    }
+
+    /// With `tls`, every connection is TLS (`https://`).
+    async fn start_with(
+        data: Arc<Vec<u8>>,
+        script: Vec<Act>,
+        tls: Option<Arc<TlsAcceptor>>,
+    ) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let base = format!("{scheme}://{addr}");
         let script = Arc::new(Mutex::new(VecDeque::from(script)));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let expired: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
@@ -64,20 +108,28 @@ impl Server {
                     return;
                 };
                 let (data, s, v, x) = (data.clone(), s.clone(), v.clone(), x.clone());
+                let (tls, base) = (tls.clone(), base.clone());
                 tokio::spawn(async move {
-                    let _ = serve(sock, data, s, v, x).await;
+                    let _ = match tls {
+                        None => serve(sock, &base, data, s, v, x).await,
+                        Some(tls) => match tls.accept(sock).await {
+                            Ok(sock) => serve(sock, &base, data, s, v, x).await,
+                            Err(_) => Ok(()),
+                        },
+                    };
                 });
             }
         });
         Server {
             addr,
+            scheme,
             seen,
             expired,
         }
     }
 
     fn url(&self, query: &str) -> String {
-        format!("http://{}/artifacts/a.mender?{query}", self.addr)
+        format!("{}://{}/artifacts/a.mender?{query}", self.scheme, self.addr)
     }
 
     fn seen(&self) -> Vec<Seen> {
@@ -85,8 +137,9 @@ impl Server {
     }
 }
 
-async fn serve(
-    mut sock: TcpStream,
+async fn serve<S: Wire>(
+    mut sock: S,
+    base: &str,
     data: Arc<Vec<u8>>,
     script: Arc<Mutex<VecDeque<Act>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -142,11 +195,22 @@ async fn serve(
         .and_then(|r| r.strip_suffix('-'))
         .and_then(|r| r.parse().ok())
         .unwrap_or(0);
-    let (status, start, content_range) = match act {
+    let (status, start, content_range) = match &act {
         Act::Status(code) => {
             let resp =
                 format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             sock.write_all(resp.as_bytes()).await?;
+            sock.shutdown().await?;
+            return Ok(());
+        }
+        Act::Redirect(code, location) => {
+            let location = location.replace("{base}", base);
+            let resp = format!(
+                "HTTP/1.1 {code} Moved\r\nLocation: {location}\r\nContent-Length: 0\r\n\
+                 Connection: close\r\n\r\n"
+            );
+            sock.write_all(resp.as_bytes()).await?;
+            sock.shutdown().await?;
             return Ok(());
         }
         Act::IgnoreRange => ("200 OK", 0, None),
@@ -190,8 +254,7 @@ async fn serve(
             // Let the bytes leave before the reset discards anything unsent.
             tokio::time::sleep(Duration::from_millis(50)).await;
             // SO_LINGER 0: closing sends RST.
-            sock.set_zero_linger()?;
-            drop(sock);
+            sock.reset()?;
         }
         Act::StallAt(at) => {
             sock.write_all(&body[..stop(at)]).await?;
@@ -425,7 +488,7 @@ async fn a_200_to_a_range_request_discards_the_prefix() {
 async fn bounded_tries_end_in_a_final_error() {
     let data = test_data(SIZE);
     let mut script = vec![Act::CutAt(1000)];
-    script.extend([Act::Status(503); 10]);
+    script.extend(vec![Act::Status(503); 10]);
     let s = Server::start(data.clone(), script).await;
     let mut cfg = config();
     cfg.max_resume_attempts = 3;
@@ -614,4 +677,208 @@ async fn artifact_reader_consumes_a_resumed_download() {
     assert!(got == *payload);
     assert_eq!(stats.resumes(), 3);
     assert_eq!(stats.fetched(), size);
+}
+
+#[cfg(feature = "sim")]
+impl Wire for tokio_rustls::server::TlsStream<TcpStream> {
+    fn reset(self) -> std::io::Result<()> {
+        self.get_ref().0.set_zero_linger()
+    }
+}
+
+/// Every request both servers saw, in order.
+fn targets(s: &Server) -> Vec<String> {
+    s.seen().into_iter().map(|r| r.target).collect()
+}
+
+/// Object storage answers the download link with a redirect; each kind is followed, relative
+/// and absolute, across servers, up to five, and no request carries `Authorization` (the
+/// downloader comes from a `Client`, whose download path has no token to send).
+#[tokio::test]
+async fn follows_up_to_five_redirects_without_authorization() {
+    let data = test_data(300_000);
+    let storage = Server::start(
+        data.clone(),
+        vec![redirect(307, "{base}/bucket/final?X-Amz-Signature=s3")],
+    )
+    .await;
+    let to_storage = format!("http://{}/bucket/a.mender?X-Amz-Signature=s2", storage.addr);
+    let origin = Server::start(
+        data.clone(),
+        vec![
+            redirect(302, "{base}/hop2?sig=1"),
+            redirect(303, "/hop3?sig=2"),
+            redirect(308, "hop4?sig=3"),
+            redirect(301, &to_storage),
+        ],
+    )
+    .await;
+    let key =
+        mender_bridge::keys::DeviceKey::generate(mender_bridge::keys::KeyType::Ed25519).unwrap();
+    let mut cfg = ClientConfig::for_server(format!("http://{}", origin.addr));
+    cfg.download = config();
+    let mut id = serde_json::Map::new();
+    id.insert("mac".into(), "02:00:00:00:00:01".into());
+    let client = Client::new(cfg, key, &id).unwrap();
+    let d = client
+        .downloader()
+        .start(&origin.url("sig=0"), None)
+        .await
+        .unwrap();
+    assert_eq!(d.total_len(), data.len() as u64);
+    let (got, err) = read_all(d).await;
+    assert!(err.is_none(), "{err:?}");
+    assert!(got == *data);
+    assert_eq!(
+        targets(&origin),
+        [
+            "/artifacts/a.mender?sig=0",
+            "/hop2?sig=1",
+            "/hop3?sig=2",
+            "/hop4?sig=3"
+        ]
+    );
+    assert_eq!(
+        targets(&storage),
+        [
+            "/bucket/a.mender?X-Amz-Signature=s2",
+            "/bucket/final?X-Amz-Signature=s3"
+        ]
+    );
+    assert_no_authorization(&origin);
+    assert_no_authorization(&storage);
+}
+
+#[tokio::test]
+async fn a_sixth_redirect_is_an_error() {
+    let s = Server::start(
+        test_data(1000),
+        vec![redirect(302, "{base}/again?sig=x"); 6],
+    )
+    .await;
+    let e = downloader(config())
+        .start(&s.url("sig=secret0"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, DownloadError::TooManyRedirects { limit: 5, .. }),
+        "{e}"
+    );
+    let text = e.to_string();
+    assert!(text.contains("more than 5 redirects"), "{text}");
+    assert!(!text.contains("secret0"), "query leaked: {text}");
+    assert_eq!(s.seen().len(), 6, "{:?}", s.seen());
+}
+
+#[tokio::test]
+async fn a_redirect_without_a_usable_location_is_an_error() {
+    let s = Server::start(test_data(1000), vec![redirect(302, "ftp://elsewhere/x")]).await;
+    let e = downloader(config())
+        .start(&s.url("sig=1"), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, DownloadError::BadRedirect { .. }), "{e}");
+}
+
+/// A resume starts again at the URL the download was given (or the fresh one after a 403),
+/// not at a redirect's target: a target is often a short-lived signed URL of its own, the
+/// original link is the stable one. The redirect is followed again, and the `Range` goes
+/// with it.
+#[tokio::test]
+async fn a_resume_follows_the_redirect_again_from_the_original_url() {
+    let data = test_data(SIZE);
+    let storage = Server::start(data.clone(), vec![Act::CutAt(300_000), Act::Serve]).await;
+    let to_storage = format!("http://{}/bucket/a.mender?X-Amz-Signature=s", storage.addr);
+    let origin = Server::start(
+        data.clone(),
+        vec![redirect(302, &to_storage), redirect(307, &to_storage)],
+    )
+    .await;
+    let d = downloader(config())
+        .start(&origin.url("sig=1"), None)
+        .await
+        .unwrap();
+    let stats = d.stats();
+    let (got, err) = read_all(d).await;
+    assert!(err.is_none(), "{err:?}");
+    assert!(got == *data);
+    let ranges = |s: &Server| s.seen().into_iter().map(|r| r.range).collect::<Vec<_>>();
+    assert_eq!(
+        ranges(&origin),
+        [None, Some("bytes=300000-".to_string())],
+        "the resume goes to the original URL"
+    );
+    assert_eq!(ranges(&storage), [None, Some("bytes=300000-".to_string())]);
+    assert_eq!(stats.resumes(), 1);
+    assert_eq!(stats.fetched(), SIZE as u64, "nothing re-fetched");
+    assert_no_authorization(&origin);
+    assert_no_authorization(&storage);
+}
+
+/// HTTPS to HTTPS is followed; HTTPS to plain HTTP is refused before anything is sent.
+#[cfg(feature = "sim")]
+#[tokio::test]
+async fn a_redirect_never_goes_from_https_to_http() {
+    use rcgen::{CertificateParams, KeyPair, SanType};
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress(std::net::IpAddr::V4(
+            std::net::Ipv4Addr::LOCALHOST,
+        )));
+    let cert = params.self_signed(&key).unwrap();
+    let server_config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )
+    .unwrap();
+    let acceptor = Arc::new(tokio_rustls::TlsAcceptor::from(Arc::new(server_config)));
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("server.pem");
+    std::fs::write(&ca, cert.pem()).unwrap();
+    let tls = TlsConfig {
+        server_certificate: Some(ca),
+        ..TlsConfig::default()
+    };
+    let dl = Downloader::new(&tls, Duration::from_secs(5), config()).unwrap();
+
+    let data = test_data(100_000);
+    let plain = Server::start(data.clone(), vec![]).await;
+    let secure = Server::start_with(data.clone(), vec![], Some(acceptor.clone())).await;
+    let origin = Server::start_with(
+        data.clone(),
+        vec![
+            redirect(302, &secure.url("to=https")),
+            redirect(302, &plain.url("to=http")),
+        ],
+        Some(acceptor),
+    )
+    .await;
+
+    let d = dl.start(&origin.url("sig=1"), None).await.unwrap();
+    let (got, err) = read_all(d).await;
+    assert!(err.is_none(), "{err:?}");
+    assert!(got == *data);
+    assert_eq!(secure.seen().len(), 1);
+
+    let e = dl.start(&origin.url("sig=2"), None).await.unwrap_err();
+    assert!(matches!(e, DownloadError::InsecureRedirect { .. }), "{e}");
+    let text = e.to_string();
+    assert!(text.contains("https") && text.contains("http"), "{text}");
+    assert!(!text.contains("to=http"), "query leaked: {text}");
+    assert!(
+        plain.seen().is_empty(),
+        "a request went out over plain HTTP"
+    );
+    assert_no_authorization(&origin);
+    assert_no_authorization(&secure);
 }

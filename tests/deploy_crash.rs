@@ -272,3 +272,78 @@ async fn killed_while_the_final_report_is_refused_reports_success_once_later() {
     assert_eq!(finals(&h), 1, "{h:?}");
     assert!(dev.store().deployment().unwrap().is_none());
 }
+
+/// A deployment record that cannot be read (disk corruption) is moved aside, the backend
+/// rolls back, the deployment gets its failure when its id can still be read, and the
+/// device takes the next deployment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_deployment_record_is_moved_aside_rolled_back_and_the_next_deployment_runs() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let a_before = dev.rig.slot_sha256("a");
+    let record = dev.dir.path().join("store/deployment.json");
+
+    // 1. Activated, then the record is damaged but its id is still legible.
+    let (dep, _) = deploy(&sim, &dev.id, "release-2", &image(256 << 10, 26), None).await;
+    let mut engine = dev.engine(&sim);
+    assert_eq!(
+        engine.check_update().await.unwrap(),
+        Outcome::RebootRequired
+    );
+    drop(engine);
+    std::fs::write(&record, format!(r#"{{"id":"{dep}","phase":"garbled"}}"#)).unwrap();
+    let mut restarted = dev.engine(&sim);
+    assert_eq!(
+        restarted.resume().await.unwrap(),
+        Some(Outcome::Finished(DeploymentStatus::Failure))
+    );
+    let env = dev.rig.env();
+    assert!(
+        env.contains("mender_boot_part=2") && env.contains("upgrade_available=0"),
+        "rolled back: {env}"
+    );
+    let h = history(&sim, &dep, &dev.id).await;
+    assert_eq!(finals(&h), 1, "{h:?}");
+    let (_, sub) = h.last().unwrap();
+    assert!(
+        sub.as_deref().unwrap_or("").contains("corrupt"),
+        "the failure names the cause: {h:?}"
+    );
+    assert!(!record.exists());
+    assert!(dev
+        .dir
+        .path()
+        .join("store/deployment.json.corrupt")
+        .exists());
+
+    // 2. Activated, then the record is unreadable garbage: rolled back, nothing to report.
+    let (dep, _) = deploy(&sim, &dev.id, "release-3", &image(256 << 10, 27), None).await;
+    let mut engine = dev.engine(&sim);
+    assert_eq!(
+        engine.check_update().await.unwrap(),
+        Outcome::RebootRequired
+    );
+    drop(engine);
+    std::fs::write(&record, b"\x00\x01garbage{").unwrap();
+    let mut restarted = dev.engine(&sim);
+    restarted.resume().await.unwrap();
+    let env = dev.rig.env();
+    assert!(
+        env.contains("mender_boot_part=2") && env.contains("upgrade_available=0"),
+        "rolled back: {env}"
+    );
+    assert!(!record.exists());
+    assert_eq!(dev.rig.slot_sha256("a"), a_before);
+
+    // The server still offers release-3: the device takes it again, from the start.
+    assert_eq!(
+        restarted.check_update().await.unwrap(),
+        Outcome::RebootRequired
+    );
+    let h = history(&sim, &dep, &dev.id).await;
+    assert_eq!(
+        h.last().map(|(s, _)| s.as_str()),
+        Some("rebooting"),
+        "{h:?}"
+    );
+}

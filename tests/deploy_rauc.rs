@@ -693,3 +693,73 @@ async fn uboot_backend_success_then_fallback() {
         "release-2"
     );
 }
+
+/// After RAUC activated the new slot, `ArtifactInstall_Leave` fails (or the bridge dies
+/// while it runs): the deployment ends as a failure with the booted slot primary again.
+async fn failure_after_activation(kill: bool) {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let rig = RaucRig::new();
+    let bundle = rig.bundle("v2", COMPATIBLE, "2.0", &image(1 << 20, 8), Signer::Trusted);
+    let marker = rig.path("leave-started");
+    let script = if kill {
+        format!("#!/bin/sh\ntouch {}\nsleep 30\n", marker.display())
+    } else {
+        "#!/bin/sh\nexit 3\n".to_string()
+    };
+    let art = rig.artifact_with_scripts(
+        &bundle,
+        "release-2",
+        "none",
+        &[("ArtifactInstall_Leave_01", &script)],
+    );
+    sim.http.upload(&art).await;
+    let v = sim
+        .http
+        .manage_ok(
+            Method::POST,
+            "/deployments",
+            Some(json!({"artifact_name": "release-2", "devices": [dev.id]})),
+        )
+        .await;
+    let dep = v["id"].as_str().unwrap().to_string();
+    let store_dir = dev.dir.path().join("store");
+    let mut e = engine(&dev, &sim, rig.config(&store_dir));
+    let outcome = if kill {
+        let task = tokio::spawn(async move { e.check_update().await.unwrap() });
+        until(60, "ArtifactInstall_Leave to run", || marker.exists()).await;
+        task.abort();
+        assert!(task.await.is_err());
+        assert!(
+            rig.bootstate().starts_with("PRIMARY=B"),
+            "RAUC activated B: {}",
+            rig.bootstate()
+        );
+        let mut e = engine(&dev, &sim, rig.config(&store_dir));
+        e.resume().await.unwrap()
+    } else {
+        Some(e.check_update().await.unwrap())
+    };
+    assert_eq!(outcome, Some(Outcome::Finished(DeploymentStatus::Failure)));
+    assert!(
+        rig.bootstate().starts_with("PRIMARY=A"),
+        "the booted slot is primary again: {}",
+        rig.bootstate()
+    );
+    let h = history(&sim, &dep, &dev.id).await;
+    assert_eq!(finals(&h), 1, "{h:?}");
+    assert_eq!(
+        dev.store().installed().unwrap().unwrap()["artifact_name"],
+        "release-1"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_artifact_install_leave_after_rauc_activated_rolls_back() {
+    failure_after_activation(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_during_artifact_install_leave_after_rauc_activated_rolls_back() {
+    failure_after_activation(true).await;
+}

@@ -23,12 +23,35 @@ pub const JWT_CONTENT_TYPE: &str = "application/jwt";
 /// A client serialises this once and signs exactly those bytes: RSA PKCS#1 v1.5 over
 /// SHA-256, ECDSA P-256 over SHA-256 in **ASN.1 DER** (raw r||s is refused), Ed25519 over
 /// the raw body itself. The server verifies the bytes it received, then parses them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `Debug` shows `tenant_token` as `<redacted>`: the token is a credential, and a request
+/// may reach a log through `{:?}`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthRequest {
     pub id_data: String,
     pub pubkey: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_token: Option<String>,
+}
+
+impl std::fmt::Debug for AuthRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        /// Prints as `<redacted>`, unquoted.
+        struct Redacted;
+        impl std::fmt::Debug for Redacted {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("<redacted>")
+            }
+        }
+        f.debug_struct("AuthRequest")
+            .field("id_data", &self.id_data)
+            .field("pubkey", &self.pubkey)
+            .field(
+                "tenant_token",
+                &self.tenant_token.as_ref().map(|_| Redacted),
+            )
+            .finish()
+    }
 }
 
 impl AuthRequest {
@@ -90,6 +113,24 @@ mod tests {
         );
         let back: AuthRequest = serde_json::from_str(&s).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn debug_hides_the_tenant_token() {
+        let r = AuthRequest {
+            id_data: r#"{"mac":"x"}"#.into(),
+            pubkey: "k".into(),
+            tenant_token: Some("tenant-secret-0123".into()),
+        };
+        let shown = format!("{r:?}");
+        assert!(!shown.contains("tenant-secret-0123"), "{shown}");
+        assert!(shown.contains("tenant_token: Some(<redacted>)"), "{shown}");
+        assert!(shown.contains(r#"{\"mac\":\"x\"}"#), "{shown}");
+        let none = AuthRequest {
+            tenant_token: None,
+            ..r
+        };
+        assert!(format!("{none:?}").contains("tenant_token: None"));
     }
 
     #[test]

@@ -53,9 +53,10 @@ pub enum ArtifactError {
         expected: String,
         actual: String,
     },
-    /// A file is not listed in any manifest.
-    #[error("'{0}' is not listed in the manifest")]
-    NotInManifest(String),
+    /// A file is not listed in the manifest that may vouch for it (the signed `manifest`
+    /// for everything but `header-augment.tar*`).
+    #[error("'{name}' is not listed in '{member}'{}", if member == "manifest" { " (only 'manifest', which the signature covers, may vouch for it)" } else { "" })]
+    NotInManifest { name: String, member: String },
     /// A manifest entry never appeared in the artifact.
     #[error("{member} lists '{name}' but the artifact does not contain it")]
     MissingFromArtifact { name: String, member: String },

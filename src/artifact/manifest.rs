@@ -1,5 +1,12 @@
 //! `manifest` and `manifest-augment`: sha256sum-format lines, and the bookkeeping that every
 //! line is matched by exactly one file of the artifact.
+//!
+//! Trust rule (DESIGN.md "Trust model"): only the signed `manifest` vouches for `version`,
+//! `header.tar*` and every data file. `manifest-augment` is not covered by the signature:
+//! its lines may name only `header-augment.tar*`, and a line naming anything else refuses
+//! the artifact when `manifest-augment` is read. A file is looked up in the one manifest
+//! that may vouch for it, so a name the signed manifest does not list is refused the moment
+//! the file is read, never at the end.
 
 use std::collections::BTreeMap;
 
@@ -15,10 +22,20 @@ pub fn sha256(data: &[u8]) -> Digest {
     Sha256::digest(data).into()
 }
 
-/// Parsed checksum lines. Invariant: names are unique; each is marked seen at most once.
+/// The two manifests' lines. Invariants: names are unique across both; each is marked seen
+/// at most once; `augment` holds only `header-augment.tar*` names.
 #[derive(Debug, Default, Clone)]
 pub struct Manifest {
-    entries: BTreeMap<String, Entry>,
+    /// Lines of the (signed, when keys are configured) `manifest`.
+    signed: BTreeMap<String, Entry>,
+    /// Lines of the unsigned `manifest-augment`.
+    augment: BTreeMap<String, Entry>,
+}
+
+/// The member names `manifest-augment` may vouch for.
+pub fn augment_may_cover(name: &str) -> bool {
+    name.strip_prefix("header-augment.tar")
+        .is_some_and(|rest| super::compression::Compression::from_suffix(rest).is_some())
 }
 
 #[derive(Debug, Clone)]
@@ -30,9 +47,20 @@ struct Entry {
 }
 
 impl Manifest {
+    /// Adds the lines of `manifest` (the member the signature covers).
+    pub fn add_signed(&mut self, text: &[u8]) -> Result<(), ArtifactError> {
+        self.add_member("manifest", text)
+    }
+
+    /// Adds the lines of `manifest-augment`, which may only name `header-augment.tar*`.
+    pub fn add_augment(&mut self, text: &[u8]) -> Result<(), ArtifactError> {
+        self.add_member("manifest-augment", text)
+    }
+
     /// Adds the lines of one manifest member. Lines are `<64 lower-hex>  <name>\n`; every line
     /// must end in LF, names must be unique across both manifests.
-    pub fn add_member(&mut self, member: &'static str, text: &[u8]) -> Result<(), ArtifactError> {
+    fn add_member(&mut self, member: &'static str, text: &[u8]) -> Result<(), ArtifactError> {
+        let augment = member == "manifest-augment";
         let err = |line: usize, reason: &str| ArtifactError::Manifest {
             member: member.to_string(),
             line,
@@ -62,10 +90,24 @@ impl Manifest {
             if name.is_empty() || name.contains(['\r', '\0']) {
                 return Err(err(n, "file name is empty or has control characters"));
             }
-            if self.entries.contains_key(name) {
+            if self.signed.contains_key(name) || self.augment.contains_key(name) {
                 return Err(err(n, &format!("'{name}' is listed twice")));
             }
-            self.entries.insert(
+            if augment && !augment_may_cover(name) {
+                return Err(err(
+                    n,
+                    &format!(
+                        "'{name}': manifest-augment is not signed and may only list \
+                         header-augment.tar*; '{name}' must be in 'manifest'"
+                    ),
+                ));
+            }
+            let map = if augment {
+                &mut self.augment
+            } else {
+                &mut self.signed
+            };
+            map.insert(
                 name.to_string(),
                 Entry {
                     digest,
@@ -77,11 +119,20 @@ impl Manifest {
         Ok(())
     }
 
-    /// The expected digest for `name`, marking it seen. A name not listed, or already seen
-    /// (a duplicate file), is an error.
+    /// The expected digest for `name`, marking it seen. `header-augment.tar*` is looked up in
+    /// `manifest-augment`, every other name in the signed `manifest` only. A name not listed
+    /// there, or already seen (a duplicate file), is an error.
     pub fn take(&mut self, name: &str) -> Result<Digest, ArtifactError> {
-        match self.entries.get_mut(name) {
-            None => Err(ArtifactError::NotInManifest(name.to_string())),
+        let (map, member) = if augment_may_cover(name) {
+            (&mut self.augment, "manifest-augment")
+        } else {
+            (&mut self.signed, "manifest")
+        };
+        match map.get_mut(name) {
+            None => Err(ArtifactError::NotInManifest {
+                name: name.to_string(),
+                member: member.to_string(),
+            }),
             Some(e) if e.seen => Err(ArtifactError::unexpected(
                 name,
                 "appears twice in the artifact",
@@ -101,7 +152,12 @@ impl Manifest {
 
     /// Every line must have been matched by a file of the artifact.
     pub fn ensure_all_seen(&self) -> Result<(), ArtifactError> {
-        match self.entries.iter().find(|(_, e)| !e.seen) {
+        match self
+            .signed
+            .iter()
+            .chain(self.augment.iter())
+            .find(|(_, e)| !e.seen)
+        {
             Some((name, e)) => Err(ArtifactError::MissingFromArtifact {
                 name: name.clone(),
                 member: e.source.to_string(),
@@ -134,7 +190,7 @@ mod tests {
     fn parses_and_tracks_lines() {
         let text = format!("{A}  version\n{A}  header.tar.gz\n");
         let mut m = Manifest::default();
-        m.add_member("manifest", text.as_bytes()).unwrap();
+        m.add_signed(text.as_bytes()).unwrap();
         assert!(m.ensure_all_seen().is_err());
         let mut d = [0u8; 32];
         hex::decode_to_slice(A, &mut d).unwrap();
@@ -144,7 +200,7 @@ mod tests {
         m.ensure_all_seen().unwrap();
         assert!(matches!(
             m.take("other"),
-            Err(ArtifactError::NotInManifest(_))
+            Err(ArtifactError::NotInManifest { .. })
         ));
     }
 
@@ -159,8 +215,39 @@ mod tests {
             String::new(),
         ] {
             let mut m = Manifest::default();
-            assert!(m.add_member("manifest", bad.as_bytes()).is_err(), "{bad:?}");
+            assert!(m.add_signed(bad.as_bytes()).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn augment_vouches_only_for_header_augment() {
+        let mut m = Manifest::default();
+        m.add_signed(format!("{A}  version\n{A}  header.tar.gz\n").as_bytes())
+            .unwrap();
+        for name in [
+            "header.tar",
+            "data/0000/x",
+            "version2",
+            "header-augment.tar.bz2",
+        ] {
+            let e = m
+                .clone()
+                .add_augment(format!("{A}  {name}\n").as_bytes())
+                .unwrap_err();
+            assert!(e.to_string().contains("may only list"), "{name}: {e}");
+        }
+        m.add_augment(format!("{A}  header-augment.tar.gz\n").as_bytes())
+            .unwrap();
+        let mut d = [0u8; 32];
+        hex::decode_to_slice(A, &mut d).unwrap();
+        m.verify("header-augment.tar.gz", &d).unwrap();
+        // A signed name is never satisfied by the augment, nor the other way round.
+        let mut only_augment = Manifest::default();
+        only_augment
+            .add_augment(format!("{A}  header-augment.tar\n").as_bytes())
+            .unwrap();
+        let e = only_augment.take("header.tar").unwrap_err();
+        assert!(e.to_string().contains("which the signature covers"), "{e}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::compression::{BoxRead, Compression};
 use super::error::ArtifactError;
 use super::header::{parse_augment, parse_header, ArtifactHeader};
 use super::io::{map_io, read_bounded};
-use super::manifest::{sha256, Manifest};
+use super::manifest::{check_digest, sha256, Manifest};
 use super::member::{check_entry, entry_path, header_number, MemberKind};
 use super::payload::{FileInfo, FileStream};
 use super::signature::{verify_manifest, SignatureStatus, MAX_SIGNATURE_LEN};
@@ -138,7 +138,7 @@ impl<R: AsyncRead + Unpin + Send + 'static> ArtifactReader<R> {
         }
         let manifest_bytes = read_bounded(&mut m.entry, limits.small_member, "manifest").await?;
         let mut manifest = Manifest::default();
-        manifest.add_member("manifest", &manifest_bytes)?;
+        manifest.add_signed(&manifest_bytes)?;
 
         // 3. manifest.sig, checked before anything the manifest covers is trusted.
         let mut m = next_member(&mut outer)
@@ -171,7 +171,7 @@ impl<R: AsyncRead + Unpin + Send + 'static> ArtifactReader<R> {
                 ));
             }
             let text = read_bounded(&mut m.entry, limits.small_member, "manifest-augment").await?;
-            manifest.add_member("manifest-augment", &text)?;
+            manifest.add_augment(&text)?;
             augmented = true;
             m = next_member(&mut outer).await?.ok_or_else(|| {
                 ArtifactError::Truncated("no header after 'manifest-augment'".into())
@@ -182,8 +182,10 @@ impl<R: AsyncRead + Unpin + Send + 'static> ArtifactReader<R> {
         let MemberKind::Header(compression) = m.kind else {
             return Err(misplaced(&m.name, "header.tar*"));
         };
+        // The name is checked against the manifest before a byte of it is read.
+        let expected = manifest.take(&m.name)?;
         let header_bytes = read_bounded(&mut m.entry, limits.header_member, &m.name).await?;
-        manifest.verify(&m.name, &sha256(&header_bytes))?;
+        check_digest(&m.name, &expected, &sha256(&header_bytes))?;
         let mut header =
             parse_header(&m.name, header_bytes, compression, format_version, &limits).await?;
 
@@ -199,8 +201,9 @@ impl<R: AsyncRead + Unpin + Send + 'static> ArtifactReader<R> {
                     "header-augment without manifest-augment",
                 ));
             }
+            let expected = manifest.take(&a.name)?;
             let bytes = read_bounded(&mut a.entry, limits.header_member, &a.name).await?;
-            manifest.verify(&a.name, &sha256(&bytes))?;
+            check_digest(&a.name, &expected, &sha256(&bytes))?;
             header.augment = Some(parse_augment(&a.name, bytes, c, &limits).await?);
             next = next_member(&mut outer).await?;
         }

@@ -21,6 +21,12 @@
 //!   by `resume_backoff` while failures make no progress and starts over after progress.
 //!   When the attempts run out the stream ends with [`DownloadError::Exhausted`] naming
 //!   the last failure: it never ends silently short.
+//! - Redirects (301, 302, 303, 307, 308: object storage answers links with them) are
+//!   followed, at most [`MAX_REDIRECTS`] in a row, never from `https` to `http`, each a
+//!   plain GET with the same `Range` and no `Authorization`. Every request, a resume's too,
+//!   starts at the download's own URL (the one given, or the fresh one after a 403) and
+//!   follows the redirects again: a redirect's target is often a short-lived signed URL of
+//!   its own, the original link is the stable one.
 //! - Other 4xx answers, a changed size or a bad `Content-Range` end the download at once.
 //!
 //! Errors and logs name the URL path only, never the query (it carries the signature).
@@ -44,6 +50,10 @@ use super::config::{DownloadConfig, TlsConfig};
 use super::error::{chain, BoxError, ClientError};
 use super::http::{build_client, HttpClient};
 use super::range::{range_from, ContentRange};
+
+/// Redirects followed in a row (object storage answers a link with one or two); the next
+/// one is [`DownloadError::TooManyRedirects`].
+pub const MAX_REDIRECTS: u32 = 5;
 
 /// The future a [`RefreshUrl`] callback returns: a fresh presigned URL for the same
 /// artifact, or why none could be had.
@@ -78,6 +88,24 @@ pub enum DownloadError {
     /// The first answer had no `Content-Length`.
     #[error("artifact download {path}: the server sent no Content-Length")]
     NoLength { path: String },
+    /// More than [`MAX_REDIRECTS`] redirects in a row.
+    #[error("artifact download {path}: more than {limit} redirects")]
+    TooManyRedirects { path: String, limit: u32 },
+    /// A redirect from `https` to plain `http` (refused: the bytes would travel in clear
+    /// and could be changed on the way before any signature check).
+    #[error("artifact download {path}: refused a redirect from https to http ({to})")]
+    InsecureRedirect {
+        path: String,
+        /// Host and path of the refused target (never its query).
+        to: String,
+    },
+    /// A redirect without a `Location` the download can follow.
+    #[error("artifact download {path}: HTTP {status} redirect: {detail}")]
+    BadRedirect {
+        path: String,
+        status: u16,
+        detail: String,
+    },
     /// A later answer describes an artifact of another size.
     #[error("artifact download {path}: size changed from {expected} to {got} bytes")]
     LengthChanged {
@@ -432,10 +460,13 @@ impl Fetch {
         }
     }
 
-    /// One GET (plus fresh-URL retries after 403), checked against the resume rules.
+    /// One GET (plus fresh-URL retries after 403, and redirects), checked against the
+    /// resume rules. Each call starts at `self.url`, so a resume follows the redirects again.
     async fn request(&mut self) -> Result<Incoming, Attempt> {
+        let mut target = self.url.clone();
+        let mut redirects = 0;
         loop {
-            let mut b = Request::get(self.url.clone()).header(header::USER_AGENT, &self.user_agent);
+            let mut b = Request::get(target.clone()).header(header::USER_AGENT, &self.user_agent);
             if self.offset > 0 {
                 b = b.header(header::RANGE, range_from(self.offset));
             }
@@ -461,6 +492,19 @@ impl Fetch {
                 StatusCode::FORBIDDEN => {
                     drop(resp);
                     self.refresh_url().await.map_err(Attempt::Fatal)?;
+                    target = self.url.clone();
+                    redirects = 0;
+                    continue;
+                }
+                StatusCode::MOVED_PERMANENTLY
+                | StatusCode::FOUND
+                | StatusCode::SEE_OTHER
+                | StatusCode::TEMPORARY_REDIRECT
+                | StatusCode::PERMANENT_REDIRECT => {
+                    redirects += 1;
+                    target = self
+                        .redirect(&target, status, resp.headers(), redirects)
+                        .map_err(Attempt::Fatal)?;
                     continue;
                 }
                 StatusCode::OK => {
@@ -518,6 +562,55 @@ impl Fetch {
             }
             return Ok(resp.into_body());
         }
+    }
+
+    /// The target of the `redirects`-th redirect in a row from `from`: its `Location`
+    /// (absolute, or relative to `from`), an `http(s)` URL, not from https to http, and
+    /// within [`MAX_REDIRECTS`]. The request to it is built like every other one: a GET
+    /// with the same `Range`, and no `Authorization` (this module has none to send).
+    fn redirect(
+        &self,
+        from: &Uri,
+        status: StatusCode,
+        headers: &http::HeaderMap,
+        redirects: u32,
+    ) -> Result<Uri, DownloadError> {
+        if redirects > MAX_REDIRECTS {
+            return Err(DownloadError::TooManyRedirects {
+                path: self.path(),
+                limit: MAX_REDIRECTS,
+            });
+        }
+        let bad = |detail: &str| DownloadError::BadRedirect {
+            path: self.path(),
+            status: status.as_u16(),
+            detail: detail.to_string(),
+        };
+        let location = headers
+            .get(header::LOCATION)
+            .ok_or_else(|| bad("no Location"))?
+            .to_str()
+            .map_err(|_| bad("Location is not text"))?;
+        let base = url::Url::parse(&from.to_string()).map_err(|_| bad("bad request URL"))?;
+        let next = base
+            .join(location)
+            .map_err(|_| bad("Location is not a URL"))?;
+        let next = parse_url(next.as_str())
+            .map_err(|_| bad("Location is not an absolute http(s) URL with a host"))?;
+        if from.scheme_str() == Some("https") && next.scheme_str() != Some("https") {
+            return Err(DownloadError::InsecureRedirect {
+                path: self.path(),
+                to: format!("{}{}", next.host().unwrap_or(""), next.path()),
+            });
+        }
+        tracing::info!(
+            path = self.url.path(),
+            status = status.as_u16(),
+            host = next.host().unwrap_or(""),
+            to = next.path(),
+            "artifact download redirected"
+        );
+        Ok(next)
     }
 
     /// After a 403: a fresh URL from the callback, within `max_url_refreshes`.

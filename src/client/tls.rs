@@ -17,6 +17,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use super::config::TlsConfig;
 use super::error::ClientError;
@@ -58,6 +59,123 @@ fn load_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, C
         )));
     }
     Ok(certs)
+}
+
+/// Reads a secret file into one buffer that is never reallocated (so no partial copy is
+/// left behind in freed memory) and is zeroized when dropped.
+fn read_secret(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>, ClientError> {
+    use std::io::Read as _;
+    let fail = |e: String| ClientError::Tls(format!("{what} {}: {e}", path.display()));
+    let mut f = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+    let len = f.metadata().map_err(|e| fail(e.to_string()))?.len();
+    if len > MAX_PEM_FILE {
+        return Err(fail(format!("larger than {MAX_PEM_FILE} bytes")));
+    }
+    // One byte more than the file's size shows a file that grew since.
+    let size = usize::try_from(len).map_err(|e| fail(e.to_string()))? + 1;
+    let mut buf = Zeroizing::new(vec![0u8; size]);
+    let mut n = 0;
+    loop {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(read) => {
+                n += read;
+                if n == size {
+                    return Err(fail("changed while being read".into()));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(fail(e.to_string())),
+        }
+    }
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// `HttpsClient.Key`: the first `PRIVATE KEY` (PKCS#8), `RSA PRIVATE KEY` (PKCS#1) or
+/// `EC PRIVATE KEY` (SEC1) block of the PEM file; other blocks (`EC PARAMETERS`) are
+/// skipped, encrypted keys refused.
+///
+/// Invariant: no copy of the key, as PEM text or DER, is left in freed memory by this
+/// function: the file, its base64 and the DER live in buffers of a fixed size that are
+/// zeroized on drop, and the DER handed over is zeroized by rustls once it has loaded it.
+/// A P-256 SEC1 key is turned into PKCS#8 here (in zeroized buffers), because rustls
+/// would otherwise make that conversion in a buffer it does not clear.
+fn load_client_key(path: &Path) -> Result<PrivateKeyDer<'static>, ClientError> {
+    use rustls::pki_types::{PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer};
+    let fail = |e: &str| ClientError::Tls(format!("HttpsClient.Key {}: {e}", path.display()));
+    let pem = read_secret(path, "HttpsClient.Key")?;
+    let text = std::str::from_utf8(&pem).map_err(|_| fail("not PEM text"))?;
+    for (label, block) in crate::keys::pem_blocks(text) {
+        match label {
+            "PRIVATE KEY" => {
+                let der = pem_block_der(block).map_err(fail)?;
+                return Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(into_owned(
+                    der,
+                ))));
+            }
+            "RSA PRIVATE KEY" => {
+                let der = pem_block_der(block).map_err(fail)?;
+                return Ok(PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(into_owned(
+                    der,
+                ))));
+            }
+            "EC PRIVATE KEY" => {
+                let der = pem_block_der(block).map_err(fail)?;
+                return Ok(match sec1_p256_to_pkcs8(&der) {
+                    Some(pkcs8) => PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8)),
+                    // Another curve: rustls converts it.
+                    None => PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(into_owned(der))),
+                });
+            }
+            "ENCRYPTED PRIVATE KEY" => return Err(fail("encrypted keys are not supported")),
+            _ => {}
+        }
+    }
+    Err(fail(
+        "no PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block",
+    ))
+}
+
+/// The DER of one PEM block (`-----BEGIN ...` to `-----END ...-----`), decoded through
+/// zeroized buffers of a fixed size. A block with RFC 1421 headers (`Proc-Type:`, an
+/// encrypted legacy key) is refused.
+fn pem_block_der(block: &str) -> Result<Zeroizing<Vec<u8>>, &'static str> {
+    use base64::Engine as _;
+    let mut lines = block.lines();
+    lines.next(); // -----BEGIN ...-----
+    let mut b64 = Zeroizing::new(Vec::with_capacity(block.len()));
+    for line in lines {
+        let line = line.trim();
+        if line.starts_with("-----END ") {
+            break;
+        }
+        if line.contains(':') {
+            return Err("PEM headers (an encrypted key?) are not supported");
+        }
+        b64.extend(line.bytes().filter(|b| !b.is_ascii_whitespace()));
+    }
+    let mut der = Zeroizing::new(vec![0u8; b64.len() / 4 * 3 + 3]);
+    let n = base64::engine::general_purpose::STANDARD
+        .decode_slice(&b64[..], &mut der[..])
+        .map_err(|_| "bad base64 in the key block")?;
+    der.truncate(n);
+    Ok(der)
+}
+
+/// Moves the bytes out of the zeroizing wrapper without copying them: the caller hands
+/// them to rustls, which zeroizes them after use.
+fn into_owned(mut der: Zeroizing<Vec<u8>>) -> Vec<u8> {
+    std::mem::take(&mut *der)
+}
+
+/// A P-256 SEC1 key as PKCS#8 (`None`: not a P-256 SEC1 key).
+fn sec1_p256_to_pkcs8(sec1: &[u8]) -> Option<Vec<u8>> {
+    use p256::pkcs8::EncodePrivateKey as _;
+    let key = p256::SecretKey::from_sec1_der(sec1).ok()?;
+    let doc = key.to_pkcs8_der().ok()?;
+    // The document clears itself; the one copy made goes to rustls, which clears it.
+    Some(doc.as_bytes().to_vec())
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -127,9 +245,7 @@ pub fn client_config(tls: &TlsConfig) -> Result<Arc<rustls::ClientConfig>, Clien
     let config = match (&tls.client_certificate, &tls.client_key) {
         (Some(cert), Some(key)) => {
             let chain = load_certs(cert, "HttpsClient.Certificate")?;
-            let pem = read_pem(key, "HttpsClient.Key")?;
-            let key_der = PrivateKeyDer::from_pem_slice(&pem)
-                .map_err(|e| ClientError::Tls(format!("HttpsClient.Key {}: {e}", key.display())))?;
+            let key_der = load_client_key(key)?;
             tracing::info!(
                 sha256 = %fingerprint(chain[0].as_ref()),
                 "presenting a client certificate (mutual TLS)"
@@ -275,5 +391,26 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("no CERTIFICATE"), "{e}");
+
+        let key_error = |text: &str| {
+            let key = dir.path().join("key.pem");
+            std::fs::write(&key, text).unwrap();
+            load_client_key(&key).unwrap_err().to_string()
+        };
+        let e = key_error(
+            "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n",
+        );
+        assert!(
+            e.contains("HttpsClient.Key") && e.contains("no PRIVATE KEY"),
+            "{e}"
+        );
+        let e = key_error(
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        );
+        assert!(e.contains("encrypted"), "{e}");
+        let e = key_error("-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\nAAAA\n-----END RSA PRIVATE KEY-----\n");
+        assert!(e.contains("PEM headers"), "{e}");
+        let e = key_error("-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n");
+        assert!(e.contains("bad base64"), "{e}");
     }
 }

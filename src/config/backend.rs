@@ -93,7 +93,8 @@ impl BackendType {
 pub struct RawBackendSettings {
     /// `cmdline` (`/proc/cmdline`): the running slot is the one `root=` names here.
     pub cmdline: PathBuf,
-    /// `active_slot` (unset): `a` or `b`, fixing the running slot instead of `cmdline`.
+    /// `active_slot` (unset): `a` or `b`, fixing the running slot instead of `cmdline`; on
+    /// block-device slots it is checked against the device of `/` (a mismatch refuses).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active_slot: Option<String>,
     /// `verify_readback` (false): after the sync, drop the slot's cached pages and hash what

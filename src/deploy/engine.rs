@@ -42,7 +42,8 @@ pub enum Outcome {
     NoUpdate,
     /// The final status was reported (`success`, `failure` or `already-installed`).
     Finished(DeploymentStatus),
-    /// The server aborted the deployment (409); nothing more is reported.
+    /// The server aborted the deployment (409), or its record was unreadable and named no
+    /// deployment; nothing more is reported.
     Aborted,
     /// The new software is activated: reboot now. Start-up resumes from there.
     RebootRequired,
@@ -234,8 +235,13 @@ impl<B: Backend> Engine<B> {
 
     /// Start-up: finishes a deployment the process was in the middle of (PROTOCOL.md §4.1).
     pub async fn resume(&mut self) -> Result<Option<Outcome>, EngineError> {
-        let Some(rec) = self.store.deployment()? else {
-            return Ok(None);
+        let rec = match self.store.deployment() {
+            Ok(Some(rec)) => rec,
+            Ok(None) => return Ok(None),
+            Err(StoreError::Corrupt { path, detail }) => {
+                return self.recover_corrupt(&path, &detail).await.map(Some)
+            }
+            Err(e) => return Err(e.into()),
         };
         tracing::info!(deployment = %rec.id, phase = ?rec.phase, "resuming a deployment");
         let outcome = match rec.phase {
@@ -243,6 +249,15 @@ impl<B: Backend> Engine<B> {
                 self.fail(
                     rec,
                     "the bridge stopped while the artifact was streaming; nothing was activated"
+                        .into(),
+                )
+                .await?
+            }
+            Phase::Activating | Phase::Activated => {
+                self.fail(
+                    rec,
+                    "the bridge stopped while the new software was being activated; \
+                     rolling back"
                         .into(),
                 )
                 .await?
@@ -280,6 +295,54 @@ impl<B: Backend> Engine<B> {
         Ok(Some(outcome))
     }
 
+    /// An unreadable deployment record: nothing says how far the deployment got, so the
+    /// backend is stopped and rolled back (the safe answer from every phase), the record is
+    /// moved aside so it blocks no later deployment, and the deployment ends as a failure
+    /// when its id can still be read from the file.
+    async fn recover_corrupt(
+        &mut self,
+        path: &std::path::Path,
+        detail: &str,
+    ) -> Result<Outcome, EngineError> {
+        let id = self.store.salvage_deployment_id();
+        let moved = self.store.quarantine_deployment()?;
+        let reason = format!(
+            "the deployment record {} was corrupt ({detail}); moved to {}; rolling back",
+            path.display(),
+            moved.display()
+        );
+        tracing::error!("{reason}");
+        let aborted = self.backend.abort().await;
+        self.backend_log();
+        if let Err(e) = aborted {
+            self.log("error", format!("abort: {e}"));
+        }
+        let Some(id) = id else {
+            let _ = self.scripts(State::ArtifactRollback, Action::Enter).await;
+            let rolled_back = self.backend.rollback().await;
+            self.backend_log();
+            if let Err(e) = rolled_back {
+                tracing::error!("rollback: {e}");
+            }
+            let _ = self.scripts(State::ArtifactRollback, Action::Leave).await;
+            let _ = self.store.clear_deployment();
+            return Ok(Outcome::Aborted);
+        };
+        let rec = DeploymentRecord {
+            id,
+            artifact_name: String::new(),
+            payload_type: String::new(),
+            // Unknown how far it got: roll back, which is safe from every phase.
+            phase: Phase::RollingBack,
+            new_provides: Provides::new(),
+            store_count: 0,
+            verified: false,
+            failure: None,
+            booted: None,
+        };
+        self.fail(rec, reason).await
+    }
+
     /// One update check, and the deployment it offers, if any.
     pub async fn check_update(&mut self) -> Result<Outcome, EngineError> {
         let Some(instr) = self.client.check_update(&self.device_provides()).await? else {
@@ -290,10 +353,18 @@ impl<B: Backend> Engine<B> {
 
     /// Runs one deployment from the server's instructions.
     pub async fn deploy(&mut self, instr: DeploymentInstructions) -> Result<Outcome, EngineError> {
-        if let Some(rec) = self.store.deployment()? {
-            // Never start a second deployment over one in flight.
-            tracing::warn!(deployment = %rec.id, "a deployment is in flight; resuming it first");
-            return Ok(self.resume().await?.unwrap_or(Outcome::NoUpdate));
+        match self.store.deployment() {
+            Ok(None) => {}
+            Ok(Some(rec)) => {
+                // Never start a second deployment over one in flight.
+                tracing::warn!(deployment = %rec.id, "a deployment is in flight; resuming it first");
+                return Ok(self.resume().await?.unwrap_or(Outcome::NoUpdate));
+            }
+            // An unreadable record: `resume` moves it aside and rolls back.
+            Err(StoreError::Corrupt { .. }) => {
+                return Ok(self.resume().await?.unwrap_or(Outcome::NoUpdate))
+            }
+            Err(e) => return Err(e.into()),
         }
         let current = self.provides();
         let mut rec = DeploymentRecord {
@@ -303,6 +374,7 @@ impl<B: Backend> Engine<B> {
             phase: Phase::Installing,
             new_provides: Provides::new(),
             store_count: 0,
+            verified: false,
             failure: None,
             booted: None,
         };
@@ -312,6 +384,10 @@ impl<B: Backend> Engine<B> {
             return self.finish_report(rec).await;
         }
         self.store.save(&mut rec)?;
+        // Nothing of the previous artifact may run for this one.
+        if let Err(e) = self.cfg.scripts.clear_artifact_scripts().await {
+            return self.fail(rec, e.to_string()).await;
+        }
         self.log(
             "info",
             format!(
@@ -347,6 +423,11 @@ impl<B: Backend> Engine<B> {
 
     /// Download, verify and install: every payload byte goes through the verifying reader
     /// into the backend; nothing is activated unless the whole artifact verified.
+    ///
+    /// Invariants: nothing from the header (scripts, provides) is stored before the whole
+    /// artifact verified; `Activating` is saved before the backend's `finish` and
+    /// `Activated` as soon as it returns, so that any later failure, or a restart, rolls
+    /// back.
     async fn install(
         &mut self,
         instr: &DeploymentInstructions,
@@ -391,16 +472,6 @@ impl<B: Backend> Engine<B> {
                 )));
             }
         }
-        rec.payload_type = payload_type.clone().unwrap_or_default();
-        rec.new_provides = apply_provides(current, &header);
-        self.store
-            .save(rec)
-            .map_err(|e| Stop::Failed(e.to_string()))?;
-        self.cfg
-            .scripts
-            .store_artifact_scripts(&header.scripts)
-            .await
-            .map_err(|e| Stop::Failed(e.to_string()))?;
 
         let mut progress = DownloadProgress {
             client: &self.client,
@@ -434,6 +505,18 @@ impl<B: Backend> Engine<B> {
             "info",
             "artifact verified: signature, header and payload checksums",
         );
+        // Verified: now, and only now, the header's scripts and provides are kept.
+        self.cfg
+            .scripts
+            .store_artifact_scripts(&header.scripts)
+            .await
+            .map_err(|e| Stop::Failed(e.to_string()))?;
+        rec.payload_type = payload_type.clone().unwrap_or_default();
+        rec.new_provides = apply_provides(current, &header);
+        rec.verified = true;
+        self.store
+            .save(rec)
+            .map_err(|e| Stop::Failed(e.to_string()))?;
         if !installed_file {
             // An empty (bootstrap) payload: nothing to install, only provides to store.
             return Ok(BackendOutcome::Installed);
@@ -447,7 +530,15 @@ impl<B: Backend> Engine<B> {
         self.scripts(State::ArtifactInstall, Action::Enter)
             .await
             .map_err(Stop::Failed)?;
+        rec.phase = Phase::Activating;
+        self.store
+            .save(rec)
+            .map_err(|e| Stop::Failed(e.to_string()))?;
         let outcome = self.finish_backend(&rec.id).await?;
+        rec.phase = Phase::Activated;
+        self.store
+            .save(rec)
+            .map_err(|e| Stop::Failed(e.to_string()))?;
         self.scripts(State::ArtifactInstall, Action::Leave)
             .await
             .map_err(Stop::Failed)?;
@@ -564,11 +655,26 @@ impl<B: Backend> Engine<B> {
     ) -> Result<Outcome, EngineError> {
         self.backend_log();
         self.log("error", format!("deployment failed: {reason}"));
+        // Artifact scripts run only for an artifact that verified (always the case once
+        // the backend was asked to activate).
+        let scripts = rec.verified || rec.phase != Phase::Installing;
         let activated = matches!(
             rec.phase,
-            Phase::Rebooting | Phase::Committing | Phase::RollingBack
+            Phase::Activating
+                | Phase::Activated
+                | Phase::Rebooting
+                | Phase::Committing
+                | Phase::RollingBack
         );
         if activated {
+            if rec.phase == Phase::Activating {
+                // `finish` may still be at work in the installer: stop it first.
+                let aborted = self.backend.abort().await;
+                self.backend_log();
+                if let Err(e) = aborted {
+                    self.log("error", format!("abort: {e}"));
+                }
+            }
             rec.phase = Phase::RollingBack;
             if self.store.save(&mut rec).is_ok() {
                 let _ = self.scripts(State::ArtifactRollback, Action::Enter).await;
@@ -586,8 +692,10 @@ impl<B: Backend> Engine<B> {
                 self.log("error", format!("abort: {e}"));
             }
         }
-        let _ = self.scripts(State::ArtifactFailure, Action::Enter).await;
-        let _ = self.scripts(State::ArtifactFailure, Action::Leave).await;
+        if scripts {
+            let _ = self.scripts(State::ArtifactFailure, Action::Enter).await;
+            let _ = self.scripts(State::ArtifactFailure, Action::Leave).await;
+        }
         rec.failure = Some(reason);
         rec.phase = Phase::ReportFailure;
         self.store.save(&mut rec)?;
@@ -597,7 +705,13 @@ impl<B: Backend> Engine<B> {
     /// The server aborted the deployment: clean up, report nothing more.
     async fn aborted(&mut self, rec: DeploymentRecord) -> Result<Outcome, EngineError> {
         tracing::warn!(deployment = %rec.id, "the deployment was aborted on the server");
-        if matches!(rec.phase, Phase::Rebooting | Phase::Committing) {
+        if matches!(
+            rec.phase,
+            Phase::Activating | Phase::Activated | Phase::Rebooting | Phase::Committing
+        ) {
+            if rec.phase == Phase::Activating {
+                let _ = self.backend.abort().await;
+            }
             let _ = self.backend.rollback().await;
         } else {
             let _ = self.backend.abort().await;

@@ -5,9 +5,11 @@
 //! Rules: `<State>_<Enter|Leave|Error>_<NN>[_<description>]`, run in lexical order, only if
 //! executable; the directory's `version` file, when present, must say `3`; exit 0 = ok,
 //! 21 = retry later (again every `retry_interval` until `retry_timeout`), anything else
-//! fails the state; each run is killed after `timeout`. Failures of `Idle`,
-//! `ArtifactRollback*`, `ArtifactFailure` and all `_Error` scripts are logged and ignored.
-//! Standard error goes into the deployment log, at most 10 KiB per script.
+//! fails the state; each run leads a process group of its own, killed whole (with anything
+//! the script started) after `timeout`. Failures of `Idle`, `ArtifactRollback*`,
+//! `ArtifactFailure` and all `_Error` scripts are logged and ignored. Standard error goes
+//! into the deployment log, at most 10 KiB per script, and is read for at most 1 s after
+//! the script exits (a daemon it started in the background cannot hold the state).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -19,6 +21,8 @@ use crate::artifact::StateScript;
 
 /// Standard error kept per script.
 const MAX_STDERR: usize = 10 * 1024;
+/// How long standard error is still read after the script exited.
+const STDERR_GRACE: Duration = Duration::from_secs(1);
 /// The exit code that asks to be run again later.
 const RETRY_LATER: i32 = 21;
 
@@ -235,31 +239,59 @@ impl ScriptRunner {
     }
 
     /// Runs one script once: its exit code (-1 when killed by a signal).
+    ///
+    /// The script leads a process group of its own; on timeout the whole group is killed,
+    /// whatever it started. Its standard error is read while it runs, and after it exits
+    /// for at most [`STDERR_GRACE`]: a process it left in the background (a daemon it
+    /// started) may hold the pipe open for as long as it lives, and must not hold the
+    /// state with it. After the grace the pipe is closed; such a process then gets EPIPE
+    /// (or SIGPIPE) when it next writes to it, so a script that starts a daemon should
+    /// redirect the daemon's output.
     async fn exec(&self, path: &Path, name: &str, log: &mut ScriptLog) -> Result<i32, ScriptError> {
-        let mut child = tokio::process::Command::new(path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(io(format!("starting {name}")))?;
-        let mut stderr = child.stderr.take();
-        let read_err = async {
-            let mut buf = Vec::new();
-            if let Some(s) = stderr.as_mut() {
-                let _ = s.take(MAX_STDERR as u64).read_to_end(&mut buf).await;
-                // Drain the rest so the script never blocks on a full pipe.
-                let _ = tokio::io::copy(s, &mut tokio::io::sink()).await;
+        let mut group = crate::process_group::spawn(
+            tokio::process::Command::new(path)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        )
+        .await
+        .map_err(io(format!("starting {name}")))?;
+        let stderr = group.child.stderr.take();
+        let mut err = Vec::new();
+        let status = {
+            let drain = drain_stderr(stderr, &mut err);
+            tokio::pin!(drain);
+            let mut drained = false;
+            let child = &mut group.child;
+            let waited = tokio::time::timeout(self.timeout, async {
+                loop {
+                    tokio::select! {
+                        status = child.wait() => break status,
+                        () = &mut drain, if !drained => drained = true,
+                    }
+                }
+            })
+            .await;
+            match waited {
+                Ok(status) => {
+                    if !drained
+                        && tokio::time::timeout(STDERR_GRACE, &mut drain)
+                            .await
+                            .is_err()
+                    {
+                        tracing::debug!(
+                            script = %name,
+                            "standard error still open {STDERR_GRACE:?} after the script \
+                             exited (a background process holds it); no longer read"
+                        );
+                    }
+                    Some(status)
+                }
+                Err(_) => None,
             }
-            buf
         };
-        let waited = tokio::time::timeout(self.timeout, async {
-            let (status, err) = tokio::join!(child.wait(), read_err);
-            (status, err)
-        })
-        .await;
-        let Ok((status, err)) = waited else {
-            let _ = child.kill().await;
+        let Some(status) = status else {
+            group.kill().await;
             return Err(ScriptError::Timeout {
                 script: name.to_string(),
                 timeout: self.timeout,
@@ -275,16 +307,26 @@ impl ScriptRunner {
         Ok(status.code().unwrap_or(-1))
     }
 
+    /// Removes the stored artifact scripts (the previous artifact's). Called when a
+    /// deployment or install starts, so that nothing of an earlier artifact can run for
+    /// this one.
+    pub async fn clear_artifact_scripts(&self) -> Result<(), ScriptError> {
+        let dir = &self.artifact_dir;
+        match tokio::fs::remove_dir_all(dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(format!("clearing {}", dir.display()))(e)),
+        }
+    }
+
     /// Replaces the stored artifact scripts with `scripts` (mode 0755) and writes the
-    /// `version` file. Called before any of them may run.
+    /// `version` file. Invariant (kept by the callers): called only once the whole
+    /// artifact verified, so nothing of an unverified artifact is ever stored or made
+    /// executable.
     pub async fn store_artifact_scripts(&self, scripts: &[StateScript]) -> Result<(), ScriptError> {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = &self.artifact_dir;
-        match tokio::fs::remove_dir_all(dir).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(format!("clearing {}", dir.display()))(e)),
-        }
+        self.clear_artifact_scripts().await?;
         tokio::fs::create_dir_all(dir)
             .await
             .map_err(io(format!("creating {}", dir.display())))?;
@@ -323,6 +365,24 @@ async fn check_version(dir: &Path) -> Result<(), ScriptError> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io(format!("reading {}/version", dir.display()))(e)),
+    }
+}
+
+/// Reads `stderr` to its end, keeping the first [`MAX_STDERR`] bytes in `head` and
+/// dropping the rest (so the script never blocks on a full pipe). A read error ends it.
+async fn drain_stderr(stderr: Option<tokio::process::ChildStderr>, head: &mut Vec<u8>) {
+    let Some(mut s) = stderr else {
+        return;
+    };
+    let mut chunk = [0u8; 4096];
+    loop {
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                let room = MAX_STDERR.saturating_sub(head.len());
+                head.extend_from_slice(&chunk[..n.min(room)]);
+            }
+        }
     }
 }
 
@@ -430,6 +490,99 @@ mod tests {
         r.run(State::Idle, Action::Enter, &mut ScriptLog::default())
             .await
             .unwrap();
+    }
+
+    /// The pid a test script wrote to `file`.
+    fn read_pid(file: &Path) -> i32 {
+        std::fs::read_to_string(file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no pid in {}", file.display()))
+    }
+
+    /// Alive: present in /proc and not a zombie (a killed orphan may wait as a zombie for
+    /// a parent that does not reap).
+    fn alive(pid: i32) -> bool {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        !stat.is_empty()
+            && stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+                != Some("Z")
+    }
+
+    #[tokio::test]
+    async fn a_backgrounded_daemon_does_not_hold_the_state() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut r = runner(tmp.path());
+        r.timeout = Duration::from_secs(20);
+        let pidfile = tmp.path().join("daemon.pid");
+        // The daemon inherits the script's stderr and keeps it open.
+        script(
+            &r.rootfs_dir,
+            "Sync_Enter_01",
+            &format!(
+                "echo starting >&2\nsleep 600 &\necho $! > {}\nexit 0",
+                pidfile.display()
+            ),
+        );
+        let started = std::time::Instant::now();
+        let mut log = ScriptLog::default();
+        let result = r.run(State::Sync, Action::Enter, &mut log).await;
+        let took = started.elapsed();
+        let daemon = read_pid(&pidfile);
+        let daemon_alive = alive(daemon);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(daemon),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        result.unwrap();
+        assert!(took < Duration::from_secs(5), "the state waited {took:?}");
+        assert_eq!(log.ran, vec![("Sync_Enter_01".to_string(), 0)]);
+        assert_eq!(log.stderr, vec!["Sync_Enter_01: starting".to_string()]);
+        // A script that exits normally keeps what it started.
+        assert!(daemon_alive, "the daemon {daemon} was killed");
+    }
+
+    #[tokio::test]
+    async fn a_timeout_kills_the_whole_process_group() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut r = runner(tmp.path());
+        r.timeout = Duration::from_millis(300);
+        let pidfile = tmp.path().join("child.pid");
+        // The child does not hold stderr, so only the group kill can end it.
+        script(
+            &r.rootfs_dir,
+            "Sync_Enter_01",
+            &format!(
+                "sleep 600 2>/dev/null &\necho $! > {}\nsleep 600",
+                pidfile.display()
+            ),
+        );
+        let started = std::time::Instant::now();
+        let e = r
+            .run(State::Sync, Action::Enter, &mut ScriptLog::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ScriptError::Timeout { .. }), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let child = read_pid(&pidfile);
+        let mut gone = false;
+        for _ in 0..50 {
+            if !alive(child) {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if !gone {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        assert!(gone, "the script's child {child} survived the timeout");
     }
 
     #[tokio::test]

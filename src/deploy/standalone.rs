@@ -8,7 +8,10 @@
 //! flight; the record is saved before the first payload byte reaches the backend and is
 //! removed only after `commit` stored the new provides or `rollback` reverted the
 //! backend; the backend activates nothing unless the whole artifact verified (its own
-//! invariant), so `commit` on a device running the new software on trial is always safe.
+//! invariant); the artifact's scripts and provides are kept only once the whole artifact
+//! verified, and the previous artifact's scripts are removed before anything else, so a
+//! failed install runs no artifact script; an install that did not complete (interrupted,
+//! or a failing `ArtifactInstall_Leave`) is never committed: it is rolled back.
 
 use std::time::Instant;
 
@@ -53,9 +56,7 @@ pub enum StandaloneError {
     DeploymentInFlight { id: String },
     #[error("{artifact} is installed but the device is not running it yet: reboot into it, then commit (or roll back)")]
     NotRebooted { artifact: String },
-    #[error(
-        "the install of {artifact} was interrupted and the device does not run it: roll it back"
-    )]
+    #[error("the install of {artifact} was interrupted before it completed: roll it back")]
     Interrupted { artifact: String },
     #[error("{0}")]
     Store(#[from] StoreError),
@@ -128,6 +129,17 @@ pub async fn open_source(
     Ok(Box::new(file))
 }
 
+/// How far a failed install got: what undoing it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reached {
+    /// Not verified: abort; no artifact script exists.
+    Nothing,
+    /// The whole artifact verified and its scripts are stored: abort, failure scripts.
+    Verified,
+    /// The backend's `finish` was called: roll back, then the failure scripts.
+    Activated,
+}
+
 struct NoProgress;
 
 impl ProgressSink for NoProgress {
@@ -188,16 +200,28 @@ impl<B: Backend> Standalone<B> {
                 artifact: s.artifact_name,
             });
         }
+        // Nothing of the previous artifact may run for this one.
+        self.cfg.scripts.clear_artifact_scripts().await?;
         self.script(State::Download, Action::Enter).await?;
         self.backend.preflight().await?;
-        let mut started = false;
-        let result = self.stream(source, progress, &mut started).await;
+        let mut reached = Reached::Nothing;
+        let result = self.stream(source, progress, &mut reached).await;
         match result {
             Ok(r) => Ok(r),
             Err(e) => {
-                let _ = self.backend.abort().await;
-                let _ = self.script(State::Download, Action::Error).await;
-                if started {
+                if reached == Reached::Activated {
+                    // `finish` activated the new software: undo it.
+                    let _ = self.script(State::ArtifactRollback, Action::Enter).await;
+                    if let Err(r) = self.backend.rollback().await {
+                        tracing::error!("rolling back the failed install: {r}");
+                    }
+                    let _ = self.script(State::ArtifactRollback, Action::Leave).await;
+                } else {
+                    let _ = self.backend.abort().await;
+                    let _ = self.script(State::Download, Action::Error).await;
+                }
+                // Artifact scripts exist (and run) only for an artifact that verified.
+                if reached != Reached::Nothing {
                     let _ = self.script(State::ArtifactFailure, Action::Enter).await;
                     let _ = self.script(State::ArtifactFailure, Action::Leave).await;
                 }
@@ -213,7 +237,7 @@ impl<B: Backend> Standalone<B> {
         &mut self,
         source: R,
         progress: &mut (dyn FnMut(u64, u64) + Send),
-        started: &mut bool,
+        reached: &mut Reached,
     ) -> Result<Installed, StandaloneError> {
         let current = self.store.provides_or(&self.cfg.artifact_info);
         let reader = ArtifactReader::open(source, self.cfg.read.clone()).await?;
@@ -233,14 +257,10 @@ impl<B: Backend> Standalone<B> {
             artifact_name: header.name.clone(),
             payload_type: payload_type.clone().unwrap_or_default(),
             phase: StandalonePhase::Installing,
-            new_provides: apply_provides(&current, &header),
+            new_provides: Default::default(),
             reboot_required: false,
         };
         self.store.save_standalone(&record)?;
-        self.cfg
-            .scripts
-            .store_artifact_scripts(&header.scripts)
-            .await?;
         tracing::info!(artifact = %header.name, "installing");
 
         let mut sink = CallbackProgress {
@@ -259,6 +279,14 @@ impl<B: Backend> Standalone<B> {
             StreamError::Backend(e) => StandaloneError::Backend(e),
             other => StandaloneError::Unsupported(other.to_string()),
         })?;
+        // The whole artifact verified: now its scripts and provides are kept.
+        *reached = Reached::Verified;
+        self.cfg
+            .scripts
+            .store_artifact_scripts(&header.scripts)
+            .await?;
+        record.new_provides = apply_provides(&current, &header);
+        self.store.save_standalone(&record)?;
         self.script(State::Download, Action::Leave).await?;
         if !installed_file {
             self.store.set_installed(&record.new_provides)?;
@@ -268,12 +296,15 @@ impl<B: Backend> Standalone<B> {
                 outcome: InstallOutcome::Committed,
             });
         }
-        *started = true;
         self.script(State::ArtifactInstall, Action::Enter).await?;
+        // From here the installer may activate: a failure rolls back.
+        *reached = Reached::Activated;
         let outcome = self.backend.finish(&NoProgress).await?;
+        record.phase = StandalonePhase::Activated;
+        record.reboot_required = outcome == BackendOutcome::RebootRequired;
+        self.store.save_standalone(&record)?;
         self.script(State::ArtifactInstall, Action::Leave).await?;
         record.phase = StandalonePhase::Installed;
-        record.reboot_required = outcome == BackendOutcome::RebootRequired;
         self.store.save_standalone(&record)?;
         let outcome = if record.reboot_required {
             InstallOutcome::RebootRequired
@@ -294,13 +325,11 @@ impl<B: Backend> Standalone<B> {
             return Err(StandaloneError::NothingInProgress);
         };
         let artifact = record.artifact_name.clone();
-        let needs_boot = record.reboot_required || record.phase == StandalonePhase::Installing;
-        if needs_boot && !self.backend.verify_reboot().await? {
-            return Err(if record.phase == StandalonePhase::Installing {
-                StandaloneError::Interrupted { artifact }
-            } else {
-                StandaloneError::NotRebooted { artifact }
-            });
+        if record.phase != StandalonePhase::Installed {
+            return Err(StandaloneError::Interrupted { artifact });
+        }
+        if record.reboot_required && !self.backend.verify_reboot().await? {
+            return Err(StandaloneError::NotRebooted { artifact });
         }
         if let Err(e) = self.script(State::ArtifactCommit, Action::Enter).await {
             let _ = self.script(State::ArtifactCommit, Action::Error).await;
@@ -323,6 +352,10 @@ impl<B: Backend> Standalone<B> {
             return Err(StandaloneError::NothingInProgress);
         };
         let reboot_needed = record.reboot_required && self.backend.verify_reboot().await?;
+        if record.phase == StandalonePhase::Installing {
+            // Interrupted while streaming or inside `finish`: stop what may still run.
+            self.backend.abort().await?;
+        }
         let _ = self.script(State::ArtifactRollback, Action::Enter).await;
         self.backend.rollback().await?;
         let _ = self.script(State::ArtifactRollback, Action::Leave).await;

@@ -49,6 +49,12 @@ pub enum Phase {
     /// Streaming the artifact into the backend. Resume: the backend has an incomplete
     /// image, nothing was activated → clean up, report failure.
     Installing,
+    /// The artifact verified and the backend's `finish` is running: it may activate the new
+    /// software at any moment. Resume: stop the installer, roll back, report failure.
+    Activating,
+    /// `finish` returned: the new software is activated; `ArtifactInstall_Leave` runs.
+    /// Resume: roll back, report failure.
+    Activated,
     /// The new software is activated; the reboot is next. Resume: verify the reboot.
     Rebooting,
     /// Running after the reboot, committing. Resume: verify again, then commit.
@@ -79,10 +85,15 @@ pub struct DeploymentRecord {
     pub payload_type: String,
     pub phase: Phase,
     /// The provides to store when the deployment succeeds (computed from the artifact
-    /// header before the first payload byte, so it survives the reboot).
+    /// header once the whole artifact verified, so it survives the reboot).
     pub new_provides: Provides,
     /// Saves so far, including this one.
     pub store_count: u32,
+    /// The whole artifact verified (every manifest line matched, the payload's hash): only
+    /// then are its scripts stored, and only then may they run. Always true past
+    /// `Installing`.
+    #[serde(default)]
+    pub verified: bool,
     /// Why it failed, when it did (goes into the deployment log).
     #[serde(default)]
     pub failure: Option<String>,
@@ -178,6 +189,32 @@ impl Store {
         self.write(LOG, &log)
     }
 
+    /// Moves an unreadable deployment record aside (to `deployment.json.corrupt`, replacing
+    /// an older one) so that it no longer blocks every later deployment; returns where it
+    /// went.
+    pub fn quarantine_deployment(&self) -> Result<PathBuf, StoreError> {
+        let from = self.dir.join(DEPLOYMENT);
+        let to = self.dir.join(format!("{DEPLOYMENT}.corrupt"));
+        std::fs::rename(&from, &to).map_err(|source| StoreError::Io {
+            path: from.clone(),
+            source,
+        })?;
+        Ok(to)
+    }
+
+    /// The deployment id of a record that does not parse as a record, if the file is still
+    /// JSON with a plain string `id` (so its failure can be reported).
+    pub fn salvage_deployment_id(&self) -> Option<String> {
+        let data = read_optional(&self.dir.join(DEPLOYMENT), MAX_FILE).ok()??;
+        let v: serde_json::Value = serde_json::from_slice(&data).ok()?;
+        let id = v.get("id")?.as_str()?;
+        // Deployment ids are UUIDs; anything else is not trusted to name one.
+        (!id.is_empty()
+            && id.len() <= 64
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .then(|| id.to_string())
+    }
+
     /// Removes the deployment record and its log: the server has the final status.
     pub fn clear_deployment(&self) -> Result<(), StoreError> {
         for name in [LOG, DEPLOYMENT] {
@@ -205,6 +242,10 @@ pub enum StandalonePhase {
     /// Streaming into the backend; nothing activated yet. Found later: the install was
     /// interrupted; `rollback` cleans up, `commit` refuses.
     Installing,
+    /// The backend's `finish` returned (the new software is activated, for backends that
+    /// boot into it) and `ArtifactInstall_Leave` runs. Found later: the install was
+    /// interrupted; `rollback` undoes it, `commit` refuses.
+    Activated,
     /// Installed (and activated, for backends that boot into it): `commit` or `rollback`.
     Installed,
 }
@@ -215,7 +256,7 @@ pub struct StandaloneRecord {
     pub artifact_name: String,
     pub payload_type: String,
     pub phase: StandalonePhase,
-    /// The provides to store on commit (computed from the header before the first byte).
+    /// The provides to store on commit (from the header, set once the artifact verified).
     pub new_provides: Provides,
     /// The backend asked for a reboot into the new software.
     pub reboot_required: bool,
@@ -290,6 +331,7 @@ mod tests {
             phase: Phase::Installing,
             new_provides: Provides::from([("artifact_name".into(), "rel-2".into())]),
             store_count: 0,
+            verified: false,
             failure: None,
             booted: None,
         }

@@ -82,14 +82,21 @@ impl From<std::io::Error> for ReadFailure {
 
 /// Runs `path` with no arguments, stdin from `/dev/null`, the bridge's environment.
 pub async fn run_script(path: &Path, limits: &ScriptLimits) -> Result<ScriptOutput, ScriptError> {
-    let mut child = spawn(path).await.map_err(|source| ScriptError::Spawn {
+    let mut group = crate::process_group::spawn(
+        tokio::process::Command::new(path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .await
+    .map_err(|source| ScriptError::Spawn {
         path: path.to_path_buf(),
         source,
     })?;
-    let pid = child.id();
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
+    let stdout = group.child.stdout.take();
+    let stderr = group.child.stderr.take();
 
+    let child = &mut group.child;
     let work = async {
         let (out, err) = tokio::try_join!(
             read_capped(stdout, limits.max_stdout),
@@ -120,44 +127,8 @@ pub async fn run_script(path: &Path, limits: &ScriptLimits) -> Result<ScriptOutp
             timeout: limits.timeout,
         },
     };
-    kill_group(pid);
-    let _ = child.start_kill();
-    let _ = child.wait().await;
+    group.kill().await;
     Err(failure)
-}
-
-/// Starts the script in its own process group. "Text file busy" (the file was just
-/// written, and a concurrent fork still holds it open for writing) is retried briefly.
-async fn spawn(path: &Path) -> std::io::Result<tokio::process::Child> {
-    let mut tries = 0;
-    loop {
-        let res = tokio::process::Command::new(path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn();
-        match res {
-            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ETXTBSY as i32) && tries < 20 => {
-                tries += 1;
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-            other => return other,
-        }
-    }
-}
-
-/// SIGKILL to the script's process group (its pid, as it was started with
-/// `process_group(0)`). Errors (the group is gone) are ignored.
-fn kill_group(pid: Option<u32>) {
-    let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) else {
-        return;
-    };
-    let _ = nix::sys::signal::killpg(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    );
 }
 
 async fn read_capped<R: AsyncRead + Unpin>(

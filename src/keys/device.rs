@@ -51,16 +51,28 @@ impl DeviceKey {
         })
     }
 
-    /// Reads a PEM key file (bounded in size).
+    /// Reads a PEM key file (bounded in size). A file that group or others may access
+    /// (any of mode 0077, checked on the opened file) is loaded, with a warning naming the
+    /// path and mode: the bridge writes its keys 0600, and a readable key lets any local
+    /// user act as the device.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
+        use std::os::unix::fs::PermissionsExt as _;
         let label = path.display().to_string();
         let read_err = |source| KeyError::Read {
             path: label.clone(),
             source,
         };
-        let data = crate::fsutil::read_optional(path, MAX_KEY_FILE)
-            .map_err(read_err)?
-            .ok_or_else(|| read_err(std::io::ErrorKind::NotFound.into()))?;
+        let file = std::fs::File::open(path).map_err(read_err)?;
+        let mode = file.metadata().map_err(read_err)?.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                mode = %format_args!("{mode:04o}"),
+                "the device key is accessible to group or others (anyone who reads it can \
+                 act as this device); it should be mode 0600"
+            );
+        }
+        let data = crate::fsutil::read_bounded(file, path, MAX_KEY_FILE).map_err(read_err)?;
         let data = zeroize::Zeroizing::new(data);
         let text = std::str::from_utf8(&data).map_err(|_| KeyError::Parse {
             label: label.clone(),
@@ -175,5 +187,69 @@ impl DeviceKey {
     /// The parsed key, for callers that sign other things (artifacts).
     pub fn private_key(&self) -> &PrivateKey {
         &self.key
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::sync::{Arc, Mutex};
+
+    /// What `tracing` logged while `f` ran.
+    fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+        #[derive(Clone, Default)]
+        struct Capture(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Capture {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                if let Ok(mut v) = self.0.lock() {
+                    v.extend_from_slice(buf);
+                }
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let out = tracing::subscriber::with_default(subscriber, f);
+        let text = capture
+            .0
+            .lock()
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default();
+        (out, text)
+    }
+
+    #[test]
+    fn a_key_readable_by_others_is_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mender-agent.pem");
+        DeviceKey::generate(KeyType::Ed25519)
+            .unwrap()
+            .write_atomic(&path)
+            .unwrap();
+
+        let (key, log) = logged(|| DeviceKey::load(&path));
+        key.unwrap();
+        assert!(!log.contains("WARN"), "0600 is fine: {log}");
+
+        for mode in [0o640, 0o604, 0o644] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let (key, log) = logged(|| DeviceKey::load(&path));
+            key.unwrap();
+            assert!(log.contains("WARN"), "{mode:o}: {log}");
+            assert!(log.contains(&path.display().to_string()), "{log}");
+            assert!(log.contains(&format!("0{mode:o}")), "{mode:o}: {log}");
+        }
+        // load_or_generate loads through the same check.
+        let (key, log) = logged(|| DeviceKey::load_or_generate(&path, KeyType::Ed25519));
+        assert!(!key.unwrap().1);
+        assert!(log.contains("WARN"), "{log}");
     }
 }

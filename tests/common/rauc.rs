@@ -562,7 +562,28 @@ esac
 
     /// `mender-artifact write module-image -T rauc` around `bundle`.
     pub fn artifact(&self, bundle: &Path, artifact_name: &str, compression: &str) -> PathBuf {
+        self.artifact_with_scripts(bundle, artifact_name, compression, &[])
+    }
+
+    /// As [`RaucRig::artifact`], with state scripts (`(name, body)`, written to files and
+    /// passed with `-s`).
+    pub fn artifact_with_scripts(
+        &self,
+        bundle: &Path,
+        artifact_name: &str,
+        compression: &str,
+        scripts: &[(&str, &str)],
+    ) -> PathBuf {
         let out = self.path(&format!("bundles/{artifact_name}.mender"));
+        let dir = self.path(&format!("scripts-{artifact_name}"));
+        let mut script_args = Vec::new();
+        for (name, body) in scripts {
+            std::fs::create_dir_all(&dir).unwrap();
+            let p = dir.join(name);
+            std::fs::write(&p, body).unwrap();
+            script_args.push("-s".into());
+            script_args.push(p.into_os_string());
+        }
         run(Command::new("mender-artifact")
             .args([
                 "write",
@@ -576,6 +597,7 @@ esac
             .arg(artifact_name)
             .args(["--compression", compression, "-f"])
             .arg(bundle)
+            .args(&script_args)
             .arg("-o")
             .arg(&out));
         out

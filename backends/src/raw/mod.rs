@@ -4,6 +4,8 @@
 
 mod bootenv;
 mod slot;
+#[cfg(test)]
+mod testloop;
 mod writer;
 
 use bytes::Bytes;

@@ -30,7 +30,9 @@ pub struct SlotConfig {
 pub enum ActiveSlot {
     /// From `root=` on the kernel command line (`cmdline`, normally `/proc/cmdline`).
     Cmdline { cmdline: PathBuf },
-    /// Fixed by configuration (tests, or systems whose `root=` names neither slot).
+    /// Fixed by configuration (tests, or systems whose `root=` names neither slot). On
+    /// block-device slots the name is checked against the device of `/` (see
+    /// `Slots::active`); plain-file slots cannot be checked and are taken as named.
     Named(String),
 }
 
@@ -55,17 +57,28 @@ fn same_path(a: &Path, b: &Path) -> bool {
 
 impl Slots {
     /// The running slot. An unknown `root=` is an error: writing "the other one" of two
-    /// slots neither of which is running could overwrite the system.
+    /// slots neither of which is running could overwrite the system. A named slot must be
+    /// the device of `/` when that can be checked (`check_named_is_root`).
     pub async fn active(&self) -> Result<&SlotConfig, BackendError> {
+        self.active_on(Path::new("/"), Path::new("/sys")).await
+    }
+
+    /// [`active`](Self::active) for a system whose root directory is `root` and whose sysfs
+    /// is at `sys` (`/` and `/sys`; other values in tests only).
+    async fn active_on(&self, root: &Path, sys: &Path) -> Result<&SlotConfig, BackendError> {
         match &self.active {
-            ActiveSlot::Named(n) => [&self.a, &self.b]
-                .into_iter()
-                .find(|s| &s.name == n)
-                .ok_or_else(|| {
-                    BackendError::NotStarted(format!(
-                        "configured active slot '{n}' is neither slot"
-                    ))
-                }),
+            ActiveSlot::Named(n) => {
+                let slot = [&self.a, &self.b]
+                    .into_iter()
+                    .find(|s| &s.name == n)
+                    .ok_or_else(|| {
+                        BackendError::NotStarted(format!(
+                            "configured active slot '{n}' is neither slot"
+                        ))
+                    })?;
+                self.check_named_is_root(slot, root, sys)?;
+                Ok(slot)
+            }
             ActiveSlot::Cmdline { cmdline } => {
                 let text =
                     tokio::fs::read_to_string(cmdline)
@@ -97,9 +110,86 @@ impl Slots {
         }
     }
 
+    /// A configured `active_slot` is not taken on faith when it can be checked: the running
+    /// slot is the device `root` is on, so the named slot's block device (`st_rdev`) must be
+    /// the device of `root` (`st_dev`) or a device under it (a stacked root such as
+    /// dm-verity, dm-crypt or LVM over the slot's partition, found through sysfs `slaves`).
+    /// Otherwise the slot that is really running would be taken for the inactive one and
+    /// written: refused ([`BackendError::NotStarted`]), naming the slot and both devices.
+    ///
+    /// Skipped, with a debug log, when nothing can be compared: plain-file slots (tests, the
+    /// demo) and a missing slot device; a `root` that cannot be read, or that is on no block
+    /// device (its `st_dev` has major 0: tmpfs, overlayfs, btrfs, NFS, UBIFS).
+    fn check_named_is_root(
+        &self,
+        slot: &SlotConfig,
+        root: &Path,
+        sys: &Path,
+    ) -> Result<(), BackendError> {
+        use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+        let slot_dev = match std::fs::metadata(&slot.device) {
+            Ok(m) if m.file_type().is_block_device() => m.rdev(),
+            _ => {
+                tracing::debug!(
+                    slot = %slot.name,
+                    device = %slot.device.display(),
+                    "active_slot not checked against {}: the slot is not a block device",
+                    root.display()
+                );
+                return Ok(());
+            }
+        };
+        let root_dev = match std::fs::metadata(root) {
+            Ok(m) if nix::sys::stat::major(m.dev()) != 0 => m.dev(),
+            Ok(_) => {
+                tracing::debug!(
+                    slot = %slot.name,
+                    "active_slot not checked: {} is on no block device",
+                    root.display()
+                );
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::debug!(
+                    slot = %slot.name,
+                    "active_slot not checked: {}: {e}",
+                    root.display()
+                );
+                return Ok(());
+            }
+        };
+        if slot_dev == root_dev || devices_below(root_dev, sys).contains(&slot_dev) {
+            return Ok(());
+        }
+        let other = [&self.a, &self.b]
+            .into_iter()
+            .find(|s| s.name != slot.name)
+            .filter(|s| {
+                std::fs::metadata(&s.device).is_ok_and(|m| {
+                    m.rdev() == root_dev || devices_below(root_dev, sys).contains(&m.rdev())
+                })
+            })
+            .map(|s| format!(", that is slot {}", s.name))
+            .unwrap_or_default();
+        Err(BackendError::NotStarted(format!(
+            "configured active slot '{}' ({}, device {}) is not the device {} is on ({}{other}); \
+             refusing to take the other slot for the inactive one",
+            slot.name,
+            slot.device.display(),
+            dev_name(slot_dev),
+            root.display(),
+            dev_name(root_dev),
+        )))
+    }
+
     /// The slot that is not running: the only one ever written.
     pub async fn inactive(&self) -> Result<&SlotConfig, BackendError> {
-        let active = self.active().await?;
+        self.inactive_on(Path::new("/"), Path::new("/sys")).await
+    }
+
+    /// [`inactive`](Self::inactive) as [`active_on`](Self::active_on) sees the system.
+    async fn inactive_on(&self, root: &Path, sys: &Path) -> Result<&SlotConfig, BackendError> {
+        let active = self.active_on(root, sys).await?;
         Ok(if active.name == self.a.name {
             &self.b
         } else {
@@ -111,6 +201,49 @@ impl Slots {
     pub fn by_part(&self, part: u32) -> Option<&SlotConfig> {
         [&self.a, &self.b].into_iter().find(|s| s.boot_part == part)
     }
+}
+
+/// `major:minor`.
+fn dev_name(dev: u64) -> String {
+    format!(
+        "{}:{}",
+        nix::sys::stat::major(dev),
+        nix::sys::stat::minor(dev)
+    )
+}
+
+/// Most devices looked at under one device (a stack is rarely more than three deep).
+const MAX_STACK: usize = 64;
+
+/// Every device under `dev` in a device stack: its sysfs `slaves` (each names its own
+/// `maj:min` in `dev`), theirs, and so on; each device once, at most [`MAX_STACK`].
+/// Unreadable entries are skipped: what cannot be read is not below.
+fn devices_below(dev: u64, sys: &Path) -> Vec<u64> {
+    let mut found: Vec<u64> = Vec::new();
+    let mut todo = vec![dev];
+    while let Some(d) = todo.pop() {
+        let slaves = sys.join("dev/block").join(dev_name(d)).join("slaves");
+        let Ok(entries) = std::fs::read_dir(&slaves) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(text) = std::fs::read_to_string(e.path().join("dev")) else {
+                continue;
+            };
+            let Some((maj, min)) = text.trim().split_once(':') else {
+                continue;
+            };
+            let (Ok(maj), Ok(min)) = (maj.parse(), min.parse()) else {
+                continue;
+            };
+            let below = nix::sys::stat::makedev(maj, min);
+            if below != dev && !found.contains(&below) && found.len() < MAX_STACK {
+                found.push(below);
+                todo.push(below);
+            }
+        }
+    }
+    found
 }
 
 /// Bytes the slot can hold: a block device's size, or the configured size of a file slot
@@ -149,5 +282,116 @@ mod tests {
         );
         assert_eq!(root_value("quiet"), None);
         assert_eq!(root_value("myroot=/dev/x"), None);
+    }
+
+    fn block_slot(name: &str, device: &Path, part: u32) -> SlotConfig {
+        SlotConfig {
+            name: name.into(),
+            device: device.to_path_buf(),
+            boot_part: part,
+            root_aliases: vec![],
+            size: None,
+        }
+    }
+
+    /// A configured `active_slot` on block devices must be the device `/` is on: a named
+    /// slot that is not running would make the running one "inactive", and written.
+    #[tokio::test]
+    async fn a_named_active_slot_must_hold_the_root_file_system() {
+        use super::super::testloop::{is_root, Loop};
+        if !is_root() {
+            eprintln!("skipped: loop devices need root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let a = Loop::new(dir.path(), "a", 16 << 20);
+        let b = Loop::new(dir.path(), "b", 16 << 20);
+        // "/" of this test's system: the file system on slot a.
+        let root = a.mount(dir.path(), "root");
+        let sys = Path::new("/sys");
+        let mut slots = Slots {
+            a: block_slot("a", &a.dev, 2),
+            b: block_slot("b", &b.dev, 3),
+            active: ActiveSlot::Named("a".into()),
+        };
+        let active = slots.active_on(&root.at, sys).await.unwrap();
+        assert_eq!(active.name, "a");
+        assert_eq!(slots.inactive_on(&root.at, sys).await.unwrap().name, "b");
+
+        slots.active = ActiveSlot::Named("b".into());
+        let e = slots.active_on(&root.at, sys).await.unwrap_err();
+        assert!(matches!(e, BackendError::NotStarted(_)), "{e}");
+        let text = e.to_string();
+        eprintln!("refused: {text}");
+        let dev = |p: &Path| {
+            use std::os::unix::fs::MetadataExt as _;
+            let r = std::fs::metadata(p).unwrap().rdev();
+            format!("{}:{}", nix::sys::stat::major(r), nix::sys::stat::minor(r))
+        };
+        for want in [
+            "'b'".to_string(),
+            b.dev.display().to_string(),
+            dev(&b.dev),
+            dev(&a.dev),
+            "slot a".to_string(),
+        ] {
+            assert!(text.contains(&want), "{want:?} not in: {text}");
+        }
+        // Nothing is written on a refused slot pair.
+        assert!(slots.inactive_on(&root.at, sys).await.is_err());
+    }
+
+    /// Plain-file slots, and a `/` on no block device (tmpfs, overlay, btrfs, NFS, UBIFS),
+    /// cannot be compared: the configured name is taken as it is.
+    #[tokio::test]
+    async fn a_named_active_slot_is_taken_as_it_is_when_nothing_can_be_compared() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.img"), b"a").unwrap();
+        std::fs::write(dir.path().join("b.img"), b"b").unwrap();
+        let slots = Slots {
+            a: block_slot("a", &dir.path().join("a.img"), 2),
+            b: block_slot("b", &dir.path().join("b.img"), 3),
+            active: ActiveSlot::Named("b".into()),
+        };
+        let sys = Path::new("/sys");
+        assert_eq!(
+            slots.active_on(Path::new("/"), sys).await.unwrap().name,
+            "b"
+        );
+        // /proc is on no block device (its st_dev has major 0).
+        assert_eq!(
+            slots.active_on(Path::new("/proc"), sys).await.unwrap().name,
+            "b"
+        );
+    }
+
+    /// `/` on a stacked device (dm-verity, dm-crypt, LVM) sits on the slot's partition:
+    /// the slot is found among the devices under `/`'s, through sysfs `slaves`.
+    #[test]
+    fn the_devices_under_a_stacked_root_are_found_through_sysfs() {
+        let sys = tempfile::tempdir().unwrap();
+        let node = |dev: &str, slaves: &[(&str, &str)]| {
+            let d = sys.path().join("dev/block").join(dev);
+            std::fs::create_dir_all(d.join("slaves")).unwrap();
+            std::fs::write(d.join("dev"), format!("{dev}\n")).unwrap();
+            for (name, slave) in slaves {
+                let s = d.join("slaves").join(name);
+                std::fs::create_dir_all(&s).unwrap();
+                std::fs::write(s.join("dev"), format!("{slave}\n")).unwrap();
+            }
+        };
+        // dm-1 (verity) over dm-0 (crypt) over mmcblk0p2 (179:2).
+        node("253:1", &[("dm-0", "253:0")]);
+        node("253:0", &[("mmcblk0p2", "179:2")]);
+        node("179:2", &[]);
+        let dev = |maj, min| nix::sys::stat::makedev(maj, min);
+        let below = devices_below(dev(253, 1), sys.path());
+        assert!(below.contains(&dev(253, 0)), "{below:?}");
+        assert!(below.contains(&dev(179, 2)), "{below:?}");
+        assert!(!below.contains(&dev(179, 3)), "{below:?}");
+        // A loop in sysfs (never in a real one) ends.
+        node("7:0", &[("loop1", "7:1")]);
+        node("7:1", &[("loop0", "7:0")]);
+        assert_eq!(devices_below(dev(7, 0), sys.path()), [dev(7, 1)]);
     }
 }

@@ -36,22 +36,33 @@ pub struct SlotWriter {
 
 impl SlotWriter {
     /// Opens the slot for writing `expected` bytes from offset 0. A plain file is created or
-    /// truncated; a block device is written in place.
+    /// truncated; a block device is written in place, opened with `O_EXCL`: the kernel then
+    /// refuses it while it is mounted or held exclusively by another program (`EBUSY`, a
+    /// [`BackendError::NotStarted`]), and nobody can mount or claim it while it is being
+    /// written. (`O_EXCL` is not used on a plain file: without `O_CREAT` its meaning there
+    /// is undefined.)
     pub async fn open(path: &Path, expected: u64) -> Result<Self, BackendError> {
         use std::os::unix::fs::FileTypeExt as _;
         let is_block = tokio::fs::metadata(path)
             .await
             .map(|m| m.file_type().is_block_device())
             .unwrap_or(false);
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create(!is_block)
-            .truncate(!is_block)
-            .open(path)
-            .await
-            .map_err(|e| io(path, "opening", e))?
-            .into_std()
-            .await;
+        let mut options = tokio::fs::OpenOptions::new();
+        options.write(true).create(!is_block).truncate(!is_block);
+        if is_block {
+            options.custom_flags(nix::fcntl::OFlag::O_EXCL.bits());
+        }
+        let file = match options.open(path).await {
+            Ok(f) => f.into_std().await,
+            Err(e) if is_block && e.raw_os_error() == Some(nix::errno::Errno::EBUSY as i32) => {
+                return Err(BackendError::NotStarted(format!(
+                    "{} is in use (mounted, or held open exclusively by another program); \
+                     refusing to write it",
+                    path.display()
+                )))
+            }
+            Err(e) => return Err(io(path, "opening", e)),
+        };
         let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
         let owned = path.to_path_buf();
         let cancelled = Arc::new(AtomicBool::new(false));
@@ -238,6 +249,57 @@ fn io(path: &Path, what: &str, source: std::io::Error) -> BackendError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A block device that is mounted, or held open exclusively by another program, is
+    /// refused; a free one is written.
+    #[tokio::test]
+    async fn a_block_device_in_use_is_refused() {
+        use super::super::testloop::{is_root, Loop};
+        if !is_root() {
+            eprintln!("skipped: loop devices need root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = Loop::new(dir.path(), "mounted", 16 << 20);
+        let _mount = mounted.mount(dir.path(), "mnt");
+        let e = SlotWriter::open(&mounted.dev, 4096)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("wrote into the mounted {}", mounted.dev.display()));
+        assert!(matches!(e, BackendError::NotStarted(_)), "{e}");
+        let text = e.to_string();
+        assert!(text.contains(&*mounted.dev.to_string_lossy()), "{text}");
+        assert!(text.contains("in use"), "{text}");
+
+        let held = Loop::new(dir.path(), "held", 4 << 20);
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let _holder = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::fcntl::OFlag::O_EXCL.bits())
+                .open(&held.dev)
+                .unwrap();
+            let e = SlotWriter::open(&held.dev, 4096).await.err();
+            assert!(
+                matches!(e, Some(BackendError::NotStarted(_))),
+                "wrote into a device held exclusively: {e:?}"
+            );
+        }
+        // Free again: written, exactly.
+        let data: Vec<u8> = (0..BLOCK + 999).map(|i| (i % 253) as u8).collect();
+        let mut w = SlotWriter::open(&held.dev, data.len() as u64)
+            .await
+            .unwrap();
+        w.write(Bytes::copy_from_slice(&data)).await.unwrap();
+        assert_eq!(w.finish().await.unwrap(), data.len() as u64);
+        let h: [u8; 32] = Sha256::digest(&data).into();
+        assert_eq!(
+            read_back_sha256(&held.dev, data.len() as u64)
+                .await
+                .unwrap(),
+            h
+        );
+    }
 
     #[tokio::test]
     async fn writes_exactly_and_reads_back() {
