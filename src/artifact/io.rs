@@ -145,12 +145,12 @@ pub fn map_io(context: &str, e: io::Error) -> ArtifactError {
                 .to_string(),
         };
     }
-    match e.kind() {
-        io::ErrorKind::UnexpectedEof => {
-            ArtifactError::Truncated(format!("the stream ended inside {context}"))
-        }
-        _ => ArtifactError::io(context, e),
+    // tokio-tar reports a stream that ends inside an entry or its padding as an `Other`
+    // error with this text.
+    if e.kind() == io::ErrorKind::UnexpectedEof || text.contains("unexpected EOF") {
+        return ArtifactError::Truncated(format!("the stream ended inside {context}"));
     }
+    ArtifactError::io(context, e)
 }
 
 /// Reads until `buf` is full or the stream ends; returns the number of bytes read.
