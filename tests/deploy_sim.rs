@@ -242,6 +242,11 @@ async fn corrupt_payload_fails_with_the_log_and_activates_nothing() {
         log.contains("checksum mismatch") && log.contains("data/0000/rootfs.ext4"),
         "{log}"
     );
+    // No verify key here: the log says that nothing but the connection vouched for it.
+    assert!(
+        log.contains("unsigned and no ArtifactVerifyKey is configured"),
+        "{log}"
+    );
     assert_eq!(
         dev.store().installed().unwrap().unwrap()["artifact_name"],
         "release-1"

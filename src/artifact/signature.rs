@@ -135,6 +135,31 @@ pub enum SignatureStatus {
     Verified { key: String, kind: &'static str },
 }
 
+impl SignatureStatus {
+    /// What vouches for the artifact, for the deployment log; `warn`: nothing but the
+    /// transport does.
+    pub fn trust_note(&self) -> (bool, String) {
+        match self {
+            SignatureStatus::Verified { key, kind } => (
+                false,
+                format!("artifact signature verified ({kind} key {key})"),
+            ),
+            SignatureStatus::SignedUnverified => (
+                true,
+                "the artifact is signed, but no ArtifactVerifyKey is configured: its signature \
+                 was not checked, and nothing but the connection to the server vouches for it"
+                    .to_string(),
+            ),
+            SignatureStatus::Unsigned => (
+                true,
+                "the artifact is unsigned and no ArtifactVerifyKey is configured: nothing but \
+                 the connection to the server vouches for it"
+                    .to_string(),
+            ),
+        }
+    }
+}
+
 /// Largest `manifest.sig` accepted: RSA-8192 is 1024 bytes, 1368 in base64.
 pub const MAX_SIGNATURE_LEN: u64 = 4096;
 

@@ -454,6 +454,8 @@ impl<B: Backend> Engine<B> {
         let reader = ArtifactReader::open(download.into_reader(), self.cfg.read.clone())
             .await
             .map_err(|e| Stop::Failed(format!("artifact: {e}")))?;
+        let (warn, note) = reader.info().signature.trust_note();
+        self.log(if warn { "warning" } else { "info" }, note);
         let header = reader.info().header.clone();
         if header.name != instr.artifact.artifact_name {
             return Err(Stop::Failed(format!(

@@ -241,6 +241,10 @@ impl<B: Backend> Standalone<B> {
     ) -> Result<Installed, StandaloneError> {
         let current = self.store.provides_or(&self.cfg.artifact_info);
         let reader = ArtifactReader::open(source, self.cfg.read.clone()).await?;
+        match reader.info().signature.trust_note() {
+            (true, note) => tracing::warn!("{note}"),
+            (false, note) => tracing::info!("{note}"),
+        }
         let header = reader.info().header.clone();
         check_depends(&header, &self.cfg.device_type, &current)
             .map_err(|e| StandaloneError::Depends(e.to_string()))?;
