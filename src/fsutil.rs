@@ -46,10 +46,12 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> 
 /// Times [`create_new`] unlinks an existing entry at the temp path and tries again.
 const CREATE_TRIES: u32 = 3;
 
-/// Creates `tmp` as a new file (`O_EXCL|O_NOFOLLOW`, so no symlink is followed). An
-/// existing entry is unlinked (the link itself, not its target) and creation retried, at
-/// most [`CREATE_TRIES`] times: an entry that keeps reappearing is an `AlreadyExists` error.
-fn create_new(tmp: &Path, mode: u32) -> std::io::Result<std::fs::File> {
+/// Creates `tmp` as a new file opened for writing (`O_EXCL|O_NOFOLLOW`, so no symlink is
+/// followed; `mode` filtered by the umask). An existing entry is unlinked (the link itself,
+/// not its target) and creation retried, at most [`CREATE_TRIES`] times: an entry that keeps
+/// reappearing is an `AlreadyExists` error. For temporary files under a name others may
+/// predict or write at (a crash's leftover, a planted link).
+pub fn create_new(tmp: &Path, mode: u32) -> std::io::Result<std::fs::File> {
     let open = || {
         std::fs::OpenOptions::new()
             .write(true)
