@@ -61,35 +61,12 @@ fn load_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, C
     Ok(certs)
 }
 
-/// Reads a secret file into one buffer that is never reallocated (so no partial copy is
-/// left behind in freed memory) and is zeroized when dropped.
+/// Reads a secret file with [`crate::fsutil::read_secret`]: one buffer, never reallocated
+/// (so no partial copy is left behind in freed memory), zeroized when dropped.
 fn read_secret(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>, ClientError> {
-    use std::io::Read as _;
-    let fail = |e: String| ClientError::Tls(format!("{what} {}: {e}", path.display()));
-    let mut f = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
-    let len = f.metadata().map_err(|e| fail(e.to_string()))?.len();
-    if len > MAX_PEM_FILE {
-        return Err(fail(format!("larger than {MAX_PEM_FILE} bytes")));
-    }
-    // One byte more than the file's size shows a file that grew since.
-    let size = usize::try_from(len).map_err(|e| fail(e.to_string()))? + 1;
-    let mut buf = Zeroizing::new(vec![0u8; size]);
-    let mut n = 0;
-    loop {
-        match f.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(read) => {
-                n += read;
-                if n == size {
-                    return Err(fail("changed while being read".into()));
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(fail(e.to_string())),
-        }
-    }
-    buf.truncate(n);
-    Ok(buf)
+    let fail = |e: std::io::Error| ClientError::Tls(format!("{what} {}: {e}", path.display()));
+    let f = std::fs::File::open(path).map_err(fail)?;
+    crate::fsutil::read_secret(f, MAX_PEM_FILE).map_err(fail)
 }
 
 /// `HttpsClient.Key`: the first `PRIVATE KEY` (PKCS#8), `RSA PRIVATE KEY` (PKCS#1) or
@@ -105,23 +82,24 @@ fn load_client_key(path: &Path) -> Result<PrivateKeyDer<'static>, ClientError> {
     use rustls::pki_types::{PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer};
     let fail = |e: &str| ClientError::Tls(format!("HttpsClient.Key {}: {e}", path.display()));
     let pem = read_secret(path, "HttpsClient.Key")?;
+    let der = |block| crate::keys::pem_block_der(block).map_err(|e| fail(&e.to_string()));
     let text = std::str::from_utf8(&pem).map_err(|_| fail("not PEM text"))?;
     for (label, block) in crate::keys::pem_blocks(text) {
         match label {
             "PRIVATE KEY" => {
-                let der = pem_block_der(block).map_err(fail)?;
+                let der = der(block)?;
                 return Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(into_owned(
                     der,
                 ))));
             }
             "RSA PRIVATE KEY" => {
-                let der = pem_block_der(block).map_err(fail)?;
+                let der = der(block)?;
                 return Ok(PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(into_owned(
                     der,
                 ))));
             }
             "EC PRIVATE KEY" => {
-                let der = pem_block_der(block).map_err(fail)?;
+                let der = der(block)?;
                 return Ok(match sec1_p256_to_pkcs8(&der) {
                     Some(pkcs8) => PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8)),
                     // Another curve: rustls converts it.
@@ -135,32 +113,6 @@ fn load_client_key(path: &Path) -> Result<PrivateKeyDer<'static>, ClientError> {
     Err(fail(
         "no PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block",
     ))
-}
-
-/// The DER of one PEM block (`-----BEGIN ...` to `-----END ...-----`), decoded through
-/// zeroized buffers of a fixed size. A block with RFC 1421 headers (`Proc-Type:`, an
-/// encrypted legacy key) is refused.
-fn pem_block_der(block: &str) -> Result<Zeroizing<Vec<u8>>, &'static str> {
-    use base64::Engine as _;
-    let mut lines = block.lines();
-    lines.next(); // -----BEGIN ...-----
-    let mut b64 = Zeroizing::new(Vec::with_capacity(block.len()));
-    for line in lines {
-        let line = line.trim();
-        if line.starts_with("-----END ") {
-            break;
-        }
-        if line.contains(':') {
-            return Err("PEM headers (an encrypted key?) are not supported");
-        }
-        b64.extend(line.bytes().filter(|b| !b.is_ascii_whitespace()));
-    }
-    let mut der = Zeroizing::new(vec![0u8; b64.len() / 4 * 3 + 3]);
-    let n = base64::engine::general_purpose::STANDARD
-        .decode_slice(&b64[..], &mut der[..])
-        .map_err(|_| "bad base64 in the key block")?;
-    der.truncate(n);
-    Ok(der)
 }
 
 /// Moves the bytes out of the zeroizing wrapper without copying them: the caller hands

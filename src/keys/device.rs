@@ -51,7 +51,10 @@ impl DeviceKey {
         })
     }
 
-    /// Reads a PEM key file (bounded in size). A file that group or others may access
+    /// Reads a PEM key file (bounded in size). The file and the key's DER are held only in
+    /// fixed-size buffers zeroized on drop ([`crate::fsutil::read_secret`],
+    /// [`PrivateKey::from_pem`]): no copy of the key is left in freed memory by the load.
+    /// A file that group or others may access
     /// (any of mode 0077, checked on the opened file) is loaded, with a warning naming the
     /// path and mode: the bridge writes its keys 0600, and a readable key lets any local
     /// user act as the device.
@@ -72,8 +75,8 @@ impl DeviceKey {
                  act as this device); it should be mode 0600"
             );
         }
-        let data = crate::fsutil::read_bounded(file, path, MAX_KEY_FILE).map_err(read_err)?;
-        let data = zeroize::Zeroizing::new(data);
+        // One fixed-size buffer, zeroized on drop: no partial copy of the key is freed.
+        let data = crate::fsutil::read_secret(file, MAX_KEY_FILE).map_err(read_err)?;
         let text = std::str::from_utf8(&data).map_err(|_| KeyError::Parse {
             label: label.clone(),
             reason: "not PEM text".into(),

@@ -12,7 +12,7 @@ mod device;
 mod pem;
 
 pub use device::{DeviceKey, KeyType};
-pub use pem::{pem_blocks, PrivateKey};
+pub use pem::{pem_block_der, pem_blocks, PemBlockError, PrivateKey};
 
 /// A device key could not be read, parsed, generated or written.
 #[derive(Debug, thiserror::Error)]

@@ -29,36 +29,47 @@ impl PrivateKey {
     /// Parses the first private key block of `pem`. Other blocks (such as the
     /// `EC PARAMETERS` that `openssl ecparam -genkey` writes first) are skipped; encrypted
     /// keys are refused. `label` names the key in errors.
+    ///
+    /// Invariant: each block's DER is decoded here ([`pem_block_der`]: fixed-size buffers,
+    /// zeroized on drop) and parsed from there, so no copy of the key's bytes is left in
+    /// freed memory by the PEM decoding (the key crates' own PEM readers leave some).
     pub fn from_pem(pem: &str, label: &str) -> Result<Self, KeyError> {
         use p256::pkcs8::DecodePrivateKey as _;
         use rsa::pkcs1::DecodeRsaPrivateKey as _;
         let mut saw_encrypted = false;
         for (kind, block) in pem_blocks(pem) {
+            if !matches!(kind, "RSA PRIVATE KEY" | "EC PRIVATE KEY" | "PRIVATE KEY") {
+                saw_encrypted |= kind == "ENCRYPTED PRIVATE KEY";
+                continue;
+            }
+            let der = match pem_block_der(block) {
+                Ok(der) => der,
+                Err(e) => {
+                    // A legacy encrypted key carries `Proc-Type: 4,ENCRYPTED` headers.
+                    saw_encrypted |= e == PemBlockError::Headers;
+                    continue;
+                }
+            };
             let key = match kind {
-                "RSA PRIVATE KEY" => rsa::PrivateKey::from_pkcs1_pem(block)
+                "RSA PRIVATE KEY" => rsa::PrivateKey::from_pkcs1_der(&der)
                     .ok()
                     .map(|k| PrivateKey::Rsa(Box::new(k))),
-                "EC PRIVATE KEY" => p256::SecretKey::from_sec1_pem(block)
+                "EC PRIVATE KEY" => p256::SecretKey::from_sec1_der(&der)
                     .ok()
                     .map(|k| PrivateKey::EcdsaP256(k.into())),
-                "PRIVATE KEY" => rsa::PrivateKey::from_pkcs8_pem(block)
+                _ => rsa::PrivateKey::from_pkcs8_der(&der)
                     .ok()
                     .map(|k| PrivateKey::Rsa(Box::new(k)))
                     .or_else(|| {
-                        p256::ecdsa::SigningKey::from_pkcs8_pem(block)
+                        p256::ecdsa::SigningKey::from_pkcs8_der(&der)
                             .ok()
                             .map(PrivateKey::EcdsaP256)
                     })
                     .or_else(|| {
-                        ed25519_dalek::SigningKey::from_pkcs8_pem(block)
+                        ed25519_dalek::SigningKey::from_pkcs8_der(&der)
                             .ok()
                             .map(|k| PrivateKey::Ed25519(Box::new(k)))
                     }),
-                "ENCRYPTED PRIVATE KEY" => {
-                    saw_encrypted = true;
-                    None
-                }
-                _ => None,
             };
             if let Some(key) = key {
                 return Ok(key);
@@ -151,9 +162,62 @@ pub fn pem_blocks(text: &str) -> Vec<(&str, &str)> {
     out
 }
 
+/// Why a PEM block's DER could not be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PemBlockError {
+    /// RFC 1421 headers (`Proc-Type:`), as a legacy encrypted key has.
+    #[error("PEM headers (an encrypted key?) are not supported")]
+    Headers,
+    #[error("bad base64 in the key block")]
+    Base64,
+}
+
+/// The DER of one PEM block (`-----BEGIN ...` to `-----END ...-----`, as [`pem_blocks`]
+/// yields it), for secret blocks: private keys.
+///
+/// Invariant: the base64 and the DER live in buffers allocated once, at their final size,
+/// and zeroized on drop, so no copy of the key is left in freed memory.
+pub fn pem_block_der(block: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, PemBlockError> {
+    use base64::Engine as _;
+    let mut lines = block.lines();
+    lines.next(); // -----BEGIN ...-----
+    let mut b64 = zeroize::Zeroizing::new(Vec::with_capacity(block.len()));
+    for line in lines {
+        let line = line.trim();
+        if line.starts_with("-----END ") {
+            break;
+        }
+        if line.contains(':') {
+            return Err(PemBlockError::Headers);
+        }
+        b64.extend(line.bytes().filter(|b| !b.is_ascii_whitespace()));
+    }
+    let mut der = zeroize::Zeroizing::new(vec![0u8; b64.len() / 4 * 3 + 3]);
+    let n = base64::engine::general_purpose::STANDARD
+        .decode_slice(&b64[..], &mut der[..])
+        .map_err(|_| PemBlockError::Base64)?;
+    der.truncate(n);
+    Ok(der)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn block_der_is_decoded_and_headers_or_bad_base64_refused() {
+        let der = pem_block_der("-----BEGIN X-----\nAAEC\nAw==\n-----END X-----").unwrap();
+        assert_eq!(&der[..], &[0, 1, 2, 3]);
+        let legacy = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\
+                      DEK-Info: AES-128-CBC,00\n\nAAAA\n-----END RSA PRIVATE KEY-----\n";
+        assert_eq!(pem_block_der(legacy).unwrap_err(), PemBlockError::Headers);
+        let e = PrivateKey::from_pem(legacy, "k").unwrap_err().to_string();
+        assert!(e.contains("encrypted"), "{e}");
+        let bad = "-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n";
+        assert_eq!(pem_block_der(bad).unwrap_err(), PemBlockError::Base64);
+        let e = PrivateKey::from_pem(bad, "k").unwrap_err().to_string();
+        assert!(e.contains("no RSA, ECDSA P-256 or Ed25519"), "{e}");
+    }
 
     #[test]
     fn pem_blocks_skip_other_labels() {

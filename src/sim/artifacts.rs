@@ -64,9 +64,7 @@ async fn receive(
     tmp: &std::path::Path,
     max_size: u64,
 ) -> Result<(u64, String), OpError> {
-    let mut file = tokio::fs::File::create(tmp)
-        .await
-        .map_err(|e| OpError::Internal(format!("{}: {e}", tmp.display())))?;
+    let mut file = create_temp(tmp).await?;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     loop {
@@ -132,16 +130,32 @@ pub async fn replace_content(
 
 /// Stores an artifact file from disk (in-process use: tests, `demo`), as an upload would.
 pub async fn upload_file(sim: &Sim, path: &std::path::Path) -> Result<ArtifactRecord, OpError> {
+    upload_file_as(sim, path, ids::uuid()).await
+}
+
+/// [`upload_file`] with the artifact id given.
+async fn upload_file_as(
+    sim: &Sim,
+    path: &std::path::Path,
+    id: String,
+) -> Result<ArtifactRecord, OpError> {
     let dir = artifacts_dir(sim.dir());
     tokio::fs::create_dir_all(&dir)
         .await
         .map_err(|e| OpError::Internal(format!("{}: {e}", dir.display())))?;
-    let id = ids::uuid();
     let tmp = dir.join(format!(".upload-{id}"));
     let result = async {
-        let size = tokio::fs::copy(path, &tmp)
+        let mut source = tokio::fs::File::open(path)
             .await
             .map_err(|e| OpError::BadRequest(format!("{}: {e}", path.display())))?;
+        let mut file = create_temp(&tmp).await?;
+        let size = tokio::io::copy(&mut source, &mut file).await.map_err(|e| {
+            OpError::Internal(format!("{} to {}: {e}", path.display(), tmp.display()))
+        })?;
+        file.sync_all()
+            .await
+            .map_err(|e| OpError::Internal(e.to_string()))?;
+        drop(file);
         if size > sim.max_artifact_size() {
             return Err(OpError::BadRequest(format!(
                 "artifact larger than {} bytes",
@@ -186,6 +200,18 @@ pub async fn upload_file(sim: &Sim, path: &std::path::Path) -> Result<ArtifactRe
     }
 }
 
+/// Creates an upload's temporary file, 0600, with [`crate::fsutil::create_new`]
+/// (`O_EXCL|O_NOFOLLOW`): whatever sits at its path (a crash's leftover, a link planted by
+/// someone who can write the artifacts directory) is unlinked, never followed.
+async fn create_temp(tmp: &std::path::Path) -> Result<tokio::fs::File, OpError> {
+    let path = tmp.to_path_buf();
+    let file = tokio::task::spawn_blocking(move || crate::fsutil::create_new(&path, 0o600))
+        .await
+        .map_err(|e| OpError::Internal(format!("{}: {e}", tmp.display())))?
+        .map_err(|e| OpError::Internal(format!("{}: {e}", tmp.display())))?;
+    Ok(tokio::fs::File::from_std(file))
+}
+
 /// Reads the whole artifact with the verifying reader (every checksum).
 async fn inspect(
     path: &std::path::Path,
@@ -217,4 +243,112 @@ async fn inspect(
         created: ids::now_rfc3339(),
         tampered: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::path::Path;
+
+    fn victim(dir: &Path) -> std::path::PathBuf {
+        let victim = dir.join("victim");
+        std::fs::write(&victim, b"victim").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+        victim
+    }
+
+    fn assert_untouched(victim: &Path) {
+        let data = std::fs::read(victim).unwrap();
+        assert!(
+            data == b"victim",
+            "written through a link: the victim now has {} bytes, starting {:?}",
+            data.len(),
+            String::from_utf8_lossy(&data[..data.len().min(16)])
+        );
+        let mode = std::fs::metadata(victim).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "mode changed through a link");
+    }
+
+    fn sim(dir: &Path) -> (Sim, std::path::PathBuf) {
+        let sim = Sim::open(&dir.join("state"), "https://sim".into(), 1 << 20).unwrap();
+        let artifacts = artifacts_dir(sim.dir());
+        std::fs::create_dir_all(&artifacts).unwrap();
+        (sim, artifacts)
+    }
+
+    /// Whoever can write the artifacts directory can plant links: the temporary file of
+    /// an upload from a file replaces whatever sits at its path (a link to a file, a
+    /// dangling link), never writes through it.
+    #[tokio::test]
+    async fn a_file_upload_never_writes_through_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sim, artifacts) = sim(dir.path());
+        let victim = victim(dir.path());
+
+        let mut bytes = Vec::new();
+        write_artifact(
+            &mut bytes,
+            &ArtifactSpec::rootfs("release-1", ["dev"]),
+            vec![PayloadFile::new(
+                "rootfs.img",
+                3,
+                std::io::Cursor::new(b"abc".to_vec()),
+            )],
+            &WriteOptions::default(),
+        )
+        .await
+        .unwrap();
+        let source = dir.path().join("release-1.mender");
+        std::fs::write(&source, &bytes).unwrap();
+
+        // The file copy.
+        std::os::unix::fs::symlink(&victim, artifacts.join(".upload-one")).unwrap();
+        let record = upload_file_as(&sim, &source, "one".into()).await.unwrap();
+        assert_untouched(&victim);
+        assert_eq!(record.name, "release-1");
+        let stored = sim.artifact_path("one");
+        assert!(std::fs::symlink_metadata(&stored).unwrap().is_file());
+        assert_eq!(std::fs::read(&stored).unwrap(), bytes);
+
+        let created = dir.path().join("created-through-link");
+        std::os::unix::fs::symlink(&created, artifacts.join(".upload-two")).unwrap();
+        upload_file_as(&sim, &source, "two".into()).await.unwrap();
+        assert!(
+            std::fs::symlink_metadata(&created).is_err(),
+            "created through a dangling link"
+        );
+    }
+
+    /// The same for a streamed upload's temporary file (and a crash's leftover there).
+    #[tokio::test]
+    async fn an_upload_temp_file_never_writes_through_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_sim, artifacts) = sim(dir.path());
+        let victim = victim(dir.path());
+        let created = dir.path().join("created-through-link");
+        let tmp = artifacts.join(".upload-three");
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        let mut f = create_temp(&tmp).await.unwrap();
+        f.write_all(b"upload").await.unwrap();
+        f.sync_all().await.unwrap();
+        drop(f);
+        assert_untouched(&victim);
+        assert!(std::fs::symlink_metadata(&tmp).unwrap().is_file());
+        std::fs::remove_file(&tmp).unwrap();
+        std::os::unix::fs::symlink(&created, &tmp).unwrap();
+        drop(create_temp(&tmp).await.unwrap());
+        assert!(
+            std::fs::symlink_metadata(&created).is_err(),
+            "created through a dangling link"
+        );
+        std::fs::remove_file(&tmp).unwrap();
+        std::fs::write(&tmp, b"leftover from a crash").unwrap();
+        let mut f = create_temp(&tmp).await.unwrap();
+        f.write_all(b"new").await.unwrap();
+        f.sync_all().await.unwrap();
+        drop(f);
+        assert_eq!(std::fs::read(&tmp).unwrap(), b"new");
+    }
 }

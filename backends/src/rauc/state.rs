@@ -10,6 +10,8 @@
 //!
 //! Invariants: records are written atomically (temporary file, fsync, rename, fsync of
 //! the directory), so a crash leaves the old record or the new one, never a torn one; the
+//! temporary file is created `O_EXCL|O_NOFOLLOW`, so a link planted at its path is
+//! replaced, never written through; records are mode 0600; the
 //! pending record exists exactly while an activated install is on trial (written by
 //! `finish`, removed by `commit` and `rollback`); reads are bounded.
 
@@ -46,22 +48,74 @@ pub fn path(dir: &Path) -> PathBuf {
     dir.join(FILE)
 }
 
-/// Writes `body` to `dir/name` atomically.
+/// Mode of the records (as the bridge's own deployment store).
+const MODE: u32 = 0o600;
+
+/// Times [`create_new`] unlinks an entry at the temporary path and tries again.
+const CREATE_TRIES: u32 = 3;
+
+/// Writes `body` to `dir/name` atomically: a temporary file in `dir`, fsync, rename over
+/// `dir/name`, fsync of `dir` (created if needed). On error the temporary file is removed
+/// and the record is unchanged.
+///
+/// The temporary file is `.<name>.tmp.<pid>`, created with `O_CREAT|O_EXCL|O_NOFOLLOW`:
+/// whatever already sits at that path (a crash's leftover, or a link planted by someone
+/// who can write the directory) is unlinked, never followed or written through (the rule
+/// of the main crate's `fsutil::write_atomic`). One writer per record at a time (the
+/// bridge's install lock).
 fn write_atomic(dir: &Path, name: &str, body: &[u8]) -> Result<(), BackendError> {
+    use std::os::unix::fs::PermissionsExt as _;
     std::fs::create_dir_all(dir).map_err(|e| io(format!("creating {}", dir.display()), e))?;
     let target = dir.join(name);
-    let tmp = dir.join(format!("{name}.tmp"));
-    let mut f =
-        std::fs::File::create(&tmp).map_err(|e| io(format!("creating {}", tmp.display()), e))?;
-    f.write_all(body)
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let mut f = create_new(&tmp).map_err(|e| io(format!("creating {}", tmp.display()), e))?;
+    // The mode given at creation is filtered by the umask; set it exactly.
+    let written = f
+        .set_permissions(std::fs::Permissions::from_mode(MODE))
+        .and_then(|()| f.write_all(body))
         .and_then(|()| f.sync_all())
-        .map_err(|e| io(format!("writing {}", tmp.display()), e))?;
-    drop(f);
-    std::fs::rename(&tmp, &target)
-        .map_err(|e| io(format!("renaming to {}", target.display()), e))?;
+        .map_err(|e| io(format!("writing {}", tmp.display()), e))
+        .and_then(|()| {
+            drop(f);
+            std::fs::rename(&tmp, &target)
+                .map_err(|e| io(format!("renaming to {}", target.display()), e))
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io(format!("fsync of {}", dir.display()), e))
+}
+
+/// Creates `tmp` as a new file (`O_EXCL|O_NOFOLLOW`, so no link is followed). An existing
+/// entry is unlinked (a link itself, not its target) and creation retried, at most
+/// [`CREATE_TRIES`] times: an entry that keeps reappearing is an `AlreadyExists` error.
+fn create_new(tmp: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let open = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .mode(MODE)
+            .open(tmp)
+    };
+    for _ in 0..CREATE_TRIES {
+        match open() {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                tracing::debug!(path = %tmp.display(), "replacing an old temporary file");
+                match std::fs::remove_file(tmp) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            other => return other,
+        }
+    }
+    open()
 }
 
 /// Reads `dir/name`, at most [`MAX_SIZE`] bytes; `None` when absent.
@@ -171,5 +225,69 @@ mod tests {
         assert_eq!(started(&d).unwrap().as_deref(), Some("rootfs.0"));
         clear_started(&d).unwrap();
         assert_eq!(started(&d).unwrap(), None);
+    }
+
+    /// The records live in the bridge's data directory, under predictable names: a link
+    /// planted at a temporary file's path must be replaced, never written through (nor its
+    /// target created, if it dangles); a crash's leftover temporary is replaced too.
+    #[test]
+    fn a_planted_symlink_at_the_temp_path_is_not_followed() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("state");
+        std::fs::create_dir(&d).unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"victim").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let p = Pending {
+            target: "rootfs.1".into(),
+            target_bootname: None,
+            booted_before: Some("rootfs.0".into()),
+        };
+        let temps = |name: &str| -> Vec<PathBuf> {
+            // The temporary's old name (once opened with `File::create`) and its name now.
+            vec![
+                d.join(format!("{name}.tmp")),
+                d.join(format!(".{name}.tmp.{}", std::process::id())),
+            ]
+        };
+        for t in temps(FILE).iter().chain(&temps(STARTED)) {
+            std::os::unix::fs::symlink(&victim, t).unwrap();
+        }
+        save(&d, &p).unwrap();
+        mark_started(&d, "rootfs.0").unwrap();
+        assert_eq!(
+            std::fs::read(&victim).unwrap(),
+            b"victim",
+            "written through a link"
+        );
+        let mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+        assert_eq!(load(&d).unwrap(), Some(p.clone()));
+        assert_eq!(started(&d).unwrap().as_deref(), Some("rootfs.0"));
+        for f in [FILE, STARTED] {
+            let meta = std::fs::symlink_metadata(d.join(f)).unwrap();
+            assert!(meta.file_type().is_file(), "{f} is not a plain file");
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{f}");
+        }
+
+        // A dangling link: O_CREAT alone would create its target.
+        let created = dir.path().join("created-through-link");
+        for t in temps(FILE) {
+            let _ = std::fs::remove_file(&t);
+            std::os::unix::fs::symlink(&created, &t).unwrap();
+        }
+        save(&d, &p).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&created).is_err(),
+            "created through a dangling link"
+        );
+        // A crash's leftover.
+        for t in temps(FILE) {
+            let _ = std::fs::remove_file(&t);
+            std::fs::write(&t, b"leftover").unwrap();
+        }
+        save(&d, &p).unwrap();
+        assert_eq!(load(&d).unwrap(), Some(p));
     }
 }

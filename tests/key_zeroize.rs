@@ -1,10 +1,12 @@
-//! The mTLS client key (`HttpsClient.Key`) leaves no copy in freed memory: this binary's
-//! allocator looks into every block freed (or moved by `realloc`) while the client's TLS
-//! configuration is built, for a piece of the key's PEM text and of its DER bytes. The
-//! key files are made by `openssl` (RSA and ECDSA P-256, in PKCS#8 and in the traditional
-//! `RSA PRIVATE KEY` / `EC PRIVATE KEY` forms) before the watch starts.
+//! Private keys read from files leave no copy in freed memory: this binary's allocator
+//! looks into every block freed (or moved by `realloc`) while a key is loaded, for a piece
+//! of the key's PEM text and of its DER bytes. Two readers are watched: the mTLS client key
+//! (`HttpsClient.Key`, while the client's TLS configuration is built) and the device key
+//! (`DeviceKey::load`). The key files are made by `openssl` (RSA and ECDSA P-256, in PKCS#8
+//! and in the traditional `RSA PRIVATE KEY` / `EC PRIVATE KEY` forms; Ed25519 for the
+//! device key) before the watch starts.
 //!
-//! One test only: the watch is process-wide.
+//! The watch is process-wide: the tests take turns ([`ONE`]).
 
 mod common;
 
@@ -18,6 +20,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use common::run;
 use mender_bridge::client::{Backoff, DownloadConfig, Downloader, TlsConfig};
+use mender_bridge::keys::DeviceKey;
 use zeroize::Zeroizing;
 
 /// Most needles looked for at once.
@@ -85,7 +88,7 @@ unsafe impl GlobalAlloc for Watch {
 #[global_allocator]
 static ALLOC: Watch = Watch;
 
-/// Serialises the watch (one test, but keep it explicit).
+/// Serialises the watch: one test at a time.
 static ONE: Mutex<()> = Mutex::new(());
 
 fn openssl(dir: &Path, args: &[&str]) {
@@ -115,8 +118,9 @@ fn private_value(dir: &Path, key: &str) -> Zeroizing<Vec<u8>> {
     }
     let lead = value.iter().take_while(|b| **b == 0).count();
     value.drain(..lead);
+    // A 32-byte value may start with zero bytes, dropped above.
     assert!(
-        value.len() >= 32,
+        value.len() >= 24,
         "{key}: no private value in openssl's output"
     );
     value
@@ -180,9 +184,122 @@ fn config() -> DownloadConfig {
     }
 }
 
+/// Runs `f` with the watch armed for `found_needles`; returns what it returned and which
+/// needles a freed block held (bit 0: the PEM text, bit 1: the DER).
+fn watched<T>(found_needles: [[u8; NEEDLE_LEN]; NEEDLES], f: impl FnOnce() -> T) -> (T, usize) {
+    // SAFETY: written while disarmed; the allocator reads it only while armed.
+    unsafe { *std::ptr::addr_of_mut!(NEEDLE) = found_needles };
+    NEEDLE_COUNT.store(NEEDLES, Ordering::SeqCst);
+    FOUND.store(0, Ordering::SeqCst);
+    ARMED.store(true, Ordering::SeqCst);
+    let out = f();
+    ARMED.store(false, Ordering::SeqCst);
+    (out, FOUND.load(Ordering::SeqCst))
+}
+
+/// What a freed block held, as failure lines for `key`.
+fn failures_of(key: &str, found: usize) -> Vec<String> {
+    let mut failures = Vec::new();
+    if found & 1 != 0 {
+        failures.push(format!("{key}: PEM text of the key in freed memory"));
+    }
+    if found & 2 != 0 {
+        failures.push(format!("{key}: DER of the key in freed memory"));
+    }
+    failures
+}
+
+/// Checks that `key` (in `dir`) begins with a `label` block.
+fn assert_label(dir: &Path, key: &str, label: &str) {
+    let mut head = [0u8; 64];
+    let n =
+        std::io::Read::read(&mut std::fs::File::open(dir.join(key)).unwrap(), &mut head).unwrap();
+    let begin = format!("-----BEGIN {label}-----\n");
+    assert!(head[..n].starts_with(begin.as_bytes()), "{key}");
+}
+
+/// The device key (`DeviceKey::load`, the key a device authenticates with) in each form a
+/// device may have: the official client's `mender-agent.pem` (RSA PKCS#1), Mender 5's
+/// Ed25519 PKCS#8, ECDSA P-256 in SEC1 and PKCS#8, RSA in PKCS#8.
+#[test]
+fn the_device_key_leaves_no_copy_in_freed_memory() {
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    openssl(
+        d,
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "rsa.pem",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-out",
+            "ec.pem",
+        ],
+    );
+    openssl(
+        d,
+        &["genpkey", "-algorithm", "ED25519", "-out", "ed25519.pem"],
+    );
+    openssl(
+        d,
+        &[
+            "pkey",
+            "-in",
+            "rsa.pem",
+            "-traditional",
+            "-out",
+            "rsa-pkcs1.pem",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "pkey",
+            "-in",
+            "ec.pem",
+            "-traditional",
+            "-out",
+            "ec-sec1.pem",
+        ],
+    );
+
+    let cases = [
+        ("rsa-pkcs1.pem", "RSA PRIVATE KEY", "RSA"),
+        ("rsa.pem", "PRIVATE KEY", "RSA"),
+        ("ec-sec1.pem", "EC PRIVATE KEY", "ECDSA P-256"),
+        ("ec.pem", "PRIVATE KEY", "ECDSA P-256"),
+        ("ed25519.pem", "PRIVATE KEY", "Ed25519"),
+    ];
+    let mut failures = Vec::new();
+    for (key, label, kind) in cases {
+        assert_label(d, key, label);
+        let path = d.join(key);
+        let (loaded, found) = watched(needles(d, key), || DeviceKey::load(&path));
+        let loaded = loaded.unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert_eq!(loaded.kind(), kind, "{key}");
+        failures.extend(failures_of(key, found));
+        drop(loaded);
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
 #[test]
 fn the_client_key_leaves_no_copy_in_freed_memory() {
-    let _one = ONE.lock().unwrap();
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     openssl(
@@ -254,32 +371,17 @@ fn the_client_key_leaves_no_copy_in_freed_memory() {
     ];
     let mut failures = Vec::new();
     for (key, cert, label) in cases {
-        let mut head = [0u8; 64];
-        let n =
-            std::io::Read::read(&mut std::fs::File::open(d.join(key)).unwrap(), &mut head).unwrap();
-        let begin = format!("-----BEGIN {label}-----\n");
-        assert!(head[..n].starts_with(begin.as_bytes()), "{key}");
-        let found_needles = needles(d, key);
+        assert_label(d, key, label);
         let tls = TlsConfig {
             client_certificate: Some(d.join(cert)),
             client_key: Some(d.join(key)),
             ..TlsConfig::default()
         };
-        // SAFETY: written while disarmed; the allocator reads it only while armed.
-        unsafe { *std::ptr::addr_of_mut!(NEEDLE) = found_needles };
-        NEEDLE_COUNT.store(NEEDLES, Ordering::SeqCst);
-        FOUND.store(0, Ordering::SeqCst);
-        ARMED.store(true, Ordering::SeqCst);
-        let built = Downloader::new(&tls, Duration::from_secs(5), config());
-        ARMED.store(false, Ordering::SeqCst);
-        let found = FOUND.load(Ordering::SeqCst);
+        let (built, found) = watched(needles(d, key), || {
+            Downloader::new(&tls, Duration::from_secs(5), config())
+        });
         let downloader = built.unwrap_or_else(|e| panic!("{key}: {e}"));
-        if found & 1 != 0 {
-            failures.push(format!("{key}: PEM text of the key in freed memory"));
-        }
-        if found & 2 != 0 {
-            failures.push(format!("{key}: DER of the key in freed memory"));
-        }
+        failures.extend(failures_of(key, found));
         drop(downloader);
     }
     assert!(failures.is_empty(), "{failures:#?}");
