@@ -23,6 +23,9 @@ impl std::fmt::Debug for SigningKey {
     }
 }
 
+/// A signing key file larger than this is not a PEM private key.
+const MAX_KEY_FILE: u64 = 64 * 1024;
+
 impl SigningKey {
     /// Parses a PEM private key (see [`PrivateKey::from_pem`]); RSA and ECDSA P-256 only.
     /// `label` names the key in errors.
@@ -52,10 +55,18 @@ impl SigningKey {
     pub async fn from_file(path: impl AsRef<Path>) -> Result<Self, WriteError> {
         let path = path.as_ref();
         let label = path.display().to_string();
-        let data = tokio::fs::read(path).await.map_err(|e| WriteError::Key {
+        let key_err = |e: std::io::Error| WriteError::Key {
             label: label.clone(),
             reason: e.to_string(),
-        })?;
+        };
+        // The private key is read into one buffer of its size, zeroized on drop.
+        let owned = path.to_path_buf();
+        let data = tokio::task::spawn_blocking(move || {
+            std::fs::File::open(&owned).and_then(|f| crate::fsutil::read_secret(f, MAX_KEY_FILE))
+        })
+        .await
+        .map_err(|e| key_err(std::io::Error::other(e)))?
+        .map_err(key_err)?;
         let text = std::str::from_utf8(&data).map_err(|_| WriteError::Key {
             label: label.clone(),
             reason: "not PEM text".into(),
