@@ -9,6 +9,9 @@ use bytes::Bytes;
 #[cfg(feature = "rauc")]
 pub mod rauc;
 pub mod raw;
+/// Spooling a payload to disk until it verified (the RAUC and SWUpdate backends).
+#[cfg(any(feature = "rauc", feature = "swupdate"))]
+pub mod spool;
 /// The SWUpdate backend (feature `swupdate`); its configuration type is always built.
 pub mod swupdate;
 

@@ -18,7 +18,6 @@
 mod install;
 pub mod proxy;
 pub mod slots;
-mod spool;
 pub mod state;
 
 use std::path::PathBuf;
@@ -27,9 +26,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 
+pub use crate::spool::{free_space, Spool};
 pub use install::Timeouts;
 pub use proxy::Bus;
-pub use spool::{free_space, Spool};
 pub use state::Pending;
 
 use crate::{Backend, BackendError, Outcome, PayloadInfo, ProgressSink};
@@ -240,22 +239,7 @@ impl Backend for RaucBackend {
     }
 
     async fn preflight(&mut self) -> Result<(), BackendError> {
-        let dir = &self.config.spool_dir;
-        if !dir.exists() {
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| {
-                    not_started(format!(
-                        "cannot create spool directory {} (backend.rauc.spool_dir): {e}",
-                        dir.display()
-                    ))
-                })?;
-        }
-        spool::check_dir(dir)?;
-        spool::clean(dir);
+        crate::spool::prepare_dir(&self.config.spool_dir, &crate::spool::RAUC)?;
         let rauc = self.connect().await.map_err(|e| not_started(message(&e)))?;
         let op = rauc
             .call("Operation", rauc.p.operation())
@@ -279,7 +263,7 @@ impl Backend for RaucBackend {
         }
         self.spool = None;
         self.log.clear();
-        let s = Spool::create(&self.config.spool_dir, payload).await?;
+        let s = Spool::create(&self.config.spool_dir, payload, &crate::spool::RAUC).await?;
         tracing::info!(file = %s.path().display(), size = payload.size, bundle = %payload.file_name, "spooling the RAUC bundle");
         self.spool = Some(s);
         Ok(())

@@ -1,13 +1,22 @@
-//! The spool: RAUC takes a bundle only as a path to a regular file that no other process
-//! holds open (plain bundles are checked over the whole file before they are mounted), so
-//! the payload stream is written to one file in the spool directory first.
+//! The spool, shared by the backends that must not hand an installer a byte before the
+//! payload verified (features `rauc` and `swupdate`): the payload stream is written to one
+//! file in a spool directory, hashed as it is written, and released only once its size and
+//! SHA-256 matched the manifest's.
+//!
+//! - RAUC takes a bundle only as a path to a regular file that no other process holds open
+//!   (plain bundles are checked over the whole file before they are mounted):
+//!   [`Spool::seal`] closes the file and hands out its path.
+//! - SWUpdate acts on the stream as it reads it (parses `sw-description`, runs its
+//!   commands, installs at the cpio trailer): [`Spool::seal_open`] keeps the very
+//!   descriptor that was hashed, rewound, so what is streamed afterwards is what was
+//!   verified (no reopening by name).
 //!
 //! Invariants:
-//! - the file is created new (`O_EXCL`), mode 0600, named `mender-bridge-*.raucb`, after
+//! - the file is created new (`O_EXCL`), mode 0600, named `mender-bridge-*<suffix>`, after
 //!   the directory was checked to be a local filesystem with room for the whole payload;
 //! - it never grows past the payload's declared size, and every byte is hashed as it is
-//!   written; [`Spool::seal`] refuses a short file or a hash that differs from the
-//!   manifest's, then fsyncs and closes it (no descriptor stays open for RAUC's lease);
+//!   written; sealing refuses a short file or a hash that differs from the manifest's,
+//!   then fsyncs;
 //! - the file is removed when the [`Spool`] is dropped, whatever happened; leftovers of a
 //!   crash are removed by [`clean`].
 
@@ -22,7 +31,38 @@ use std::os::unix::fs::OpenOptionsExt;
 use crate::{BackendError, PayloadInfo};
 
 const PREFIX: &str = "mender-bridge-";
-const SUFFIX: &str = ".raucb";
+
+/// What differs between the backends that spool: the setting that names the directory
+/// (for messages), the file suffix (for [`clean`]), what the payload is called and why the
+/// directory must be local.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpoolKind {
+    /// The setting naming the directory, e.g. `backend.rauc.spool_dir`.
+    pub setting: &'static str,
+    /// File name suffix, e.g. `.raucb`.
+    pub suffix: &'static str,
+    /// What the payload is, e.g. `bundle`.
+    pub what: &'static str,
+    /// Why a network or FUSE filesystem is refused.
+    pub local_why: &'static str,
+}
+
+/// RAUC's spool.
+pub const RAUC: SpoolKind = SpoolKind {
+    setting: "backend.rauc.spool_dir",
+    suffix: ".raucb",
+    what: "bundle",
+    local_why: "RAUC needs the bundle on a local filesystem",
+};
+
+/// SWUpdate's spool.
+pub const SWUPDATE: SpoolKind = SpoolKind {
+    setting: "backend.swupdate.spool_dir",
+    suffix: ".swu",
+    what: "update",
+    local_why: "a verified update must not change under the bridge: the spool must be on a \
+                local filesystem",
+};
 
 /// Filesystems RAUC does not trust for plain bundles (network and FUSE), and the spool
 /// would not be local on.
@@ -39,40 +79,54 @@ fn io(context: String, source: std::io::Error) -> BackendError {
     BackendError::Io { context, source }
 }
 
+/// Creates `dir` (mode 0700, parents as needed) when it is missing, then checks it
+/// ([`check_dir`]) and removes crash leftovers ([`clean`]). Returns the free bytes there.
+pub fn prepare_dir(dir: &Path, kind: &SpoolKind) -> Result<u64, BackendError> {
+    if !dir.exists() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| {
+                BackendError::NotStarted(format!(
+                    "cannot create spool directory {} ({}): {e}",
+                    dir.display(),
+                    kind.setting
+                ))
+            })?;
+    }
+    let free = check_dir(dir, kind)?;
+    clean(dir, kind);
+    Ok(free)
+}
+
 /// Checks that `dir` can spool: a directory on a local filesystem that this process can
 /// write to. Returns the free bytes there.
-pub fn check_dir(dir: &Path) -> Result<u64, BackendError> {
-    let meta = std::fs::metadata(dir).map_err(|e| {
-        BackendError::NotStarted(format!(
-            "spool directory {} (backend.rauc.spool_dir): {e}",
-            dir.display()
-        ))
-    })?;
+pub fn check_dir(dir: &Path, kind: &SpoolKind) -> Result<u64, BackendError> {
+    let named = || format!("spool directory {} ({})", dir.display(), kind.setting);
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| BackendError::NotStarted(format!("{}: {e}", named())))?;
     if !meta.is_dir() {
         return Err(BackendError::NotStarted(format!(
-            "spool directory {} (backend.rauc.spool_dir) is not a directory",
-            dir.display()
+            "{} is not a directory",
+            named()
         )));
     }
     nix::unistd::access(
         dir,
         nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
     )
-    .map_err(|e| {
-        BackendError::NotStarted(format!(
-            "spool directory {} (backend.rauc.spool_dir) is not writable: {e}",
-            dir.display()
-        ))
-    })?;
+    .map_err(|e| BackendError::NotStarted(format!("{} is not writable: {e}", named())))?;
     let fs = nix::sys::statfs::statfs(dir)
         .map_err(|e| BackendError::NotStarted(format!("statfs {}: {e}", dir.display())))?;
     #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
     let magic = i64::from(fs.filesystem_type().0 as i64);
     if let Some((_, name)) = REMOTE_FS.iter().find(|(m, _)| *m == magic) {
         return Err(BackendError::NotStarted(format!(
-            "spool directory {} (backend.rauc.spool_dir) is on {name}; RAUC needs the bundle \
-             on a local filesystem",
-            dir.display()
+            "{} is on {name}; {}",
+            named(),
+            kind.local_why
         )));
     }
     free_space(dir)
@@ -88,7 +142,7 @@ pub fn free_space(dir: &Path) -> Result<u64, BackendError> {
 
 /// Removes spool files a crashed process left in `dir` (only ours, by name). Returns how
 /// many were removed.
-pub fn clean(dir: &Path) -> usize {
+pub fn clean(dir: &Path, kind: &SpoolKind) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
@@ -96,7 +150,7 @@ pub fn clean(dir: &Path) -> usize {
     for e in entries.flatten() {
         let name = e.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with(PREFIX) && name.ends_with(SUFFIX) {
+        if name.starts_with(PREFIX) && name.ends_with(kind.suffix) {
             match std::fs::remove_file(e.path()) {
                 Ok(()) => {
                     tracing::info!(file = %e.path().display(), "removed a stale spool file");
@@ -130,35 +184,44 @@ pub struct Spool {
     sealed: bool,
     written: u64,
     payload: PayloadInfo,
+    kind: SpoolKind,
 }
 
 impl Spool {
     /// Creates the spool file for `payload` in `dir`, after checking the directory and
     /// that it has room for `payload.size` bytes.
-    pub async fn create(dir: &Path, payload: &PayloadInfo) -> Result<Spool, BackendError> {
-        let free = check_dir(dir)?;
+    pub async fn create(
+        dir: &Path,
+        payload: &PayloadInfo,
+        kind: &SpoolKind,
+    ) -> Result<Spool, BackendError> {
+        let free = check_dir(dir, kind)?;
         if payload.size > free {
             return Err(BackendError::NotStarted(format!(
-                "spool directory {} (backend.rauc.spool_dir) has {free} bytes free, the bundle \
-                 {} needs {}",
+                "spool directory {} ({}) has {free} bytes free, the {} {} needs {}",
                 dir.display(),
+                kind.setting,
+                kind.what,
                 payload.file_name,
                 payload.size
             )));
         }
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let path = dir.join(format!(
-            "{PREFIX}{}-{}{SUFFIX}",
+            "{PREFIX}{}-{}{}",
             std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
+            SEQ.fetch_add(1, Ordering::Relaxed),
+            kind.suffix
         ));
+        // Read too: SWUpdate's spool is streamed back from this descriptor (`seal_open`).
         let file = std::fs::OpenOptions::new()
+            .read(true)
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&path)
             .map_err(|e| io(format!("creating spool file {}", path.display()), e))?;
-        tracing::debug!(file = %path.display(), size = payload.size, "spooling the bundle");
+        tracing::debug!(file = %path.display(), size = payload.size, what = kind.what, "spooling");
         Ok(Spool {
             path,
             sink: Some(Sink {
@@ -169,6 +232,7 @@ impl Spool {
             sealed: false,
             written: 0,
             payload: payload.clone(),
+            kind: *kind,
         })
     }
 
@@ -209,8 +273,8 @@ impl Spool {
         if after > self.payload.size {
             return Err(BackendError::Failed {
                 message: format!(
-                    "bundle {} is longer than its declared {} bytes",
-                    self.payload.file_name, self.payload.size
+                    "{} {} is longer than its declared {} bytes",
+                    self.kind.what, self.payload.file_name, self.payload.size
                 ),
                 log: vec![],
             });
@@ -235,6 +299,26 @@ impl Spool {
     /// The whole payload is here: checks size and SHA-256 against the manifest, fsyncs
     /// and closes the file. Returns its path, ready for RAUC.
     pub async fn seal(&mut self) -> Result<&Path, BackendError> {
+        let file = self.verify().await?;
+        drop(file);
+        tracing::info!(file = %self.path.display(), what = self.kind.what, "spooled, verified and closed");
+        Ok(&self.path)
+    }
+
+    /// As [`Spool::seal`], but keeps the descriptor that was written and hashed, rewound
+    /// to the start: the caller streams exactly the verified bytes without reopening the
+    /// file by name. The file is still removed when the spool is dropped.
+    pub async fn seal_open(&mut self) -> Result<std::fs::File, BackendError> {
+        let mut file = self.verify().await?;
+        use std::io::Seek;
+        file.rewind()
+            .map_err(|e| io(format!("rewinding spool file {}", self.path.display()), e))?;
+        tracing::info!(file = %self.path.display(), what = self.kind.what, "spooled and verified");
+        Ok(file)
+    }
+
+    /// Size and SHA-256 against the manifest, then fsync. Returns the file.
+    async fn verify(&mut self) -> Result<std::fs::File, BackendError> {
         if self.sealed {
             return Err(BackendError::Failed {
                 message: "the spool file was sealed twice".into(),
@@ -247,10 +331,11 @@ impl Spool {
             message: "the spool file is gone".into(),
             log: vec![],
         })?;
+        let what = self.kind.what;
         if self.written != self.payload.size {
             return Err(BackendError::Failed {
                 message: format!(
-                    "bundle {}: {} of {} bytes spooled",
+                    "{what} {}: {} of {} bytes spooled",
                     self.payload.file_name, self.written, self.payload.size
                 ),
                 log: vec![],
@@ -260,7 +345,7 @@ impl Spool {
         if got != self.payload.sha256 {
             return Err(BackendError::Failed {
                 message: format!(
-                    "spooled bundle {} has SHA-256 {}, the manifest says {}",
+                    "spooled {what} {} has SHA-256 {}, the manifest says {}",
                     self.payload.file_name,
                     hex::encode(got),
                     hex::encode(self.payload.sha256)
@@ -269,14 +354,11 @@ impl Spool {
             });
         }
         let file = sink.file;
-        tokio::task::spawn_blocking(move || file.sync_all())
+        tokio::task::spawn_blocking(move || file.sync_all().map(|()| file))
             .await
             .map_err(std::io::Error::other)
             .and_then(|r| r)
-            .map_err(|e| io(format!("fsync of spool file {}", self.path.display()), e))?;
-        let on_disk = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
-        tracing::info!(file = %self.path.display(), bytes = on_disk, "bundle spooled, verified and closed");
-        Ok(&self.path)
+            .map_err(|e| io(format!("fsync of spool file {}", self.path.display()), e))
     }
 }
 
@@ -317,7 +399,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = vec![7u8; 100_000];
         let p = payload(&data);
-        let mut s = Spool::create(dir.path(), &p).await.unwrap();
+        let mut s = Spool::create(dir.path(), &p, &RAUC).await.unwrap();
         let mode = std::fs::metadata(s.path()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         s.write(&Bytes::copy_from_slice(&data[..60_000]))
@@ -333,18 +415,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn seal_open_hands_back_the_hashed_descriptor_rewound() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..70_000u32).map(|i| i as u8).collect();
+        let p = payload(&data);
+        let mut s = Spool::create(dir.path(), &p, &SWUPDATE).await.unwrap();
+        assert!(s.path().to_string_lossy().ends_with(".swu"));
+        s.write(&Bytes::copy_from_slice(&data)).await.unwrap();
+        let mut f = s.seal_open().await.unwrap();
+        let mut back = Vec::new();
+        f.read_to_end(&mut back).unwrap();
+        assert_eq!(back, data);
+        let path = s.path().to_path_buf();
+        drop(s);
+        assert!(!path.exists(), "removed on drop, the descriptor still open");
+        let mut bad = payload(&data);
+        bad.sha256[31] ^= 1;
+        let mut s = Spool::create(dir.path(), &bad, &SWUPDATE).await.unwrap();
+        s.write(&Bytes::copy_from_slice(&data)).await.unwrap();
+        let e = s.seal_open().await.unwrap_err().to_string();
+        assert!(e.contains("spooled update") && e.contains("SHA-256"), "{e}");
+    }
+
+    #[tokio::test]
     async fn a_wrong_hash_a_short_or_long_payload_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let data = vec![1u8; 1000];
         let mut p = payload(&data);
         p.sha256[0] ^= 1;
-        let mut s = Spool::create(dir.path(), &p).await.unwrap();
+        let mut s = Spool::create(dir.path(), &p, &RAUC).await.unwrap();
         s.write(&Bytes::copy_from_slice(&data)).await.unwrap();
         let e = s.seal().await.unwrap_err().to_string();
         assert!(e.contains("SHA-256"), "{e}");
         drop(s);
         let p = payload(&data);
-        let mut s = Spool::create(dir.path(), &p).await.unwrap();
+        let mut s = Spool::create(dir.path(), &p, &RAUC).await.unwrap();
         s.write(&Bytes::copy_from_slice(&data[..10])).await.unwrap();
         assert!(s
             .seal()
@@ -353,7 +459,7 @@ mod tests {
             .to_string()
             .contains("10 of 1000"));
         drop(s);
-        let mut s = Spool::create(dir.path(), &p).await.unwrap();
+        let mut s = Spool::create(dir.path(), &p, &RAUC).await.unwrap();
         s.write(&Bytes::copy_from_slice(&data)).await.unwrap();
         let e = s.write(&Bytes::from_static(b"x")).await.unwrap_err();
         assert!(e.to_string().contains("longer than"), "{e}");
@@ -370,7 +476,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut p = payload(b"x");
         p.size = u64::MAX / 2;
-        let e = Spool::create(dir.path(), &p)
+        let e = Spool::create(dir.path(), &p, &RAUC)
             .await
             .err()
             .unwrap()
@@ -380,7 +486,7 @@ mod tests {
             "{e}"
         );
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-        let e = check_dir(&dir.path().join("absent"))
+        let e = check_dir(&dir.path().join("absent"), &RAUC)
             .unwrap_err()
             .to_string();
         assert!(e.contains("backend.rauc.spool_dir"), "{e}");
@@ -391,7 +497,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("mender-bridge-1-0.raucb"), b"x").unwrap();
         std::fs::write(dir.path().join("other.raucb"), b"x").unwrap();
-        assert_eq!(clean(dir.path()), 1);
+        assert_eq!(clean(dir.path(), &RAUC), 1);
         assert!(dir.path().join("other.raucb").exists());
     }
 }
