@@ -188,6 +188,9 @@ static SWUPDATE_BACKEND: &[Field] = &[
     b("busy_retries", Int),
     b("busy_backoff_ms", Int),
     b("sw_versions_file", Str),
+    b("mode", Str),
+    b("spool_dir", Str),
+    b("swupdate_uid", Int),
 ];
 
 static RAUC_BACKEND: &[Field] = &[

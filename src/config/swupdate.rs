@@ -2,10 +2,10 @@
 //! defaults), checked (`SwupdateSettings`, shown by `show-config`) and the backend crate's
 //! `SwupdateConfig` built from them when the backend starts.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use mender_bridge_backends::swupdate::SwupdateConfig;
+use mender_bridge_backends::swupdate::{SwupdateConfig, SwupdateMode};
 use serde::{Deserialize, Serialize};
 
 /// `[backend.swupdate]` as written; checked in `validate.rs`.
@@ -25,6 +25,9 @@ pub(crate) struct RawSwupdate {
     pub busy_retries: i64,
     pub busy_backoff_ms: i64,
     pub sw_versions_file: PathBuf,
+    pub mode: SwupdateMode,
+    pub spool_dir: Option<PathBuf>,
+    pub swupdate_uid: Option<i64>,
 }
 
 impl Default for RawSwupdate {
@@ -44,11 +47,15 @@ impl Default for RawSwupdate {
             busy_retries: i64::from(d.busy_retries),
             busy_backoff_ms: d.busy_backoff.as_millis() as i64,
             sw_versions_file: d.sw_versions_file.unwrap_or_default(),
+            mode: d.mode,
+            spool_dir: None,
+            swupdate_uid: None,
         }
     }
 }
 
-/// `[backend.swupdate]`, checked. Invariants: timeouts and the backoff > 0.
+/// `[backend.swupdate]`, checked. Invariants: timeouts and the backoff > 0; `spool_dir`,
+/// when set, is not empty; `swupdate_uid` fits a uid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SwupdateSettings {
     /// `control_socket`, `progress_socket` (unset: SWUpdate's own rules:
@@ -77,11 +84,25 @@ pub struct SwupdateSettings {
     /// `sw_versions_file` (`/etc/sw-versions`; empty: none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sw_versions_file: Option<PathBuf>,
+    /// `mode` (`auto`): `stream` (only when SWUpdate proves at preflight that it refuses
+    /// unsigned images), `spool` (nothing reaches SWUpdate before the checksum matched),
+    /// `auto` (stream when SWUpdate enforces signatures, else spool when
+    /// `ArtifactVerifyKey` is set, else stream with a warning).
+    pub mode: SwupdateMode,
+    /// `spool_dir` (unset: `<data_dir>/mender-bridge/swupdate-spool`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spool_dir: Option<PathBuf>,
+    /// `swupdate_uid` (unset): the user SWUpdate runs as when not root; the peer of its
+    /// sockets must be root or this user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swupdate_uid: Option<u32>,
 }
 
 impl SwupdateSettings {
-    /// The backend crate's configuration.
-    pub fn config(&self) -> SwupdateConfig {
+    /// The backend crate's configuration. `store_dir` (`<data_dir>/mender-bridge`) holds
+    /// the spool directory unless `spool_dir` is set; `payload_authenticated`: the bridge
+    /// checks the artifact signature (`ArtifactVerifyKey(s)` configured).
+    pub fn config(&self, store_dir: &Path, payload_authenticated: bool) -> SwupdateConfig {
         SwupdateConfig {
             control_socket: self.control_socket.clone(),
             progress_socket: self.progress_socket.clone(),
@@ -96,6 +117,13 @@ impl SwupdateSettings {
             busy_retries: self.busy_retries,
             busy_backoff: Duration::from_millis(self.busy_backoff_ms),
             sw_versions_file: self.sw_versions_file.clone(),
+            mode: self.mode,
+            spool_dir: self
+                .spool_dir
+                .clone()
+                .unwrap_or_else(|| store_dir.join("swupdate-spool")),
+            swupdate_uid: self.swupdate_uid,
+            payload_authenticated,
         }
     }
 }
@@ -103,6 +131,7 @@ impl SwupdateSettings {
 #[cfg(test)]
 mod tests {
     use crate::config::{Config, ConfigPaths};
+    use mender_bridge_backends::swupdate::SwupdateMode;
 
     fn load(toml: &str) -> Result<Config, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
@@ -124,17 +153,24 @@ mod tests {
     #[test]
     fn defaults_and_settings() {
         let c = load("[backend]\ntype = \"swupdate\"\n").unwrap_or_else(|e| panic!("{e}"));
-        let s = c.backend.swupdate.config();
+        let store = std::path::Path::new("/var/lib/mender/mender-bridge");
+        let s = c.backend.swupdate.config(store, false);
         assert_eq!(
             s,
             mender_bridge_backends::swupdate::SwupdateConfig::default()
         );
+        assert_eq!(s.mode, SwupdateMode::Auto);
+        assert!(c.backend.swupdate.config(store, true).payload_authenticated);
         let c = load(
             "[backend.swupdate]\ncontrol_socket = \"/run/x/ctl\"\ndry_run = true\n\
-             busy_retries = 0\nbusy_backoff_ms = 10\nustate = false\nsw_versions_file = \"\"\n",
+             busy_retries = 0\nbusy_backoff_ms = 10\nustate = false\nsw_versions_file = \"\"\n\
+             mode = \"spool\"\nspool_dir = \"/spool\"\nswupdate_uid = 998\n",
         )
         .unwrap_or_else(|e| panic!("{e}"));
-        let s = c.backend.swupdate.config();
+        let s = c.backend.swupdate.config(std::path::Path::new("/d"), false);
+        assert_eq!(s.mode, SwupdateMode::Spool);
+        assert_eq!(s.spool_dir, std::path::Path::new("/spool"));
+        assert_eq!(s.swupdate_uid, Some(998));
         assert_eq!(
             s.control_socket.as_deref(),
             Some(std::path::Path::new("/run/x/ctl"))
@@ -159,6 +195,18 @@ mod tests {
             (
                 "[backend.swupdate]\ncontrol_socket = \"\"\n",
                 "backend.swupdate.control_socket",
+            ),
+            (
+                "[backend.swupdate]\nmode = \"fast\"\n",
+                "backend.swupdate.mode",
+            ),
+            (
+                "[backend.swupdate]\nspool_dir = \"\"\n",
+                "backend.swupdate.spool_dir",
+            ),
+            (
+                "[backend.swupdate]\nswupdate_uid = -2\n",
+                "backend.swupdate.swupdate_uid",
             ),
         ] {
             let e = load(toml).err().unwrap_or_default();

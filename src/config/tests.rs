@@ -641,6 +641,7 @@ fn example_bridge_toml_documents_every_setting() {
         "backend.swupdate.busy_retries",
         "backend.swupdate.dry_run",
         "backend.swupdate.install_timeout_seconds",
+        "backend.swupdate.mode",
         "backend.swupdate.reboot",
         "backend.swupdate.running_mode",
         "backend.swupdate.software_set",

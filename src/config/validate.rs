@@ -360,6 +360,20 @@ impl Check<'_> {
             busy_retries: self.count(&key("busy_retries"), s.busy_retries)?,
             busy_backoff_ms: self.positive(&key("busy_backoff_ms"), s.busy_backoff_ms)?,
             sw_versions_file: nonempty(Some(s.sw_versions_file)),
+            mode: s.mode,
+            spool_dir: s
+                .spool_dir
+                .map(|p| self.path(&key("spool_dir"), p))
+                .transpose()?,
+            swupdate_uid: s
+                .swupdate_uid
+                .map(|u| {
+                    u32::try_from(u).map_err(|_| {
+                        self.src
+                            .invalid(&key("swupdate_uid"), format!("not a user id: {u}"))
+                    })
+                })
+                .transpose()?,
         })
     }
 

@@ -71,7 +71,9 @@ pub fn pid_file(cfg: &Config) -> PathBuf {
 }
 
 /// The backend `backend.type` selects. RAUC's record of the activated slot lives in the
-/// store's directory.
+/// store's directory, and so do the RAUC and SWUpdate spool directories by default. The
+/// SWUpdate backend is told whether the bridge authenticates the payload (a verify key is
+/// configured): its `auto` mode spools then, unless SWUpdate enforces signatures itself.
 pub fn backend(cfg: &Config) -> Result<AnyBackend, SetupError> {
     Ok(match cfg.backend.kind {
         BackendType::Raw => AnyBackend::Raw(RawBackend::new(cfg.backend.raw_config()?)),
@@ -80,9 +82,11 @@ pub fn backend(cfg: &Config) -> Result<AnyBackend, SetupError> {
             AnyBackend::Rauc(RaucBackend::new(cfg.backend.rauc_config(&store_dir(cfg))))
         }
         #[cfg(feature = "swupdate")]
-        BackendType::Swupdate => {
-            AnyBackend::Swupdate(SwupdateBackend::new(cfg.backend.swupdate.config()))
-        }
+        BackendType::Swupdate => AnyBackend::Swupdate(SwupdateBackend::new(
+            cfg.backend
+                .swupdate
+                .config(&store_dir(cfg), !cfg.artifact_verify_keys.is_empty()),
+        )),
         #[cfg(not(all(feature = "rauc", feature = "swupdate")))]
         other => return Err(SetupError::NotBuilt(other.name())),
     })

@@ -5,6 +5,37 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
+/// How the payload reaches SWUpdate (`backend.swupdate.mode`). SWUpdate acts on the stream
+/// as it reads it (parses `sw-description`, runs its commands, installs at the cpio
+/// trailer), so bytes may reach it before the Mender checksum covers them only when
+/// SWUpdate itself refuses an image that is not signed (`swupdate -k`); the preflight
+/// proves that with a probe (`probe.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SwupdateMode {
+    /// Stream when SWUpdate enforces signed images; otherwise spool when the artifact
+    /// signature is checked by the bridge (`ArtifactVerifyKey`), else stream with a
+    /// warning that nothing authenticates the payload.
+    #[default]
+    Auto,
+    /// Always stream; refused at preflight unless SWUpdate proved it enforces signatures.
+    Stream,
+    /// Always spool: nothing reaches SWUpdate before the payload's SHA-256 matched.
+    Spool,
+}
+
+impl SwupdateMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            SwupdateMode::Auto => "auto",
+            SwupdateMode::Stream => "stream",
+            SwupdateMode::Spool => "spool",
+        }
+    }
+}
+
 /// Configuration of the SWUpdate backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SwupdateConfig {
@@ -34,6 +65,16 @@ pub struct SwupdateConfig {
     /// `name version` lines reported as `swupdate.version.<name>` (SWUpdate's
     /// `/etc/sw-versions`); missing file: nothing reported.
     pub sw_versions_file: Option<PathBuf>,
+    /// Stream, spool, or decide by what verifies the payload.
+    pub mode: SwupdateMode,
+    /// Where a spooled payload waits for its checksum (created 0700 when missing).
+    pub spool_dir: PathBuf,
+    /// Besides root (uid 0), the user SWUpdate may run as: the peer of each socket
+    /// (`SO_PEERCRED`) must be one of the two.
+    pub swupdate_uid: Option<u32>,
+    /// The bridge checks the artifact's signature (`ArtifactVerifyKey(s)` configured), so
+    /// a payload whose SHA-256 matched is authenticated.
+    pub payload_authenticated: bool,
 }
 
 impl Default for SwupdateConfig {
@@ -52,6 +93,10 @@ impl Default for SwupdateConfig {
             busy_retries: 5,
             busy_backoff: Duration::from_secs(2),
             sw_versions_file: Some(PathBuf::from("/etc/sw-versions")),
+            mode: SwupdateMode::Auto,
+            spool_dir: PathBuf::from("/var/lib/mender/mender-bridge/swupdate-spool"),
+            swupdate_uid: None,
+            payload_authenticated: false,
         }
     }
 }

@@ -14,7 +14,7 @@
 //! - nothing is written to disk by the bridge.
 
 mod config;
-pub use self::config::SwupdateConfig;
+pub use self::config::{SwupdateConfig, SwupdateMode};
 
 #[cfg(feature = "swupdate")]
 pub mod abi;
