@@ -20,6 +20,9 @@ packages=(
   libswupdate-dev   # its IPC headers: a test checks the Rust layout against them
   cpio              # .swu images are cpio archives
   gcc libc6-dev     # compiles the layout check against the headers
+  # build-swupdate-unsigned.sh: a SWUpdate that does not enforce signed images, from
+  # Debian's source package (the probe's "not enforcing" answer, the spool mode)
+  dpkg-dev make libconfig-dev libssl-dev zlib1g-dev
   xz-utils gzip tar coreutils
 )
 
@@ -28,8 +31,10 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 
+here=$(dirname "$0")
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup-test-deps: all ${#packages[@]} packages present"
+  "$here/build-swupdate-unsigned.sh"
   exit 0
 fi
 
@@ -39,4 +44,5 @@ echo "setup-test-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+$SUDO "$here/build-swupdate-unsigned.sh"
 echo "setup-test-deps: done"

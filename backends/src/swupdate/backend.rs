@@ -1,18 +1,21 @@
-//! `SwupdateBackend`: the install, its result, `ustate` and the inventory (the invariants
-//! are in the `swupdate` module's documentation).
+//! `SwupdateBackend`: the route (stream or spool, decided at preflight), the install, its
+//! result, `ustate` and the inventory (the invariants are in the `swupdate` module's
+//! documentation).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 use super::abi::{Abi, InstallRequest, RunType, Status};
 use super::control::{Control, InstallStart, IpcError, UpdateState};
+use super::probe::{self, Verdict};
 use super::progress::{self, Monitor};
 use super::socket;
-use super::SwupdateConfig;
+use super::{SwupdateConfig, SwupdateMode};
+use crate::spool::{self, Spool};
 use crate::{Backend, BackendError, Outcome, PayloadInfo, Phase, Progress, ProgressSink};
 
 /// The payload type (Mender's own `swu` update module uses the same name).
@@ -24,6 +27,22 @@ const USTATE_HINT: &str = "run swupdate with a bootloader (-B uboot or grub), or
                            backend.swupdate.ustate = false";
 /// `/etc/sw-versions` is read up to this size.
 const MAX_SW_VERSIONS: u64 = 64 * 1024;
+/// A verified spool file goes to SWUpdate in pieces of this size.
+const SPOOL_CHUNK: usize = 256 * 1024;
+/// After a FAILURE, how long the probe waits for SWUpdate's error texts, which come on
+/// another connection than the result.
+const PROBE_SETTLE: Duration = Duration::from_secs(1);
+/// The note shown next to the download's progress while the payload is spooled.
+const SPOOL_NOTE: &str = "spooling; SWUpdate gets it once verified";
+
+/// How this deployment's payload reaches SWUpdate (decided at preflight).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Into the install socket as it arrives (last chunk held back until `finish`).
+    Stream,
+    /// To a 0600 spool file; into SWUpdate only in `finish`, after size and SHA-256 matched.
+    Spool,
+}
 
 /// One install in flight.
 struct Install {
@@ -33,14 +52,27 @@ struct Install {
     sent: u64,
     size: u64,
     monitor: Monitor,
+    /// Everything sent had verified (a spooled payload): a SUCCESS is this payload's.
+    verified: bool,
 }
 
 /// The SWUpdate backend.
+///
+/// Invariants: with [`Route::Spool`] no byte and no request reaches SWUpdate between
+/// `begin` and `finish`, and the spool file is removed whatever happens; [`Route::Stream`]
+/// is taken only when SWUpdate proved at this deployment's preflight that it refuses an
+/// unsigned image, or (mode `auto`) when nothing could authenticate the payload anyway,
+/// which is logged.
 pub struct SwupdateBackend {
     config: SwupdateConfig,
     control: Control,
     progress_path: PathBuf,
+    /// This deployment's route (`None` until preflight, and after finish/abort).
+    route: Option<Route>,
+    /// The probe's verdict at the last preflight.
+    verdict: Option<Verdict>,
     install: Option<Install>,
+    spool: Option<Spool>,
     log: Vec<String>,
 }
 
@@ -49,6 +81,9 @@ fn failed(message: String, log: Vec<String>) -> BackendError {
 }
 
 fn not_started(e: IpcError) -> BackendError {
+    if e.untrusted() {
+        return BackendError::NotStarted(format!("SWUpdate: {e}"));
+    }
     BackendError::NotStarted(format!(
         "SWUpdate: {e} (is the swupdate daemon running, with this socket path?)"
     ))
@@ -73,16 +108,156 @@ impl SwupdateBackend {
             config.progress_socket.as_deref(),
         );
         SwupdateBackend {
-            control: Control::new(&paths.control, abi, config.timeout),
+            control: Control::new(&paths.control, abi, config.timeout)
+                .allowing_uid(config.swupdate_uid),
             progress_path: paths.progress,
             config,
+            route: None,
+            verdict: None,
             install: None,
+            spool: None,
             log: Vec::new(),
         }
     }
 
     pub fn control(&self) -> &Control {
         &self.control
+    }
+
+    /// The route decided at the last preflight (`None` before it and after finish/abort).
+    pub fn route(&self) -> Option<Route> {
+        self.route
+    }
+
+    /// What the signature probe showed at the last preflight (`None` in mode `spool`,
+    /// which does not probe).
+    pub fn verdict(&self) -> Option<&Verdict> {
+        self.verdict.as_ref()
+    }
+
+    /// Sends the unsigned probe as a dry run and judges SWUpdate's answer
+    /// ([`probe`](super::probe)). Errors only when the probe cannot be sent (daemon absent,
+    /// busy after the retries, refused, or someone else's socket).
+    pub async fn probe(&mut self) -> Result<Verdict, BackendError> {
+        let (mut stream, mut monitor) = self
+            .request_install(RunType::DryRun, probe::PROBE_INFO)
+            .await?;
+        monitor.accepted();
+        match self.control.notify_stream().await {
+            Ok(n) => monitor.follow_notifications(&self.control, n),
+            Err(e) => {
+                tracing::debug!(error = %e, "SWUpdate notifications unavailable for the probe")
+            }
+        }
+        let swu = probe::probe_swu();
+        let limit = self.config.timeout;
+        let sent = match tokio::time::timeout(limit, stream.write_all(&swu)).await {
+            Ok(Ok(())) => Ok(()),
+            // SWUpdate stops reading once it refused the image: its result decides.
+            Ok(Err(e)) if broken(&e) => Ok(()),
+            Ok(Err(e)) => Err(format!("writing the probe: {e}")),
+            Err(_) => Err(format!(
+                "SWUpdate took no probe data for {} s",
+                limit.as_secs()
+            )),
+        };
+        let _ = stream.shutdown().await;
+        drop(stream);
+        let result = match sent {
+            Ok(()) => self.wait_result(&monitor, limit, None, (0, 0)).await,
+            Err(e) => Err(e),
+        };
+        let mut verdict = probe::classify(result.clone(), &monitor.state().errors);
+        if matches!(result, Ok(Status::Failure)) && !verdict.enforcing() {
+            let until = tokio::time::Instant::now() + PROBE_SETTLE;
+            while tokio::time::Instant::now() < until && !verdict.enforcing() {
+                monitor.changed(Duration::from_millis(100)).await;
+                verdict = probe::classify(result.clone(), &monitor.state().errors);
+            }
+        }
+        tracing::info!(?verdict, "SWUpdate signature probe");
+        Ok(verdict)
+    }
+
+    /// Decides this deployment's route from the mode and (except in mode `spool`) the
+    /// probe. Mode `stream` without proven enforcement is refused.
+    async fn decide(&mut self) -> Result<Route, BackendError> {
+        let mode = self.config.mode;
+        if mode == SwupdateMode::Spool {
+            self.verdict = None;
+            return self.spool_route("mode \"spool\"");
+        }
+        let verdict = self.probe().await?;
+        self.verdict = Some(verdict.clone());
+        if verdict.enforcing() {
+            let line = format!("{}: streaming the payload into it", verdict.describe());
+            tracing::info!("{line}");
+            self.keep_log([format!("SWUpdate route: {line}")]);
+            return Ok(Route::Stream);
+        }
+        match mode {
+            SwupdateMode::Stream => Err(BackendError::NotStarted(format!(
+                "backend.swupdate.mode = \"stream\" needs SWUpdate to enforce signed images \
+                 (swupdate -k): {}; use mode \"spool\" or \"auto\"",
+                verdict.describe()
+            ))),
+            _ if self.config.payload_authenticated => self.spool_route(&format!(
+                "{}; the artifact signature is checked",
+                verdict.describe()
+            )),
+            _ => {
+                let line = format!(
+                    "{}, and no ArtifactVerifyKey is set: nothing authenticates the payload; \
+                     streaming it into SWUpdate unverified",
+                    verdict.describe()
+                );
+                tracing::warn!("{line}");
+                self.keep_log([format!("SWUpdate route: WARNING: {line}")]);
+                Ok(Route::Stream)
+            }
+        }
+    }
+
+    /// The spool directory is usable (created when missing, leftovers removed).
+    fn spool_route(&mut self, why: &str) -> Result<Route, BackendError> {
+        let dir = self.config.spool_dir.clone();
+        spool::prepare_dir(&dir, &spool::SWUPDATE)?;
+        let line = format!(
+            "{why}: the payload is spooled in {} and reaches SWUpdate only after its checksum \
+             matched",
+            dir.display()
+        );
+        tracing::info!("{line}");
+        self.keep_log([format!("SWUpdate route: {line}")]);
+        Ok(Route::Spool)
+    }
+
+    /// SWUpdate reported SUCCESS for an install the bridge did not let complete: the
+    /// payload never verified, yet SWUpdate installed. Sets `ustate` FAILED (the
+    /// bootloader must not keep it) and says so. Returns the error to report.
+    async fn success_after_abort(&mut self, what: &str) -> BackendError {
+        let head = format!(
+            "SWUpdate reported SUCCESS for an install the bridge aborted ({what}): an \
+             unverified update was installed"
+        );
+        tracing::error!("{head}");
+        let undo = if self.config.dry_run {
+            "a dry run: nothing was written".to_string()
+        } else if !self.config.ustate {
+            "backend.swupdate.ustate = false: the bridge cannot revert it; check the device"
+                .to_string()
+        } else {
+            match self.control.set_update_state(UpdateState::Failed).await {
+                Ok(()) => "ustate set to FAILED (3) so the bootloader reverts it".to_string(),
+                Err(e) => {
+                    tracing::error!(error = %e, "setting ustate=FAILED after an unwanted SUCCESS");
+                    format!("setting ustate=FAILED failed: {e}")
+                }
+            }
+        };
+        let line = format!("{head}; {undo}");
+        self.keep_log([line.clone()]);
+        failed(line, vec![])
     }
 
     fn keep_log(&mut self, lines: impl IntoIterator<Item = String>) {
@@ -95,12 +270,21 @@ impl SwupdateBackend {
 
     /// The progress socket, connected before a REQ_INSTALL so the run's START frame is not
     /// missed; `None` (GET_STATUS polling) when it cannot be used.
-    async fn watch(&self) -> Monitor {
-        match progress::connect(&self.progress_path, self.config.timeout).await {
-            Ok(s) => Monitor::new(Some(s)),
+    /// A progress socket bound by someone else is refused outright (its frames could fake a
+    /// result).
+    async fn watch(&self) -> Result<Monitor, BackendError> {
+        match progress::connect(
+            &self.progress_path,
+            self.config.timeout,
+            self.config.swupdate_uid,
+        )
+        .await
+        {
+            Ok(s) => Ok(Monitor::new(Some(s))),
+            Err(e) if e.untrusted() => Err(not_started(e)),
             Err(e) => {
                 tracing::warn!(error = %e, "SWUpdate progress socket unusable; polling GET_STATUS");
-                Monitor::new(None)
+                Ok(Monitor::new(None))
             }
         }
     }
@@ -108,21 +292,21 @@ impl SwupdateBackend {
     /// REQ_INSTALL, retrying a busy daemon with doubling waits. Each attempt watches the
     /// progress socket from just before its request, so frames of another client's run
     /// never count for this one.
-    async fn request_install(&self) -> Result<(UnixStream, Monitor), BackendError> {
+    async fn request_install(
+        &self,
+        run: RunType,
+        info: &str,
+    ) -> Result<(UnixStream, Monitor), BackendError> {
         let req = InstallRequest {
-            run: if self.config.dry_run {
-                RunType::DryRun
-            } else {
-                RunType::Default
-            },
-            info: "mender-bridge".into(),
+            run,
+            info: info.into(),
             software_set: self.config.software_set.clone(),
             running_mode: self.config.running_mode.clone(),
         };
         let mut wait = self.config.busy_backoff;
         let mut attempt = 0;
         loop {
-            let monitor = self.watch().await;
+            let monitor = self.watch().await?;
             match self
                 .control
                 .start_install(&req)
@@ -231,6 +415,8 @@ impl SwupdateBackend {
         };
         self.keep_log(lines.clone());
         match r {
+            // It read a complete .swu before the payload's end: installed, unverified.
+            Ok(Status::Success) if !inst.verified => self.success_after_abort(&what).await,
             Ok(status) => failed(
                 format!("{what}; SWUpdate: {}: {reason}", status.name()),
                 lines,
@@ -268,6 +454,134 @@ impl SwupdateBackend {
                 .map_err(|e| failed(format!("setting ustate=INSTALLED: {e}"), vec![])),
             Some(_) => Ok(()),
         }
+    }
+
+    /// The verified spool file into SWUpdate: REQ_INSTALL only now, then the file in
+    /// [`SPOOL_CHUNK`] pieces with progress, then the result.
+    async fn install_spooled(
+        &mut self,
+        file: std::fs::File,
+        size: u64,
+        progress: &dyn ProgressSink,
+    ) -> Result<Outcome, BackendError> {
+        let run = if self.config.dry_run {
+            RunType::DryRun
+        } else {
+            RunType::Default
+        };
+        let (mut stream, mut monitor) = self.request_install(run, "mender-bridge").await?;
+        monitor.accepted();
+        match self.control.notify_stream().await {
+            Ok(n) => monitor.follow_notifications(&self.control, n),
+            Err(e) => tracing::warn!(error = %e, "SWUpdate notifications unavailable"),
+        }
+        tracing::info!(size, socket = %self.control.path.display(), "streaming the verified update into SWUpdate");
+        let mut file = tokio::fs::File::from_std(file);
+        let mut buf = vec![0u8; SPOOL_CHUNK];
+        let mut sent = 0u64;
+        let limit = self.config.write_timeout;
+        let mut what = None;
+        while sent < size {
+            let n = match file.read(&mut buf).await {
+                Ok(0) => {
+                    what = Some(format!("the spool file ended after {sent} of {size} bytes"));
+                    break;
+                }
+                Ok(n) => n,
+                Err(e) => {
+                    what = Some(format!("reading the spool file after {sent} bytes: {e}"));
+                    break;
+                }
+            };
+            match tokio::time::timeout(limit, stream.write_all(&buf[..n])).await {
+                Ok(Ok(())) => sent += n as u64,
+                // SWUpdate closes once it read the cpio trailer (or refused the image): the
+                // result decides.
+                Ok(Err(e)) if broken(&e) => {
+                    tracing::debug!(sent, "SWUpdate closed the stream (EPIPE)");
+                    break;
+                }
+                Ok(Err(e)) => {
+                    what = Some(format!("writing to SWUpdate after {sent} bytes: {e}"));
+                    break;
+                }
+                Err(_) => {
+                    what = Some(format!(
+                        "SWUpdate took no data for {} s (after {sent} bytes)",
+                        limit.as_secs()
+                    ));
+                    break;
+                }
+            }
+            let note = monitor
+                .state()
+                .progress
+                .as_ref()
+                .map(|f| (f.overall_percent(), f.describe()));
+            progress.report(Progress {
+                phase: Phase::Installing,
+                bytes_done: sent,
+                bytes_total: Some(size),
+                percent: note.as_ref().and_then(|n| n.0),
+                message: Some(match note {
+                    Some((_, d)) => d,
+                    None => "streaming the verified update into SWUpdate".to_string(),
+                }),
+            });
+        }
+        let _ = stream.shutdown().await;
+        drop(stream);
+        let inst = Install {
+            stream: None,
+            pending: None,
+            sent,
+            size,
+            monitor,
+            verified: true,
+        };
+        if let Some(what) = what {
+            self.install = Some(inst);
+            return Err(self.rejected(what).await);
+        }
+        self.complete(inst, progress).await
+    }
+
+    /// The stream is closed: SWUpdate's result, then `ustate`.
+    async fn complete(
+        &mut self,
+        inst: Install,
+        progress: &dyn ProgressSink,
+    ) -> Result<Outcome, BackendError> {
+        let r = self
+            .wait_result(
+                &inst.monitor,
+                self.config.install_timeout,
+                Some(progress),
+                (inst.sent, inst.size),
+            )
+            .await;
+        let (reason, lines) = {
+            let s = inst.monitor.state();
+            (s.reason(), s.log.iter().cloned().collect::<Vec<_>>())
+        };
+        self.keep_log(lines.clone());
+        match r {
+            Ok(Status::Success) => {}
+            Ok(_) => return Err(failed(format!("SWUpdate: FAILURE: {reason}"), lines)),
+            Err(why) => return Err(failed(format!("SWUpdate: {why}"), lines)),
+        }
+        tracing::info!(bytes = inst.sent, "SWUpdate installed the update");
+        if self.config.dry_run {
+            return Ok(Outcome::Installed);
+        }
+        if self.config.ustate {
+            self.check_ustate(self.config.reboot).await?;
+        }
+        Ok(if self.config.reboot {
+            Outcome::RebootRequired
+        } else {
+            Outcome::Installed
+        })
     }
 
     async fn sw_versions(&self) -> Vec<(String, serde_json::Value)> {
@@ -312,10 +626,15 @@ impl Backend for SwupdateBackend {
         &[PAYLOAD_TYPE]
     }
 
-    /// The control socket answers GET_STATUS: the daemon is there.
+    /// The control socket answers GET_STATUS (the daemon is there, and the socket is
+    /// SWUpdate's), then this deployment's route: the mode, and (except in mode `spool`)
+    /// the signature probe. A route that cannot be taken fails here, before the download.
     async fn preflight(&mut self) -> Result<(), BackendError> {
+        self.route = None;
         let st = self.control.status().await.map_err(not_started)?;
         tracing::debug!(current = ?st.current, "SWUpdate answers");
+        let route = self.decide().await?;
+        self.route = Some(route);
         Ok(())
     }
 
@@ -327,7 +646,27 @@ impl Backend for SwupdateBackend {
             )));
         }
         self.install = None;
-        let (stream, mut monitor) = self.request_install().await?;
+        self.spool = None;
+        let route = match self.route {
+            Some(r) => r,
+            None => {
+                let r = self.decide().await?;
+                self.route = Some(r);
+                r
+            }
+        };
+        if route == Route::Spool {
+            let s = Spool::create(&self.config.spool_dir, payload, &spool::SWUPDATE).await?;
+            tracing::info!(file = %s.path().display(), size = payload.size, "spooling the update until it verified");
+            self.spool = Some(s);
+            return Ok(());
+        }
+        let run = if self.config.dry_run {
+            RunType::DryRun
+        } else {
+            RunType::Default
+        };
+        let (stream, mut monitor) = self.request_install(run, "mender-bridge").await?;
         monitor.accepted();
         match self.control.notify_stream().await {
             Ok(n) => monitor.follow_notifications(&self.control, n),
@@ -340,11 +679,15 @@ impl Backend for SwupdateBackend {
             sent: 0,
             size: payload.size,
             monitor,
+            verified: false,
         });
         Ok(())
     }
 
     async fn write(&mut self, chunk: Bytes) -> Result<(), BackendError> {
+        if let Some(s) = self.spool.as_mut() {
+            return s.write(&chunk).await;
+        }
         let limit = self.config.write_timeout;
         let inst = self
             .install
@@ -377,6 +720,12 @@ impl Backend for SwupdateBackend {
     }
 
     async fn finish(&mut self, progress: &dyn ProgressSink) -> Result<Outcome, BackendError> {
+        self.route = None;
+        if let Some(mut spool) = self.spool.take() {
+            // Dropped (and so removed from disk) when this returns, whatever happened.
+            let file = spool.seal_open().await?;
+            return self.install_spooled(file, spool.written(), progress).await;
+        }
         let inst = self
             .install
             .as_mut()
@@ -385,6 +734,8 @@ impl Backend for SwupdateBackend {
             .stream
             .take()
             .ok_or_else(|| failed("finish called twice".into(), vec![]))?;
+        // From here every byte SWUpdate got has verified.
+        inst.verified = true;
         if let Some(tail) = inst.pending.take() {
             let res =
                 tokio::time::timeout(self.config.write_timeout, stream.write_all(&tail)).await;
@@ -411,43 +762,24 @@ impl Backend for SwupdateBackend {
             .install
             .take()
             .ok_or_else(|| failed("finish before begin".into(), vec![]))?;
-        let r = self
-            .wait_result(
-                &inst.monitor,
-                self.config.install_timeout,
-                Some(progress),
-                (inst.sent, inst.size),
-            )
-            .await;
-        let (reason, lines) = {
-            let s = inst.monitor.state();
-            (s.reason(), s.log.iter().cloned().collect::<Vec<_>>())
-        };
-        self.keep_log(lines.clone());
-        match r {
-            Ok(Status::Success) => {}
-            Ok(_) => return Err(failed(format!("SWUpdate: FAILURE: {reason}"), lines)),
-            Err(why) => return Err(failed(format!("SWUpdate: {why}"), lines)),
-        }
-        tracing::info!(bytes = inst.sent, "SWUpdate installed the update");
-        if self.config.dry_run {
-            return Ok(Outcome::Installed);
-        }
-        if self.config.ustate {
-            self.check_ustate(self.config.reboot).await?;
-        }
-        Ok(if self.config.reboot {
-            Outcome::RebootRequired
-        } else {
-            Outcome::Installed
-        })
+        self.complete(inst, progress).await
     }
 
     async fn abort(&mut self) -> Result<(), BackendError> {
+        self.route = None;
+        if self.spool.take().is_some() {
+            // Nothing reached SWUpdate; dropping the spool removed the file.
+            self.keep_log([
+                "SWUpdate: the spooled update was discarded; nothing reached SWUpdate".to_string(),
+            ]);
+            return Ok(());
+        }
         let Some(mut inst) = self.install.take() else {
             return Ok(());
         };
-        // Without the held-back tail SWUpdate cannot complete: it fails the install.
+        // Without the held-back tail SWUpdate cannot complete a .swu that ends there: it
+        // fails the install. One whose cpio trailer came earlier (padding after it) may
+        // already be installed: that SUCCESS is reverted.
         inst.pending = None;
         drop(inst.stream.take());
         let r = self
@@ -456,10 +788,9 @@ impl Backend for SwupdateBackend {
         let lines: Vec<String> = inst.monitor.state().log.iter().cloned().collect();
         self.keep_log(lines);
         match r {
-            Ok(Status::Success) => Err(failed(
-                "SWUpdate reported SUCCESS for a stream cut before its end".into(),
-                vec![],
-            )),
+            Ok(Status::Success) => Err(self
+                .success_after_abort("the payload did not verify, the stream was cut")
+                .await),
             Ok(_) => {
                 self.keep_log(["SWUpdate: the aborted install ended in FAILURE".to_string()]);
                 Ok(())
@@ -558,7 +889,11 @@ impl Backend for SwupdateBackend {
 
     /// SWUpdate's latest progress while the stream is still arriving (images marked
     /// `installed-directly` are written as they come): "SWUpdate step 1/2 rootfs.img (raw) 30%".
+    /// While spooling: that SWUpdate gets the update once it verified.
     fn stream_note(&self) -> Option<String> {
+        if self.spool.is_some() {
+            return Some(SPOOL_NOTE.to_string());
+        }
         let inst = self.install.as_ref()?;
         let s = inst.monitor.state();
         s.progress

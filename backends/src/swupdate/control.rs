@@ -2,6 +2,11 @@
 //! Every message is exactly `ipc_message`-sized and goes out in one write (the daemon does
 //! a single `read()` and drops short messages); every connect, write and read has a
 //! timeout; a reply is read as exactly one message, never more.
+//!
+//! Every connection (here and to the progress socket) goes through [`connect_checked`]:
+//! the socket's directory must not be world-writable unless root owns it, and the peer
+//! (`SO_PEERCRED`: who bound the socket) must be root or the configured SWUpdate user.
+//! Nothing is written to, and nothing is read from, a connection that failed the check.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -54,6 +59,118 @@ pub enum IpcError {
         path: PathBuf,
         reason: String,
     },
+    /// The socket's directory lets any user bind a socket of that name.
+    #[error(
+        "refusing {path}: its directory {} is writable by everyone and owned by uid {owner}, \
+         not root, so any user could have bound this socket",
+        dir.display()
+    )]
+    UnsafeDir {
+        path: PathBuf,
+        dir: PathBuf,
+        owner: u32,
+    },
+    /// The process that bound the socket is not SWUpdate's user.
+    #[error(
+        "refusing {path}: the peer is uid {uid}, expected {expected}; nothing was sent to it \
+         and none of its answers is believed"
+    )]
+    Peer {
+        path: PathBuf,
+        uid: u32,
+        expected: String,
+    },
+    #[error("{path}: cannot read the peer's credentials (SO_PEERCRED): {source}")]
+    PeerCred {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl IpcError {
+    /// The socket failed the directory or peer check (someone else's socket).
+    pub fn untrusted(&self) -> bool {
+        matches!(
+            self,
+            IpcError::UnsafeDir { .. } | IpcError::Peer { .. } | IpcError::PeerCred { .. }
+        )
+    }
+}
+
+/// Refuses `path` when its directory is world-writable and not owned by root (a
+/// user-made directory anyone can bind a socket in). A root-owned world-writable directory
+/// (`/tmp`, sticky) is allowed: what was bound there is judged by the peer check. A
+/// directory that cannot be read is left to `connect` to report.
+pub fn check_dir(path: &Path) -> Result<(), IpcError> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return Ok(());
+    };
+    if meta.mode() & 0o002 != 0 && meta.uid() != 0 {
+        return Err(IpcError::UnsafeDir {
+            path: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+            owner: meta.uid(),
+        });
+    }
+    Ok(())
+}
+
+/// Root, and `uid` when set: who may have bound a SWUpdate socket.
+pub fn expected_peers(uid: Option<u32>) -> String {
+    match uid {
+        Some(u) if u != 0 => format!("root (uid 0) or backend.swupdate.swupdate_uid {u}"),
+        _ => "root (uid 0; set backend.swupdate.swupdate_uid if SWUpdate runs as another \
+              user)"
+            .to_string(),
+    }
+}
+
+/// The peer of `s` (connected to `path`) must be root or `uid`.
+pub fn check_peer(s: &UnixStream, path: &Path, uid: Option<u32>) -> Result<(), IpcError> {
+    let cred = s.peer_cred().map_err(|source| IpcError::PeerCred {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let peer = cred.uid();
+    if peer == 0 || Some(peer) == uid {
+        return Ok(());
+    }
+    tracing::error!(socket = %path.display(), peer_uid = peer, pid = ?cred.pid(), "a SWUpdate socket bound by another user");
+    Err(IpcError::Peer {
+        path: path.to_path_buf(),
+        uid: peer,
+        expected: expected_peers(uid),
+    })
+}
+
+/// Connects to a SWUpdate socket within `limit`, after the directory check and before
+/// returning, the peer check: the stream handed back is SWUpdate's.
+pub async fn connect_checked(
+    path: &Path,
+    limit: Duration,
+    what: &'static str,
+    uid: Option<u32>,
+) -> Result<UnixStream, IpcError> {
+    check_dir(path)?;
+    let s = timeout(limit, UnixStream::connect(path))
+        .await
+        .map_err(|_| IpcError::Timeout {
+            what,
+            path: path.to_path_buf(),
+            secs: limit.as_secs().max(1),
+        })?
+        .map_err(|source| IpcError::Connect {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    check_peer(&s, path, uid)?;
+    Ok(s)
 }
 
 fn reason_suffix(r: &str) -> String {
@@ -124,15 +241,25 @@ pub struct Control {
     pub abi: Abi,
     /// Bound on every connect, write and reply.
     pub timeout: Duration,
+    /// Besides root, the uid the socket's peer may have (`swupdate_uid`).
+    pub peer_uid: Option<u32>,
 }
 
 impl Control {
+    /// A control socket whose peer must be root.
     pub fn new(path: &Path, abi: Abi, timeout: Duration) -> Self {
         Control {
             path: path.to_path_buf(),
             abi,
             timeout,
+            peer_uid: None,
         }
+    }
+
+    /// Also accepts `uid` as the socket's peer.
+    pub fn allowing_uid(mut self, uid: Option<u32>) -> Self {
+        self.peer_uid = uid;
+        self
     }
 
     fn timed_out(&self, what: &'static str) -> IpcError {
@@ -151,15 +278,9 @@ impl Control {
         }
     }
 
-    /// Connects and sends `message` in exactly one write.
+    /// Connects (checked: [`connect_checked`]) and sends `message` in exactly one write.
     pub async fn send(&self, what: &'static str, message: &[u8]) -> Result<UnixStream, IpcError> {
-        let mut s = timeout(self.timeout, UnixStream::connect(&self.path))
-            .await
-            .map_err(|_| self.timed_out(what))?
-            .map_err(|source| IpcError::Connect {
-                path: self.path.clone(),
-                source,
-            })?;
+        let mut s = connect_checked(&self.path, self.timeout, what, self.peer_uid).await?;
         let written = timeout(self.timeout, s.write(message))
             .await
             .map_err(|_| self.timed_out(what))?

@@ -23,8 +23,10 @@ mod backend;
 #[cfg(feature = "swupdate")]
 pub mod control;
 #[cfg(feature = "swupdate")]
+pub mod probe;
+#[cfg(feature = "swupdate")]
 pub mod progress;
 #[cfg(feature = "swupdate")]
 pub mod socket;
 #[cfg(feature = "swupdate")]
-pub use self::backend::{parse_sw_versions, SwupdateBackend, PAYLOAD_TYPE};
+pub use self::backend::{parse_sw_versions, Route, SwupdateBackend, PAYLOAD_TYPE};

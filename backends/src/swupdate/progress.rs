@@ -32,6 +32,8 @@ use super::control::{Control, IpcError};
 
 /// SWUpdate lines kept for the deployment log (oldest dropped beyond).
 pub const MAX_LOG_LINES: usize = 500;
+/// Error-level texts kept per run (for the signature probe's verdict).
+pub const MAX_ERRORS: usize = 20;
 /// Notification levels kept (ERROR 1, WARN 2, INFO 3); DEBUG and TRACE are dropped.
 const MAX_LEVEL: i32 = 3;
 
@@ -68,6 +70,8 @@ pub struct State {
     /// consequences, "Image invalid or corrupted").
     pub first_error: Option<String>,
     pub last_error: Option<String>,
+    /// Every error-level text of this run, in order (the first [`MAX_ERRORS`] kept).
+    pub errors: Vec<String>,
     last_info: String,
     last_step: (u32, u32),
 }
@@ -123,6 +127,9 @@ impl State {
                 self.first_error = Some(n.msg.clone());
             }
             self.last_error = Some(n.msg.clone());
+            if self.errors.len() < MAX_ERRORS {
+                self.errors.push(n.msg.clone());
+            }
         }
         if failed || n.level <= MAX_LEVEL {
             let s = n.status.map(Status::name).unwrap_or("?");
@@ -159,19 +166,14 @@ impl Drop for Monitor {
     }
 }
 
-/// Connects to the progress socket (before REQ_INSTALL, so START is not missed).
-pub async fn connect(path: &Path, limit: Duration) -> Result<UnixStream, IpcError> {
-    tokio::time::timeout(limit, UnixStream::connect(path))
-        .await
-        .map_err(|_| IpcError::Timeout {
-            what: "connect",
-            path: path.to_path_buf(),
-            secs: limit.as_secs().max(1),
-        })?
-        .map_err(|source| IpcError::Connect {
-            path: path.to_path_buf(),
-            source,
-        })
+/// Connects to the progress socket (before REQ_INSTALL, so START is not missed); its
+/// directory and peer are checked as the control socket's are (`uid`: besides root).
+pub async fn connect(
+    path: &Path,
+    limit: Duration,
+    uid: Option<u32>,
+) -> Result<UnixStream, IpcError> {
+    super::control::connect_checked(path, limit, "connect", uid).await
 }
 
 impl Monitor {
