@@ -16,8 +16,10 @@ use common::swupdate::{
 };
 use hyper::Method;
 use mender_bridge::api::DeploymentStatus;
+use mender_bridge::deploy::engine::Engine;
 use mender_bridge::deploy::engine::Outcome;
-use mender_bridge_backends::swupdate::SwupdateConfig;
+use mender_bridge_backends::swupdate::probe::Verdict;
+use mender_bridge_backends::swupdate::{SwupdateBackend, SwupdateConfig, SwupdateMode};
 use mender_bridge_backends::Backend;
 use serde_json::json;
 
@@ -502,5 +504,344 @@ async fn swupdate_progress_shows_while_an_image_installs_from_the_stream() {
                 .as_deref()
                 .is_some_and(|t| t.contains("SWUpdate step 1/1 rootfs.img (raw)"))),
         "SWUpdate's progress next to the download's: {h:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Stream or spool, by who verifies (backend.swupdate.mode), against Debian's SWUpdate
+// started with -k (enforces signed images) and a build without signed images
+// (SwuDaemon::start_unsigned).
+
+/// Deploys a signed .swu of `img` with `cfg` against `daemon`; returns the outcome and
+/// the engine (its backend knows the probe's verdict).
+async fn deploy_with(
+    sim: &TestSim,
+    dev: &Device,
+    d: &SwuDir,
+    img: &[u8],
+    cfg: SwupdateConfig,
+) -> (Outcome, Engine<SwupdateBackend>) {
+    let swu = d.swu("mode", img, "1.0", "dev");
+    let dep = upload_and_deploy(sim, &dev.id, "release-2", d.artifact("release-2", &swu)).await;
+    let mut e = engine(dev, sim, cfg);
+    let outcome = e.check_update().await.unwrap();
+    if outcome != Outcome::Finished(DeploymentStatus::Success) {
+        eprintln!("{}", deployment_log(sim, &dep, &dev.id).await);
+    }
+    (outcome, e)
+}
+
+fn spool_is_empty(daemon: &SwuDaemon) -> bool {
+    SwuDir::files_under(&daemon.spool).is_empty()
+}
+
+#[tokio::test]
+async fn stream_mode_streams_into_a_swupdate_that_enforces_signatures() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let d = SwuDir::new();
+    let daemon = SwuDaemon::start(&d);
+    let img = image(1 << 20, 51);
+    let cfg = SwupdateConfig {
+        mode: SwupdateMode::Stream,
+        ..daemon.config()
+    };
+    let (outcome, e) = deploy_with(&sim, &dev, &d, &img, cfg).await;
+    assert_eq!(outcome, Outcome::Finished(DeploymentStatus::Success));
+    assert_eq!(std::fs::read(d.copy()).unwrap(), img);
+    let verdict = e.backend().verdict().cloned();
+    assert!(
+        matches!(&verdict, Some(Verdict::Enforcing(why)) if why.contains("sw-description.sig cannot be parsed")),
+        "the probe's verdict and SWUpdate's reason: {verdict:?}"
+    );
+    assert_eq!((daemon.probes(), daemon.installs_started()), (1, 1));
+    assert!(!daemon.spool.exists(), "stream mode spools nothing");
+}
+
+#[tokio::test]
+async fn stream_mode_is_refused_when_swupdate_accepts_unsigned_images() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let d = SwuDir::new();
+    let daemon = SwuDaemon::start_unsigned(&d);
+    let img = image(1 << 20, 53);
+    let cfg = SwupdateConfig {
+        mode: SwupdateMode::Stream,
+        payload_authenticated: true,
+        ..daemon.config()
+    };
+    let swu = d.swu("refused", &img, "1.0", "dev");
+    let target_before = std::fs::read(d.target()).unwrap();
+    let dep = upload_and_deploy(&sim, &dev.id, "release-2", d.artifact("release-2", &swu)).await;
+    let mut e = engine(&dev, &sim, cfg);
+    assert_eq!(
+        e.check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Failure)
+    );
+    assert!(e.last_download().is_none(), "refused before the download");
+    let log = deployment_log(&sim, &dep, &dev.id).await;
+    assert!(
+        log.contains("backend not ready")
+            && log.contains("needs SWUpdate to enforce signed images (swupdate -k)")
+            && log.contains("SWUpdate accepted an unsigned .swu in a dry run, so it does not enforce signed images")
+            && log.contains("use mode"),
+        "{log}"
+    );
+    let h = history(&sim, &dep, &dev.id).await;
+    assert_eq!(h.last().map(|(s, _)| s.as_str()), Some("failure"), "{h:?}");
+    assert!(
+        h.iter().any(|(s, sub)| s == "failure"
+            && sub
+                .as_deref()
+                .is_some_and(|t| t.contains("does not enforce signed images"))),
+        "the substate names the cause: {h:?}"
+    );
+    assert_eq!(daemon.probes(), 1, "{}", daemon.log_text());
+    assert_eq!(
+        daemon.installs_started(),
+        0,
+        "only the dry-run probe reached SWUpdate"
+    );
+    assert!(!d.copy().exists(), "nothing installed");
+    assert_eq!(std::fs::read(d.target()).unwrap(), target_before);
+}
+
+#[tokio::test]
+async fn auto_spools_for_a_swupdate_that_accepts_unsigned_images_when_a_key_is_set() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let d = SwuDir::new();
+    let daemon = SwuDaemon::start_unsigned(&d);
+    let img = image(3 << 20, 55);
+    let swu = d.swu("auto-spool", &img, "1.0", "dev");
+    let dep = upload_and_deploy(&sim, &dev.id, "release-2", d.artifact("release-2", &swu)).await;
+    // A slow download: the spool file is seen on disk while SWUpdate has had no run yet.
+    sim.http
+        .manage_ok(
+            Method::POST,
+            "/faults/throttle",
+            Some(json!({"bytes_per_sec": 2 << 20})),
+        )
+        .await;
+    let cfg = SwupdateConfig {
+        payload_authenticated: true,
+        ..daemon.config()
+    };
+    let mut e = engine(&dev, &sim, cfg);
+    // The deployment log is uploaded only on failure: the route is asserted on the
+    // dashboard's substates, the spool and the daemon.
+    let watcher = {
+        let spool = daemon.spool.clone();
+        let log = daemon.log.clone();
+        tokio::spawn(async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while std::time::Instant::now() < deadline {
+                if !SwuDir::files_under(&spool).is_empty() {
+                    let text = std::fs::read_to_string(&log).unwrap_or_default();
+                    return Some(text.matches("Software update started").count());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            None
+        })
+    };
+    assert_eq!(
+        e.check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Success)
+    );
+    assert_eq!(
+        watcher.await.unwrap(),
+        Some(1),
+        "while the payload spooled, SWUpdate had seen only the probe"
+    );
+    assert_eq!(std::fs::read(d.copy()).unwrap(), img);
+    assert_eq!((daemon.probes(), daemon.installs_started()), (1, 1));
+    assert!(spool_is_empty(&daemon), "the spool file is removed");
+    assert_eq!(e.backend().verdict(), Some(&Verdict::NotEnforcing));
+    let h = history(&sim, &dep, &dev.id).await;
+    assert!(
+        h.iter().any(|(s, sub)| s == "downloading"
+            && sub
+                .as_deref()
+                .is_some_and(|t| t.contains("SWUpdate gets it once verified"))),
+        "{h:?}"
+    );
+    assert!(
+        h.iter().any(|(s, sub)| s == "installing"
+            && sub.as_deref().is_some_and(|t| t.contains("rootfs.img"))),
+        "SWUpdate's progress while the spool streams: {h:?}"
+    );
+}
+
+#[tokio::test]
+async fn auto_without_a_key_streams_with_a_warning_that_nothing_authenticates_the_payload() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let d = SwuDir::new();
+    let daemon = SwuDaemon::start_unsigned(&d);
+    let img = image(1 << 20, 57);
+    let (outcome, e) = deploy_with(&sim, &dev, &d, &img, daemon.config()).await;
+    assert_eq!(outcome, Outcome::Finished(DeploymentStatus::Success));
+    assert_eq!(std::fs::read(d.copy()).unwrap(), img);
+    assert_eq!(e.backend().verdict(), Some(&Verdict::NotEnforcing));
+    assert!(!daemon.spool.exists(), "streamed, not spooled");
+    // The warning's text is checked where the log is uploaded: the failing deployment of
+    // a_success_after_the_bridge_aborted_sets_ustate_failed takes the same route.
+}
+
+#[tokio::test]
+async fn auto_streams_into_an_enforcing_swupdate_even_with_a_key() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let d = SwuDir::new();
+    let daemon = SwuDaemon::start(&d);
+    let img = image(1 << 20, 59);
+    let cfg = SwupdateConfig {
+        payload_authenticated: true,
+        ..daemon.config()
+    };
+    let (outcome, e) = deploy_with(&sim, &dev, &d, &img, cfg).await;
+    assert_eq!(outcome, Outcome::Finished(DeploymentStatus::Success));
+    assert!(e.backend().verdict().is_some_and(Verdict::enforcing));
+    assert!(!daemon.spool.exists(), "streamed, not spooled");
+}
+
+#[tokio::test]
+async fn spool_mode_installs_into_either_swupdate_after_the_checksum_matched() {
+    for enforcing in [true, false] {
+        let sim = TestSim::start().await;
+        let dev = Device::new(&sim).await;
+        let d = SwuDir::new();
+        let daemon = if enforcing {
+            SwuDaemon::start(&d)
+        } else {
+            SwuDaemon::start_unsigned(&d)
+        };
+        let img = image(2 << 20, 61);
+        let cfg = SwupdateConfig {
+            mode: SwupdateMode::Spool,
+            ..daemon.config()
+        };
+        let (outcome, e) = deploy_with(&sim, &dev, &d, &img, cfg).await;
+        assert_eq!(
+            outcome,
+            Outcome::Finished(DeploymentStatus::Success),
+            "enforcing {enforcing}"
+        );
+        assert_eq!(std::fs::read(d.copy()).unwrap(), img);
+        assert_eq!(daemon.probes(), 0, "mode spool does not probe");
+        assert_eq!(e.backend().verdict(), None);
+        assert_eq!(daemon.installs_started(), 1);
+        assert!(daemon.spool.is_dir(), "the spool directory was made");
+        assert!(spool_is_empty(&daemon));
+    }
+}
+
+#[tokio::test]
+async fn spool_mode_never_lets_swupdate_see_a_payload_whose_checksum_mismatches() {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let d = SwuDir::new();
+    let daemon = SwuDaemon::start_unsigned(&d);
+    let img = image(2 << 20, 63);
+    let swu_path = d.swu("spool-flip", &img, "1.0", "dev");
+    let swu = std::fs::read(&swu_path).unwrap();
+    let target_before = std::fs::read(d.target()).unwrap();
+    let artifact = d.artifact("release-2", &swu_path);
+    // A byte of the image: SWUpdate itself would catch it too, had it seen it; in the
+    // middle, so everything before it would have reached SWUpdate when streamed.
+    let at = find(&artifact, &swu[..512]).unwrap() + swu.len() / 2;
+    let dep = upload_and_deploy(&sim, &dev.id, "release-2", artifact).await;
+    sim.http
+        .manage_ok(
+            Method::POST,
+            "/faults/corrupt",
+            Some(json!({"offsets": [at]})),
+        )
+        .await;
+    let cfg = SwupdateConfig {
+        mode: SwupdateMode::Spool,
+        ..daemon.config()
+    };
+    let mut e = engine(&dev, &sim, cfg);
+    assert_eq!(
+        e.check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Failure)
+    );
+    assert_eq!(
+        daemon.runs_started(),
+        0,
+        "SWUpdate never had a run: {}",
+        daemon.log_text()
+    );
+    assert!(!d.copy().exists());
+    assert_eq!(std::fs::read(d.target()).unwrap(), target_before);
+    assert!(spool_is_empty(&daemon), "the spool file is removed");
+    let log = deployment_log(&sim, &dep, &dev.id).await;
+    assert!(
+        log.contains("checksum mismatch")
+            && log.contains("the spooled update was discarded; nothing reached SWUpdate"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn a_success_after_the_bridge_aborted_sets_ustate_failed() {
+    // No key and a SWUpdate that installs unsigned images: auto streams (with its
+    // warning). The .swu is followed by 1 MiB of padding, so SWUpdate reads its cpio
+    // trailer and installs long before the payload's end; the padding's last byte is
+    // corrupted, so the Mender checksum never matches. The bridge must undo the install.
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let d = SwuDir::new();
+    let daemon = SwuDaemon::start_unsigned(&d);
+    let img = image(1 << 20, 65);
+    let swu_path = d.swu("late", &img, "1.0", "dev");
+    let mut swu = std::fs::read(&swu_path).unwrap();
+    let head = swu.len();
+    swu.resize(head + (1 << 20), 0);
+    std::fs::write(&swu_path, &swu).unwrap();
+    let artifact = d.artifact("release-2", &swu_path);
+    let at = find(&artifact, &swu[..512]).unwrap() + swu.len() - 1;
+    let dep = upload_and_deploy(&sim, &dev.id, "release-2", artifact).await;
+    sim.http
+        .manage_ok(
+            Method::POST,
+            "/faults/corrupt",
+            Some(json!({"offsets": [at]})),
+        )
+        .await;
+    let cfg = SwupdateConfig {
+        ustate: true,
+        ..daemon.config()
+    };
+    let mut e = engine(&dev, &sim, cfg);
+    assert_eq!(
+        e.check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Failure)
+    );
+    assert_eq!(
+        std::fs::read(d.copy()).unwrap(),
+        img,
+        "SWUpdate did install it (this is what the bridge must undo)"
+    );
+    assert_eq!(
+        e.backend().control().update_state().await.unwrap(),
+        Some(mender_bridge_backends::swupdate::control::UpdateState::Failed),
+        "ustate FAILED: the bootloader reverts it"
+    );
+    let log = deployment_log(&sim, &dep, &dev.id).await;
+    assert!(
+        log.contains("SWUpdate reported SUCCESS for an install the bridge aborted")
+            && log.contains("ustate set to FAILED")
+            && log.contains("WARNING")
+            && log.contains("no ArtifactVerifyKey is set: nothing authenticates the payload"),
+        "{log}"
+    );
+    let h = history(&sim, &dep, &dev.id).await;
+    assert_eq!(h.last().map(|(s, _)| s.as_str()), Some("failure"), "{h:?}");
+    assert_eq!(
+        dev.store().installed().unwrap().unwrap()["artifact_name"],
+        "release-1"
     );
 }

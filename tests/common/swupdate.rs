@@ -208,12 +208,50 @@ pub struct SwuDaemon {
     child: Child,
     pub run: PathBuf,
     pub log: PathBuf,
+    /// The spool directory [`Self::config`] names.
+    pub spool: PathBuf,
+}
+
+/// Where `scripts/build-swupdate-unsigned.sh` installs SWUpdate 2022.12 built without
+/// signed-image support (`$SWUPDATE_UNSIGNED` overrides).
+pub fn unsigned_swupdate() -> PathBuf {
+    let p = std::env::var_os("SWUPDATE_UNSIGNED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/local/lib/mender-bridge-test/swupdate-unsigned"));
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/setup-test-deps.sh (it runs build-swupdate-unsigned.sh)",
+        p.display()
+    );
+    p
 }
 
 impl SwuDaemon {
-    /// `swupdate -v -k ca.pem -H testboard:1.0` with `TMPDIR=<dir>/run`.
+    /// `swupdate -v -k ca.pem -H testboard:1.0` with `TMPDIR=<dir>/run`: Debian's build,
+    /// which enforces signed images.
     pub fn start(d: &SwuDir) -> Self {
         Self::start_with(d, None)
+    }
+
+    /// `swupdate-unsigned -v -H testboard:1.0` (no `-k`): a SWUpdate that installs
+    /// unsigned images ([`unsigned_swupdate`]).
+    pub fn start_unsigned(d: &SwuDir) -> Self {
+        let run_dir = d.path("run");
+        let log = d.path("daemon.log");
+        let child = Command::new(unsigned_swupdate())
+            .args(["-v", "-H", HW])
+            .env("TMPDIR", &run_dir)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(d.path("daemon.stderr")).unwrap())
+            .spawn()
+            .expect("start swupdate-unsigned");
+        Self::wait_ready(SwuDaemon {
+            child,
+            run: run_dir,
+            log,
+            spool: d.path("spool"),
+        })
     }
 
     /// As [`Self::start`]; with `uboot_env = Some(fw_env.config)` the daemon runs with
@@ -256,11 +294,15 @@ impl SwuDaemon {
             .stderr(std::fs::File::create(d.path("daemon.stderr")).unwrap())
             .spawn()
             .expect("start swupdate (scripts/setup-test-deps.sh installs it)");
-        let daemon = SwuDaemon {
+        Self::wait_ready(SwuDaemon {
             child,
             run: run_dir,
             log,
-        };
+            spool: d.path("spool"),
+        })
+    }
+
+    fn wait_ready(daemon: SwuDaemon) -> Self {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !(daemon.control().exists() && daemon.progress().exists()) {
             assert!(
@@ -296,13 +338,31 @@ impl SwuDaemon {
         self.run.join("swupdateprog")
     }
 
+    /// The daemon's output: stdout, then stderr (where its ERROR lines go).
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        let mut t = std::fs::read_to_string(&self.log).unwrap_or_default();
+        t.push_str(
+            &std::fs::read_to_string(self.log.with_file_name("daemon.stderr")).unwrap_or_default(),
+        );
+        t
     }
 
-    /// How many installs the daemon started.
-    pub fn installs_started(&self) -> usize {
+    /// How many installs the daemon started, the bridge's signature probes included.
+    pub fn runs_started(&self) -> usize {
         self.log_text().matches("Software update started").count()
+    }
+
+    /// How many signature probes it saw: refused for their signature (`-k`), or accepted
+    /// (their image named in the log at `-v`).
+    pub fn probes(&self) -> usize {
+        let t = self.log_text();
+        t.matches("sw-description.sig cannot be parsed").count()
+            + t.matches("filename mender-bridge-probe").count()
+    }
+
+    /// How many installs the daemon started, the bridge's signature probes left out.
+    pub fn installs_started(&self) -> usize {
+        self.runs_started() - self.probes()
     }
 
     /// The backend configuration for this daemon: explicit socket paths, no reboot, no
@@ -318,6 +378,7 @@ impl SwuDaemon {
             busy_retries: 2,
             busy_backoff: Duration::from_millis(100),
             sw_versions_file: None,
+            spool_dir: self.spool.clone(),
             ..SwupdateConfig::default()
         }
     }

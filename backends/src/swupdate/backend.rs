@@ -32,6 +32,8 @@ const SPOOL_CHUNK: usize = 256 * 1024;
 /// After a FAILURE, how long the probe waits for SWUpdate's error texts, which come on
 /// another connection than the result.
 const PROBE_SETTLE: Duration = Duration::from_secs(1);
+/// With the progress socket connected but silent this long, GET_STATUS is polled too.
+const PROGRESS_SILENCE: Duration = Duration::from_secs(2);
 /// The note shown next to the download's progress while the payload is spooled.
 const SPOOL_NOTE: &str = "spooling; SWUpdate gets it once verified";
 
@@ -197,8 +199,8 @@ impl SwupdateBackend {
         }
         match mode {
             SwupdateMode::Stream => Err(BackendError::NotStarted(format!(
-                "backend.swupdate.mode = \"stream\" needs SWUpdate to enforce signed images \
-                 (swupdate -k): {}; use mode \"spool\" or \"auto\"",
+                "{}; backend.swupdate.mode = \"stream\" needs SWUpdate to enforce signed \
+                 images (swupdate -k): use mode \"spool\" or \"auto\"",
                 verdict.describe()
             ))),
             _ if self.config.payload_authenticated => self.spool_route(&format!(
@@ -355,6 +357,7 @@ impl SwupdateBackend {
         let deadline = tokio::time::Instant::now() + limit;
         let mut seen = 0;
         let mut unreachable_since: Option<tokio::time::Instant> = None;
+        let (mut frames, mut last_frame) = (u64::MAX, tokio::time::Instant::now());
         loop {
             let (alive, progress) = {
                 let s = monitor.state();
@@ -365,6 +368,10 @@ impl SwupdateBackend {
                     .then(|| s.progress.clone())
                     .flatten();
                 seen = s.progress_seq;
+                if s.frames != frames {
+                    frames = s.frames;
+                    last_frame = tokio::time::Instant::now();
+                }
                 (s.progress_alive, p)
             };
             if let (Some(sink), Some(f)) = (sink, progress) {
@@ -380,7 +387,11 @@ impl SwupdateBackend {
             if now >= deadline {
                 return Err(format!("no result within {} s", limit.as_secs()));
             }
-            if alive {
+            // The daemon sends progress frames only to the clients its progress thread has
+            // accepted: a busy daemon may send a short run's frames (a refused probe: RUN,
+            // FAILURE) before it took this connection. After PROGRESS_SILENCE without a
+            // frame, GET_STATUS is asked as well.
+            if alive && now.duration_since(last_frame) < PROGRESS_SILENCE {
                 monitor.changed(Duration::from_millis(500)).await;
                 continue;
             }

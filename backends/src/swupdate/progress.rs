@@ -61,6 +61,10 @@ pub struct State {
     pub result: Option<Status>,
     /// The progress socket delivers frames (false: poll GET_STATUS).
     pub progress_alive: bool,
+    /// Frames read from the progress socket so far.
+    pub frames: u64,
+    /// NOTIFY_STREAM is followed: GET_STATUS texts are not logged a second time.
+    pub notifying: bool,
     pub version: Option<ProgressVersion>,
     /// SWUpdate's messages for the deployment log, and how many were dropped.
     pub log: VecDeque<String>,
@@ -86,6 +90,7 @@ impl State {
     }
 
     fn on_frame(&mut self, f: ProgressFrame) {
+        self.frames += 1;
         match f.status {
             Some(Status::Idle) | None => {}
             // START carries the request's own info: not worth a log line.
@@ -204,6 +209,7 @@ impl Monitor {
 
     /// Adds the NOTIFY_STREAM reader (after the install was accepted).
     pub fn follow_notifications(&mut self, control: &Control, stream: UnixStream) {
+        lock(&self.shared).notifying = true;
         let sh = self.shared.clone();
         let size = control.abi.layout().size;
         self.tasks.push(tokio::spawn(async move {
@@ -247,7 +253,7 @@ impl Monitor {
         if !matches!(st.current, Some(Status::Idle)) {
             s.active = true;
         }
-        if !st.desc.is_empty() {
+        if !st.desc.is_empty() && !s.notifying {
             s.on_notification(Notification {
                 status: st.current,
                 error: st.error,
