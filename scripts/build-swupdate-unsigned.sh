@@ -4,15 +4,27 @@
 # CONFIG_SIGNED_IMAGES and refuses to start without -k, so a daemon that installs unsigned
 # images (as many Yocto builds do) has to be built: from Debian's own source package
 # (bookworm), with a minimal configuration (libconfig parser, raw/rawfile handlers, hardware
-# compatibility, SHA-256 of images; no signatures, no Lua, no bootloader). The binary goes
-# to $SWUPDATE_UNSIGNED (default /usr/local/lib/mender-bridge-test/swupdate-unsigned);
+# compatibility, SHA-256 of images, shell scripts (the attack tests' canary); no
+# signatures, no Lua, no bootloader). The binary goes to $SWUPDATE_UNSIGNED (default
+# /usr/local/lib/mender-bridge-test/swupdate-unsigned), its configuration next to it;
 # nothing else on the machine changes (apt's lists for the source go to a temp dir).
-# Idempotent: an existing binary is kept. Needs: dpkg-dev, gcc, make, libconfig-dev,
-# libssl-dev, zlib1g-dev (scripts/setup-test-deps.sh installs them, then runs this).
+# Idempotent: a binary built from the same configuration is kept. Needs: dpkg-dev, gcc,
+# make, libconfig-dev, libssl-dev, zlib1g-dev (scripts/setup-test-deps.sh installs them,
+# then runs this).
 set -euo pipefail
 
 out=${SWUPDATE_UNSIGNED:-/usr/local/lib/mender-bridge-test/swupdate-unsigned}
-if [ -x "$out" ]; then
+config='CONFIG_HW_COMPATIBILITY=y
+CONFIG_HASH_VERIFY=y
+CONFIG_RAW=y
+CONFIG_SHELLSCRIPTHANDLER=y
+CONFIG_BOOTLOADER_DEFAULT_NONE=y
+CONFIG_UPDATE_STATE_CHOICE_BOOTLOADER=y
+CONFIG_LIBCONFIG=y
+# CONFIG_SIGNED_IMAGES is not set
+# CONFIG_MTD is not set
+# CONFIG_LUA is not set'
+if [ -x "$out" ] && [ "$(cat "$out.config" 2>/dev/null)" = "$config" ]; then
   echo "build-swupdate-unsigned: $out present"
   exit 0
 fi
@@ -35,17 +47,7 @@ dsc=$(ls "$work"/src/swupdate_*.dsc | head -n 1)
 dpkg-source --no-check -x "$dsc" "$work/swupdate" >/dev/null
 
 cd "$work/swupdate"
-cat > .config <<'CONFIG'
-CONFIG_HW_COMPATIBILITY=y
-CONFIG_HASH_VERIFY=y
-CONFIG_RAW=y
-CONFIG_BOOTLOADER_DEFAULT_NONE=y
-CONFIG_UPDATE_STATE_CHOICE_BOOTLOADER=y
-CONFIG_LIBCONFIG=y
-# CONFIG_SIGNED_IMAGES is not set
-# CONFIG_MTD is not set
-# CONFIG_LUA is not set
-CONFIG
+printf '%s\n' "$config" > .config
 make olddefconfig >/dev/null
 if grep -q '^CONFIG_SIGNED_IMAGES=y' .config; then
   echo "build-swupdate-unsigned: the configuration still has signed images" >&2
@@ -54,4 +56,5 @@ fi
 echo "build-swupdate-unsigned: building"
 make -j"$(nproc)" swupdate >/dev/null 2>&1 || { make swupdate; exit 1; }
 install -D -m 0755 swupdate "$out"
+printf '%s\n' "$config" > "$out.config"
 echo "build-swupdate-unsigned: installed $out"

@@ -23,6 +23,7 @@ packages=(
   # build-swupdate-unsigned.sh: a SWUpdate that does not enforce signed images, from
   # Debian's source package (the probe's "not enforcing" answer, the spool mode)
   dpkg-dev make libconfig-dev libssl-dev zlib1g-dev
+  python3-minimal   # the attack suite's squatter on SWUpdate's socket paths (run as nobody)
   xz-utils gzip tar coreutils
 )
 

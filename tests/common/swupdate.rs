@@ -163,10 +163,72 @@ impl SwuDir {
         out
     }
 
+    /// A .swu of `sw-description` (`desc`), its CMS signature by `signer` (`dev`: trusted,
+    /// `other`: not) and `files`, in that order (cpio newc).
+    pub fn swu_files(
+        &self,
+        name: &str,
+        desc: &str,
+        files: &[(&str, &[u8])],
+        signer: &str,
+    ) -> PathBuf {
+        let work = self.path(&format!("swu-{name}"));
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::write(work.join("sw-description"), desc).unwrap();
+        for (f, data) in files {
+            std::fs::write(work.join(f), data).unwrap();
+        }
+        run(Command::new("openssl")
+            .current_dir(&work)
+            .args([
+                "cms",
+                "-sign",
+                "-in",
+                "sw-description",
+                "-out",
+                "sw-description.sig",
+            ])
+            .arg("-signer")
+            .arg(self.path(&format!("pki/{signer}.pem")))
+            .arg("-inkey")
+            .arg(self.path(&format!("pki/{signer}.key")))
+            .args(["-outform", "DER", "-nosmimecap", "-binary"]));
+        let out = self.path(&format!("{name}.swu"));
+        let mut cpio = Command::new("cpio")
+            .current_dir(&work)
+            .args(["-o", "-H", "newc", "--quiet"])
+            .stdin(Stdio::piped())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .spawn()
+            .unwrap();
+        let mut list = String::from("sw-description\nsw-description.sig\n");
+        for (f, _) in files {
+            list.push_str(&format!("{f}\n"));
+        }
+        use std::io::Write;
+        cpio.stdin
+            .take()
+            .unwrap()
+            .write_all(list.as_bytes())
+            .unwrap();
+        assert!(cpio.wait().unwrap().success());
+        out
+    }
+
     /// `mender-artifact write module-image -T swu` around `swu`, uncompressed (so a byte
     /// offset in the .swu maps to one in the artifact).
     pub fn artifact(&self, name: &str, swu: &Path) -> Vec<u8> {
+        self.artifact_signed(name, swu, None)
+    }
+
+    /// As [`Self::artifact`], signed with `key` (`mender-artifact -k`) when given.
+    pub fn artifact_signed(&self, name: &str, swu: &Path, key: Option<&Path>) -> Vec<u8> {
         let out = self.path(&format!("{name}.mender"));
+        let mut sign = Vec::new();
+        if let Some(k) = key {
+            sign.push("-k".into());
+            sign.push(k.as_os_str().to_owned());
+        }
         run(Command::new("mender-artifact")
             .args([
                 "write",
@@ -178,6 +240,7 @@ impl SwuDir {
                 "-t",
                 DEVICE_TYPE,
             ])
+            .args(&sign)
             .args(["--compression", "none", "-f"])
             .arg(swu)
             .arg("-o")
