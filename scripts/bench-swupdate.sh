@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Benchmark of the SWUpdate backend (issue 6): a .swu streamed from the simulator into a real
-# SWUpdate daemon by `mender-bridge daemon`, against `swupdate-client` streaming the same
-# .swu from local disk into the same daemon, in the same run.
+# Benchmark of the SWUpdate backend (issues 6 and 10): a .swu from the simulator into a real
+# SWUpdate daemon by `mender-bridge daemon`, streamed (mode "auto", which streams into this
+# daemon: it runs with -k, and the preflight probe proves it enforces signed images) and
+# spooled (mode "spool": written to the spool file, verified, then streamed into SWUpdate),
+# against `swupdate-client` streaming the same .swu from local disk into the same daemon,
+# in the same run.
 #
 # One run, on loopback:
 #   1. builds the release binary;
@@ -21,7 +24,10 @@
 #      (/proc/PID/io write_bytes) before and after each deployment; the target's SHA-256 is
 #      checked after every run of both; then one control deployment of a 64 KiB image: the
 #      bytes written that grow with the payload are the big runs' minus the control's;
-#   5. prints every figure with its target and ratio (medians decide), and the machine.
+#   5. the daemon restarted with mode = "spool": BENCH_RUNS installs, measured the same way
+#      (its write_bytes now include the spool file; cancelled_write_bytes, the spool bytes
+#      removed before they reached the disk, are shown next to them);
+#   6. prints every figure with its target and ratio (medians decide), and the machine.
 #
 # The daemon polls every second and gets SIGUSR1 (check now) right after each deployment is
 # created. A status's time is when the first poll of the simulator's history that shows it
@@ -57,6 +63,7 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 bench_setup
 
 write_bytes() { awk '$1 == "write_bytes:" { print $2 }' "/proc/$1/io"; }
+cancelled_bytes() { awk '$1 == "cancelled_write_bytes:" { print $2 }' "/proc/$1/io"; }
 target_ok() {
     [ "$(head -c "$((MIB * 1024 * 1024))" "$TARGET" | sha256sum | cut -d' ' -f1)" = "$IMG_SHA" ] &&
         echo "target = image" || echo "TARGET DIFFERS"
@@ -225,10 +232,13 @@ progress_socket = "$W/run/swupdateprog"
 reboot = false
 ustate = false
 EOF
-TMPDIR=$B/tmp "$BIN" -c "$B/mender.conf" --bridge-config "$B/bridge.toml" -d "$B/data" -l info daemon \
-    </dev/null >"$B/daemon.log" 2>&1 &
-BR_PID=$!
-PIDS+=("$BR_PID")
+start_bridge() {
+    TMPDIR=$B/tmp "$BIN" -c "$B/mender.conf" --bridge-config "$B/bridge.toml" -d "$B/data" -l info daemon \
+        </dev/null >>"$B/daemon.log" 2>&1 &
+    BR_PID=$!
+    PIDS+=("$BR_PID")
+}
+start_bridge
 find_pending() {
     ID=$(api "$M/devices" | jq -r --arg mac "$MAC" \
         'first(.[] | select(.identity_data.mac == $mac and .status == "pending") | .id) // empty')
@@ -285,6 +295,38 @@ deploy_and_wait bench-swu-small
 w1=$(write_bytes "$BR_PID")
 SMALL_WRITES=$((w1 - w0))
 echo "   control: a 64 KiB image; the bridge wrote $SMALL_WRITES bytes to storage"
+grep -q 'SWUpdate enforces signed images' "$B/daemon.log" &&
+    echo "   route: the probe proved SWUpdate enforces signed images; the payload was streamed" ||
+    { echo "   route: NOT streamed (see $B/daemon.log)"; show_tail "$B/daemon.log"; exit 1; }
+
+# ---------------------------------------------------------------------------------------
+echo "== 5. the same daemon restarted with mode = \"spool\": the payload is spooled, verified, then streamed into SWUpdate"
+kill -TERM "$BR_PID"
+wait "$BR_PID" 2>/dev/null || true
+printf 'mode = "spool"\n' >>"$B/bridge.toml"
+: >"$B/daemon.log"
+start_bridge
+wait_for "the restarted bridge to authenticate" 60 grep -q 'authenticated' "$B/daemon.log" ||
+    { show_tail "$B/daemon.log"; exit 1; }
+SP_TIMES=() SP_WRITES=() SP_CANCELLED=() SP_SUCC=()
+for run in $(seq "$RUNS"); do
+    sync
+    w0=$(write_bytes "$BR_PID") c0=$(cancelled_bytes "$BR_PID")
+    t0=$(now_ns)
+    deploy_and_wait "bench-swu-$((2 - run % 2))"
+    bt=$(dt "$t0" "$T_SUCCESS")
+    w1=$(write_bytes "$BR_PID") c1=$(cancelled_bytes "$BR_PID")
+    ts=$(success_after "$t0")
+    SP_TIMES+=("$bt") SP_SUCC+=("$(dt "$t0" "$ts")")
+    SP_WRITES+=("$((w1 - w0))") SP_CANCELLED+=("$((c1 - c0))")
+    spooled=$(find "$B/data" -path '*swupdate-spool*' -type f | wc -l)
+    echo "   run $run: creation -> SUCCESS frame $(dt "$t0" "$ts") s, -> dashboard success $bt s; $(target_ok); bridge wrote $((w1 - w0)) bytes" \
+        "(cancelled before reaching the disk: $((c1 - c0))); spool files left: $spooled; VmHWM $(mib "$(proc_kib "$BR_PID" VmHWM)") MiB"
+    truncate -s 0 "$TARGET" && truncate -s "$((MIB * 1024 * 1024))" "$TARGET"
+done
+SP_PEAK=$(proc_kib "$BR_PID" VmHWM)
+grep -q 'the payload is spooled in' "$B/daemon.log" ||
+    { echo "   route: NOT spooled"; show_tail "$B/daemon.log"; exit 1; }
 STARTS=$(awk '$2 == 1' "$TMP/frames" | wc -l)
 SUCCESSES=$(awk '$2 == 3' "$TMP/frames" | wc -l)
 
@@ -293,7 +335,11 @@ CT=$(median "${CL_TIMES[@]}")
 CE=$(median "${CL_EXIT[@]}")
 BT=$(median "${BR_TIMES[@]}")
 BST=$(median "${BR_SUCC[@]}")
-awk -v mib="$MIB" -v runs="$RUNS" -v comp="$COMPRESSION" -v nproc="$(nproc)" \
+ST=$(median "${SP_TIMES[@]}")
+SST=$(median "${SP_SUCC[@]}")
+awk -v st="$ST" -v stimes="${SP_TIMES[*]}" -v sst="$SST" -v sstimes="${SP_SUCC[*]}" -v speak="$SP_PEAK" \
+    -v swmax="$(maximum "${SP_WRITES[@]}")" -v scmax="$(maximum "${SP_CANCELLED[@]}")" \
+    -v mib="$MIB" -v runs="$RUNS" -v comp="$COMPRESSION" -v nproc="$(nproc)" \
     -v cpu="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" \
     -v load0="$LOAD_START" -v load1="$(cut -d' ' -f1-3 /proc/loadavg)" \
     -v ct="$CT" -v ctimes="${CL_TIMES[*]}" -v bt="$BT" -v btimes="${BR_TIMES[*]}" \
@@ -309,12 +355,16 @@ BEGIN {
     row("figure", "value", "", "target", "ratio", "")
     row("swupdate-client (local disk): -> SUCCESS", sprintf("%.2f", ct), "s", "baseline", "", "runs: " ctimes)
     row("swupdate-client: -> its exit", sprintf("%.2f", ce), "s", "info", sprintf("%.2f", ce / ct), "runs: " cetimes)
-    row("bridge: deployment creation -> SUCCESS", sprintf("%.2f", bst), "s", "<= 1.2 x baseline", sprintf("%.2f", bst / ct), ok(bst <= 1.2 * ct) "  runs: " bstimes)
-    row("bridge: creation -> dashboard success", sprintf("%.2f", bt), "s", "<= 1.2 x baseline", sprintf("%.2f", bt / ct), ok(bt <= 1.2 * ct) "  runs: " btimes)
-    row("bridge: peak RSS (VmHWM)", sprintf("%.1f", peak / 1024), "MiB", "<= 16 MiB", sprintf("%.2f", peak / 1024 / 16), ok(peak <= 16 * 1024))
+    row("stream: deployment creation -> SUCCESS", sprintf("%.2f", bst), "s", "<= 1.2 x baseline", sprintf("%.2f", bst / ct), ok(bst <= 1.2 * ct) "  runs: " bstimes)
+    row("stream: creation -> dashboard success", sprintf("%.2f", bt), "s", "<= 1.2 x baseline", sprintf("%.2f", bt / ct), ok(bt <= 1.2 * ct) "  runs: " btimes)
+    row("stream: peak RSS (VmHWM)", sprintf("%.1f", peak / 1024), "MiB", "<= 16 MiB", sprintf("%.2f", peak / 1024 / 16), ok(peak <= 16 * 1024))
+    row("spool: deployment creation -> SUCCESS", sprintf("%.2f", sst), "s", "info", sprintf("%.2f", sst / ct), "runs: " sstimes)
+    row("spool: creation -> dashboard success", sprintf("%.2f", st), "s", "info", sprintf("%.2f", st / ct), "runs: " stimes)
+    row("spool: peak RSS (VmHWM, since its restart)", sprintf("%.1f", speak / 1024), "MiB", "<= 16 MiB", sprintf("%.2f", speak / 1024 / 16), ok(speak <= 16 * 1024))
+    row("spool: bytes written per deployment (max)", swmax, "bytes", "info", "", "the spool file + bookkeeping; cancelled (never reached the disk): " scmax)
     grow = wmax - wsmall
-    row("bridge: bytes written, 64 KiB control run", wsmall, "bytes", "info", "", "its deployment record and log (crash-safe state)")
-    row("bridge: bytes written per deployment (max)", wmax, "bytes", "info", "", "the same bookkeeping")
-    row("bridge: payload bytes written (max - control)", (grow > 0 ? grow : 0), "bytes", "0 (+-16 KiB pages)", "", ok(grow <= 16384) (grow <= 16384 ? ": nothing grows with the payload" : ""))
+    row("stream: bytes written, 64 KiB control run", wsmall, "bytes", "info", "", "its deployment record and log (crash-safe state)")
+    row("stream: bytes written per deployment (max)", wmax, "bytes", "info", "", "the same bookkeeping")
+    row("stream: payload bytes written (max - control)", (grow > 0 ? grow : 0), "bytes", "0 (+-16 KiB pages)", "", ok(grow <= 16384) (grow <= 16384 ? ": nothing grows with the payload" : ""))
     printf "\nSWUpdate frames: %s START, %s SUCCESS (one of each per install); swupdate-client runs made again after a failure: %s\n", starts, successes, clfailed
 }'
