@@ -3,10 +3,19 @@
 //! in-process simulator and a real SWUpdate 2022.12 daemon: Debian's (`-k`, enforces signed
 //! images) or a build without signed images (`scripts/build-swupdate-unsigned.sh`).
 //!
-//! Each attack is judged by its effects: a failure status whose substate names the cause;
-//! the canary an attacker script would create is absent; no file under the data directory
-//! holds attacker bytes; SWUpdate's target and `ustate` are unchanged; no success is
-//! reported; and the next, legitimate deployment succeeds.
+//! Each attack is judged by its effects: exactly one final status, a failure whose substate
+//! names the cause; the canary an attacker script would create is absent; no file under the
+//! data directory holds attacker bytes; no deployment or standalone record is left and
+//! `show-artifact` still says `release-1`; SWUpdate's target and `ustate` are unchanged; no
+//! success is reported; the same bytes given to `mender-bridge install` fail the same way;
+//! and the next, legitimate deployment succeeds. The crafted bytes are served with the
+//! simulator's `PUT /api/sim/artifacts/{id}/content` in place of the signed artifact.
+//!
+//! Proving that the suite can fail (`ATTACK_SELF_CHECK`, unset in CI, as in
+//! `tests/common/attack.rs`): `cover` serves the legitimate artifact instead of the crafted
+//! one (every padded-.swu attack must fail: the deployment succeeds); `nokey` runs the
+//! device without `ArtifactVerifyKey` (mode `auto` then streams into a SWUpdate without
+//! signatures: the attacker's script runs, and that attack must fail).
 //!
 //! The tampered .swu: an attacker's image and a shell script that creates the canary,
 //! signed by a key SWUpdate does not trust, followed by zero padding up to the legitimate
@@ -23,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::device::{history, image, DEVICE_TYPE};
+use common::device::{finals, history, image, DEVICE_TYPE};
 use common::sim::{full, TestSim};
 use common::swupdate::{find, SwuDaemon, SwuDir};
 use hyper::Method;
@@ -115,6 +124,25 @@ struct Rig {
     control: PathBuf,
 }
 
+/// `ATTACK_SELF_CHECK` (see the module docs); empty when unset.
+fn self_check() -> String {
+    std::env::var("ATTACK_SELF_CHECK").unwrap_or_default()
+}
+
+/// `mender-bridge` with the device's configuration in `dir` and `args`.
+fn bridge(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("-c")
+        .arg(dir.join("mender.conf"))
+        .arg("-d")
+        .arg(dir.join("data"))
+        .arg("--bridge-config")
+        .arg(dir.join("bridge.toml"))
+        .args(args)
+        .env_remove("NOTIFY_SOCKET");
+    c
+}
+
 fn script(path: &Path, body: &str) {
     std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -172,7 +200,7 @@ impl Rig {
                 .arg("-out")
                 .arg(p("sign.pub")),
         );
-        let conf = json!({
+        let mut conf = json!({
             "ServerURL": sim.handle.base_url(),
             "ServerCertificate": sim.handle.ca_path(),
             "ArtifactVerifyKey": p("sign.pub"),
@@ -180,6 +208,9 @@ impl Rig {
             "InventoryPollIntervalSeconds": 3600,
             "RetryPollIntervalSeconds": 1,
         });
+        if self_check() == "nokey" {
+            conf.as_object_mut().unwrap().remove("ArtifactVerifyKey");
+        }
         std::fs::write(p("mender.conf"), conf.to_string()).unwrap();
         std::fs::write(
             p("bridge.toml"),
@@ -214,15 +245,7 @@ sw_versions_file = ""
         )
         .unwrap();
         let log = std::fs::File::create(p("daemon.log")).unwrap();
-        let child = Command::new(BIN)
-            .arg("-c")
-            .arg(p("mender.conf"))
-            .arg("-d")
-            .arg(p("data"))
-            .arg("--bridge-config")
-            .arg(p("bridge.toml"))
-            .args(["-l", "debug", "daemon"])
-            .env_remove("NOTIFY_SOCKET")
+        let child = bridge(dir.path(), &["-l", "debug", "daemon"])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -272,12 +295,30 @@ sw_versions_file = ""
         }
     }
 
-    /// Uploads the signed artifact of `swu` named `name`; with `tamper`, the payload's
-    /// bytes in the stored artifact are replaced by it (same length) after the upload, so
-    /// the simulator serves the signed header with a payload the manifest does not cover.
-    /// Deploys it; returns the deployment id.
-    async fn deploy(&self, name: &str, swu: &Path, tamper: Option<&[u8]>) -> String {
-        let mut artifact = self.d.artifact_signed(name, swu, Some(&self.key));
+    /// The signed artifact of `swu` named `name`; with `tamper`, its payload bytes replaced
+    /// by it (same length): the signed header with a payload the manifest does not cover.
+    fn artifact(&self, name: &str, swu: &Path, tamper: Option<&[u8]>) -> (Vec<u8>, Vec<u8>) {
+        let artifact = self.d.artifact_signed(name, swu, Some(&self.key));
+        let mut crafted = artifact.clone();
+        if let Some(t) = tamper {
+            let legit = std::fs::read(swu).unwrap();
+            assert_eq!(t.len(), legit.len());
+            let at = find(&crafted, &legit[..512]).unwrap();
+            crafted[at..at + t.len()].copy_from_slice(t);
+        }
+        (artifact, crafted)
+    }
+
+    /// Uploads the signed artifact of `swu` named `name`; with `tamper`, the simulator
+    /// then serves [`Self::artifact`]'s crafted bytes in its place (`PUT …/content`).
+    /// Deploys it; returns the deployment id and the bytes served.
+    async fn deploy_crafted(
+        &self,
+        name: &str,
+        swu: &Path,
+        tamper: Option<&[u8]>,
+    ) -> (String, Vec<u8>) {
+        let (artifact, crafted) = self.artifact(name, swu, tamper);
         let r = self
             .sim
             .http
@@ -289,14 +330,25 @@ sw_versions_file = ""
             )
             .await;
         assert_eq!(r.status, 201, "upload: {}", r.text());
-        if let Some(t) = tamper {
-            let legit = std::fs::read(swu).unwrap();
-            assert_eq!(t.len(), legit.len());
-            let at = find(&artifact, &legit[..512]).unwrap();
-            artifact[at..at + t.len()].copy_from_slice(t);
+        if tamper.is_some() && self_check() != "cover" {
             let id = r.json()["id"].as_str().unwrap().to_string();
-            std::fs::write(self.sim.handle.sim().artifact_path(&id), &artifact).unwrap();
+            let r = self
+                .sim
+                .http
+                .send(
+                    Method::PUT,
+                    &format!("/api/sim/artifacts/{id}/content"),
+                    &[("content-type", "application/octet-stream")],
+                    full(crafted.clone()),
+                )
+                .await;
+            assert!(r.status < 300, "replace content: {} {}", r.status, r.text());
         }
+        let served = if tamper.is_some() && self_check() != "cover" {
+            crafted
+        } else {
+            artifact
+        };
         let v = self
             .sim
             .http
@@ -306,7 +358,12 @@ sw_versions_file = ""
                 Some(json!({"artifact_name": name, "devices": [self.id]})),
             )
             .await;
-        v["id"].as_str().unwrap().to_string()
+        (v["id"].as_str().unwrap().to_string(), served)
+    }
+
+    /// [`Self::deploy_crafted`], the deployment id only.
+    async fn deploy(&self, name: &str, swu: &Path, tamper: Option<&[u8]>) -> String {
+        self.deploy_crafted(name, swu, tamper).await.0
     }
 
     /// The device's status history of `dep` once it has a final status.
@@ -334,12 +391,101 @@ sw_versions_file = ""
             .unwrap()
     }
 
-    /// The effects every attack is judged by, after its deployment `dep` ended; then the
-    /// next, legitimate deployment must succeed.
-    /// `cause`: the substate must contain one of these.
+    /// The effects every attack is judged by (after the daemon's deployment, and again
+    /// after `install`).
+    async fn effects(
+        &self,
+        phase: &str,
+        imgs: &Images,
+        target_before: &[u8],
+        ustate_before: Option<UpdateState>,
+    ) {
+        assert!(!imgs.canary.exists(), "{phase}: the attacker's script ran");
+        assert_eq!(
+            std::fs::read(self.d.target()).unwrap(),
+            target_before,
+            "{phase}: SWUpdate's target changed"
+        );
+        assert!(!self.d.copy().exists(), "{phase}: something was installed");
+        assert_eq!(
+            self.ustate().await,
+            ustate_before,
+            "{phase}: ustate changed"
+        );
+        let data = self.dir.path().join("data");
+        for f in SwuDir::files_under(&data) {
+            let bytes = std::fs::read(&f).unwrap_or_default();
+            assert!(
+                find(&bytes, MARKER).is_none(),
+                "{phase}: attacker bytes left in {}",
+                f.display()
+            );
+        }
+        let spool = data.join("mender-bridge/swupdate-spool");
+        assert!(
+            SwuDir::files_under(&spool).is_empty(),
+            "{phase}: a spool file is left: {:?}",
+            SwuDir::files_under(&spool)
+        );
+        let store = data.join("mender-bridge");
+        // The final status is reported before the record goes: give it a moment.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.join("deployment.json").exists() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for record in ["deployment.json", "standalone.json"] {
+            assert!(
+                !store.join(record).exists(),
+                "{phase}: a record is left ({record})"
+            );
+        }
+        let o = bridge(self.dir.path(), &["show-artifact"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim(),
+            "release-1",
+            "{phase}: show-artifact"
+        );
+    }
+
+    /// The same crafted bytes through `mender-bridge install <file>`: a failure (not exit
+    /// 0 or 4) whose message names one of `cause`.
+    async fn install_phase(&self, crafted: &[u8], cause: &[&str]) {
+        let file = self.dir.path().join("crafted.mender");
+        std::fs::write(&file, crafted).unwrap();
+        let mut attempts = 0;
+        let o = loop {
+            let mut c = bridge(self.dir.path(), &["install", file.to_str().unwrap()]);
+            let o = tokio::task::spawn_blocking(move || c.output().unwrap())
+                .await
+                .unwrap();
+            attempts += 1;
+            // The daemon holds the install lock through each update check: try again.
+            let busy = String::from_utf8_lossy(&o.stderr).contains("another install");
+            if !busy || attempts >= 20 {
+                break o;
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        };
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !matches!(o.status.code(), Some(0) | Some(4)),
+            "install succeeded (exit {:?}): {stderr}",
+            o.status.code()
+        );
+        assert!(
+            cause.iter().any(|c| stderr.contains(c)),
+            "install's message names the cause ({cause:?}): {stderr}"
+        );
+    }
+
+    /// The attack's deployment `dep` ended: its status and effects, then `install` with the
+    /// same bytes, then the next, legitimate deployment must succeed.
     async fn assert_repelled(
         &self,
         dep: &str,
+        crafted: &[u8],
         imgs: &Images,
         cause: &[&str],
         target_before: &[u8],
@@ -358,29 +504,13 @@ sw_versions_file = ""
             "a failure whose substate names the cause ({cause:?}): {h:?}\n{}",
             self.daemon_log()
         );
-        assert!(!imgs.canary.exists(), "the attacker's script never ran");
-        assert_eq!(
-            std::fs::read(self.d.target()).unwrap(),
-            target_before,
-            "SWUpdate's target unchanged"
-        );
-        assert!(!self.d.copy().exists(), "nothing installed");
-        assert_eq!(self.ustate().await, ustate_before, "ustate unchanged");
-        let data = self.dir.path().join("data");
-        for f in SwuDir::files_under(&data) {
-            let bytes = std::fs::read(&f).unwrap_or_default();
-            assert!(
-                find(&bytes, MARKER).is_none(),
-                "attacker bytes left in {}",
-                f.display()
-            );
-        }
-        let spool = data.join("mender-bridge/swupdate-spool");
-        assert!(
-            SwuDir::files_under(&spool).is_empty(),
-            "no spool file left: {:?}",
-            SwuDir::files_under(&spool)
-        );
+        self.effects("daemon", imgs, target_before, ustate_before)
+            .await;
+        self.install_phase(crafted, cause).await;
+        self.effects("install", imgs, target_before, ustate_before)
+            .await;
+        let h = history(&self.sim, dep, &self.id).await;
+        assert_eq!(finals(&h), 1, "exactly one final status: {h:?}");
         // The next, legitimate deployment.
         let next = self.deploy("release-3", &imgs.next_swu, None).await;
         let h = self.finished(&next).await;
@@ -410,10 +540,10 @@ async fn padded_swu_attack(kind: Swupdate, mode: &str, cause: &[&str]) -> Rig {
     let rig = Rig::start(d, Some(kind), mode, None).await;
     let target_before = std::fs::read(rig.d.target()).unwrap();
     let ustate_before = rig.ustate().await;
-    let dep = rig
-        .deploy("release-2", &imgs.legit_swu, Some(&imgs.tampered))
+    let (dep, crafted) = rig
+        .deploy_crafted("release-2", &imgs.legit_swu, Some(&imgs.tampered))
         .await;
-    rig.assert_repelled(&dep, &imgs, cause, &target_before, ustate_before)
+    rig.assert_repelled(&dep, &crafted, &imgs, cause, &target_before, ustate_before)
         .await;
     rig
 }
@@ -435,7 +565,11 @@ async fn attack_padded_swu_in_auto_mode_is_spooled_for_a_swupdate_without_signat
     let rig = padded_swu_attack(Swupdate::Unsigned, "auto", &["checksum mismatch"]).await;
     let daemon = rig.swupdate.as_ref().unwrap();
     assert_eq!(daemon.installs_started(), 1, "{}", daemon.log_text());
-    assert_eq!(daemon.probes(), 2, "one probe per deployment");
+    assert_eq!(
+        daemon.probes(),
+        3,
+        "one probe for each deployment and one for the install"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
