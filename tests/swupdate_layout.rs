@@ -220,6 +220,7 @@ fn built_messages_have_the_c_size() {
         info: "i".into(),
         software_set: "s".into(),
         running_mode: "m".into(),
+        disable_store_swu: true,
     };
     let m = abi::install_message(Abi::NATIVE, &req);
     assert_eq!(m.len(), size);
@@ -229,6 +230,7 @@ fn built_messages_have_the_c_size() {
     assert_eq!(abi::get_str(&m, at("req.info"), 512), "i");
     assert_eq!(abi::get_str(&m, at("req.software_set"), 256), "s");
     assert_eq!(abi::get_str(&m, at("req.running_mode"), 256), "m");
+    assert_eq!(m[at("req.disable_store_swu")], 1);
 }
 
 /// The 32-bit layout (`Abi::Ilp32`, and the progress frame without padding) against the

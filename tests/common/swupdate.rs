@@ -391,6 +391,7 @@ impl SwuDaemon {
             info: info.into(),
             software_set: String::new(),
             running_mode: String::new(),
+            disable_store_swu: false,
         };
         match control.start_install(&req).await.unwrap() {
             InstallStart::Accepted(s) => s,

@@ -254,6 +254,9 @@ pub struct InstallRequest {
     /// `software_set` / `running_mode`: must be accepted by the daemon's `-q`.
     pub software_set: String,
     pub running_mode: String,
+    /// `disable_store_swu`: SWUpdate does not copy this stream to its `-o` file (the
+    /// signature probe must not overwrite an operator's saved image).
+    pub disable_store_swu: bool,
 }
 
 /// REQ_INSTALL with `swupdate_request` filled as `swupdate_prepare_req` does plus ours.
@@ -277,6 +280,7 @@ pub fn install_message(abi: Abi, req: &InstallRequest) -> Vec<u8> {
         REQ_SET_LEN,
         &req.running_mode,
     );
+    m[base + l.req.disable_store_swu] = u8::from(req.disable_store_swu);
     m
 }
 
@@ -498,6 +502,7 @@ mod tests {
             info: "x".repeat(600),
             software_set: "stable".into(),
             running_mode: "main".into(),
+            disable_store_swu: true,
         };
         let m = install_message(Abi::Lp64, &req);
         assert_eq!(get_i32(&m, 0), IPC_MAGIC);
@@ -508,6 +513,7 @@ mod tests {
         assert_eq!(get_str(&m, 8 + 24, 512).len(), 511, "info cut, NUL kept");
         assert_eq!(get_str(&m, 8 + 536, 256), "stable");
         assert_eq!(get_str(&m, 8 + 792, 256), "main");
+        assert_eq!(m[8 + 1048], 1, "disable_store_swu");
         let m = install_message(Abi::Ilp32, &req);
         assert_eq!(m.len(), 3104);
         assert_eq!(get_str(&m, 8 + 528, 256), "stable");

@@ -142,7 +142,7 @@ impl SwupdateBackend {
     /// busy after the retries, refused, or someone else's socket).
     pub async fn probe(&mut self) -> Result<Verdict, BackendError> {
         let (mut stream, mut monitor) = self
-            .request_install(RunType::DryRun, probe::PROBE_INFO)
+            .request_install(RunType::DryRun, probe::PROBE_INFO, true)
             .await?;
         monitor.accepted();
         match self.control.notify_stream().await {
@@ -293,17 +293,20 @@ impl SwupdateBackend {
 
     /// REQ_INSTALL, retrying a busy daemon with doubling waits. Each attempt watches the
     /// progress socket from just before its request, so frames of another client's run
-    /// never count for this one.
+    /// never count for this one. `probe`: the signature probe's request (not copied to
+    /// SWUpdate's `-o` file).
     async fn request_install(
         &self,
         run: RunType,
         info: &str,
+        probe: bool,
     ) -> Result<(UnixStream, Monitor), BackendError> {
         let req = InstallRequest {
             run,
             info: info.into(),
             software_set: self.config.software_set.clone(),
             running_mode: self.config.running_mode.clone(),
+            disable_store_swu: probe,
         };
         let mut wait = self.config.busy_backoff;
         let mut attempt = 0;
@@ -480,7 +483,7 @@ impl SwupdateBackend {
         } else {
             RunType::Default
         };
-        let (mut stream, mut monitor) = self.request_install(run, "mender-bridge").await?;
+        let (mut stream, mut monitor) = self.request_install(run, "mender-bridge", false).await?;
         monitor.accepted();
         match self.control.notify_stream().await {
             Ok(n) => monitor.follow_notifications(&self.control, n),
@@ -677,7 +680,7 @@ impl Backend for SwupdateBackend {
         } else {
             RunType::Default
         };
-        let (stream, mut monitor) = self.request_install(run, "mender-bridge").await?;
+        let (stream, mut monitor) = self.request_install(run, "mender-bridge", false).await?;
         monitor.accepted();
         match self.control.notify_stream().await {
             Ok(n) => monitor.follow_notifications(&self.control, n),
