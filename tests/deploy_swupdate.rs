@@ -845,3 +845,71 @@ async fn a_success_after_the_bridge_aborted_sets_ustate_failed() {
         "release-1"
     );
 }
+
+/// After SWUpdate installed (ustate INSTALLED: the bootloader would start the new software),
+/// `ArtifactInstall_Leave` fails, or the bridge dies while it runs: the deployment ends as
+/// a failure with ustate FAILED, so the bootloader keeps the old software.
+async fn failure_after_swupdate_installed(kill: bool) {
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let d = SwuDir::new();
+    let env = uboot_env(&d);
+    let daemon = SwuDaemon::start_with(&d, Some(&env));
+    let swu = d.swu("leave", &image(256 << 10, 35), "1.0", "dev");
+    let marker = d.path("leave-started");
+    let script = if kill {
+        format!("#!/bin/sh\ntouch {}\nsleep 30\n", marker.display())
+    } else {
+        "#!/bin/sh\nexit 3\n".to_string()
+    };
+    let art = d.artifact_with(
+        "release-2",
+        &swu,
+        None,
+        &[("ArtifactInstall_Leave_01", &script)],
+    );
+    let dep = upload_and_deploy(&sim, &dev.id, "release-2", art).await;
+    let cfg = SwupdateConfig {
+        reboot: true,
+        ustate: true,
+        ..daemon.config()
+    };
+    let mut e = engine(&dev, &sim, cfg.clone());
+    let outcome = if kill {
+        let task = tokio::spawn(async move { e.check_update().await.unwrap() });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !marker.exists() {
+            assert!(tokio::time::Instant::now() < deadline, "Leave never ran");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        task.abort();
+        assert!(task.await.is_err());
+        assert_eq!(ustate(&d), "ustate=1", "SWUpdate installed: INSTALLED");
+        let mut e = engine(&dev, &sim, cfg);
+        e.resume().await.unwrap()
+    } else {
+        Some(e.check_update().await.unwrap())
+    };
+    assert_eq!(outcome, Some(Outcome::Finished(DeploymentStatus::Failure)));
+    assert_eq!(
+        ustate(&d),
+        "ustate=3",
+        "rolled back: FAILED for the bootloader"
+    );
+    let h = history(&sim, &dep, &dev.id).await;
+    assert_eq!(finals(&h), 1, "{h:?}");
+    assert_eq!(
+        dev.store().installed().unwrap().unwrap()["artifact_name"],
+        "release-1"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_artifact_install_leave_after_swupdate_installed_rolls_back() {
+    failure_after_swupdate_installed(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_during_artifact_install_leave_after_swupdate_installed_rolls_back() {
+    failure_after_swupdate_installed(true).await;
+}

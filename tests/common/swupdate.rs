@@ -223,11 +223,30 @@ impl SwuDir {
 
     /// As [`Self::artifact`], signed with `key` (`mender-artifact -k`) when given.
     pub fn artifact_signed(&self, name: &str, swu: &Path, key: Option<&Path>) -> Vec<u8> {
+        self.artifact_with(name, swu, key, &[])
+    }
+
+    /// As [`Self::artifact_signed`], with state scripts (`(name, body)`, passed with `-s`).
+    pub fn artifact_with(
+        &self,
+        name: &str,
+        swu: &Path,
+        key: Option<&Path>,
+        scripts: &[(&str, &str)],
+    ) -> Vec<u8> {
         let out = self.path(&format!("{name}.mender"));
         let mut sign = Vec::new();
         if let Some(k) = key {
             sign.push("-k".into());
             sign.push(k.as_os_str().to_owned());
+        }
+        for (script, body) in scripts {
+            let dir = self.path(&format!("scripts-{name}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let p = dir.join(script);
+            std::fs::write(&p, body).unwrap();
+            sign.push("-s".into());
+            sign.push(p.into_os_string());
         }
         run(Command::new("mender-artifact")
             .args([
