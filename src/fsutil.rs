@@ -4,7 +4,7 @@
 //! secret file into a zeroized buffer (device and mTLS keys).
 
 use std::io::{Read as _, Write as _};
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
 /// Replaces `path` with `data`: a temp file in the same directory (created with `mode`),
@@ -44,38 +44,9 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> 
     })
 }
 
-/// Times [`create_new`] unlinks an existing entry at the temp path and tries again.
-const CREATE_TRIES: u32 = 3;
-
-/// Creates `tmp` as a new file opened for writing (`O_EXCL|O_NOFOLLOW`, so no symlink is
-/// followed; `mode` filtered by the umask). An existing entry is unlinked (the link itself,
-/// not its target) and creation retried, at most [`CREATE_TRIES`] times: an entry that keeps
-/// reappearing is an `AlreadyExists` error. For temporary files under a name others may
-/// predict or write at (a crash's leftover, a planted link).
-pub fn create_new(tmp: &Path, mode: u32) -> std::io::Result<std::fs::File> {
-    let open = || {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .mode(mode)
-            .open(tmp)
-    };
-    for _ in 0..CREATE_TRIES {
-        match open() {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                tracing::debug!(path = %tmp.display(), "replacing an old temp file");
-                match std::fs::remove_file(tmp) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            other => return other,
-        }
-    }
-    open()
-}
+/// Creates a temp file without following links: shared with the backends crate, which
+/// writes its own records the same way.
+pub use mender_bridge_backends::fsutil::create_new;
 
 /// Reads a file of at most `limit` bytes; `Ok(None)` when it does not exist. A larger file
 /// is an `InvalidData` error (it is not what we wrote).

@@ -596,6 +596,31 @@ fn open_error(bytes: Vec<u8>, opts: ReadOptions) -> ArtifactError {
     })
 }
 
+/// Inserts an unsigned `manifest-augment` vouching for `name` (content `data`) just
+/// before the header, where the format puts it; returns the header's new position.
+fn insert_augment(parts: &mut Parts, name: &str, data: &[u8]) -> usize {
+    let i = parts
+        .members
+        .iter()
+        .position(|m| m.name == "header.tar.gz")
+        .unwrap();
+    let line = format!("{}  {name}\n", common::sha256_hex(data));
+    parts
+        .members
+        .insert(i, TarEntry::file("manifest-augment", line));
+    i + 1
+}
+
+/// Asserts `ArtifactReader::open` refuses `parts` naming every one of `needles`.
+#[track_caller]
+fn open_refused(parts: &Parts, w: &Workdir, needles: &[&str]) {
+    let e = open_error(parts.bytes(), keys_opts(vec![w.key("rsa.pub")]));
+    let text = e.to_string();
+    for n in needles {
+        assert!(text.contains(n), "{text:?} does not mention {n:?}");
+    }
+}
+
 #[test]
 fn manifest_augment_cannot_vouch_for_a_header() {
     let (w, bytes) = signed_with_keys();
@@ -610,22 +635,9 @@ fn manifest_augment_cannot_vouch_for_a_header() {
     script.mode = 0o755;
     entries.push(script);
     let evil = tarw::write(&entries);
-    let i = parts
-        .members
-        .iter()
-        .position(|m| m.name == "header.tar.gz")
-        .unwrap();
-    parts.members[i] = TarEntry::file("header.tar", evil.clone());
-    let augment = format!("{}  header.tar\n", common::sha256_hex(&evil));
-    parts
-        .members
-        .insert(i, TarEntry::file("manifest-augment", augment));
-    let e = open_error(parts.bytes(), keys_opts(vec![w.key("rsa.pub")]));
-    let text = e.to_string();
-    assert!(
-        text.contains("header.tar") && text.contains("manifest-augment"),
-        "{text}"
-    );
+    let i = insert_augment(&mut parts, "header.tar", &evil);
+    parts.members[i] = TarEntry::file("header.tar", evil);
+    open_refused(&parts, &w, &["header.tar", "manifest-augment"]);
 }
 
 #[test]
@@ -635,40 +647,15 @@ fn manifest_augment_cannot_vouch_for_a_data_file() {
     let evil_img = vec![0xee; 4096];
     let data = tarw::write(&[TarEntry::file("evil.bin", evil_img.clone())]);
     parts.get_mut("data/0000.tar.gz").data = common::gzip(&data);
-    let i = parts
-        .members
-        .iter()
-        .position(|m| m.name == "header.tar.gz")
-        .unwrap();
-    let augment = format!("{}  data/0000/evil.bin\n", common::sha256_hex(&evil_img));
-    parts
-        .members
-        .insert(i, TarEntry::file("manifest-augment", augment));
-    let e = open_error(parts.bytes(), keys_opts(vec![w.key("rsa.pub")]));
-    let text = e.to_string();
-    assert!(
-        text.contains("data/0000/evil.bin") && text.contains("manifest-augment"),
-        "{text}"
-    );
+    insert_augment(&mut parts, "data/0000/evil.bin", &evil_img);
+    open_refused(&parts, &w, &["data/0000/evil.bin", "manifest-augment"]);
 }
 
 #[test]
 fn manifest_augment_cannot_vouch_for_version() {
     let (w, bytes) = signed_with_keys();
     let mut parts = Parts::of(&bytes);
-    let i = parts
-        .members
-        .iter()
-        .position(|m| m.name == "header.tar.gz")
-        .unwrap();
     let v = parts.get("version").data.clone();
-    parts.members.insert(
-        i,
-        TarEntry::file(
-            "manifest-augment",
-            format!("{}  version\n", common::sha256_hex(&v)),
-        ),
-    );
-    let e = open_error(parts.bytes(), keys_opts(vec![w.key("rsa.pub")]));
-    assert!(e.to_string().contains("manifest-augment"), "{e}");
+    insert_augment(&mut parts, "version", &v);
+    open_refused(&parts, &w, &["version", "manifest-augment"]);
 }

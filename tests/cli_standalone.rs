@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::slots::SlotRig;
+use common::{canary_scripts, listing};
 use mender_bridge::artifact::writer::{
     write_artifact, ArtifactSpec, PayloadFile, ScriptFile, WriteOptions,
 };
@@ -78,6 +79,21 @@ artifact_info_file = "{info}"
     }
 }
 
+/// A copy of the uncompressed artifact `good` with one payload byte flipped near the end
+/// of `img` (the Mender checksum fails; everything before it streams).
+fn corrupt_copy(dev: &Device, good: &Path, img: &[u8]) -> PathBuf {
+    let mut bytes = std::fs::read(good).expect("read");
+    let tail = &img[img.len() - 4096..];
+    let at = bytes
+        .windows(tail.len())
+        .position(|w| w == tail)
+        .expect("payload bytes in the uncompressed artifact");
+    bytes[at + 100] ^= 0xff;
+    let bad = dev.path("corrupt.mender");
+    std::fs::write(&bad, bytes).expect("write corrupt");
+    bad
+}
+
 fn text(o: &Output) -> String {
     format!(
         "exit {:?}\nstdout: {}\nstderr: {}",
@@ -143,15 +159,7 @@ async fn install_reboot_commit_and_the_exit_codes() {
     );
 
     // A corrupt artifact: one payload byte flipped near the end. Refused, nothing activated.
-    let mut bytes = std::fs::read(&good).expect("read");
-    let tail = &img[img.len() - 4096..];
-    let at = bytes
-        .windows(tail.len())
-        .position(|w| w == tail)
-        .expect("payload bytes in the uncompressed artifact");
-    bytes[at + 100] ^= 0xff;
-    let bad = dev.path("corrupt.mender");
-    std::fs::write(&bad, bytes).expect("write corrupt");
+    let bad = corrupt_copy(&dev, &good, &img);
     let env_before = dev.rig.env();
     let o = dev.bridge(&["install", bad.to_str().expect("utf8"), "--reboot-exit-code"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
@@ -351,40 +359,6 @@ async fn one_installer_at_a_time() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
 
-/// Every artifact state's scripts, each touching `<canary>/<its name>`.
-fn canary_scripts(canary: &Path) -> Vec<ScriptFile> {
-    let mut out = Vec::new();
-    for state in [
-        "ArtifactInstall",
-        "ArtifactReboot",
-        "ArtifactCommit",
-        "ArtifactRollback",
-        "ArtifactRollbackReboot",
-        "ArtifactFailure",
-    ] {
-        for action in ["Enter", "Leave", "Error"] {
-            let name = format!("{state}_{action}_01");
-            out.push(ScriptFile::new(
-                name.clone(),
-                format!("#!/bin/sh\ntouch {}/{name}\n", canary.display()),
-            ));
-        }
-    }
-    out
-}
-
-fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
 /// A corrupt artifact carrying scripts: none of them is stored or run, and neither are the
 /// previous artifact's leftovers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -404,15 +378,7 @@ async fn a_corrupt_artifact_stores_and_runs_no_script() {
     let mut spec = ArtifactSpec::rootfs("release-2", [DEVICE_TYPE]);
     spec.scripts = canary_scripts(&canary);
     let good = artifact_with(dev.dir.path(), spec, &img).await;
-    let mut bytes = std::fs::read(&good).expect("read");
-    let tail = &img[img.len() - 4096..];
-    let at = bytes
-        .windows(tail.len())
-        .position(|w| w == tail)
-        .expect("payload bytes in the uncompressed artifact");
-    bytes[at + 100] ^= 0xff;
-    let bad = dev.path("corrupt.mender");
-    std::fs::write(&bad, bytes).expect("write corrupt");
+    let bad = corrupt_copy(&dev, &good, &img);
     let env_before = dev.rig.env();
 
     let o = dev.bridge(&["install", bad.to_str().expect("utf8")]);

@@ -8,49 +8,15 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::device::{deploy, finals, history, image, Device, DEVICE_TYPE, SLOT_SIZE};
 use common::sim::TestSim;
+use common::{canary_scripts, listing};
 use mender_bridge::api::DeploymentStatus;
 use mender_bridge::artifact::writer::{ArtifactSpec, ScriptFile};
 use mender_bridge::deploy::engine::Outcome;
 use mender_bridge::deploy::store::Phase;
-
-/// Every artifact state's scripts, each touching `<canary dir>/<script name>`.
-fn all_scripts(canary: &Path) -> Vec<ScriptFile> {
-    let mut out = Vec::new();
-    for state in [
-        "ArtifactInstall",
-        "ArtifactReboot",
-        "ArtifactCommit",
-        "ArtifactRollback",
-        "ArtifactRollbackReboot",
-        "ArtifactFailure",
-    ] {
-        for action in ["Enter", "Leave", "Error"] {
-            let name = format!("{state}_{action}_01");
-            out.push(ScriptFile::new(
-                name.clone(),
-                format!("#!/bin/sh\ntouch {}/{name}\n", canary.display()),
-            ));
-        }
-    }
-    out
-}
-
-fn ran(canary: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(canary)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
 
 fn artifact_scripts_dir(dev: &Device) -> std::path::PathBuf {
     dev.dir.path().join("store/scripts")
@@ -76,7 +42,7 @@ async fn an_artifact_failing_before_verification_runs_no_artifact_script() {
     // The previous artifact left its scripts behind.
     let leftovers = artifact_scripts_dir(&dev);
     std::fs::create_dir_all(&leftovers).unwrap();
-    for s in all_scripts(&canary) {
+    for s in canary_scripts(&canary) {
         let p = leftovers.join(format!("{}_old", s.name));
         std::fs::write(&p, &s.content).unwrap();
         use std::os::unix::fs::PermissionsExt as _;
@@ -86,21 +52,25 @@ async fn an_artifact_failing_before_verification_runs_no_artifact_script() {
     // 1. Fails its depends (before any payload byte).
     let mut spec = ArtifactSpec::rootfs("release-2", [DEVICE_TYPE]);
     spec.depends_artifact_names = vec!["release-0".into()];
-    spec.scripts = all_scripts(&canary);
+    spec.scripts = canary_scripts(&canary);
     let (dep, _) = deploy(&sim, &dev.id, "release-2", &image(64 << 10, 41), Some(spec)).await;
     let mut engine = dev.engine(&sim);
     assert_eq!(
         engine.check_update().await.unwrap(),
         Outcome::Finished(DeploymentStatus::Failure)
     );
-    assert_eq!(ran(&canary), Vec::<String>::new(), "artifact scripts ran");
+    assert_eq!(
+        listing(&canary),
+        Vec::<String>::new(),
+        "artifact scripts ran"
+    );
     let h = history(&sim, &dep, &dev.id).await;
     assert_eq!(finals(&h), 1, "{h:?}");
 
     // 2. Its image does not fit the slot: refused by the backend, after the header was read
     //    but long before the artifact verified.
     let mut spec = ArtifactSpec::rootfs("release-3", [DEVICE_TYPE]);
-    spec.scripts = all_scripts(&canary);
+    spec.scripts = canary_scripts(&canary);
     let (dep, _) = deploy(
         &sim,
         &dev.id,
@@ -114,7 +84,11 @@ async fn an_artifact_failing_before_verification_runs_no_artifact_script() {
         engine.check_update().await.unwrap(),
         Outcome::Finished(DeploymentStatus::Failure)
     );
-    assert_eq!(ran(&canary), Vec::<String>::new(), "artifact scripts ran");
+    assert_eq!(
+        listing(&canary),
+        Vec::<String>::new(),
+        "artifact scripts ran"
+    );
     let stored: Vec<_> = std::fs::read_dir(&leftovers)
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
         .unwrap_or_default();

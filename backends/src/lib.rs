@@ -6,6 +6,7 @@ use std::future::Future;
 
 use bytes::Bytes;
 
+pub mod fsutil;
 #[cfg(feature = "rauc")]
 pub mod rauc;
 pub mod raw;

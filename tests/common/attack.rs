@@ -66,16 +66,6 @@ const SLOT_SIZE: usize = 512 * 1024;
 const BIN: &str = env!("CARGO_BIN_EXE_mender-bridge");
 const MAC: &str = "02:00:00:00:a7:01";
 
-/// The artifact states whose scripts ship in an artifact.
-pub const ARTIFACT_STATES: [&str; 6] = [
-    "ArtifactInstall",
-    "ArtifactReboot",
-    "ArtifactCommit",
-    "ArtifactRollback",
-    "ArtifactRollbackReboot",
-    "ArtifactFailure",
-];
-
 // ----- keys, scripts, markers -----
 
 /// One attack's workshop: a temp dir (which also holds the device), the trusted signing key
@@ -166,16 +156,7 @@ impl Kit {
 
     /// A script for every artifact state × Enter/Leave/Error.
     pub fn scripts(&self) -> Vec<ScriptFile> {
-        let mut v = Vec::new();
-        for state in ARTIFACT_STATES {
-            for action in ["Enter", "Leave", "Error"] {
-                v.push(ScriptFile::new(
-                    format!("{state}_{action}_00_pwn"),
-                    self.script_body(),
-                ));
-            }
-        }
-        v
+        super::every_artifact_script("00_pwn", |_| self.script_body())
     }
 
     /// The same scripts as header tar entries (`scripts/<name>`, mode 0755).

@@ -22,9 +22,54 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use mender_bridge::artifact::render::ArtifactReport;
+use mender_bridge::artifact::writer::ScriptFile;
 use mender_bridge::artifact::{ArtifactError, ArtifactReader, ReadOptions, VerifyKey};
 use sha2::{Digest, Sha256};
 use tarw::TarEntry;
+
+/// The artifact states whose scripts ship in an artifact.
+pub const ARTIFACT_STATES: [&str; 6] = [
+    "ArtifactInstall",
+    "ArtifactReboot",
+    "ArtifactCommit",
+    "ArtifactRollback",
+    "ArtifactRollbackReboot",
+    "ArtifactFailure",
+];
+
+/// A script for every artifact state × Enter/Leave/Error, named
+/// `<State>_<Action>_<suffix>`, with the body `body(name)`.
+pub fn every_artifact_script(suffix: &str, body: impl Fn(&str) -> String) -> Vec<ScriptFile> {
+    let mut out = Vec::new();
+    for state in ARTIFACT_STATES {
+        for action in ["Enter", "Leave", "Error"] {
+            let name = format!("{state}_{action}_{suffix}");
+            let content = body(&name);
+            out.push(ScriptFile::new(name, content));
+        }
+    }
+    out
+}
+
+/// Every artifact script, each touching `<canary>/<its name>` when it runs.
+pub fn canary_scripts(canary: &Path) -> Vec<ScriptFile> {
+    every_artifact_script("01", |name| {
+        format!("#!/bin/sh\ntouch {}/{name}\n", canary.display())
+    })
+}
+
+/// The names in `dir`, sorted (none when it does not exist).
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
 
 /// Runs a command, panicking with its output when it fails.
 pub fn run(cmd: &mut Command) -> String {

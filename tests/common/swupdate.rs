@@ -106,9 +106,6 @@ impl SwuDir {
         signer: &str,
         direct: bool,
     ) -> PathBuf {
-        let work = self.path(&format!("swu-{name}"));
-        std::fs::create_dir_all(&work).unwrap();
-        std::fs::write(work.join("rootfs.img"), img).unwrap();
         std::fs::write(self.target(), vec![0xee; img.len() + 4096]).unwrap();
         let sha = super::sha256_hex(img);
         // An image installed directly is consumed from the stream: it cannot feed a second
@@ -129,38 +126,7 @@ impl SwuDir {
             self.target().display(),
             direct = if direct { " installed-directly = true;" } else { "" },
         );
-        std::fs::write(work.join("sw-description"), desc).unwrap();
-        run(Command::new("openssl")
-            .current_dir(&work)
-            .args([
-                "cms",
-                "-sign",
-                "-in",
-                "sw-description",
-                "-out",
-                "sw-description.sig",
-            ])
-            .arg("-signer")
-            .arg(self.path(&format!("pki/{signer}.pem")))
-            .arg("-inkey")
-            .arg(self.path(&format!("pki/{signer}.key")))
-            .args(["-outform", "DER", "-nosmimecap", "-binary"]));
-        let out = self.path(&format!("{name}.swu"));
-        let mut cpio = Command::new("cpio")
-            .current_dir(&work)
-            .args(["-o", "-H", "newc", "--quiet"])
-            .stdin(Stdio::piped())
-            .stdout(std::fs::File::create(&out).unwrap())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        cpio.stdin
-            .take()
-            .unwrap()
-            .write_all(b"sw-description\nsw-description.sig\nrootfs.img\n")
-            .unwrap();
-        assert!(cpio.wait().unwrap().success());
-        out
+        self.swu_files(name, &desc, &[("rootfs.img", img)], signer)
     }
 
     /// A .swu of `sw-description` (`desc`), its CMS signature by `signer` (`dev`: trusted,

@@ -51,9 +51,6 @@ pub fn path(dir: &Path) -> PathBuf {
 /// Mode of the records (as the bridge's own deployment store).
 const MODE: u32 = 0o600;
 
-/// Times [`create_new`] unlinks an entry at the temporary path and tries again.
-const CREATE_TRIES: u32 = 3;
-
 /// Writes `body` to `dir/name` atomically: a temporary file in `dir`, fsync, rename over
 /// `dir/name`, fsync of `dir` (created if needed). On error the temporary file is removed
 /// and the record is unchanged.
@@ -68,7 +65,8 @@ fn write_atomic(dir: &Path, name: &str, body: &[u8]) -> Result<(), BackendError>
     std::fs::create_dir_all(dir).map_err(|e| io(format!("creating {}", dir.display()), e))?;
     let target = dir.join(name);
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let mut f = create_new(&tmp).map_err(|e| io(format!("creating {}", tmp.display()), e))?;
+    let mut f = crate::fsutil::create_new(&tmp, MODE)
+        .map_err(|e| io(format!("creating {}", tmp.display()), e))?;
     // The mode given at creation is filtered by the umask; set it exactly.
     let written = f
         .set_permissions(std::fs::Permissions::from_mode(MODE))
@@ -87,35 +85,6 @@ fn write_atomic(dir: &Path, name: &str, body: &[u8]) -> Result<(), BackendError>
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io(format!("fsync of {}", dir.display()), e))
-}
-
-/// Creates `tmp` as a new file (`O_EXCL|O_NOFOLLOW`, so no link is followed). An existing
-/// entry is unlinked (a link itself, not its target) and creation retried, at most
-/// [`CREATE_TRIES`] times: an entry that keeps reappearing is an `AlreadyExists` error.
-fn create_new(tmp: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let open = || {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .mode(MODE)
-            .open(tmp)
-    };
-    for _ in 0..CREATE_TRIES {
-        match open() {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                tracing::debug!(path = %tmp.display(), "replacing an old temporary file");
-                match std::fs::remove_file(tmp) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            other => return other,
-        }
-    }
-    open()
 }
 
 /// Reads `dir/name`, at most [`MAX_SIZE`] bytes; `None` when absent.
