@@ -312,19 +312,9 @@ impl<B: Backend> Engine<B> {
             moved.display()
         );
         tracing::error!("{reason}");
-        let aborted = self.backend.abort().await;
-        self.backend_log();
-        if let Err(e) = aborted {
-            self.log("error", format!("abort: {e}"));
-        }
         let Some(id) = id else {
-            let _ = self.scripts(State::ArtifactRollback, Action::Enter).await;
-            let rolled_back = self.backend.rollback().await;
-            self.backend_log();
-            if let Err(e) = rolled_back {
-                tracing::error!("rollback: {e}");
-            }
-            let _ = self.scripts(State::ArtifactRollback, Action::Leave).await;
+            self.abort_backend().await;
+            self.rollback_backend().await;
             let _ = self.store.clear_deployment();
             return Ok(Outcome::Aborted);
         };
@@ -332,8 +322,9 @@ impl<B: Backend> Engine<B> {
             id,
             artifact_name: String::new(),
             payload_type: String::new(),
-            // Unknown how far it got: roll back, which is safe from every phase.
-            phase: Phase::RollingBack,
+            // Unknown how far it got: as if the installer might be activating, which
+            // `fail` answers by stopping it and rolling back (safe from every phase).
+            phase: Phase::Activating,
             new_provides: Provides::new(),
             store_count: 0,
             verified: false,
@@ -516,9 +507,7 @@ impl<B: Backend> Engine<B> {
         rec.payload_type = payload_type.clone().unwrap_or_default();
         rec.new_provides = apply_provides(current, &header);
         rec.verified = true;
-        self.store
-            .save(rec)
-            .map_err(|e| Stop::Failed(e.to_string()))?;
+        self.save(rec)?;
         if !installed_file {
             // An empty (bootstrap) payload: nothing to install, only provides to store.
             return Ok(BackendOutcome::Installed);
@@ -533,18 +522,21 @@ impl<B: Backend> Engine<B> {
             .await
             .map_err(Stop::Failed)?;
         rec.phase = Phase::Activating;
-        self.store
-            .save(rec)
-            .map_err(|e| Stop::Failed(e.to_string()))?;
+        self.save(rec)?;
         let outcome = self.finish_backend(&rec.id).await?;
         rec.phase = Phase::Activated;
-        self.store
-            .save(rec)
-            .map_err(|e| Stop::Failed(e.to_string()))?;
+        self.save(rec)?;
         self.scripts(State::ArtifactInstall, Action::Leave)
             .await
             .map_err(Stop::Failed)?;
         Ok(outcome)
+    }
+
+    /// Saves the record before the next step; a failed save stops the deployment.
+    fn save(&self, rec: &mut DeploymentRecord) -> Result<(), Stop> {
+        self.store
+            .save(rec)
+            .map_err(|e| Stop::Failed(e.to_string()))
     }
 
     /// `backend.finish`, turning its progress into throttled `installing` substates.
@@ -660,39 +652,17 @@ impl<B: Backend> Engine<B> {
         // Artifact scripts run only for an artifact that verified (always the case once
         // the backend was asked to activate).
         let scripts = rec.verified || rec.phase != Phase::Installing;
-        let activated = matches!(
-            rec.phase,
-            Phase::Activating
-                | Phase::Activated
-                | Phase::Rebooting
-                | Phase::Committing
-                | Phase::RollingBack
-        );
-        if activated {
+        if rec.phase.may_be_activated() {
             if rec.phase == Phase::Activating {
                 // `finish` may still be at work in the installer: stop it first.
-                let aborted = self.backend.abort().await;
-                self.backend_log();
-                if let Err(e) = aborted {
-                    self.log("error", format!("abort: {e}"));
-                }
+                self.abort_backend().await;
             }
             rec.phase = Phase::RollingBack;
             if self.store.save(&mut rec).is_ok() {
-                let _ = self.scripts(State::ArtifactRollback, Action::Enter).await;
-                let rolled_back = self.backend.rollback().await;
-                self.backend_log();
-                if let Err(e) = rolled_back {
-                    self.log("error", format!("rollback: {e}"));
-                }
-                let _ = self.scripts(State::ArtifactRollback, Action::Leave).await;
+                self.rollback_backend().await;
             }
         } else {
-            let aborted = self.backend.abort().await;
-            self.backend_log();
-            if let Err(e) = aborted {
-                self.log("error", format!("abort: {e}"));
-            }
+            self.abort_backend().await;
         }
         if scripts {
             let _ = self.scripts(State::ArtifactFailure, Action::Enter).await;
@@ -704,13 +674,32 @@ impl<B: Backend> Engine<B> {
         self.finish_report(rec).await
     }
 
+    /// Stops the installer (nothing may be activated afterwards), its messages and any
+    /// error into the deployment log.
+    async fn abort_backend(&mut self) {
+        let aborted = self.backend.abort().await;
+        self.backend_log();
+        if let Err(e) = aborted {
+            self.log("error", format!("abort: {e}"));
+        }
+    }
+
+    /// Rolls the backend back between the `ArtifactRollback` scripts, its messages and any
+    /// error into the deployment log.
+    async fn rollback_backend(&mut self) {
+        let _ = self.scripts(State::ArtifactRollback, Action::Enter).await;
+        let rolled_back = self.backend.rollback().await;
+        self.backend_log();
+        if let Err(e) = rolled_back {
+            self.log("error", format!("rollback: {e}"));
+        }
+        let _ = self.scripts(State::ArtifactRollback, Action::Leave).await;
+    }
+
     /// The server aborted the deployment: clean up, report nothing more.
     async fn aborted(&mut self, rec: DeploymentRecord) -> Result<Outcome, EngineError> {
         tracing::warn!(deployment = %rec.id, "the deployment was aborted on the server");
-        if matches!(
-            rec.phase,
-            Phase::Activating | Phase::Activated | Phase::Rebooting | Phase::Committing
-        ) {
+        if rec.phase.may_be_activated() {
             if rec.phase == Phase::Activating {
                 let _ = self.backend.abort().await;
             }

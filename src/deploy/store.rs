@@ -68,6 +68,19 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// The backend may have activated the new software (or is rolling it back): ending
+    /// here takes a rollback, not an abort.
+    pub fn may_be_activated(self) -> bool {
+        matches!(
+            self,
+            Phase::Activating
+                | Phase::Activated
+                | Phase::Rebooting
+                | Phase::Committing
+                | Phase::RollingBack
+        )
+    }
+
     /// Only a report is left: no risky step follows, so the loop guard does not apply.
     pub fn is_report(self) -> bool {
         matches!(

@@ -15,7 +15,6 @@
 //! pending record exists exactly while an activated install is on trial (written by
 //! `finish`, removed by `commit` and `rollback`); reads are bounded.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -51,61 +50,20 @@ pub fn path(dir: &Path) -> PathBuf {
 /// Mode of the records (as the bridge's own deployment store).
 const MODE: u32 = 0o600;
 
-/// Writes `body` to `dir/name` atomically: a temporary file in `dir`, fsync, rename over
-/// `dir/name`, fsync of `dir` (created if needed). On error the temporary file is removed
-/// and the record is unchanged.
-///
-/// The temporary file is `.<name>.tmp.<pid>`, created with `O_CREAT|O_EXCL|O_NOFOLLOW`:
-/// whatever already sits at that path (a crash's leftover, or a link planted by someone
-/// who can write the directory) is unlinked, never followed or written through (the rule
-/// of the main crate's `fsutil::write_atomic`). One writer per record at a time (the
-/// bridge's install lock).
+/// Writes `body` to `dir/name` atomically and durably (`fsutil::write_atomic`: a temp
+/// file that never follows a link, fsync, rename, fsync of `dir`). One writer per record
+/// at a time (the bridge's install lock).
 fn write_atomic(dir: &Path, name: &str, body: &[u8]) -> Result<(), BackendError> {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::create_dir_all(dir).map_err(|e| io(format!("creating {}", dir.display()), e))?;
-    let target = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let mut f = crate::fsutil::create_new(&tmp, MODE)
-        .map_err(|e| io(format!("creating {}", tmp.display()), e))?;
-    // The mode given at creation is filtered by the umask; set it exactly.
-    let written = f
-        .set_permissions(std::fs::Permissions::from_mode(MODE))
-        .and_then(|()| f.write_all(body))
-        .and_then(|()| f.sync_all())
-        .map_err(|e| io(format!("writing {}", tmp.display()), e))
-        .and_then(|()| {
-            drop(f);
-            std::fs::rename(&tmp, &target)
-                .map_err(|e| io(format!("renaming to {}", target.display()), e))
-        });
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io(format!("fsync of {}", dir.display()), e))
+    let p = dir.join(name);
+    crate::fsutil::write_atomic(&p, body, MODE)
+        .map_err(|e| io(format!("writing {}", p.display()), e))
 }
 
 /// Reads `dir/name`, at most [`MAX_SIZE`] bytes; `None` when absent.
 fn read_bounded(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, BackendError> {
     let p = dir.join(name);
-    let f = match std::fs::File::open(&p) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io(format!("reading {}", p.display()), e)),
-    };
-    let mut body = Vec::new();
-    f.take(MAX_SIZE + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| io(format!("reading {}", p.display()), e))?;
-    if body.len() as u64 > MAX_SIZE {
-        return Err(BackendError::Failed {
-            message: format!("{} is larger than {MAX_SIZE} bytes", p.display()),
-            log: vec![],
-        });
-    }
-    Ok(Some(body))
+    crate::fsutil::read_optional(&p, MAX_SIZE)
+        .map_err(|e| io(format!("reading {}", p.display()), e))
 }
 
 fn remove_file(dir: &Path, name: &str) -> Result<(), BackendError> {

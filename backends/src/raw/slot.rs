@@ -158,17 +158,15 @@ impl Slots {
                 return Ok(());
             }
         };
-        if slot_dev == root_dev || devices_below(root_dev, sys).contains(&slot_dev) {
+        let below = devices_below(root_dev, sys);
+        let holds_root = |dev: u64| dev == root_dev || below.contains(&dev);
+        if holds_root(slot_dev) {
             return Ok(());
         }
         let other = [&self.a, &self.b]
             .into_iter()
             .find(|s| s.name != slot.name)
-            .filter(|s| {
-                std::fs::metadata(&s.device).is_ok_and(|m| {
-                    m.rdev() == root_dev || devices_below(root_dev, sys).contains(&m.rdev())
-                })
-            })
+            .filter(|s| std::fs::metadata(&s.device).is_ok_and(|m| holds_root(m.rdev())))
             .map(|s| format!(", that is slot {}", s.name))
             .unwrap_or_default();
         Err(BackendError::NotStarted(format!(

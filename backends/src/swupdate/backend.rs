@@ -141,16 +141,9 @@ impl SwupdateBackend {
     /// ([`probe`](super::probe)). Errors only when the probe cannot be sent (daemon absent,
     /// busy after the retries, refused, or someone else's socket).
     pub async fn probe(&mut self) -> Result<Verdict, BackendError> {
-        let (mut stream, mut monitor) = self
-            .request_install(RunType::DryRun, probe::PROBE_INFO, true)
+        let (mut stream, monitor) = self
+            .open_install(RunType::DryRun, probe::PROBE_INFO, true)
             .await?;
-        monitor.accepted();
-        match self.control.notify_stream().await {
-            Ok(n) => monitor.follow_notifications(&self.control, n),
-            Err(e) => {
-                tracing::debug!(error = %e, "SWUpdate notifications unavailable for the probe")
-            }
-        }
         let swu = probe::probe_swu();
         let limit = self.config.timeout;
         let sent = match tokio::time::timeout(limit, stream.write_all(&swu)).await {
@@ -347,6 +340,32 @@ impl SwupdateBackend {
         }
     }
 
+    /// The run type of an update (`dry_run` from the configuration).
+    fn run_type(&self) -> RunType {
+        if self.config.dry_run {
+            RunType::DryRun
+        } else {
+            RunType::Default
+        }
+    }
+
+    /// An accepted install ([`Self::request_install`]) whose monitor follows SWUpdate's
+    /// notifications as well (its error texts), when the daemon offers them.
+    async fn open_install(
+        &self,
+        run: RunType,
+        info: &str,
+        probe: bool,
+    ) -> Result<(UnixStream, Monitor), BackendError> {
+        let (stream, mut monitor) = self.request_install(run, info, probe).await?;
+        monitor.accepted();
+        match self.control.notify_stream().await {
+            Ok(n) => monitor.follow_notifications(&self.control, n),
+            Err(e) => tracing::warn!(error = %e, "SWUpdate notifications unavailable"),
+        }
+        Ok((stream, monitor))
+    }
+
     /// Waits up to `limit` for the run's result, forwarding progress to `sink`. Without
     /// the progress socket it polls GET_STATUS; a daemon unreachable for `timeout` ends the
     /// wait. `Err` says why there is no result.
@@ -478,17 +497,9 @@ impl SwupdateBackend {
         size: u64,
         progress: &dyn ProgressSink,
     ) -> Result<Outcome, BackendError> {
-        let run = if self.config.dry_run {
-            RunType::DryRun
-        } else {
-            RunType::Default
-        };
-        let (mut stream, mut monitor) = self.request_install(run, "mender-bridge", false).await?;
-        monitor.accepted();
-        match self.control.notify_stream().await {
-            Ok(n) => monitor.follow_notifications(&self.control, n),
-            Err(e) => tracing::warn!(error = %e, "SWUpdate notifications unavailable"),
-        }
+        let (mut stream, monitor) = self
+            .open_install(self.run_type(), "mender-bridge", false)
+            .await?;
         tracing::info!(size, socket = %self.control.path.display(), "streaming the verified update into SWUpdate");
         let mut file = tokio::fs::File::from_std(file);
         let mut buf = vec![0u8; SPOOL_CHUNK];
@@ -675,17 +686,9 @@ impl Backend for SwupdateBackend {
             self.spool = Some(s);
             return Ok(());
         }
-        let run = if self.config.dry_run {
-            RunType::DryRun
-        } else {
-            RunType::Default
-        };
-        let (stream, mut monitor) = self.request_install(run, "mender-bridge", false).await?;
-        monitor.accepted();
-        match self.control.notify_stream().await {
-            Ok(n) => monitor.follow_notifications(&self.control, n),
-            Err(e) => tracing::warn!(error = %e, "SWUpdate notifications unavailable"),
-        }
+        let (stream, monitor) = self
+            .open_install(self.run_type(), "mender-bridge", false)
+            .await?;
         tracing::info!(file = %payload.file_name, size = payload.size, socket = %self.control.path.display(), "streaming the update into SWUpdate");
         self.install = Some(Install {
             stream: Some(stream),
