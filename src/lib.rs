@@ -14,3 +14,5 @@ pub mod memory;
 mod process_group;
 #[cfg(feature = "sim")]
 pub mod sim;
+#[cfg(test)]
+mod testlog;

@@ -14,24 +14,26 @@ const IMG_LEN: usize = 300 * 1024;
 
 fn setup(compression: &str) -> (Workdir, Vec<u8>) {
     let w = Workdir::new();
+    let bytes = base_artifact(&w, &["--compression", compression]);
+    (w, bytes)
+}
+
+/// A `rootfs-image` artifact of the 300 KiB image, written by `mender-artifact` with
+/// `extra` options.
+fn base_artifact(w: &Workdir, extra: &[&str]) -> Vec<u8> {
     let img: Vec<u8> = (0..IMG_LEN).map(|i| (i * 7 + i / 251) as u8).collect();
     std::fs::write(w.path("big.bin"), &img).unwrap();
-    let a = w.write(
-        "a.mender",
-        &[
-            "rootfs-image",
-            "-t",
-            "qemux86-64",
-            "-n",
-            "release-1",
-            "-f",
-            "big.bin",
-            "--compression",
-            compression,
-        ],
-    );
-    let bytes = std::fs::read(a).unwrap();
-    (w, bytes)
+    let mut args = vec![
+        "rootfs-image",
+        "-t",
+        "qemux86-64",
+        "-n",
+        "release-1",
+        "-f",
+        "big.bin",
+    ];
+    args.extend_from_slice(extra);
+    std::fs::read(w.write("a.mender", &args)).unwrap()
 }
 
 /// Asserts the read failed with an error whose text contains every one of `needles`, and
@@ -557,23 +559,7 @@ fn zstd_window_is_capped_by_the_decoder_memory_limit() {
 fn signed_with_keys() -> (Workdir, Vec<u8>) {
     let w = Workdir::new();
     w.keys();
-    let img: Vec<u8> = (0..IMG_LEN).map(|i| (i * 11 + i / 253) as u8).collect();
-    std::fs::write(w.path("big.bin"), &img).unwrap();
-    let a = w.write(
-        "s.mender",
-        &[
-            "rootfs-image",
-            "-t",
-            "qemux86-64",
-            "-n",
-            "release-1",
-            "-f",
-            "big.bin",
-            "-k",
-            "rsa.key",
-        ],
-    );
-    let bytes = std::fs::read(a).unwrap();
+    let bytes = base_artifact(&w, &["-k", "rsa.key"]);
     (w, bytes)
 }
 

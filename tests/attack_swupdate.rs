@@ -383,6 +383,21 @@ sw_versions_file = ""
         }
     }
 
+    /// Waits for `dep`'s final status: no success, and a failure whose substate names
+    /// every one of `needles`.
+    async fn failed_naming(&self, dep: &str, needles: &[&str]) {
+        let h = self.finished(dep).await;
+        assert!(!h.iter().any(|(s, _)| s == "success"), "{h:?}");
+        assert!(
+            h.iter().any(|(s, sub)| s == "failure"
+                && sub
+                    .as_deref()
+                    .is_some_and(|t| needles.iter().all(|n| t.contains(n)))),
+            "a failure whose substate names {needles:?}: {h:?}\n{}",
+            self.daemon_log()
+        );
+    }
+
     /// SWUpdate's `ustate` (kept in memory without a bootloader).
     async fn ustate(&self) -> Option<UpdateState> {
         Control::new(&self.control, Abi::NATIVE, Duration::from_secs(5))
@@ -762,16 +777,8 @@ async fn attack_squatted_swupdate_sockets_get_no_byte_and_fake_no_success() {
     let rig = Rig::start(d, None, "auto", Some(sockets)).await;
     let target_before = std::fs::read(rig.d.target()).unwrap();
     let dep = rig.deploy("release-2", &imgs.legit_swu, None).await;
-    let h = rig.finished(&dep).await;
-    assert!(!h.iter().any(|(s, _)| s == "success"), "{h:?}");
-    assert!(
-        h.iter().any(|(s, sub)| s == "failure"
-            && sub.as_deref().is_some_and(
-                |t| t.contains("the peer is uid 65534") && t.contains("expected root (uid 0")
-            )),
-        "the substate names the peer and who was expected: {h:?}\n{}",
-        rig.daemon_log()
-    );
+    rig.failed_naming(&dep, &["the peer is uid 65534", "expected root (uid 0"])
+        .await;
     let (conns, bytes) = squatter.received();
     assert!(conns >= 1, "the bridge did connect to the squatter");
     assert_eq!(bytes, 0, "the squatter received not a byte");
@@ -826,16 +833,8 @@ async fn attack_squatted_progress_socket_cannot_fake_a_result() {
     let mut rig = Rig::start(d, None, "auto", Some(sockets)).await;
     rig.swupdate = Some(daemon);
     let dep = rig.deploy("release-2", &imgs.legit_swu, None).await;
-    let h = rig.finished(&dep).await;
-    assert!(!h.iter().any(|(s, _)| s == "success"), "{h:?}");
-    assert!(
-        h.iter().any(|(s, sub)| s == "failure"
-            && sub
-                .as_deref()
-                .is_some_and(|t| t.contains("swupdateprog") && t.contains("uid 65534"))),
-        "{h:?}\n{}",
-        rig.daemon_log()
-    );
+    rig.failed_naming(&dep, &["swupdateprog", "uid 65534"])
+        .await;
     assert!(squatter.received().0 >= 1, "the bridge connected to it");
     assert_eq!(
         rig.swupdate.as_ref().unwrap().installs_started(),
@@ -856,16 +855,8 @@ async fn attack_socket_in_a_users_world_writable_directory_is_refused() {
     let sockets = (dir.join("sockinstctrl"), dir.join("swupdateprog"));
     let rig = Rig::start(d, None, "auto", Some(sockets)).await;
     let dep = rig.deploy("release-2", &imgs.legit_swu, None).await;
-    let h = rig.finished(&dep).await;
-    assert!(!h.iter().any(|(s, _)| s == "success"), "{h:?}");
-    assert!(
-        h.iter().any(|(s, sub)| s == "failure"
-            && sub
-                .as_deref()
-                .is_some_and(|t| t.contains("writable by everyone") && t.contains("uid 65534"))),
-        "{h:?}\n{}",
-        rig.daemon_log()
-    );
+    rig.failed_naming(&dep, &["writable by everyone", "uid 65534"])
+        .await;
     assert_eq!(
         squatter.received(),
         (0, 0),

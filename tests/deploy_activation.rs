@@ -18,6 +18,32 @@ use mender_bridge::artifact::writer::{ArtifactSpec, ScriptFile};
 use mender_bridge::deploy::engine::Outcome;
 use mender_bridge::deploy::store::Phase;
 
+/// Deploys `spec` (with every artifact script, each touching a file in `canary`) around
+/// `img`; the deployment must end in exactly one failure with no artifact script run.
+async fn fails_running_no_script(
+    sim: &TestSim,
+    dev: &Device,
+    mut spec: ArtifactSpec,
+    img: &[u8],
+    canary: &std::path::Path,
+) {
+    spec.scripts = canary_scripts(canary);
+    let name = spec.name.clone();
+    let (dep, _) = deploy(sim, &dev.id, &name, img, Some(spec)).await;
+    let mut engine = dev.engine(sim);
+    assert_eq!(
+        engine.check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Failure)
+    );
+    assert_eq!(
+        listing(canary),
+        Vec::<String>::new(),
+        "artifact scripts ran"
+    );
+    let h = history(sim, &dep, &dev.id).await;
+    assert_eq!(finals(&h), 1, "{h:?}");
+}
+
 fn artifact_scripts_dir(dev: &Device) -> std::path::PathBuf {
     dev.dir.path().join("store/scripts")
 }
@@ -52,52 +78,17 @@ async fn an_artifact_failing_before_verification_runs_no_artifact_script() {
     // 1. Fails its depends (before any payload byte).
     let mut spec = ArtifactSpec::rootfs("release-2", [DEVICE_TYPE]);
     spec.depends_artifact_names = vec!["release-0".into()];
-    spec.scripts = canary_scripts(&canary);
-    let (dep, _) = deploy(&sim, &dev.id, "release-2", &image(64 << 10, 41), Some(spec)).await;
-    let mut engine = dev.engine(&sim);
-    assert_eq!(
-        engine.check_update().await.unwrap(),
-        Outcome::Finished(DeploymentStatus::Failure)
-    );
-    assert_eq!(
-        listing(&canary),
-        Vec::<String>::new(),
-        "artifact scripts ran"
-    );
-    let h = history(&sim, &dep, &dev.id).await;
-    assert_eq!(finals(&h), 1, "{h:?}");
+    fails_running_no_script(&sim, &dev, spec, &image(64 << 10, 41), &canary).await;
 
     // 2. Its image does not fit the slot: refused by the backend, after the header was read
     //    but long before the artifact verified.
-    let mut spec = ArtifactSpec::rootfs("release-3", [DEVICE_TYPE]);
-    spec.scripts = canary_scripts(&canary);
-    let (dep, _) = deploy(
-        &sim,
-        &dev.id,
-        "release-3",
-        &image(SLOT_SIZE + 4096, 42),
-        Some(spec),
-    )
-    .await;
-    let mut engine = dev.engine(&sim);
-    assert_eq!(
-        engine.check_update().await.unwrap(),
-        Outcome::Finished(DeploymentStatus::Failure)
-    );
-    assert_eq!(
-        listing(&canary),
-        Vec::<String>::new(),
-        "artifact scripts ran"
-    );
-    let stored: Vec<_> = std::fs::read_dir(&leftovers)
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
-        .unwrap_or_default();
+    let spec = ArtifactSpec::rootfs("release-3", [DEVICE_TYPE]);
+    fails_running_no_script(&sim, &dev, spec, &image(SLOT_SIZE + 4096, 42), &canary).await;
+    let stored = listing(&leftovers);
     assert!(
         stored.iter().all(|n| n == "version"),
         "scripts of an unverified artifact are on disk: {stored:?}"
     );
-    let h = history(&sim, &dep, &dev.id).await;
-    assert_eq!(finals(&h), 1, "{h:?}");
     assert_nothing_activated(&dev, &env_before, &a_before);
 }
 

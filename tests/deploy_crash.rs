@@ -115,17 +115,23 @@ async fn killed_after_activation_before_the_reboot_rolls_back_to_one_failure() {
         restarted.resume().await.unwrap(),
         Some(Outcome::Finished(DeploymentStatus::Failure))
     );
-    let env = dev.rig.env();
-    assert!(
-        env.contains("mender_boot_part=2") && env.contains("upgrade_available=0"),
-        "rolled back: {env}"
-    );
+    assert_rolled_back(&dev);
     assert_eq!(dev.rig.slot_sha256("a"), a_before);
     let h = history(&sim, &dep, &dev.id).await;
     assert_eq!(finals(&h), 1, "{h:?}");
     assert_eq!(
         dev.store().installed().unwrap().unwrap()["artifact_name"],
         "release-1"
+    );
+}
+
+/// The boot selection is back on the running slot (2), off trial.
+#[track_caller]
+fn assert_rolled_back(dev: &Device) {
+    let env = dev.rig.env();
+    assert!(
+        env.contains("mender_boot_part=2") && env.contains("upgrade_available=0"),
+        "rolled back: {env}"
     );
 }
 
@@ -297,11 +303,7 @@ async fn a_corrupt_deployment_record_is_moved_aside_rolled_back_and_the_next_dep
         restarted.resume().await.unwrap(),
         Some(Outcome::Finished(DeploymentStatus::Failure))
     );
-    let env = dev.rig.env();
-    assert!(
-        env.contains("mender_boot_part=2") && env.contains("upgrade_available=0"),
-        "rolled back: {env}"
-    );
+    assert_rolled_back(&dev);
     let h = history(&sim, &dep, &dev.id).await;
     assert_eq!(finals(&h), 1, "{h:?}");
     let (_, sub) = h.last().unwrap();
@@ -327,11 +329,7 @@ async fn a_corrupt_deployment_record_is_moved_aside_rolled_back_and_the_next_dep
     std::fs::write(&record, b"\x00\x01garbage{").unwrap();
     let mut restarted = dev.engine(&sim);
     restarted.resume().await.unwrap();
-    let env = dev.rig.env();
-    assert!(
-        env.contains("mender_boot_part=2") && env.contains("upgrade_available=0"),
-        "rolled back: {env}"
-    );
+    assert_rolled_back(&dev);
     assert!(!record.exists());
     assert_eq!(dev.rig.slot_sha256("a"), a_before);
 

@@ -254,28 +254,7 @@ fn the_device_key_leaves_no_copy_in_freed_memory() {
         d,
         &["genpkey", "-algorithm", "ED25519", "-out", "ed25519.pem"],
     );
-    openssl(
-        d,
-        &[
-            "pkey",
-            "-in",
-            "rsa.pem",
-            "-traditional",
-            "-out",
-            "rsa-pkcs1.pem",
-        ],
-    );
-    openssl(
-        d,
-        &[
-            "pkey",
-            "-in",
-            "ec.pem",
-            "-traditional",
-            "-out",
-            "ec-sec1.pem",
-        ],
-    );
+    traditional_forms(d);
 
     let cases = [
         ("rsa-pkcs1.pem", "RSA PRIVATE KEY", "RSA"),
@@ -295,6 +274,14 @@ fn the_device_key_leaves_no_copy_in_freed_memory() {
         drop(loaded);
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// `rsa-pkcs1.pem` and `ec-sec1.pem`: `rsa.pem` and `ec.pem` (PKCS#8) in their
+/// traditional forms.
+fn traditional_forms(d: &Path) {
+    for (from, to) in [("rsa.pem", "rsa-pkcs1.pem"), ("ec.pem", "ec-sec1.pem")] {
+        openssl(d, &["pkey", "-in", from, "-traditional", "-out", to]);
+    }
 }
 
 #[test]
@@ -340,28 +327,7 @@ fn the_client_key_leaves_no_copy_in_freed_memory() {
             "1",
         ],
     );
-    openssl(
-        d,
-        &[
-            "pkey",
-            "-in",
-            "rsa.pem",
-            "-traditional",
-            "-out",
-            "rsa-pkcs1.pem",
-        ],
-    );
-    openssl(
-        d,
-        &[
-            "pkey",
-            "-in",
-            "ec.pem",
-            "-traditional",
-            "-out",
-            "ec-sec1.pem",
-        ],
-    );
+    traditional_forms(d);
 
     let cases = [
         ("rsa.pem", "rsa.crt", "PRIVATE KEY"),

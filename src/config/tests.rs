@@ -3,7 +3,6 @@
 //! in, never read from the process.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
@@ -420,35 +419,9 @@ fn unknown_keys_warn_naming_key_and_file() {
     let toml = f.write("bridge.toml", "[download]\nidle_timeout = 5\n");
     let paths = f.paths();
 
-    // Capture what is logged through `tracing`.
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            if let Ok(mut v) = self.0.lock() {
-                v.extend_from_slice(buf);
-            }
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let loaded = tracing::subscriber::with_default(subscriber, || {
-        Config::load_from(&paths, vars(&[("MENDER_BRIDGE_BOGUS", "1")]))
-    });
+    let (loaded, logged) =
+        crate::testlog::logged(|| Config::load_from(&paths, vars(&[("MENDER_BRIDGE_BOGUS", "1")])));
     let l = loaded.unwrap_or_else(|e| panic!("{e}"));
-    let logged = capture
-        .0
-        .lock()
-        .map(|v| String::from_utf8_lossy(&v).into_owned())
-        .unwrap_or_default();
     let expected = [
         format!("unknown key FooBar in {}, ignored", main.display()),
         format!("unknown key HttpsClient.Pin in {}, ignored", main.display()),
