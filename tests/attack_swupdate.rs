@@ -33,7 +33,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::device::{finals, history, image, DEVICE_TYPE};
-use common::sim::{full, TestSim};
+use common::sim::TestSim;
 use common::swupdate::{find, SwuDaemon, SwuDir};
 use hyper::Method;
 use mender_bridge_backends::swupdate::abi::{self, Abi};
@@ -319,30 +319,10 @@ sw_versions_file = ""
         tamper: Option<&[u8]>,
     ) -> (String, Vec<u8>) {
         let (artifact, crafted) = self.artifact(name, swu, tamper);
-        let r = self
-            .sim
-            .http
-            .send(
-                Method::POST,
-                "/api/sim/artifacts",
-                &[("content-type", "application/octet-stream")],
-                full(artifact.clone()),
-            )
-            .await;
-        assert_eq!(r.status, 201, "upload: {}", r.text());
+        let rec = self.sim.http.upload_bytes(artifact.clone()).await;
         if tamper.is_some() && self_check() != "cover" {
-            let id = r.json()["id"].as_str().unwrap().to_string();
-            let r = self
-                .sim
-                .http
-                .send(
-                    Method::PUT,
-                    &format!("/api/sim/artifacts/{id}/content"),
-                    &[("content-type", "application/octet-stream")],
-                    full(crafted.clone()),
-                )
-                .await;
-            assert!(r.status < 300, "replace content: {} {}", r.status, r.text());
+            let id = rec["id"].as_str().unwrap();
+            self.sim.http.replace_content(id, crafted.clone()).await;
         }
         let served = if tamper.is_some() && self_check() != "cover" {
             crafted

@@ -597,6 +597,17 @@ async fn not_found_is_final() {
     assert_eq!(s.seen().len(), 1);
 }
 
+/// A device API client for `server` with the tests' download settings.
+fn client_for(server: &Server) -> Client {
+    let key =
+        mender_bridge::keys::DeviceKey::generate(mender_bridge::keys::KeyType::Ed25519).unwrap();
+    let mut cfg = ClientConfig::for_server(format!("http://{}", server.addr));
+    cfg.download = config();
+    let mut id = serde_json::Map::new();
+    id.insert("mac".into(), "02:00:00:00:00:01".into());
+    Client::new(cfg, key, &id).unwrap()
+}
+
 /// The client's downloader holds no token, even after the client authenticated: the
 /// download request path is separate. (The client never authenticates here: the
 /// downloader is built from it and used directly.)
@@ -604,13 +615,7 @@ async fn not_found_is_final() {
 async fn client_downloader_sends_no_authorization() {
     let data = test_data(200_000);
     let s = Server::start(data.clone(), vec![Act::CutAt(50_000)]).await;
-    let key =
-        mender_bridge::keys::DeviceKey::generate(mender_bridge::keys::KeyType::Ed25519).unwrap();
-    let mut cfg = ClientConfig::for_server(format!("http://{}", s.addr));
-    cfg.download = config();
-    let mut id = serde_json::Map::new();
-    id.insert("mac".into(), "02:00:00:00:00:01".into());
-    let client = Client::new(cfg, key, &id).unwrap();
+    let client = client_for(&s);
     let d = client
         .downloader()
         .start(&s.url("sig=1"), None)
@@ -713,13 +718,7 @@ async fn follows_up_to_five_redirects_without_authorization() {
         ],
     )
     .await;
-    let key =
-        mender_bridge::keys::DeviceKey::generate(mender_bridge::keys::KeyType::Ed25519).unwrap();
-    let mut cfg = ClientConfig::for_server(format!("http://{}", origin.addr));
-    cfg.download = config();
-    let mut id = serde_json::Map::new();
-    id.insert("mac".into(), "02:00:00:00:00:01".into());
-    let client = Client::new(cfg, key, &id).unwrap();
+    let client = client_for(&origin);
     let d = client
         .downloader()
         .start(&origin.url("sig=0"), None)

@@ -51,7 +51,7 @@ use mender_bridge::artifact::{
 use serde_json::json;
 
 use super::device::{finals, history, image};
-use super::sim::{full, TestSim};
+use super::sim::TestSim;
 use super::slots::SlotRig;
 use super::tarw::{self, TarEntry};
 use super::{gunzip, gzip, run, Parts};
@@ -619,30 +619,10 @@ impl Rig {
     /// Uploads `cover` (a valid artifact named [`ATTACK_NAME`] or `release-2`), replaces its
     /// stored bytes with `bytes` when given, deploys its name; returns the deployment id.
     async fn deploy(&self, cover: &[u8], bytes: Option<&[u8]>) -> String {
-        let r = self
-            .sim
-            .http
-            .send(
-                Method::POST,
-                "/api/sim/artifacts",
-                &[("content-type", "application/octet-stream")],
-                full(cover.to_vec()),
-            )
-            .await;
-        assert_eq!(r.status, 201, "upload: {}", r.text());
-        let rec = r.json();
+        let rec = self.sim.http.upload_bytes(cover.to_vec()).await;
         if let Some(b) = bytes {
-            let r = self
-                .sim
-                .http
-                .send(
-                    Method::PUT,
-                    &format!("/api/sim/artifacts/{}/content", rec["id"].as_str().unwrap()),
-                    &[("content-type", "application/octet-stream")],
-                    full(b.to_vec()),
-                )
-                .await;
-            assert_eq!(r.status, 200, "replacing the content: {}", r.text());
+            let id = rec["id"].as_str().unwrap();
+            self.sim.http.replace_content(id, b.to_vec()).await;
         }
         let v = self
             .sim

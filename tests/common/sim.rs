@@ -217,7 +217,12 @@ impl SimHttp {
 
     /// Uploads an artifact file; returns its record.
     pub async fn upload(&self, path: &Path) -> Value {
-        let data = std::fs::read(path).expect("read artifact");
+        self.upload_bytes(std::fs::read(path).expect("read artifact"))
+            .await
+    }
+
+    /// Uploads an artifact given as bytes; returns the artifact record.
+    pub async fn upload_bytes(&self, data: Vec<u8>) -> Value {
         let r = self
             .send(
                 Method::POST,
@@ -228,6 +233,20 @@ impl SimHttp {
             .await;
         assert_eq!(r.status, 201, "upload: {}", r.text());
         r.json()
+    }
+
+    /// Replaces the stored bytes of uploaded artifact `id`, unchecked (a tampered object
+    /// store: the attack tests).
+    pub async fn replace_content(&self, id: &str, data: Vec<u8>) {
+        let r = self
+            .send(
+                Method::PUT,
+                &format!("/api/sim/artifacts/{id}/content"),
+                &[("content-type", "application/octet-stream")],
+                full(data),
+            )
+            .await;
+        assert_eq!(r.status, 200, "replacing the content: {}", r.text());
     }
 }
 
