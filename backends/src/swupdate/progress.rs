@@ -69,12 +69,10 @@ pub struct State {
     /// SWUpdate's messages for the deployment log, and how many were dropped.
     pub log: VecDeque<String>,
     pub dropped: usize,
-    /// The first and the last error text SWUpdate gave (for the failure message: the
-    /// first is the cause, e.g. "Authentication of all signatures failed"; later ones are
-    /// consequences, "Image invalid or corrupted").
-    pub first_error: Option<String>,
-    pub last_error: Option<String>,
-    /// Every error-level text of this run, in order (the first [`MAX_ERRORS`] kept).
+    /// Every error-level text of this run, in order (the first [`MAX_ERRORS`] kept): the
+    /// first is the cause, e.g. "Authentication of all signatures failed" (the failure
+    /// message); later ones are consequences ("Image invalid or corrupted"); the signature
+    /// probe looks at all of them.
     pub errors: Vec<String>,
     last_info: String,
     last_step: (u32, u32),
@@ -127,14 +125,8 @@ impl State {
             return;
         }
         let failed = n.status == Some(Status::Failure) || n.level == 1;
-        if failed {
-            if self.first_error.is_none() {
-                self.first_error = Some(n.msg.clone());
-            }
-            self.last_error = Some(n.msg.clone());
-            if self.errors.len() < MAX_ERRORS {
-                self.errors.push(n.msg.clone());
-            }
+        if failed && self.errors.len() < MAX_ERRORS {
+            self.errors.push(n.msg.clone());
         }
         if failed || n.level <= MAX_LEVEL {
             let s = n.status.map(Status::name).unwrap_or("?");
@@ -144,9 +136,9 @@ impl State {
 
     /// The reason to give for a failed run.
     pub fn reason(&self) -> String {
-        self.first_error
-            .clone()
-            .or_else(|| self.last_error.clone())
+        self.errors
+            .first()
+            .cloned()
             .or_else(|| self.log.back().cloned())
             .unwrap_or_else(|| "no message from SWUpdate".into())
     }
