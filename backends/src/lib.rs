@@ -1,20 +1,31 @@
-//! Installer backends for mender-bridge: the [`Backend`] trait every adapter implements, and
-//! the progress events they report. The adapters (`raw`, `rauc`, `swupdate`) arrive with
-//! their own issues; this crate knows nothing of HTTP, Mender JSON or the server.
+//! Installer backends for mender-bridge: the [`Backend`] trait every backend implements,
+//! the progress events they report, [`BackendError`], and the backends themselves, each
+//! laid out the same way (`<name>/{mod.rs, config.rs, backend.rs}`): `raw` (the A/B
+//! writer, always built), `rauc` (RAUC over D-Bus, feature `rauc`) and `swupdate`
+//! (SWUpdate over its IPC sockets, feature `swupdate`). [`AnyBackend`] is whichever one the
+//! configuration selected.
+//!
+//! Invariants: every backend's configuration type is built whatever the features, so the
+//! configuration layer reads and checks `[backend.*]` in every build; only the backends
+//! themselves are gated. This crate knows nothing of HTTP, Mender JSON or the server.
 
 use std::future::Future;
 
 use bytes::Bytes;
 
+mod any;
+mod error;
 pub mod fsutil;
-#[cfg(feature = "rauc")]
 pub mod rauc;
 pub mod raw;
 /// Spooling a payload to disk until it verified (the RAUC and SWUpdate backends).
 #[cfg(any(feature = "rauc", feature = "swupdate"))]
 pub mod spool;
-/// The SWUpdate backend (feature `swupdate`); its configuration type is always built.
 pub mod swupdate;
+
+pub use any::AnyBackend;
+pub(crate) use error::begun;
+pub use error::BackendError;
 
 /// What is known about a payload file before its first byte reaches a backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,47 +41,25 @@ pub struct PayloadInfo {
     pub sha256: [u8; 32],
 }
 
-/// The phase a backend reports progress for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Downloading,
-    Installing,
-    Verifying,
-}
-
-/// One progress report: bytes done out of a total, an optional percentage from the
-/// installer itself, and its message (e.g. RAUC's "Copying image to rootfs.1").
+/// One progress report while an installer installs: bytes done out of a total, an optional
+/// percentage from the installer itself, and its message (e.g. RAUC's "Copying image to
+/// rootfs.1").
 #[derive(Debug, Clone, PartialEq)]
 pub struct Progress {
-    pub phase: Phase,
     pub bytes_done: u64,
     pub bytes_total: Option<u64>,
     pub percent: Option<u8>,
     pub message: Option<String>,
 }
 
-/// After `finish`: does the device need a reboot to run the new software?
+/// What `finish` activated: is the new software running, or does the device need a reboot
+/// to run it?
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Activation {
+    /// Installed and running (or nothing to run, e.g. a dry run): commit right away.
     Installed,
+    /// Activated for the next boot, on trial until committed after the reboot.
     RebootRequired,
-}
-
-/// Errors a backend reports, each naming what failed.
-#[derive(Debug, thiserror::Error)]
-pub enum BackendError {
-    /// The installer refused before anything was written (busy, absent, no space).
-    #[error("not started: {0}")]
-    NotStarted(String),
-    /// The installer failed during the install; `log` carries its own messages.
-    #[error("install failed: {message}")]
-    Failed { message: String, log: Vec<String> },
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 /// Where a backend sends progress; the deployment engine turns it into Mender substates.
@@ -108,7 +97,7 @@ pub trait Backend: Send {
     fn finish(
         &mut self,
         progress: &dyn ProgressSink,
-    ) -> impl Future<Output = Result<Outcome, BackendError>> + Send;
+    ) -> impl Future<Output = Result<Activation, BackendError>> + Send;
     /// Stops the install; nothing may be activated afterwards.
     fn abort(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send;
     /// After a reboot: is the new software running, on trial (not yet committed)?

@@ -75,10 +75,6 @@ const REMOTE_FS: &[(i64, &str)] = &[
     (0x0102_1997, "9P"),
 ];
 
-fn io(context: String, source: std::io::Error) -> BackendError {
-    BackendError::Io { context, source }
-}
-
 /// Creates `dir` (mode 0700, parents as needed) when it is missing, then checks it
 /// ([`check_dir`]) and removes crash leftovers ([`clean`]). Returns the free bytes there.
 pub fn prepare_dir(dir: &Path, kind: &SpoolKind) -> Result<u64, BackendError> {
@@ -89,7 +85,7 @@ pub fn prepare_dir(dir: &Path, kind: &SpoolKind) -> Result<u64, BackendError> {
             .mode(0o700)
             .create(dir)
             .map_err(|e| {
-                BackendError::NotStarted(format!(
+                BackendError::not_started(format!(
                     "cannot create spool directory {} ({}): {e}",
                     dir.display(),
                     kind.setting
@@ -106,9 +102,9 @@ pub fn prepare_dir(dir: &Path, kind: &SpoolKind) -> Result<u64, BackendError> {
 pub fn check_dir(dir: &Path, kind: &SpoolKind) -> Result<u64, BackendError> {
     let named = || format!("spool directory {} ({})", dir.display(), kind.setting);
     let meta = std::fs::metadata(dir)
-        .map_err(|e| BackendError::NotStarted(format!("{}: {e}", named())))?;
+        .map_err(|e| BackendError::not_started(format!("{}: {e}", named())))?;
     if !meta.is_dir() {
-        return Err(BackendError::NotStarted(format!(
+        return Err(BackendError::not_started(format!(
             "{} is not a directory",
             named()
         )));
@@ -117,13 +113,13 @@ pub fn check_dir(dir: &Path, kind: &SpoolKind) -> Result<u64, BackendError> {
         dir,
         nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
     )
-    .map_err(|e| BackendError::NotStarted(format!("{} is not writable: {e}", named())))?;
+    .map_err(|e| BackendError::not_started(format!("{} is not writable: {e}", named())))?;
     let fs = nix::sys::statfs::statfs(dir)
-        .map_err(|e| BackendError::NotStarted(format!("statfs {}: {e}", dir.display())))?;
+        .map_err(|e| BackendError::not_started(format!("statfs {}: {e}", dir.display())))?;
     #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
     let magic = i64::from(fs.filesystem_type().0 as i64);
     if let Some((_, name)) = REMOTE_FS.iter().find(|(m, _)| *m == magic) {
-        return Err(BackendError::NotStarted(format!(
+        return Err(BackendError::not_started(format!(
             "{} is on {name}; {}",
             named(),
             kind.local_why
@@ -135,7 +131,7 @@ pub fn check_dir(dir: &Path, kind: &SpoolKind) -> Result<u64, BackendError> {
 /// Bytes an unprivileged writer may still use in `dir` (statvfs `f_bavail * f_frsize`).
 pub fn free_space(dir: &Path) -> Result<u64, BackendError> {
     let st = nix::sys::statvfs::statvfs(dir)
-        .map_err(|e| BackendError::NotStarted(format!("statvfs {}: {e}", dir.display())))?;
+        .map_err(|e| BackendError::not_started(format!("statvfs {}: {e}", dir.display())))?;
     #[allow(clippy::useless_conversion)]
     Ok(u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size())))
 }
@@ -197,7 +193,7 @@ impl Spool {
     ) -> Result<Spool, BackendError> {
         let free = check_dir(dir, kind)?;
         if payload.size > free {
-            return Err(BackendError::NotStarted(format!(
+            return Err(BackendError::not_started(format!(
                 "spool directory {} ({}) has {free} bytes free, the {} {} needs {}",
                 dir.display(),
                 kind.setting,
@@ -220,7 +216,7 @@ impl Spool {
             .create_new(true)
             .mode(0o600)
             .open(&path)
-            .map_err(|e| io(format!("creating spool file {}", path.display()), e))?;
+            .map_err(|e| BackendError::io(format!("creating spool file {}", path.display()), e))?;
         tracing::debug!(file = %path.display(), size = payload.size, what = kind.what, "spooling");
         Ok(Spool {
             path,
@@ -251,40 +247,34 @@ impl Spool {
             return Ok(());
         };
         let (sink, result) = op.await.map_err(|e| {
-            io(
+            BackendError::io(
                 format!("writing spool file {}", self.path.display()),
                 std::io::Error::other(e),
             )
         })?;
         self.sink = Some(sink);
-        result.map_err(|e| io(format!("writing spool file {}", self.path.display()), e))
+        result
+            .map_err(|e| BackendError::io(format!("writing spool file {}", self.path.display()), e))
     }
 
     /// Appends a chunk; more than the declared size is an error. Returns once the previous
     /// chunk is written; this one is hashed and written in the background.
     pub async fn write(&mut self, chunk: &Bytes) -> Result<(), BackendError> {
         if self.sealed {
-            return Err(BackendError::Failed {
-                message: "write after the spool file was sealed".into(),
-                log: vec![],
-            });
+            return Err(BackendError::failed(
+                "write after the spool file was sealed",
+            ));
         }
         let after = self.written.saturating_add(chunk.len() as u64);
         if after > self.payload.size {
-            return Err(BackendError::Failed {
-                message: format!(
-                    "{} {} is longer than its declared {} bytes",
-                    self.kind.what, self.payload.file_name, self.payload.size
-                ),
-                log: vec![],
-            });
+            return Err(BackendError::failed(format!(
+                "{} {} is longer than its declared {} bytes",
+                self.kind.what, self.payload.file_name, self.payload.size
+            )));
         }
         self.settle().await?;
         let Some(mut sink) = self.sink.take() else {
-            return Err(BackendError::Failed {
-                message: "the spool file is gone".into(),
-                log: vec![],
-            });
+            return Err(BackendError::failed("the spool file is gone"));
         };
         let chunk = chunk.clone();
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
@@ -311,8 +301,9 @@ impl Spool {
     pub async fn seal_open(&mut self) -> Result<std::fs::File, BackendError> {
         let mut file = self.verify().await?;
         use std::io::Seek;
-        file.rewind()
-            .map_err(|e| io(format!("rewinding spool file {}", self.path.display()), e))?;
+        file.rewind().map_err(|e| {
+            BackendError::io(format!("rewinding spool file {}", self.path.display()), e)
+        })?;
         tracing::info!(file = %self.path.display(), what = self.kind.what, "spooled and verified");
         Ok(file)
     }
@@ -320,45 +311,38 @@ impl Spool {
     /// Size and SHA-256 against the manifest, then fsync. Returns the file.
     async fn verify(&mut self) -> Result<std::fs::File, BackendError> {
         if self.sealed {
-            return Err(BackendError::Failed {
-                message: "the spool file was sealed twice".into(),
-                log: vec![],
-            });
+            return Err(BackendError::failed("the spool file was sealed twice"));
         }
         self.sealed = true;
         self.settle().await?;
-        let sink = self.sink.take().ok_or_else(|| BackendError::Failed {
-            message: "the spool file is gone".into(),
-            log: vec![],
-        })?;
+        let sink = self
+            .sink
+            .take()
+            .ok_or_else(|| BackendError::failed("the spool file is gone"))?;
         let what = self.kind.what;
         if self.written != self.payload.size {
-            return Err(BackendError::Failed {
-                message: format!(
-                    "{what} {}: {} of {} bytes spooled",
-                    self.payload.file_name, self.written, self.payload.size
-                ),
-                log: vec![],
-            });
+            return Err(BackendError::failed(format!(
+                "{what} {}: {} of {} bytes spooled",
+                self.payload.file_name, self.written, self.payload.size
+            )));
         }
         let got: [u8; 32] = sink.hasher.finalize().into();
         if got != self.payload.sha256 {
-            return Err(BackendError::Failed {
-                message: format!(
-                    "spooled {what} {} has SHA-256 {}, the manifest says {}",
-                    self.payload.file_name,
-                    hex::encode(got),
-                    hex::encode(self.payload.sha256)
-                ),
-                log: vec![],
-            });
+            return Err(BackendError::failed(format!(
+                "spooled {what} {} has SHA-256 {}, the manifest says {}",
+                self.payload.file_name,
+                hex::encode(got),
+                hex::encode(self.payload.sha256)
+            )));
         }
         let file = sink.file;
         tokio::task::spawn_blocking(move || file.sync_all().map(|()| file))
             .await
             .map_err(std::io::Error::other)
             .and_then(|r| r)
-            .map_err(|e| io(format!("fsync of spool file {}", self.path.display()), e))
+            .map_err(|e| {
+                BackendError::io(format!("fsync of spool file {}", self.path.display()), e)
+            })
     }
 }
 

@@ -8,7 +8,9 @@ use std::process::Command;
 
 use bytes::Bytes;
 use mender_bridge_backends::raw::{ActiveSlot, BootEnv, RawBackend, RawConfig, SlotConfig, Slots};
-use mender_bridge_backends::{Backend, BackendError, Outcome, PayloadInfo, Progress, ProgressSink};
+use mender_bridge_backends::{
+    Activation, Backend, BackendError, PayloadInfo, Progress, ProgressSink,
+};
 use sha2::{Digest, Sha256};
 
 struct NoProgress;
@@ -138,7 +140,7 @@ async fn install(
     b: &mut RawBackend,
     img: &[u8],
     info: &PayloadInfo,
-) -> Result<Outcome, BackendError> {
+) -> Result<Activation, BackendError> {
     b.begin(info).await?;
     for c in img.chunks(128 * 1024) {
         b.write(Bytes::copy_from_slice(c)).await?;
@@ -157,7 +159,7 @@ async fn full_cycle(grub: bool) {
     let mut b = RawBackend::new(rig.config.clone());
     assert_eq!(
         install(&mut b, &img, &info(&img)).await.unwrap(),
-        Outcome::RebootRequired
+        Activation::RebootRequired
     );
     assert_eq!(
         sha(&rig.path("a.img")),

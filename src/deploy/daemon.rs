@@ -27,7 +27,6 @@ use std::time::Duration;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::{sleep_until, Instant, Interval};
 
-use super::backend::AnyBackend;
 use super::engine::{Engine, Outcome};
 use super::lock::InstallLock;
 use super::notify::{watchdog_interval, Notifier};
@@ -40,6 +39,7 @@ use crate::api::inventory::{Attribute, AttributeValue};
 use crate::client::ClientError;
 use crate::config::Config;
 use crate::identity::{full_inventory, inventory_for};
+use mender_bridge_backends::AnyBackend;
 
 /// How long a running job may go on after SIGTERM before it is dropped.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);

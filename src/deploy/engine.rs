@@ -5,9 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use mender_bridge_backends::{
-    Backend, BackendError, Outcome as BackendOutcome, Progress, ProgressSink,
-};
+use mender_bridge_backends::{Activation, Backend, BackendError, Progress, ProgressSink};
 
 use super::progress::{substate, Throttle};
 use super::report::{log_line, report, report_until_taken, upload_log, Reported};
@@ -392,7 +390,7 @@ impl<B: Backend> Engine<B> {
             return self.aborted(rec).await;
         }
         match self.install(&instr, &current, &mut rec).await {
-            Ok(BackendOutcome::RebootRequired) => {
+            Ok(Activation::RebootRequired) => {
                 rec.phase = Phase::Rebooting;
                 self.store.save(&mut rec)?;
                 if report(&self.client, &rec.id, DeploymentStatus::Rebooting, None).await
@@ -406,7 +404,7 @@ impl<B: Backend> Engine<B> {
                 self.log("info", "rebooting into the new software");
                 Ok(Outcome::RebootRequired)
             }
-            Ok(BackendOutcome::Installed) => self.commit(rec).await,
+            Ok(Activation::Installed) => self.commit(rec).await,
             Err(Stop::Aborted) => self.aborted(rec).await,
             Err(Stop::Failed(msg)) => self.fail(rec, msg).await,
         }
@@ -424,7 +422,7 @@ impl<B: Backend> Engine<B> {
         instr: &DeploymentInstructions,
         current: &Provides,
         rec: &mut DeploymentRecord,
-    ) -> Result<BackendOutcome, Stop> {
+    ) -> Result<Activation, Stop> {
         self.scripts(State::Download, Action::Enter)
             .await
             .map_err(Stop::Failed)?;
@@ -510,7 +508,7 @@ impl<B: Backend> Engine<B> {
         self.save(rec)?;
         if !installed_file {
             // An empty (bootstrap) payload: nothing to install, only provides to store.
-            return Ok(BackendOutcome::Installed);
+            return Ok(Activation::Installed);
         }
         if report(&self.client, &rec.id, DeploymentStatus::Installing, None).await
             == Reported::Aborted
@@ -540,13 +538,13 @@ impl<B: Backend> Engine<B> {
     }
 
     /// `backend.finish`, turning its progress into throttled `installing` substates.
-    async fn finish_backend(&mut self, id: &str) -> Result<BackendOutcome, Stop> {
+    async fn finish_backend(&mut self, id: &str) -> Result<Activation, Stop> {
         let r = self.finish_with_progress(id).await;
         self.backend_log();
         r.map_err(Stop::from)
     }
 
-    async fn finish_with_progress(&mut self, id: &str) -> Result<BackendOutcome, BackendError> {
+    async fn finish_with_progress(&mut self, id: &str) -> Result<Activation, BackendError> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let sink = ChannelSink(tx);
         let client = &self.client;

@@ -2,7 +2,6 @@
 //! state it saves before each risky step (`store`), the reports (`report`), live progress
 //! (`progress`) and Mender's state scripts (`scripts`).
 
-pub mod backend;
 pub mod daemon;
 pub mod engine;
 pub mod lock;

@@ -17,7 +17,6 @@ use mender_bridge_backends::raw::RawBackend;
 #[cfg(feature = "swupdate")]
 use mender_bridge_backends::swupdate::SwupdateBackend;
 
-use super::backend::AnyBackend;
 use super::engine::{Engine, EngineConfig};
 use super::scripts::ScriptRunner;
 use super::store::Store;
@@ -26,6 +25,7 @@ use crate::client::{Client, ClientConfig, ClientError};
 use crate::config::{BackendType, Config, ConfigError};
 use crate::identity::{identity_for, read_device_type, DeviceTypeError, IdentityError};
 use crate::keys::{DeviceKey, KeyError};
+use mender_bridge_backends::AnyBackend;
 
 /// Progress substates: at most one every 5 s unless the percentage moved by 10.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);

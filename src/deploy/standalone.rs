@@ -15,9 +15,7 @@
 
 use std::time::Instant;
 
-use mender_bridge_backends::{
-    Backend, BackendError, Outcome as BackendOutcome, Progress, ProgressSink,
-};
+use mender_bridge_backends::{Activation, Backend, BackendError, Progress, ProgressSink};
 use tokio::io::AsyncRead;
 
 use super::engine::EngineConfig;
@@ -31,8 +29,8 @@ use crate::artifact::{ArtifactError, ArtifactReader};
 use crate::client::{ClientConfig, DownloadError, Downloader};
 use crate::config::Config;
 
-use super::backend::AnyBackend;
 use super::setup::{self, SetupError};
+use mender_bridge_backends::AnyBackend;
 
 /// The standalone operations over the configured store and backend.
 pub fn from_config(cfg: &Config) -> Result<Standalone<AnyBackend>, SetupError> {
@@ -305,7 +303,7 @@ impl<B: Backend> Standalone<B> {
         *reached = Reached::Activated;
         let outcome = self.backend.finish(&NoProgress).await?;
         record.phase = StandalonePhase::Activated;
-        record.reboot_required = outcome == BackendOutcome::RebootRequired;
+        record.reboot_required = outcome == Activation::RebootRequired;
         self.store.save_standalone(&record)?;
         self.script(State::ArtifactInstall, Action::Leave).await?;
         record.phase = StandalonePhase::Installed;

@@ -22,7 +22,7 @@ use zbus::zvariant::Value;
 use zbus::Connection;
 
 use super::proxy;
-use crate::{BackendError, Phase, Progress, ProgressSink};
+use crate::{BackendError, Progress, ProgressSink};
 
 /// Longest RAUC message kept (characters).
 pub const MAX_TEXT: usize = 500;
@@ -52,13 +52,6 @@ pub fn push(log: &mut Vec<String>, line: String) {
         log.push(line);
     } else if log.len() == MAX_LOG {
         log.push("(more RAUC messages left out)".into());
-    }
-}
-
-fn failed(message: String, log: &[String]) -> BackendError {
-    BackendError::Failed {
-        message,
-        log: log.to_vec(),
     }
 }
 
@@ -106,7 +99,7 @@ pub async fn install(
         settled: false,
     };
     let dbus = |e: zbus::Error| {
-        BackendError::NotStarted(format!("RAUC over D-Bus: {}", proxy::message(&e)))
+        BackendError::not_started(format!("RAUC over D-Bus: {}", proxy::message(&e)))
     };
     let installer = proxy::installer(conn)
         .await
@@ -132,7 +125,7 @@ pub async fn install(
         match tokio::time::timeout(timeouts.call, subscribe).await {
             Ok(r) => r.map_err(dbus).map_err(settled)?,
             Err(_) => {
-                return Err(settled(BackendError::NotStarted(format!(
+                return Err(settled(BackendError::not_started(format!(
                     "RAUC over D-Bus: subscribing to its signals took longer than {} s",
                     timeouts.call.as_secs()
                 ))))
@@ -140,7 +133,7 @@ pub async fn install(
         };
 
     let source = bundle.to_str().ok_or_else(|| {
-        settled(BackendError::NotStarted(format!(
+        settled(BackendError::not_started(format!(
             "spool path {} is not UTF-8",
             bundle.display()
         )))
@@ -151,17 +144,17 @@ pub async fn install(
         Ok(Err(e)) => {
             let m = cut(&proxy::message(&e));
             push(log, format!("RAUC refused the install: {m}"));
-            return Err(settled(BackendError::NotStarted(format!(
+            return Err(settled(BackendError::not_started(format!(
                 "RAUC refused the install: {m}"
             ))));
         }
         Err(_) => {
-            return Err(unknown(failed(
+            return Err(unknown(BackendError::failed_with_log(
                 format!(
                     "RAUC did not answer InstallBundle within {} s",
                     timeouts.call.as_secs()
                 ),
-                log,
+                log.to_vec(),
             )))
         }
     }
@@ -189,7 +182,6 @@ pub async fn install(
                                 tracing::debug!(percent = pc, depth, "RAUC: {msg}");
                                 push(log, format!("RAUC {pc:3}% {msg}"));
                                 sink.report(Progress {
-                                    phase: Phase::Installing,
                                     bytes_done: 0,
                                     bytes_total: None,
                                     percent: Some(pc),
@@ -256,11 +248,14 @@ pub async fn install(
             } else {
                 format!("RAUC: {last_error}")
             };
-            Err(settled(failed(message, log)))
+            Err(settled(BackendError::failed_with_log(
+                message,
+                log.to_vec(),
+            )))
         }
         Err(why) => {
             push(log, why.clone());
-            Err(unknown(failed(why, log)))
+            Err(unknown(BackendError::failed_with_log(why, log.to_vec())))
         }
     }
 }

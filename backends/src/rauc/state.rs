@@ -38,10 +38,6 @@ pub struct Pending {
     pub booted_before: Option<String>,
 }
 
-fn io(context: String, source: std::io::Error) -> BackendError {
-    BackendError::Io { context, source }
-}
-
 /// The record's path in `dir`.
 pub fn path(dir: &Path) -> PathBuf {
     dir.join(FILE)
@@ -56,14 +52,14 @@ const MODE: u32 = 0o600;
 fn write_atomic(dir: &Path, name: &str, body: &[u8]) -> Result<(), BackendError> {
     let p = dir.join(name);
     crate::fsutil::write_atomic(&p, body, MODE)
-        .map_err(|e| io(format!("writing {}", p.display()), e))
+        .map_err(|e| BackendError::io(format!("writing {}", p.display()), e))
 }
 
 /// Reads `dir/name`, at most [`MAX_SIZE`] bytes; `None` when absent.
 fn read_bounded(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, BackendError> {
     let p = dir.join(name);
     crate::fsutil::read_optional(&p, MAX_SIZE)
-        .map_err(|e| io(format!("reading {}", p.display()), e))
+        .map_err(|e| BackendError::io(format!("reading {}", p.display()), e))
 }
 
 fn remove_file(dir: &Path, name: &str) -> Result<(), BackendError> {
@@ -71,14 +67,14 @@ fn remove_file(dir: &Path, name: &str) -> Result<(), BackendError> {
     match std::fs::remove_file(&p) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io(format!("removing {}", p.display()), e)),
+        Err(e) => Err(BackendError::io(format!("removing {}", p.display()), e)),
     }
 }
 
 /// Writes the record atomically.
 pub fn save(dir: &Path, p: &Pending) -> Result<(), BackendError> {
     let body = serde_json::to_vec_pretty(p)
-        .map_err(|e| io("encoding the RAUC record".into(), std::io::Error::other(e)))?;
+        .map_err(|e| BackendError::io("encoding the RAUC record", std::io::Error::other(e)))?;
     write_atomic(dir, FILE, &body)
 }
 
@@ -87,12 +83,12 @@ pub fn load(dir: &Path) -> Result<Option<Pending>, BackendError> {
     let Some(body) = read_bounded(dir, FILE)? else {
         return Ok(None);
     };
-    serde_json::from_slice(&body)
-        .map(Some)
-        .map_err(|e| BackendError::Failed {
-            message: format!("{} is not a valid record: {e}", path(dir).display()),
-            log: vec![],
-        })
+    serde_json::from_slice(&body).map(Some).map_err(|e| {
+        BackendError::failed(format!(
+            "{} is not a valid record: {e}",
+            path(dir).display()
+        ))
+    })
 }
 
 /// Records that an install is about to start while `booted` runs.

@@ -59,9 +59,9 @@ async fn run_argv(argv: &[String], part: Option<u32>) -> Result<String, BackendE
             None => a.clone(),
         })
         .collect();
-    let (program, args) = argv.split_first().ok_or_else(|| {
-        BackendError::NotStarted("an empty bootloader command is configured".into())
-    })?;
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| BackendError::not_started("an empty bootloader command is configured"))?;
     run(&PathBuf::from(program), args, None).await
 }
 
@@ -103,35 +103,27 @@ async fn run(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| BackendError::Io {
-        context: format!("running {what}"),
-        source: e,
-    })?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| BackendError::io(format!("running {what}"), e))?;
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
         pipe.write_all(input.as_bytes())
             .await
-            .map_err(|e| BackendError::Io {
-                context: format!("writing to {what}"),
-                source: e,
-            })?;
+            .map_err(|e| BackendError::io(format!("writing to {what}"), e))?;
     }
     let out = tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output())
         .await
-        .map_err(|_| BackendError::Failed {
-            message: format!("{what} did not finish within {COMMAND_TIMEOUT:?}"),
-            log: vec![],
+        .map_err(|_| {
+            BackendError::failed(format!("{what} did not finish within {COMMAND_TIMEOUT:?}"))
         })?
-        .map_err(|e| BackendError::Io {
-            context: format!("running {what}"),
-            source: e,
-        })?;
+        .map_err(|e| BackendError::io(format!("running {what}"), e))?;
     let stderr =
         String::from_utf8_lossy(&out.stderr[..out.stderr.len().min(MAX_OUTPUT)]).into_owned();
     if !out.status.success() {
-        return Err(BackendError::Failed {
-            message: format!("{what} failed ({}): {}", out.status, stderr.trim()),
-            log: vec![stderr],
-        });
+        return Err(BackendError::failed_with_log(
+            format!("{what} failed ({}): {}", out.status, stderr.trim()),
+            vec![stderr],
+        ));
     }
     Ok(String::from_utf8_lossy(&out.stdout[..out.stdout.len().min(MAX_OUTPUT)]).into_owned())
 }
@@ -164,8 +156,8 @@ impl BootEnv {
                 args.extend(vars.iter().map(|(k, v)| format!("{k}={v}")));
                 run(editenv, &args, None).await.map(|_| ())
             }
-            BootEnv::Command { .. } => Err(BackendError::NotStarted(
-                "command boot integration has no variables to set".into(),
+            BootEnv::Command { .. } => Err(BackendError::not_started(
+                "command boot integration has no variables to set",
             )),
         }
     }

@@ -72,7 +72,7 @@ impl Slots {
                     .into_iter()
                     .find(|s| &s.name == n)
                     .ok_or_else(|| {
-                        BackendError::NotStarted(format!(
+                        BackendError::not_started(format!(
                             "configured active slot '{n}' is neither slot"
                         ))
                     })?;
@@ -80,15 +80,11 @@ impl Slots {
                 Ok(slot)
             }
             ActiveSlot::Cmdline { cmdline } => {
-                let text =
-                    tokio::fs::read_to_string(cmdline)
-                        .await
-                        .map_err(|e| BackendError::Io {
-                            context: format!("reading {}", cmdline.display()),
-                            source: e,
-                        })?;
+                let text = tokio::fs::read_to_string(cmdline)
+                    .await
+                    .map_err(|e| BackendError::io(format!("reading {}", cmdline.display()), e))?;
                 let root = root_value(&text).ok_or_else(|| {
-                    BackendError::NotStarted(format!("no root= in {}", cmdline.display()))
+                    BackendError::not_started(format!("no root= in {}", cmdline.display()))
                 })?;
                 [&self.a, &self.b]
                     .into_iter()
@@ -97,7 +93,7 @@ impl Slots {
                             || s.root_aliases.iter().any(|a| a == root)
                     })
                     .ok_or_else(|| {
-                        BackendError::NotStarted(format!(
+                        BackendError::not_started(format!(
                             "root={root} in {} is neither slot {} ({}) nor {} ({})",
                             cmdline.display(),
                             self.a.name,
@@ -169,7 +165,7 @@ impl Slots {
             .filter(|s| std::fs::metadata(&s.device).is_ok_and(|m| holds_root(m.rdev())))
             .map(|s| format!(", that is slot {}", s.name))
             .unwrap_or_default();
-        Err(BackendError::NotStarted(format!(
+        Err(BackendError::not_started(format!(
             "configured active slot '{}' ({}, device {}) is not the device {} is on ({}{other}); \
              refusing to take the other slot for the inactive one",
             slot.name,
@@ -248,9 +244,11 @@ fn devices_below(dev: u64, sys: &Path) -> Vec<u64> {
 /// (`None`: a file slot without a size, unbounded).
 pub async fn capacity(slot: &SlotConfig) -> Result<Option<u64>, BackendError> {
     use std::os::unix::fs::FileTypeExt as _;
-    let io = |source| BackendError::Io {
-        context: format!("slot {} ({})", slot.name, slot.device.display()),
-        source,
+    let io = |source| {
+        BackendError::io(
+            format!("slot {} ({})", slot.name, slot.device.display()),
+            source,
+        )
     };
     match tokio::fs::metadata(&slot.device).await {
         Ok(m) if m.file_type().is_block_device() => {

@@ -55,7 +55,7 @@ impl SlotWriter {
         let file = match options.open(path).await {
             Ok(f) => f.into_std().await,
             Err(e) if is_block && e.raw_os_error() == Some(nix::errno::Errno::EBUSY as i32) => {
-                return Err(BackendError::NotStarted(format!(
+                return Err(BackendError::not_started(format!(
                     "{} is in use (mounted, or held open exclusively by another program); \
                      refusing to write it",
                     path.display()
@@ -82,14 +82,11 @@ impl SlotWriter {
     pub async fn write(&mut self, mut chunk: Bytes) -> Result<(), BackendError> {
         let total = self.queued + self.buf.len() as u64 + chunk.len() as u64;
         if total > self.expected {
-            return Err(BackendError::Failed {
-                message: format!(
-                    "payload for {} is longer than its announced {} bytes",
-                    self.path.display(),
-                    self.expected
-                ),
-                log: vec![],
-            });
+            return Err(BackendError::failed(format!(
+                "payload for {} is longer than its announced {} bytes",
+                self.path.display(),
+                self.expected
+            )));
         }
         while !chunk.is_empty() {
             let take = (BLOCK - self.buf.len()).min(chunk.len());
@@ -122,26 +119,22 @@ impl SlotWriter {
         self.tx = None;
         match self.join().await {
             Err(e) => e,
-            Ok(n) => BackendError::Failed {
-                message: format!(
-                    "the writer of {} stopped after {n} bytes",
-                    self.path.display()
-                ),
-                log: vec![],
-            },
+            Ok(n) => BackendError::failed(format!(
+                "the writer of {} stopped after {n} bytes",
+                self.path.display()
+            )),
         }
     }
 
     async fn join(&mut self) -> Result<u64, BackendError> {
         let Some(thread) = self.thread.take() else {
-            return Err(BackendError::Failed {
-                message: format!("the writer of {} is gone", self.path.display()),
-                log: vec![],
-            });
+            return Err(BackendError::failed(format!(
+                "the writer of {} is gone",
+                self.path.display()
+            )));
         };
-        thread.await.map_err(|e| BackendError::Failed {
-            message: format!("the writer of {} failed: {e}", self.path.display()),
-            log: vec![],
+        thread.await.map_err(|e| {
+            BackendError::failed(format!("the writer of {} failed: {e}", self.path.display()))
         })?
     }
 
@@ -153,14 +146,11 @@ impl SlotWriter {
         self.tx = None;
         let written = self.join().await?;
         if written != self.expected {
-            return Err(BackendError::Failed {
-                message: format!(
-                    "wrote {written} of {} bytes to {}",
-                    self.expected,
-                    self.path.display()
-                ),
-                log: vec![],
-            });
+            return Err(BackendError::failed(format!(
+                "wrote {written} of {} bytes to {}",
+                self.expected,
+                self.path.display()
+            )));
         }
         Ok(written)
     }
@@ -222,10 +212,10 @@ pub async fn read_back_sha256(path: &Path, len: u64) -> Result<[u8; 32], Backend
             .await
             .map_err(|e| io(path, "reading back", e))?;
         if n == 0 {
-            return Err(BackendError::Failed {
-                message: format!("{} ended {left} bytes early on read-back", path.display()),
-                log: vec![],
-            });
+            return Err(BackendError::failed(format!(
+                "{} ended {left} bytes early on read-back",
+                path.display()
+            )));
         }
         hasher.update(&buf[..n]);
         left -= n as u64;
@@ -240,10 +230,7 @@ fn drop_cached(f: &tokio::fs::File) -> std::io::Result<()> {
 }
 
 fn io(path: &Path, what: &str, source: std::io::Error) -> BackendError {
-    BackendError::Io {
-        context: format!("{what} {}", path.display()),
-        source,
-    }
+    BackendError::io(format!("{what} {}", path.display()), source)
 }
 
 #[cfg(test)]
