@@ -331,8 +331,7 @@ impl Backend for SwupdateBackend {
         let r = self
             .wait_result(&inst.monitor, self.config.timeout, None, (0, 0))
             .await;
-        let lines: Vec<String> = inst.monitor.state().log.iter().cloned().collect();
-        self.keep_log(lines);
+        self.run_messages(&inst.monitor);
         match r {
             Ok(Status::Success) => Err(self
                 .success_after_abort("the payload did not verify, the stream was cut")

@@ -210,6 +210,17 @@ impl SwupdateBackend {
         }
     }
 
+    /// The ended run's reason and SWUpdate's messages, the messages also kept for the
+    /// deployment log.
+    pub(super) fn run_messages(&mut self, monitor: &Monitor) -> (String, Vec<String>) {
+        let (reason, lines) = {
+            let s = monitor.state();
+            (s.reason(), s.log.iter().cloned().collect::<Vec<_>>())
+        };
+        self.keep_log(lines.clone());
+        (reason, lines)
+    }
+
     /// Ends an install that SWUpdate stopped reading: its result and messages.
     pub(super) async fn rejected(&mut self, what: String) -> BackendError {
         let Some(inst) = self.install.take() else {
@@ -219,11 +230,7 @@ impl SwupdateBackend {
         let r = self
             .wait_result(&inst.monitor, self.config.timeout, None, (0, 0))
             .await;
-        let (reason, lines) = {
-            let s = inst.monitor.state();
-            (s.reason(), s.log.iter().cloned().collect::<Vec<_>>())
-        };
-        self.keep_log(lines.clone());
+        let (reason, lines) = self.run_messages(&inst.monitor);
         match r {
             // It read a complete .swu before the payload's end: installed, unverified.
             Ok(Status::Success) if !inst.verified => self.success_after_abort(&what).await,
@@ -359,11 +366,7 @@ impl SwupdateBackend {
                 (inst.sent, inst.size),
             )
             .await;
-        let (reason, lines) = {
-            let s = inst.monitor.state();
-            (s.reason(), s.log.iter().cloned().collect::<Vec<_>>())
-        };
-        self.keep_log(lines.clone());
+        let (reason, lines) = self.run_messages(&inst.monitor);
         match r {
             Ok(Status::Success) => {}
             Ok(_) => {
