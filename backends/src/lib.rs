@@ -18,7 +18,6 @@ mod error;
 pub mod fsutil;
 pub mod rauc;
 pub mod raw;
-/// Spooling a payload to disk until it verified (the RAUC and SWUpdate backends).
 #[cfg(any(feature = "rauc", feature = "swupdate"))]
 pub mod spool;
 pub mod swupdate;

@@ -22,7 +22,7 @@ const PROBE_SETTLE: Duration = Duration::from_secs(1);
 
 impl SwupdateBackend {
     /// Sends the unsigned probe as a dry run and judges SWUpdate's answer
-    /// ([`probe`](super::probe)). Errors only when the probe cannot be sent (daemon absent,
+    /// ([`probe`](crate::swupdate::probe)). Errors only when the probe cannot be sent (daemon absent,
     /// busy after the retries, refused, or someone else's socket).
     pub async fn probe(&mut self) -> Result<Verdict, BackendError> {
         let (mut stream, monitor) = self
