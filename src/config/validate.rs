@@ -269,7 +269,7 @@ impl Check<'_> {
         if let Some(n) = r.active_slot.as_deref() {
             if n != "a" && n != "b" {
                 return Err(self.src.invalid(
-                    "backend.unchecked.active_slot",
+                    "backend.raw.active_slot",
                     format!("expected \"a\" or \"b\", found {n:?}"),
                 ));
             }
@@ -278,31 +278,31 @@ impl Check<'_> {
         let bs = self.slot("b", r.b)?;
         if a.device.is_some() && a.device == bs.device {
             return Err(self.src.invalid(
-                "backend.unchecked.b.device",
-                "must differ from backend.unchecked.a.device",
+                "backend.raw.b.device",
+                "must differ from backend.raw.a.device",
             ));
         }
         if a.boot_part.is_some() && a.boot_part == bs.boot_part {
             return Err(self.src.invalid(
-                "backend.unchecked.b.boot_part",
-                "must differ from backend.unchecked.a.boot_part",
+                "backend.raw.b.boot_part",
+                "must differ from backend.raw.a.boot_part",
             ));
         }
         let e = r.bootenv;
         let cmd = |k: &str, v: Option<Vec<String>>| {
-            v.map(|v| self.argv(&format!("backend.unchecked.bootenv.{k}"), v))
+            v.map(|v| self.argv(&format!("backend.raw.bootenv.{k}"), v))
                 .transpose()
         };
         let bootenv = BootEnvSettings {
             kind: e.kind,
             config: e
                 .config
-                .map(|p| self.path("backend.unchecked.bootenv.config", p))
+                .map(|p| self.path("backend.raw.bootenv.config", p))
                 .transpose()?,
-            printenv: self.path("backend.unchecked.bootenv.printenv", e.printenv)?,
-            setenv: self.path("backend.unchecked.bootenv.setenv", e.setenv)?,
-            env_file: self.path("backend.unchecked.bootenv.env_file", e.env_file)?,
-            editenv: self.path("backend.unchecked.bootenv.editenv", e.editenv)?,
+            printenv: self.path("backend.raw.bootenv.printenv", e.printenv)?,
+            setenv: self.path("backend.raw.bootenv.setenv", e.setenv)?,
+            env_file: self.path("backend.raw.bootenv.env_file", e.env_file)?,
+            editenv: self.path("backend.raw.bootenv.editenv", e.editenv)?,
             activate: cmd("activate", e.activate)?,
             commit: cmd("commit", e.commit)?,
             revert: cmd("revert", e.revert)?,
@@ -314,7 +314,7 @@ impl Check<'_> {
             rauc: self.rauc(b.rauc)?,
             swupdate,
             raw: RawBackendSettings {
-                cmdline: self.path("backend.unchecked.cmdline", r.cmdline)?,
+                cmdline: self.path("backend.raw.cmdline", r.cmdline)?,
                 active_slot: r.active_slot,
                 verify_readback: r.verify_readback,
                 a,
