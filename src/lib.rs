@@ -12,6 +12,7 @@ pub mod identity;
 pub mod keys;
 pub mod memory;
 mod process_group;
+pub mod setup;
 #[cfg(feature = "sim")]
 pub mod sim;
 #[cfg(test)]

@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use crate::config::{Config, ConfigPaths};
-use crate::deploy::standalone::{self, StandaloneError};
+use crate::deploy::standalone::StandaloneError;
+use crate::setup;
 
 /// The official client's exit code for "no update in progress".
 pub const EXIT_NOTHING: u8 = 2;
@@ -14,7 +15,7 @@ pub struct Args {}
 
 pub async fn run(_args: Args, paths: &ConfigPaths) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let config = Config::load(paths)?;
-    let mut s = standalone::from_config(&config)?;
+    let mut s = setup::standalone(&config)?;
     match s.commit().await {
         Ok(artifact) => {
             println!("Committed {artifact}.");

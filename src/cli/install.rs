@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use super::progress::ProgressPrinter;
 use crate::config::{Config, ConfigPaths};
 use crate::deploy::standalone::{self, InstallOutcome};
+use crate::setup;
 
 /// The official client's exit code for "installed; reboot needed" with `--reboot-exit-code`.
 pub const EXIT_REBOOT: u8 = 4;
@@ -23,8 +24,8 @@ pub struct Args {
 
 pub async fn run(args: Args, paths: &ConfigPaths) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let config = Config::load(paths)?;
-    let mut installer = standalone::from_config(&config)?;
-    let source = standalone::open_source(&config, &args.artifact).await?;
+    let mut installer = setup::standalone(&config)?;
+    let source = standalone::open_source(&setup::client_config(&config), &args.artifact).await?;
     let mut printer = ProgressPrinter::stderr();
     let result = installer
         .install(source, &mut |done, total| printer.update(done, total))

@@ -5,14 +5,15 @@ use std::process::ExitCode;
 
 use super::commit::EXIT_NOTHING;
 use crate::config::{Config, ConfigPaths};
-use crate::deploy::standalone::{self, StandaloneError};
+use crate::deploy::standalone::StandaloneError;
+use crate::setup;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
 pub async fn run(_args: Args, paths: &ConfigPaths) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let config = Config::load(paths)?;
-    let mut s = standalone::from_config(&config)?;
+    let mut s = setup::standalone(&config)?;
     match s.rollback().await {
         Ok(r) if r.reboot_needed => {
             println!(

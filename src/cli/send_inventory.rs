@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use nix::sys::signal::Signal;
 
 use crate::config::{Config, ConfigPaths};
-use crate::deploy::{pidfile, setup};
+use crate::deploy::pidfile;
+use crate::setup;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}

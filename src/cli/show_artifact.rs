@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use crate::config::{Config, ConfigPaths};
-use crate::deploy::setup;
+use crate::setup;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}

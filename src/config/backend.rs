@@ -5,18 +5,13 @@
 //! Values are checked when the configuration loads ([`super::validate`]: positive
 //! partition numbers and sizes, distinct slots, non-empty commands); whether the slots are
 //! there at all is checked only when the raw backend is started
-//! ([`BackendSettings::raw_config`]), so `show-config`, `show-provides` and friends work on
+//! ([`crate::setup`] builds the backend's own configuration), so `show-config`, `show-provides` and friends work on
 //! a device whose backend is not configured yet.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[cfg(feature = "rauc")]
-use mender_bridge_backends::rauc::{Bus, RaucConfig};
-use mender_bridge_backends::raw::{ActiveSlot, BootEnv, RawConfig, SlotConfig, Slots};
 use serde::{Deserialize, Serialize};
-
-use super::ConfigError;
 
 /// `[backend]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -167,246 +162,9 @@ pub struct BootEnvSettings {
     pub state: Option<Vec<String>>,
 }
 
-const FILE_HINT: &str = "the raw backend (backend.type = \"raw\") needs both slots: set \
-                         [backend.raw.a] and [backend.raw.b] in mender-bridge.toml \
-                         (see config/mender-bridge.toml)";
-
-fn missing(key: &str, why: &str) -> ConfigError {
-    ConfigError::Missing {
-        key: key.to_string(),
-        why: why.to_string(),
-    }
-}
-
-impl SlotSettings {
-    fn slot(&self, name: &str) -> Result<SlotConfig, ConfigError> {
-        let key = |k: &str| format!("backend.raw.{name}.{k}");
-        Ok(SlotConfig {
-            name: name.to_string(),
-            device: self
-                .device
-                .clone()
-                .ok_or_else(|| missing(&key("device"), FILE_HINT))?,
-            boot_part: self
-                .boot_part
-                .ok_or_else(|| missing(&key("boot_part"), FILE_HINT))?,
-            root_aliases: self.root_aliases.clone(),
-            size: self.size,
-        })
-    }
-}
-
-impl BootEnvSettings {
-    fn bootenv(&self) -> Result<BootEnv, ConfigError> {
-        Ok(match self.kind {
-            BootEnvType::Uboot => BootEnv::Uboot {
-                config: self.config.clone(),
-                printenv: self.printenv.clone(),
-                setenv: self.setenv.clone(),
-            },
-            BootEnvType::Grub => BootEnv::Grub {
-                env_file: self.env_file.clone(),
-                editenv: self.editenv.clone(),
-            },
-            BootEnvType::Command => {
-                let why = "backend.raw.bootenv.type = \"command\" needs the activate, commit, \
-                           revert and state commands";
-                let get = |v: &Option<Vec<String>>, k: &str| {
-                    v.clone()
-                        .ok_or_else(|| missing(&format!("backend.raw.bootenv.{k}"), why))
-                };
-                BootEnv::Command {
-                    activate: get(&self.activate, "activate")?,
-                    commit: get(&self.commit, "commit")?,
-                    revert: get(&self.revert, "revert")?,
-                    state: get(&self.state, "state")?,
-                }
-            }
-        })
-    }
-}
-
-impl BackendSettings {
-    /// The raw backend's configuration. Errors name the missing key
-    /// (`backend.raw.a.device is not set: …`).
-    pub fn raw_config(&self) -> Result<RawConfig, ConfigError> {
-        let r = &self.raw;
-        let active = match &r.active_slot {
-            Some(name) => ActiveSlot::Named(name.clone()),
-            None => ActiveSlot::Cmdline {
-                cmdline: r.cmdline.clone(),
-            },
-        };
-        Ok(RawConfig {
-            slots: Slots {
-                a: r.a.slot("a")?,
-                b: r.b.slot("b")?,
-                active,
-            },
-            bootenv: r.bootenv.bootenv()?,
-            verify_readback: r.verify_readback,
-        })
-    }
-}
-
-#[cfg(feature = "rauc")]
-impl BackendSettings {
-    /// The RAUC backend's configuration. `store_dir` (`<data_dir>/mender-bridge`) holds the
-    /// record of the activated slot and, unless `spool_dir` is set, the spool directory.
-    pub fn rauc_config(&self, store_dir: &std::path::Path) -> RaucConfig {
-        let r = &self.rauc;
-        RaucConfig {
-            bus: Bus::parse(&r.bus),
-            spool_dir: r
-                .spool_dir
-                .clone()
-                .unwrap_or_else(|| store_dir.join("rauc-spool")),
-            state_dir: store_dir.to_path_buf(),
-            health_check: r.health_check.clone(),
-            health_check_timeout: r.health_check_timeout,
-            call_timeout: r.call_timeout,
-            install_timeout: r.install_timeout,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use crate::config::{Config, ConfigPaths};
-
-    fn load(toml: &str) -> Result<Config, String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let path = dir.path().join("bridge.toml");
-        std::fs::write(&path, toml).map_err(|e| e.to_string())?;
-        let paths = ConfigPaths {
-            mender_conf: Some(dir.path().join("absent-is-fine.conf")),
-            bridge_config: Some(path),
-            data_dir: Some(dir.path().to_path_buf()),
-            fallback_mender_conf: None,
-        };
-        // A missing -c file is an error; write an empty one.
-        std::fs::write(dir.path().join("absent-is-fine.conf"), "{}").map_err(|e| e.to_string())?;
-        Config::load_from(&paths, Vec::<(String, String)>::new())
-            .map(|l| l.config)
-            .map_err(|e| e.to_string())
-    }
-
-    const SLOTS: &str = "[backend.raw.a]\ndevice = \"/dev/sda2\"\nboot_part = 2\n\
-                         [backend.raw.b]\ndevice = \"/dev/sda3\"\nboot_part = 3\nsize = 4096\n";
-
-    #[test]
-    fn defaults_and_a_full_raw_config() {
-        let c = load(SLOTS).unwrap_or_else(|e| panic!("{e}"));
-        let raw = c.backend.raw_config().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(raw.slots.a.device, std::path::Path::new("/dev/sda2"));
-        assert_eq!(raw.slots.b.boot_part, 3);
-        assert_eq!(raw.slots.b.size, Some(4096));
-        assert_eq!(
-            raw.slots.active,
-            mender_bridge_backends::raw::ActiveSlot::Cmdline {
-                cmdline: "/proc/cmdline".into()
-            }
-        );
-        assert!(!raw.verify_readback, "read-back is opt-in");
-        assert_eq!(
-            raw.bootenv,
-            mender_bridge_backends::raw::BootEnv::Uboot {
-                config: None,
-                printenv: "fw_printenv".into(),
-                setenv: "fw_setenv".into()
-            }
-        );
-        let c = load(&format!(
-            "{SLOTS}[backend.raw]\nactive_slot = \"b\"\nverify_readback = true\n\
-             [backend.raw.bootenv]\ntype = \"grub\"\nenv_file = \"/boot/env\"\n"
-        ))
-        .unwrap_or_else(|e| panic!("{e}"));
-        let raw = c.backend.raw_config().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            raw.slots.active,
-            mender_bridge_backends::raw::ActiveSlot::Named("b".into())
-        );
-        assert!(raw.verify_readback);
-        assert!(
-            matches!(raw.bootenv, mender_bridge_backends::raw::BootEnv::Grub { ref env_file, .. } if env_file == std::path::Path::new("/boot/env"))
-        );
-    }
-
-    #[cfg(feature = "rauc")]
-    #[test]
-    fn rauc_defaults_and_settings() {
-        let c = load("").unwrap_or_else(|e| panic!("{e}"));
-        let r = c
-            .backend
-            .rauc_config(std::path::Path::new("/data/mender-bridge"));
-        assert_eq!(r.bus, mender_bridge_backends::rauc::Bus::System);
-        assert_eq!(
-            r.spool_dir,
-            std::path::Path::new("/data/mender-bridge/rauc-spool")
-        );
-        assert_eq!(r.state_dir, std::path::Path::new("/data/mender-bridge"));
-        assert_eq!(r.install_timeout, std::time::Duration::from_secs(3600));
-        assert_eq!(r.call_timeout, std::time::Duration::from_secs(30));
-        assert_eq!(r.health_check, None);
-        let c = load(
-            "[backend]\ntype = \"rauc\"\n[backend.rauc]\nbus = \"unix:path=/x\"\n\
-             spool_dir = \"/spool\"\nhealth_check = [\"/bin/true\", \"-v\"]\n\
-             install_timeout_seconds = 60\n",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        let r = c.backend.rauc_config(std::path::Path::new("/d"));
-        assert_eq!(
-            r.bus,
-            mender_bridge_backends::rauc::Bus::Address("unix:path=/x".into())
-        );
-        assert_eq!(r.spool_dir, std::path::Path::new("/spool"));
-        assert_eq!(r.health_check, Some(vec!["/bin/true".into(), "-v".into()]));
-        assert_eq!(r.install_timeout, std::time::Duration::from_secs(60));
-        for (toml, want) in [
-            ("[backend.rauc]\nbus = \"\"\n", "backend.rauc.bus in "),
-            (
-                "[backend.rauc]\ncall_timeout_seconds = 0\n",
-                "backend.rauc.call_timeout_seconds in ",
-            ),
-            (
-                "[backend.rauc]\nhealth_check = []\n",
-                "backend.rauc.health_check in ",
-            ),
-            (
-                "[backend.rauc]\nspool_dir = \"\"\n",
-                "backend.rauc.spool_dir in ",
-            ),
-        ] {
-            let e = load(toml).err().unwrap_or_default();
-            assert!(e.starts_with(want), "{toml}: {e}");
-        }
-    }
-
-    #[test]
-    fn missing_slots_name_the_key() {
-        let c = load("").unwrap_or_else(|e| panic!("{e}"));
-        let e = c.backend.raw_config().err().map(|e| e.to_string());
-        let e = e.unwrap_or_default();
-        assert!(e.starts_with("backend.raw.a.device is not set"), "{e}");
-        assert!(e.contains("[backend.raw.a]"), "{e}");
-        let c = load("[backend.raw.a]\ndevice = \"/x\"\n").unwrap_or_else(|e| panic!("{e}"));
-        let e = c.backend.raw_config().err().map(|e| e.to_string());
-        assert!(
-            e.as_deref()
-                .is_some_and(|e| e.starts_with("backend.raw.a.boot_part is not set")),
-            "{e:?}"
-        );
-        let c = load(&format!(
-            "{SLOTS}[backend.raw.bootenv]\ntype = \"command\"\nactivate = [\"x\"]\n"
-        ))
-        .unwrap_or_else(|e| panic!("{e}"));
-        let e = c.backend.raw_config().err().map(|e| e.to_string());
-        assert!(
-            e.as_deref()
-                .is_some_and(|e| e.starts_with("backend.raw.bootenv.commit is not set")),
-            "{e:?}"
-        );
-    }
+    use crate::config::testing::load_toml as load;
 
     #[test]
     fn bad_values_stop_the_load_naming_key_and_file() {
@@ -437,6 +195,19 @@ mod tests {
                 "backend.raw.bootenv.state in ",
             ),
             ("reboot_command = []\n", "reboot_command in "),
+            ("[backend.rauc]\nbus = \"\"\n", "backend.rauc.bus in "),
+            (
+                "[backend.rauc]\ncall_timeout_seconds = 0\n",
+                "backend.rauc.call_timeout_seconds in ",
+            ),
+            (
+                "[backend.rauc]\nhealth_check = []\n",
+                "backend.rauc.health_check in ",
+            ),
+            (
+                "[backend.rauc]\nspool_dir = \"\"\n",
+                "backend.rauc.spool_dir in ",
+            ),
         ];
         for (toml, want) in cases {
             let e = load(toml).err().unwrap_or_default();
@@ -445,38 +216,5 @@ mod tests {
                 "{toml}: {e}"
             );
         }
-    }
-
-    #[test]
-    fn environment_sets_slots() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let conf = dir.path().join("mender.conf");
-        std::fs::write(&conf, "{}").unwrap_or_else(|e| panic!("{e}"));
-        let paths = ConfigPaths {
-            mender_conf: Some(conf),
-            bridge_config: Some(dir.path().join("none.toml")),
-            data_dir: Some(dir.path().to_path_buf()),
-            fallback_mender_conf: None,
-        };
-        std::fs::write(dir.path().join("none.toml"), "").unwrap_or_else(|e| panic!("{e}"));
-        let env = [
-            ("MENDER_BRIDGE_BACKEND__RAW__A__DEVICE", "/dev/vda2"),
-            ("MENDER_BRIDGE_BACKEND__RAW__A__BOOT_PART", "2"),
-            ("MENDER_BRIDGE_BACKEND__RAW__B__DEVICE", "/dev/vda3"),
-            ("MENDER_BRIDGE_BACKEND__RAW__B__BOOT_PART", "3"),
-            (
-                "MENDER_BRIDGE_BACKEND__RAW__B__ROOT_ALIASES",
-                "[\"PARTUUID=1-3\"]",
-            ),
-        ]
-        .map(|(k, v)| (k.to_string(), v.to_string()));
-        let l = Config::load_from(&paths, env).unwrap_or_else(|e| panic!("{e}"));
-        let raw = l
-            .config
-            .backend
-            .raw_config()
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(raw.slots.b.root_aliases, ["PARTUUID=1-3"]);
-        assert_eq!(raw.slots.a.boot_part, 2);
     }
 }

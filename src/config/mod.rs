@@ -26,12 +26,14 @@ mod env;
 mod error;
 mod layer;
 mod mender_conf;
-mod raw;
 mod render;
 mod schema;
 mod settings;
 mod sources;
 mod swupdate;
+#[cfg(test)]
+pub(crate) mod testing;
+mod unchecked;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -43,25 +45,25 @@ pub use error::{ConfigError, ConfigWarning};
 pub use layer::Origin;
 pub use settings::{
     ArtifactSettings, BackendSettings, BackendType, BootEnvSettings, BootEnvType, Config,
-    Connectivity, Dbus, DownloadSettings, HttpsClient, Mender3, RawBackendSettings, Secret,
-    Security, ServerUrl, SlotSettings,
+    Connectivity, Dbus, DownloadSettings, HttpsClient, Mender3, RaucBackendSettings,
+    RawBackendSettings, Secret, Security, ServerUrl, SlotSettings,
 };
 pub use swupdate::SwupdateSettings;
 
 use layer::Layer;
-use raw::RawConfig;
 use sources::Sources;
+use unchecked::UncheckedConfig;
 
 /// The official client's main configuration file.
 pub const DEFAULT_MENDER_CONF: &str = "/etc/mender/mender.conf";
 /// The bridge's own configuration file.
 pub const DEFAULT_BRIDGE_CONFIG: &str = "/etc/mender/mender-bridge.toml";
 /// The official client's data store (and the default `data_dir`).
-pub const DEFAULT_DATA_DIR: &str = raw::DEFAULT_DATA_DIR;
+pub const DEFAULT_DATA_DIR: &str = unchecked::DEFAULT_DATA_DIR;
 /// The official client's identity script.
-pub const DEFAULT_IDENTITY_SCRIPT: &str = raw::DEFAULT_IDENTITY_SCRIPT;
+pub const DEFAULT_IDENTITY_SCRIPT: &str = unchecked::DEFAULT_IDENTITY_SCRIPT;
 /// Where the official client's inventory scripts live.
-pub const DEFAULT_INVENTORY_DIR: &str = raw::DEFAULT_INVENTORY_DIR;
+pub const DEFAULT_INVENTORY_DIR: &str = unchecked::DEFAULT_INVENTORY_DIR;
 
 /// Which files to read: the command line's view (`-c`, `-b`, `--bridge-config`, `-d`).
 /// `None` means the default path, read if present.
@@ -163,11 +165,11 @@ impl Config {
         let sources = Sources::new(layers);
         sources.check_exclusive("server_url", "servers")?;
         sources.check_exclusive("artifact_verify_key", "artifact_verify_keys")?;
-        let raw: RawConfig = sources
+        let unchecked: UncheckedConfig = sources
             .figment()
             .extract()
             .map_err(|e| sources.extraction_error(&e))?;
-        let (config, aliases) = validate::build(raw, &sources)?;
+        let (config, aliases) = validate::build(unchecked, &sources)?;
         let shown = serde_json::to_value(&config).unwrap_or_default();
         let provenance = sources.provenance(&shown, &|key| {
             aliases
@@ -185,7 +187,7 @@ impl Config {
 
 /// The bridge's built-in defaults as the lowest layer.
 fn defaults() -> Result<Layer, ConfigError> {
-    let value = Value::serialize(RawConfig::default()).map_err(|e| ConfigError::Invalid {
+    let value = Value::serialize(UncheckedConfig::default()).map_err(|e| ConfigError::Invalid {
         key: "(defaults)".into(),
         origin: Origin::Default,
         message: e.to_string(),

@@ -1,9 +1,9 @@
-//! `[backend.swupdate]`: the SWUpdate backend's settings — raw (figment's target, with
-//! defaults), checked (`SwupdateSettings`, shown by `show-config`) and the backend crate's
-//! `SwupdateConfig` built from them when the backend starts.
+//! `[backend.swupdate]`: the SWUpdate backend's settings — unchecked (figment's target,
+//! with the backend crate's defaults) and checked (`SwupdateSettings`, shown by
+//! `show-config`); [`crate::setup`] turns them into the backend crate's `SwupdateConfig`
+//! when the backend starts.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
 use mender_bridge_backends::swupdate::{SwupdateConfig, SwupdateMode};
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// `[backend.swupdate]` as written; checked in `validate.rs`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
-pub(crate) struct RawSwupdate {
+pub(crate) struct UncheckedSwupdate {
     pub control_socket: Option<PathBuf>,
     pub progress_socket: Option<PathBuf>,
     pub dry_run: bool,
@@ -30,10 +30,10 @@ pub(crate) struct RawSwupdate {
     pub swupdate_uid: Option<i64>,
 }
 
-impl Default for RawSwupdate {
+impl Default for UncheckedSwupdate {
     fn default() -> Self {
         let d = SwupdateConfig::default();
-        RawSwupdate {
+        UncheckedSwupdate {
             control_socket: None,
             progress_socket: None,
             dry_run: d.dry_run,
@@ -98,88 +98,10 @@ pub struct SwupdateSettings {
     pub swupdate_uid: Option<u32>,
 }
 
-impl SwupdateSettings {
-    /// The backend crate's configuration. `store_dir` (`<data_dir>/mender-bridge`) holds
-    /// the spool directory unless `spool_dir` is set; `payload_authenticated`: the bridge
-    /// checks the artifact signature (`ArtifactVerifyKey(s)` configured).
-    pub fn config(&self, store_dir: &Path, payload_authenticated: bool) -> SwupdateConfig {
-        SwupdateConfig {
-            control_socket: self.control_socket.clone(),
-            progress_socket: self.progress_socket.clone(),
-            dry_run: self.dry_run,
-            software_set: self.software_set.clone(),
-            running_mode: self.running_mode.clone(),
-            reboot: self.reboot,
-            ustate: self.ustate,
-            timeout: Duration::from_secs(self.timeout_seconds),
-            write_timeout: Duration::from_secs(self.write_timeout_seconds),
-            install_timeout: Duration::from_secs(self.install_timeout_seconds),
-            busy_retries: self.busy_retries,
-            busy_backoff: Duration::from_millis(self.busy_backoff_ms),
-            sw_versions_file: self.sw_versions_file.clone(),
-            mode: self.mode,
-            spool_dir: self
-                .spool_dir
-                .clone()
-                .unwrap_or_else(|| store_dir.join("swupdate-spool")),
-            swupdate_uid: self.swupdate_uid,
-            payload_authenticated,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use crate::config::{Config, ConfigPaths};
-    use mender_bridge_backends::swupdate::SwupdateMode;
 
-    fn load(toml: &str) -> Result<Config, String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let path = dir.path().join("bridge.toml");
-        std::fs::write(&path, toml).map_err(|e| e.to_string())?;
-        let conf = dir.path().join("mender.conf");
-        std::fs::write(&conf, "{}").map_err(|e| e.to_string())?;
-        let paths = ConfigPaths {
-            mender_conf: Some(conf),
-            bridge_config: Some(path),
-            data_dir: Some(dir.path().to_path_buf()),
-            fallback_mender_conf: None,
-        };
-        Config::load_from(&paths, Vec::<(String, String)>::new())
-            .map(|l| l.config)
-            .map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn defaults_and_settings() {
-        let c = load("[backend]\ntype = \"swupdate\"\n").unwrap_or_else(|e| panic!("{e}"));
-        let store = std::path::Path::new("/var/lib/mender/mender-bridge");
-        let s = c.backend.swupdate.config(store, false);
-        assert_eq!(
-            s,
-            mender_bridge_backends::swupdate::SwupdateConfig::default()
-        );
-        assert_eq!(s.mode, SwupdateMode::Auto);
-        assert!(c.backend.swupdate.config(store, true).payload_authenticated);
-        let c = load(
-            "[backend.swupdate]\ncontrol_socket = \"/run/x/ctl\"\ndry_run = true\n\
-             busy_retries = 0\nbusy_backoff_ms = 10\nustate = false\nsw_versions_file = \"\"\n\
-             mode = \"spool\"\nspool_dir = \"/spool\"\nswupdate_uid = 998\n",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        let s = c.backend.swupdate.config(std::path::Path::new("/d"), false);
-        assert_eq!(s.mode, SwupdateMode::Spool);
-        assert_eq!(s.spool_dir, std::path::Path::new("/spool"));
-        assert_eq!(s.swupdate_uid, Some(998));
-        assert_eq!(
-            s.control_socket.as_deref(),
-            Some(std::path::Path::new("/run/x/ctl"))
-        );
-        assert!(s.dry_run && !s.ustate);
-        assert_eq!(s.busy_retries, 0);
-        assert_eq!(s.busy_backoff, std::time::Duration::from_millis(10));
-        assert_eq!(s.sw_versions_file, None);
-    }
+    use crate::config::testing::load_toml as load;
 
     #[test]
     fn bad_values_name_the_key() {

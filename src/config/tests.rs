@@ -499,43 +499,43 @@ fn files_named_on_the_command_line_must_exist() {
     );
 }
 
-/// The schema table and the raw structs must name the same keys.
+/// The schema table and the unchecked structs must name the same keys.
 #[test]
-fn schema_matches_raw_config() {
-    let mut raw = RawConfig::default();
-    raw.server_url = Some(String::new());
-    raw.servers = Some(vec![raw::RawServer::default()]);
-    raw.servers = raw.servers.map(|mut s| {
+fn schema_matches_unchecked_config() {
+    let mut unchecked = UncheckedConfig::default();
+    unchecked.server_url = Some(String::new());
+    unchecked.servers = Some(vec![unchecked::UncheckedServer::default()]);
+    unchecked.servers = unchecked.servers.map(|mut s| {
         s[0].server_url = Some(String::new());
         s
     });
-    raw.server_certificate = Some(PathBuf::new());
-    raw.https_client = raw::RawHttpsClient {
+    unchecked.server_certificate = Some(PathBuf::new());
+    unchecked.https_client = unchecked::UncheckedHttpsClient {
         certificate: Some(PathBuf::new()),
         key: Some(PathBuf::new()),
         ssl_engine: Some(String::new()),
     };
-    raw.security = raw::RawSecurity {
+    unchecked.security = unchecked::UncheckedSecurity {
         auth_private_key: Some(PathBuf::new()),
         ssl_engine: Some(String::new()),
     };
-    raw.artifact_verify_key = Some(PathBuf::new());
-    raw.artifact_verify_keys = Some(vec![]);
-    raw.device_type_file = Some(PathBuf::new());
-    raw.update_log_path = Some(PathBuf::new());
-    raw.daemon_log_level = Some(String::new());
-    raw.connectivity = raw::RawConnectivity {
+    unchecked.artifact_verify_key = Some(PathBuf::new());
+    unchecked.artifact_verify_keys = Some(vec![]);
+    unchecked.device_type_file = Some(PathBuf::new());
+    unchecked.update_log_path = Some(PathBuf::new());
+    unchecked.daemon_log_level = Some(String::new());
+    unchecked.connectivity = unchecked::UncheckedConnectivity {
         disable_keep_alive: Some(true),
         idle_conn_timeout_seconds: Some(1),
     };
-    raw.update_control_map_expiration_time_seconds = Some(1);
-    raw.update_control_map_boot_expiration_time_seconds = Some(1);
-    raw.dbus.enabled = Some(true);
-    raw.rootfs_part_a = Some(String::new());
-    raw.rootfs_part_b = Some(String::new());
-    raw.boot_utilities_set_active_part = Some(String::new());
-    raw.boot_utilities_get_next_active_part = Some(String::new());
-    raw.artifact.max_payload_file_mib = Some(1);
+    unchecked.update_control_map_expiration_time_seconds = Some(1);
+    unchecked.update_control_map_boot_expiration_time_seconds = Some(1);
+    unchecked.dbus.enabled = Some(true);
+    unchecked.rootfs_part_a = Some(String::new());
+    unchecked.rootfs_part_b = Some(String::new());
+    unchecked.boot_utilities_set_active_part = Some(String::new());
+    unchecked.boot_utilities_get_next_active_part = Some(String::new());
+    unchecked.artifact.max_payload_file_mib = Some(1);
 
     fn leaves(v: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
         match v {
@@ -554,7 +554,7 @@ fn schema_matches_raw_config() {
             _ => out.push(prefix.trim_end_matches('.').to_string()),
         }
     }
-    let value = serde_json::to_value(&raw).unwrap_or_default();
+    let value = serde_json::to_value(&unchecked).unwrap_or_default();
     let mut got = Vec::new();
     leaves(&value, "", &mut got);
     got.sort();

@@ -1,16 +1,19 @@
-//! `RawConfig` → [`Config`]: every invariant checked, each failure naming its key and file.
+//! `UncheckedConfig` → [`Config`]: every invariant checked, each failure naming its key and file.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::raw::{RawArtifact, RawBackend, RawConfig, RawDownload, RawRaucBackend, RawSlot};
 use super::settings::{
     ArtifactSettings, BackendSettings, BootEnvSettings, Config, Connectivity, Dbus,
     DownloadSettings, HttpsClient, Mender3, RaucBackendSettings, RawBackendSettings, Secret,
     Security, ServerUrl, SlotSettings,
 };
 use super::sources::Sources;
-use super::swupdate::RawSwupdate;
+use super::swupdate::UncheckedSwupdate;
+use super::unchecked::{
+    UncheckedArtifact, UncheckedBackend, UncheckedConfig, UncheckedDownload, UncheckedRauc,
+    UncheckedSlot,
+};
 use super::ConfigError;
 use super::SwupdateSettings;
 
@@ -20,98 +23,101 @@ const MAX_MIB: i64 = 1 << 20;
 /// Output keys of [`Config`] that were read from another key, for `show-config`.
 pub(crate) type Aliases = Vec<(&'static str, &'static str)>;
 
-pub(crate) fn build(raw: RawConfig, src: &Sources) -> Result<(Config, Aliases), ConfigError> {
+pub(crate) fn build(
+    unchecked: UncheckedConfig,
+    src: &Sources,
+) -> Result<(Config, Aliases), ConfigError> {
     let mut aliases = Aliases::new();
     let v = Check { src };
 
-    let (servers, from) = v.servers(&raw)?;
+    let (servers, from) = v.servers(&unchecked)?;
     aliases.push(("servers", from));
-    let (artifact_verify_keys, from) = v.verify_keys(&raw)?;
+    let (artifact_verify_keys, from) = v.verify_keys(&unchecked)?;
     aliases.push(("artifact_verify_keys", from));
 
-    if raw.data_dir.as_os_str().is_empty() {
+    if unchecked.data_dir.as_os_str().is_empty() {
         return Err(src.invalid("data_dir", "must not be empty"));
     }
-    let device_type_file = match nonempty(raw.device_type_file) {
+    let device_type_file = match nonempty(unchecked.device_type_file) {
         Some(p) => p,
         None => {
             aliases.push(("device_type_file", "data_dir"));
-            raw.data_dir.join("device_type")
+            unchecked.data_dir.join("device_type")
         }
     };
 
     let config = Config {
         servers,
-        tenant_token: Secret::new(raw.tenant_token),
+        tenant_token: Secret::new(unchecked.tenant_token),
         update_poll_interval: v.secs(
             "update_poll_interval_seconds",
-            raw.update_poll_interval_seconds,
+            unchecked.update_poll_interval_seconds,
         )?,
         inventory_poll_interval: v.secs(
             "inventory_poll_interval_seconds",
-            raw.inventory_poll_interval_seconds,
+            unchecked.inventory_poll_interval_seconds,
         )?,
         retry_poll_interval: v.secs(
             "retry_poll_interval_seconds",
-            raw.retry_poll_interval_seconds,
+            unchecked.retry_poll_interval_seconds,
         )?,
-        retry_poll_count: v.count("retry_poll_count", raw.retry_poll_count)?,
-        server_certificate: nonempty(raw.server_certificate),
-        skip_verify: raw.skip_verify,
+        retry_poll_count: v.count("retry_poll_count", unchecked.retry_poll_count)?,
+        server_certificate: nonempty(unchecked.server_certificate),
+        skip_verify: unchecked.skip_verify,
         https_client: HttpsClient {
-            certificate: nonempty(raw.https_client.certificate),
-            key: nonempty(raw.https_client.key),
-            ssl_engine: raw.https_client.ssl_engine.filter(|s| !s.is_empty()),
+            certificate: nonempty(unchecked.https_client.certificate),
+            key: nonempty(unchecked.https_client.key),
+            ssl_engine: unchecked.https_client.ssl_engine.filter(|s| !s.is_empty()),
         },
         security: Security {
-            auth_private_key: nonempty(raw.security.auth_private_key),
-            ssl_engine: raw.security.ssl_engine.filter(|s| !s.is_empty()),
+            auth_private_key: nonempty(unchecked.security.auth_private_key),
+            ssl_engine: unchecked.security.ssl_engine.filter(|s| !s.is_empty()),
         },
         artifact_verify_keys,
         device_type_file,
-        update_log_path: nonempty(raw.update_log_path),
-        daemon_log_level: raw.daemon_log_level.filter(|s| !s.is_empty()),
-        module_timeout: v.secs("module_timeout_seconds", raw.module_timeout_seconds)?,
+        update_log_path: nonempty(unchecked.update_log_path),
+        daemon_log_level: unchecked.daemon_log_level.filter(|s| !s.is_empty()),
+        module_timeout: v.secs("module_timeout_seconds", unchecked.module_timeout_seconds)?,
         state_script_timeout: v.secs(
             "state_script_timeout_seconds",
-            raw.state_script_timeout_seconds,
+            unchecked.state_script_timeout_seconds,
         )?,
         state_script_retry_timeout: v.secs(
             "state_script_retry_timeout_seconds",
-            raw.state_script_retry_timeout_seconds,
+            unchecked.state_script_retry_timeout_seconds,
         )?,
         state_script_retry_interval: v.secs(
             "state_script_retry_interval_seconds",
-            raw.state_script_retry_interval_seconds,
+            unchecked.state_script_retry_interval_seconds,
         )?,
         mender3: Mender3 {
-            connectivity: (raw.connectivity.disable_keep_alive.is_some()
-                || raw.connectivity.idle_conn_timeout_seconds.is_some())
+            connectivity: (unchecked.connectivity.disable_keep_alive.is_some()
+                || unchecked.connectivity.idle_conn_timeout_seconds.is_some())
             .then_some(Connectivity {
-                disable_keep_alive: raw.connectivity.disable_keep_alive,
-                idle_conn_timeout_seconds: raw.connectivity.idle_conn_timeout_seconds,
+                disable_keep_alive: unchecked.connectivity.disable_keep_alive,
+                idle_conn_timeout_seconds: unchecked.connectivity.idle_conn_timeout_seconds,
             }),
-            update_control_map_expiration_time_seconds: raw
+            update_control_map_expiration_time_seconds: unchecked
                 .update_control_map_expiration_time_seconds,
-            update_control_map_boot_expiration_time_seconds: raw
+            update_control_map_boot_expiration_time_seconds: unchecked
                 .update_control_map_boot_expiration_time_seconds,
-            dbus: raw.dbus.enabled.map(|e| Dbus { enabled: Some(e) }),
-            rootfs_part_a: raw.rootfs_part_a,
-            rootfs_part_b: raw.rootfs_part_b,
-            boot_utilities_set_active_part: raw.boot_utilities_set_active_part,
-            boot_utilities_get_next_active_part: raw.boot_utilities_get_next_active_part,
+            dbus: unchecked.dbus.enabled.map(|e| Dbus { enabled: Some(e) }),
+            rootfs_part_a: unchecked.rootfs_part_a,
+            rootfs_part_b: unchecked.rootfs_part_b,
+            boot_utilities_set_active_part: unchecked.boot_utilities_set_active_part,
+            boot_utilities_get_next_active_part: unchecked.boot_utilities_get_next_active_part,
         },
-        data_dir: raw.data_dir,
-        device_key_type: raw.device_key_type,
-        identity_script: raw.identity_script,
-        inventory_script_dir: raw.inventory_script_dir,
-        script_timeout: v.secs("script_timeout_seconds", raw.script_timeout_seconds)?,
-        state_scripts_dir: v.path("state_scripts_dir", raw.state_scripts_dir)?,
-        artifact_info_file: v.path("artifact_info_file", raw.artifact_info_file)?,
-        reboot_command: v.argv("reboot_command", raw.reboot_command)?,
-        artifact: v.artifact(&raw.artifact)?,
-        download: v.download(&raw.download)?,
-        backend: v.backend(raw.backend)?,
+        data_dir: unchecked.data_dir,
+        device_key_type: unchecked.device_key_type,
+        identity_script: unchecked.identity_script,
+        inventory_script_dir: unchecked.inventory_script_dir,
+        script_timeout: v.secs("script_timeout_seconds", unchecked.script_timeout_seconds)?,
+        state_scripts_dir: v.path("state_scripts_dir", unchecked.state_scripts_dir)?,
+        artifact_info_file: v.path("artifact_info_file", unchecked.artifact_info_file)?,
+        reboot_command: v.argv("reboot_command", unchecked.reboot_command)?,
+        artifact: v.artifact(&unchecked.artifact)?,
+        download: v.download(&unchecked.download)?,
+        backend: v.backend(unchecked.backend)?,
     };
     Ok((config, aliases))
 }
@@ -160,9 +166,12 @@ impl Check<'_> {
 
     /// `ServerURL` or `Servers`: the one set by the higher layer (a single source setting
     /// both is refused before this).
-    fn servers(&self, raw: &RawConfig) -> Result<(Vec<ServerUrl>, &'static str), ConfigError> {
-        let single = raw.server_url.as_deref().filter(|s| !s.is_empty());
-        let use_list = match (single, &raw.servers) {
+    fn servers(
+        &self,
+        unchecked: &UncheckedConfig,
+    ) -> Result<(Vec<ServerUrl>, &'static str), ConfigError> {
+        let single = unchecked.server_url.as_deref().filter(|s| !s.is_empty());
+        let use_list = match (single, &unchecked.servers) {
             (Some(_), Some(_)) => self.src.rank("servers") > self.src.rank("server_url"),
             (None, Some(_)) => true,
             _ => false,
@@ -177,7 +186,7 @@ impl Check<'_> {
             return Ok((urls, "server_url"));
         }
         let mut urls = Vec::new();
-        for (i, server) in raw.servers.iter().flatten().enumerate() {
+        for (i, server) in unchecked.servers.iter().flatten().enumerate() {
             let key = format!("servers.{i}.server_url");
             let raw_url = server
                 .server_url
@@ -189,9 +198,12 @@ impl Check<'_> {
     }
 
     /// `ArtifactVerifyKey` or `ArtifactVerifyKeys`, like [`Self::servers`].
-    fn verify_keys(&self, raw: &RawConfig) -> Result<(Vec<PathBuf>, &'static str), ConfigError> {
-        let single = nonempty(raw.artifact_verify_key.clone());
-        let use_list = match (&single, &raw.artifact_verify_keys) {
+    fn verify_keys(
+        &self,
+        unchecked: &UncheckedConfig,
+    ) -> Result<(Vec<PathBuf>, &'static str), ConfigError> {
+        let single = nonempty(unchecked.artifact_verify_key.clone());
+        let use_list = match (&single, &unchecked.artifact_verify_keys) {
             (Some(_), Some(_)) => {
                 self.src.rank("artifact_verify_keys") > self.src.rank("artifact_verify_key")
             }
@@ -201,7 +213,7 @@ impl Check<'_> {
         if !use_list {
             return Ok((single.into_iter().collect(), "artifact_verify_key"));
         }
-        let keys = raw.artifact_verify_keys.clone().unwrap_or_default();
+        let keys = unchecked.artifact_verify_keys.clone().unwrap_or_default();
         if keys.iter().any(|k| k.as_os_str().is_empty()) {
             return Err(self
                 .src
@@ -228,7 +240,7 @@ impl Check<'_> {
         Ok(v)
     }
 
-    fn slot(&self, name: &str, s: RawSlot) -> Result<SlotSettings, ConfigError> {
+    fn slot(&self, name: &str, s: UncheckedSlot) -> Result<SlotSettings, ConfigError> {
         let key = |k: &str| format!("backend.raw.{name}.{k}");
         let boot_part = s
             .boot_part
@@ -252,7 +264,7 @@ impl Check<'_> {
         })
     }
 
-    fn backend(&self, b: RawBackend) -> Result<BackendSettings, ConfigError> {
+    fn backend(&self, b: UncheckedBackend) -> Result<BackendSettings, ConfigError> {
         let r = b.raw;
         if let Some(n) = r.active_slot.as_deref() {
             if n != "a" && n != "b" {
@@ -312,7 +324,7 @@ impl Check<'_> {
         })
     }
 
-    fn rauc(&self, r: RawRaucBackend) -> Result<RaucBackendSettings, ConfigError> {
+    fn rauc(&self, r: UncheckedRauc) -> Result<RaucBackendSettings, ConfigError> {
         if r.bus.trim().is_empty() {
             return Err(self.src.invalid(
                 "backend.rauc.bus",
@@ -341,7 +353,7 @@ impl Check<'_> {
         })
     }
 
-    fn swupdate(&self, s: RawSwupdate) -> Result<SwupdateSettings, ConfigError> {
+    fn swupdate(&self, s: UncheckedSwupdate) -> Result<SwupdateSettings, ConfigError> {
         let key = |k: &str| format!("backend.swupdate.{k}");
         let socket = |k: &str, p: Option<PathBuf>| p.map(|p| self.path(&key(k), p)).transpose();
         Ok(SwupdateSettings {
@@ -377,7 +389,7 @@ impl Check<'_> {
         })
     }
 
-    fn artifact(&self, a: &RawArtifact) -> Result<ArtifactSettings, ConfigError> {
+    fn artifact(&self, a: &UncheckedArtifact) -> Result<ArtifactSettings, ConfigError> {
         let entries = self.positive("artifact.header_entries", a.header_entries)?;
         Ok(ArtifactSettings {
             decoder_memory_mib: self.mib("artifact.decoder_memory_mib", a.decoder_memory_mib)?,
@@ -393,7 +405,7 @@ impl Check<'_> {
         })
     }
 
-    fn download(&self, d: &RawDownload) -> Result<DownloadSettings, ConfigError> {
+    fn download(&self, d: &UncheckedDownload) -> Result<DownloadSettings, ConfigError> {
         let backoff_initial = self.millis("download.backoff_initial_ms", d.backoff_initial_ms)?;
         let backoff_max = self.millis("download.backoff_max_ms", d.backoff_max_ms)?;
         if backoff_max < backoff_initial {

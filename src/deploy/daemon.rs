@@ -33,12 +33,12 @@ use super::notify::{watchdog_interval, Notifier};
 use super::pidfile::{PidError, PidLock};
 use super::schedule::{RetryPolicy, Timer};
 use super::scripts::{Action, ScriptLog, ScriptRunner, State};
-use super::setup::{self, SetupError};
 use super::store::Store;
 use crate::api::inventory::{Attribute, AttributeValue};
 use crate::client::ClientError;
 use crate::config::Config;
-use crate::identity::{full_inventory, inventory_for};
+use crate::identity::full_inventory;
+use crate::setup::{self, SetupError};
 use mender_bridge_backends::AnyBackend;
 
 /// How long a running job may go on after SIGTERM before it is dropped.
@@ -605,7 +605,7 @@ pub async fn send_inventory(
     config: &Config,
 ) -> Result<(), ClientError> {
     use mender_bridge_backends::Backend as _;
-    let scripts = inventory_for(config).await;
+    let scripts = setup::inventory(config).await;
     let extra = backend_attributes(engine.backend().inventory().await);
     let device_type = engine.device_provides().device_type;
     let attrs = full_inventory(&device_type, &engine.provides(), &scripts.attributes, extra);

@@ -11,7 +11,6 @@ pub mod progress;
 pub mod report;
 pub mod schedule;
 pub mod scripts;
-pub mod setup;
 pub mod standalone;
 pub mod store;
 pub mod stream;

@@ -27,19 +27,6 @@ use super::stream::{stream_payload, StreamError, StreamProgress};
 use crate::artifact::provides::{apply_provides, check_depends};
 use crate::artifact::{ArtifactError, ArtifactReader};
 use crate::client::{ClientConfig, DownloadError, Downloader};
-use crate::config::Config;
-
-use super::setup::{self, SetupError};
-use mender_bridge_backends::AnyBackend;
-
-/// The standalone operations over the configured store and backend.
-pub fn from_config(cfg: &Config) -> Result<Standalone<AnyBackend>, SetupError> {
-    Ok(Standalone::new(
-        setup::store(cfg),
-        setup::backend(cfg)?,
-        setup::engine_config(cfg)?,
-    ))
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StandaloneError {
@@ -102,9 +89,10 @@ pub struct RolledBack {
 }
 
 /// Where an artifact comes from: a file, standard input (`-`) or an http(s) URL. A URL is
-/// fetched with the client's downloader (same TLS settings, resume with `Range`).
+/// fetched with the client's downloader (`client`'s TLS and download settings, resume
+/// with `Range`).
 pub async fn open_source(
-    cfg: &Config,
+    client: &ClientConfig,
     source: &str,
 ) -> Result<Box<dyn AsyncRead + Unpin + Send>, StandaloneError> {
     let err = |detail: String| StandaloneError::Source {
@@ -112,9 +100,12 @@ pub async fn open_source(
         detail,
     };
     if source.starts_with("http://") || source.starts_with("https://") {
-        let client = ClientConfig::from_config(cfg);
-        let downloader = Downloader::new(&client.tls, client.timeouts.connect, client.download)
-            .map_err(|e| err(e.to_string()))?;
+        let downloader = Downloader::new(
+            &client.tls,
+            client.timeouts.connect,
+            client.download.clone(),
+        )
+        .map_err(|e| err(e.to_string()))?;
         let download = downloader.start(source, None).await?;
         return Ok(Box::new(download.into_reader()));
     }

@@ -146,25 +146,5 @@ pub async fn load_identity(
     }
 }
 
-/// [`load_identity`] with the configured script, the real `/sys/class/net` and the
-/// configured timeout.
-pub async fn identity_for(config: &crate::config::Config) -> Result<DeviceIdentity, IdentityError> {
-    load_identity(
-        &config.identity_script,
-        Path::new(SYS_CLASS_NET),
-        &ScriptLimits::from_config(config),
-    )
-    .await
-}
-
-/// [`collect_inventory`] with the configured directory and timeout.
-pub async fn inventory_for(config: &crate::config::Config) -> Inventory {
-    collect_inventory(
-        &config.inventory_script_dir,
-        &ScriptLimits::from_config(config),
-    )
-    .await
-}
-
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

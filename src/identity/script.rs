@@ -30,16 +30,6 @@ impl Default for ScriptLimits {
     }
 }
 
-impl ScriptLimits {
-    /// The defaults with the configured timeout.
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        ScriptLimits {
-            timeout: config.script_timeout,
-            ..ScriptLimits::default()
-        }
-    }
-}
-
 /// A script could not be run to the end.
 #[derive(Debug, thiserror::Error)]
 pub enum ScriptError {

@@ -10,7 +10,7 @@ fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"))
 }
 
-fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+pub(crate) fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap_or_else(|e| panic!("{e}"));
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
@@ -287,43 +287,4 @@ async fn inventory_scripts_merge_and_skip() {
 
     let none = collect_inventory(&d.join("missing"), &quick()).await;
     assert!(none.attributes.is_empty() && none.scripts.is_empty());
-}
-
-#[tokio::test]
-async fn config_drives_identity_and_inventory() {
-    let t = tempdir();
-    let d = t.path();
-    let id_script = script(d, "identity", "echo serial=42");
-    let inv_dir = d.join("inventory");
-    std::fs::create_dir(&inv_dir).unwrap_or_else(|e| panic!("{e}"));
-    script(&inv_dir, "mender-inventory-os", "echo os=Debian");
-    std::fs::write(
-        d.join("bridge.toml"),
-        format!(
-            "identity_script = {:?}\ninventory_script_dir = {:?}\nscript_timeout_seconds = 5\n",
-            id_script.display().to_string(),
-            inv_dir.display().to_string()
-        ),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(d.join("mender.conf"), "{}").unwrap_or_else(|e| panic!("{e}"));
-    let paths = crate::config::ConfigPaths {
-        mender_conf: Some(d.join("mender.conf")),
-        fallback_mender_conf: None,
-        bridge_config: Some(d.join("bridge.toml")),
-        data_dir: Some(d.join("data")),
-    };
-    let config = crate::config::Config::load_from(&paths, vec![])
-        .unwrap_or_else(|e| panic!("{e}"))
-        .config;
-    assert_eq!(
-        ScriptLimits::from_config(&config).timeout,
-        Duration::from_secs(5)
-    );
-    let id = identity_for(&config)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(id.id_data(), r#"{"serial":"42"}"#);
-    let inv = inventory_for(&config).await;
-    assert_eq!(inv.attributes.get("os"), Some(&["Debian".to_string()][..]));
 }

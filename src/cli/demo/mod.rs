@@ -19,16 +19,16 @@ use std::time::{Duration, Instant};
 use crate::artifact::writer::{
     write_artifact, ArtifactSpec, PayloadFile, SigningKey, WriteOptions,
 };
-use crate::artifact::{Compression, ReadOptions};
-use crate::client::{Backoff, Client, ClientConfig, ClientError};
-use crate::deploy::engine::{Engine, EngineConfig, Outcome};
-use crate::deploy::scripts::ScriptRunner;
-use crate::deploy::store::{Provides, Store};
+use crate::artifact::Compression;
+use crate::client::{Backoff, Client, ClientError};
+use crate::deploy::engine::{Engine, Outcome};
+use crate::deploy::store::Provides;
 use crate::keys::{DeviceKey, KeyType};
+use crate::setup;
 use crate::sim::{Server, SimConfig};
 
 use dashboard::Dashboard;
-use device::DemoDevice;
+use device::{DemoDevice, DeviceSettings};
 
 type DynError = Box<dyn std::error::Error>;
 
@@ -82,28 +82,6 @@ impl Drop for WorkDir {
     }
 }
 
-fn engine_config(dir: &std::path::Path, verify: crate::artifact::VerifyKey) -> EngineConfig {
-    EngineConfig {
-        device_type: DEVICE_TYPE.into(),
-        read: ReadOptions {
-            verify_keys: vec![verify],
-            ..ReadOptions::default()
-        },
-        scripts: ScriptRunner {
-            rootfs_dir: dir.join("etc-mender-scripts"),
-            artifact_dir: dir.join("store/scripts"),
-            timeout: Duration::from_secs(60),
-            retry_interval: Duration::from_secs(1),
-            retry_timeout: Duration::from_secs(10),
-        },
-        artifact_info: dir.join("artifact_info"),
-        retry_initial: Duration::from_millis(200),
-        retry_cap: Duration::from_secs(5),
-        progress_interval: Duration::from_secs(1),
-        progress_step: 10,
-    }
-}
-
 /// Writes the signed artifact; returns its path and the offset of the data member.
 async fn build_artifact(
     dir: &std::path::Path,
@@ -154,21 +132,37 @@ pub async fn run(args: Args) -> Result<ExitCode, DynError> {
         server.ca_path().display()
     );
 
-    // The device.
+    // The device, configured as a device is: mender.conf and mender-bridge.toml, loaded
+    // and turned into its parts by the same code the daemon runs.
+    let release_key = DeviceKey::generate(KeyType::P256)?;
+    let signer = SigningKey::from_pem(&release_key.private_key().to_pem()?, "demo signing key")?;
     let slot_size = size + 4 * MIB;
-    let dev = DemoDevice::create(&dir.join("device"), slot_size)?;
+    let dev = DemoDevice::create(
+        &dir.join("device"),
+        &DeviceSettings {
+            server_url: server.base_url(),
+            server_ca: server.ca_path(),
+            verify_key_pem: &release_key.public_key_pem()?,
+            device_type: DEVICE_TYPE,
+            slot_size,
+        },
+    )?;
     println!(
         "[device]  raw A/B backend: slots a (running) and b, {} MiB files; boot selection by command",
         slot_size / MIB
     );
-    let store = Store::new(dir.join("device/store"));
+    println!(
+        "[device]  configured by mender.conf and mender-bridge.toml in {}",
+        dir.join("device").display()
+    );
+    let store = setup::store(dev.config());
     store.set_installed(&Provides::from([
         ("artifact_name".to_string(), OLD.to_string()),
         ("rootfs-image.version".to_string(), OLD.to_string()),
     ]))?;
-    let device_key = DeviceKey::generate(KeyType::Ed25519)?;
-    let mut cc = ClientConfig::for_server(server.base_url());
-    cc.tls.server_certificate = Some(server.ca_path().to_path_buf());
+    let device_key = setup::device_key(dev.config())?;
+    let mut cc = setup::client_config(dev.config());
+    // Retried quickly: the admin accepts the device a moment after its first request.
     cc.auth_retry = Backoff {
         initial: Duration::from_millis(200),
         max: Duration::from_secs(1),
@@ -196,10 +190,6 @@ pub async fn run(args: Args) -> Result<ExitCode, DynError> {
     println!("[admin]   accepted device {device_id}");
 
     // The release.
-    let signer = SigningKey::from_pem(
-        &DeviceKey::generate(KeyType::P256)?.private_key().to_pem()?,
-        "demo signing key",
-    )?;
     let compression = if args.corrupt {
         Compression::None
     } else {
@@ -224,14 +214,13 @@ pub async fn run(args: Args) -> Result<ExitCode, DynError> {
     println!();
 
     // The deployment, as the dashboard shows it.
-    let verify = signer.verify_key("demo signing key");
     let start = Instant::now();
     let board = Dashboard::watch(sim.clone(), deployment.clone(), device_id.clone(), start);
     let mut engine = Engine::new(
         client()?,
         store.clone(),
-        dev.backend(),
-        engine_config(&dir.join("device"), verify.clone()),
+        dev.backend()?,
+        dev.engine_config()?,
     );
     let outcome = engine.check_update().await?;
     let outcome = if outcome == Outcome::RebootRequired {
@@ -247,8 +236,8 @@ pub async fn run(args: Args) -> Result<ExitCode, DynError> {
         let mut engine = Engine::new(
             client()?,
             store.clone(),
-            dev.backend(),
-            engine_config(&dir.join("device"), verify),
+            dev.backend()?,
+            dev.engine_config()?,
         );
         engine.resume().await?.unwrap_or(Outcome::NoUpdate)
     } else {

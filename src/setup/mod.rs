@@ -1,7 +1,8 @@
-//! Wiring: from a loaded [`Config`] to the parts the daemon and the standalone commands
-//! run — the store, the device key, the identity, the API client, the backend and the
-//! engine's settings. Every failure is a [`SetupError`] naming the setting or file, raised
-//! at start, before any work begins.
+//! Configuration → parts: the one place where a loaded [`Config`] becomes the settings of
+//! each part the daemon and the commands run — the store, the device key, the identity
+//! and inventory, the API client, the backend and the engine. The parts themselves know
+//! nothing of `Config`: the flow is one way, from here down. Every failure is a
+//! [`SetupError`] naming the setting or file, raised at start, before any work begins.
 //!
 //! Paths (all under `data_dir`, `/var/lib/mender` by default):
 //! - `<data_dir>/mender-bridge/`: the deployment store ([`Store`]) and the daemon's pid file;
@@ -11,19 +12,22 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[cfg(feature = "rauc")]
-use mender_bridge_backends::rauc::RaucBackend;
-use mender_bridge_backends::raw::RawBackend;
-#[cfg(feature = "swupdate")]
-use mender_bridge_backends::swupdate::SwupdateBackend;
+mod backend;
+mod client;
+mod identity;
 
-use super::engine::{Engine, EngineConfig};
-use super::scripts::ScriptRunner;
-use super::store::Store;
+pub use backend::{backend, rauc_config, raw_config, swupdate_config};
+pub use client::client_config;
+pub use identity::{identity, inventory, script_limits};
+
 use crate::artifact::{ReadOptions, VerifyKey};
-use crate::client::{Client, ClientConfig, ClientError};
-use crate::config::{BackendType, Config, ConfigError};
-use crate::identity::{identity_for, read_device_type, DeviceTypeError, IdentityError};
+use crate::client::{Client, ClientError};
+use crate::config::{Config, ConfigError};
+use crate::deploy::engine::{Engine, EngineConfig};
+use crate::deploy::scripts::ScriptRunner;
+use crate::deploy::standalone::Standalone;
+use crate::deploy::store::Store;
+use crate::identity::{read_device_type, DeviceTypeError, IdentityError};
 use crate::keys::{DeviceKey, KeyError};
 use mender_bridge_backends::AnyBackend;
 
@@ -68,28 +72,6 @@ pub fn store(cfg: &Config) -> Store {
 /// Where the daemon writes its process id (read by `check-update` and `send-inventory`).
 pub fn pid_file(cfg: &Config) -> PathBuf {
     store_dir(cfg).join("daemon.pid")
-}
-
-/// The backend `backend.type` selects. RAUC's record of the activated slot lives in the
-/// store's directory, and so do the RAUC and SWUpdate spool directories by default. The
-/// SWUpdate backend is told whether the bridge authenticates the payload (a verify key is
-/// configured): its `auto` mode spools then, unless SWUpdate enforces signatures itself.
-pub fn backend(cfg: &Config) -> Result<AnyBackend, SetupError> {
-    Ok(match cfg.backend.kind {
-        BackendType::Raw => AnyBackend::Raw(RawBackend::new(cfg.backend.raw_config()?)),
-        #[cfg(feature = "rauc")]
-        BackendType::Rauc => {
-            AnyBackend::Rauc(RaucBackend::new(cfg.backend.rauc_config(&store_dir(cfg))))
-        }
-        #[cfg(feature = "swupdate")]
-        BackendType::Swupdate => AnyBackend::Swupdate(SwupdateBackend::new(
-            cfg.backend
-                .swupdate
-                .config(&store_dir(cfg), !cfg.artifact_verify_keys.is_empty()),
-        )),
-        #[cfg(not(all(feature = "rauc", feature = "swupdate")))]
-        other => return Err(SetupError::NotBuilt(other.name())),
-    })
 }
 
 /// The artifact reader's options: `ArtifactVerifyKey(s)` (each file loaded now; with
@@ -149,9 +131,9 @@ pub async fn client(cfg: &Config) -> Result<Client, SetupError> {
         return Err(SetupError::NoServer);
     }
     let key = device_key(cfg)?;
-    let identity = identity_for(cfg).await?;
+    let identity = identity(cfg).await?;
     Ok(Client::new(
-        ClientConfig::from_config(cfg),
+        client_config(cfg),
         key,
         &identity.to_json_map(),
     )?)
@@ -169,26 +151,22 @@ pub async fn engine(cfg: &Config) -> Result<Engine<AnyBackend>, SetupError> {
     Ok(Engine::new(client, store(cfg), backend, engine_cfg))
 }
 
+/// The standalone `install` / `commit` / `rollback` over the configured store and backend.
+pub fn standalone(cfg: &Config) -> Result<Standalone<AnyBackend>, SetupError> {
+    Ok(Standalone::new(
+        store(cfg),
+        backend(cfg)?,
+        engine_config(cfg)?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ConfigPaths;
 
     fn config(dir: &std::path::Path, toml: &str) -> Config {
-        let conf = dir.join("mender.conf");
-        std::fs::write(&conf, r#"{"ServerURL":"https://mender.example"}"#)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let bridge = dir.join("bridge.toml");
-        std::fs::write(&bridge, toml).unwrap_or_else(|e| panic!("{e}"));
-        let paths = ConfigPaths {
-            mender_conf: Some(conf),
-            bridge_config: Some(bridge),
-            data_dir: Some(dir.to_path_buf()),
-            fallback_mender_conf: None,
-        };
-        Config::load_from(&paths, Vec::<(String, String)>::new())
+        crate::config::testing::load_in(dir, r#"{"ServerURL":"https://mender.example"}"#, toml)
             .unwrap_or_else(|e| panic!("{e}"))
-            .config
     }
 
     #[test]

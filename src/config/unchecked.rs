@@ -1,7 +1,7 @@
 //! The merged layers as figment extracts them, before any invariant is checked. Field
 //! names are the configuration keys; integers are `i64` so that a negative value is reported
 //! by [`super::validate`] in words rather than as a type error. Defaults live here
-//! ([`RawConfig::default`]) and become the lowest layer.
+//! ([`UncheckedConfig::default`]) and become the lowest layer.
 
 use std::path::PathBuf;
 
@@ -18,9 +18,9 @@ pub(crate) const DEFAULT_ARTIFACT_INFO: &str = "/etc/mender/artifact_info";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
-pub(crate) struct RawConfig {
+pub(crate) struct UncheckedConfig {
     pub server_url: Option<String>,
-    pub servers: Option<Vec<RawServer>>,
+    pub servers: Option<Vec<UncheckedServer>>,
     pub tenant_token: String,
     pub update_poll_interval_seconds: i64,
     pub inventory_poll_interval_seconds: i64,
@@ -28,8 +28,8 @@ pub(crate) struct RawConfig {
     pub retry_poll_count: i64,
     pub server_certificate: Option<PathBuf>,
     pub skip_verify: bool,
-    pub https_client: RawHttpsClient,
-    pub security: RawSecurity,
+    pub https_client: UncheckedHttpsClient,
+    pub security: UncheckedSecurity,
     pub artifact_verify_key: Option<PathBuf>,
     pub artifact_verify_keys: Option<Vec<PathBuf>>,
     pub device_type_file: Option<PathBuf>,
@@ -39,10 +39,10 @@ pub(crate) struct RawConfig {
     pub state_script_timeout_seconds: i64,
     pub state_script_retry_timeout_seconds: i64,
     pub state_script_retry_interval_seconds: i64,
-    pub connectivity: RawConnectivity,
+    pub connectivity: UncheckedConnectivity,
     pub update_control_map_expiration_time_seconds: Option<i64>,
     pub update_control_map_boot_expiration_time_seconds: Option<i64>,
-    pub dbus: RawDbus,
+    pub dbus: UncheckedDbus,
     pub rootfs_part_a: Option<String>,
     pub rootfs_part_b: Option<String>,
     pub boot_utilities_set_active_part: Option<String>,
@@ -56,20 +56,20 @@ pub(crate) struct RawConfig {
     pub state_scripts_dir: PathBuf,
     pub artifact_info_file: PathBuf,
     pub reboot_command: Vec<String>,
-    pub artifact: RawArtifact,
-    pub download: RawDownload,
-    pub backend: RawBackend,
+    pub artifact: UncheckedArtifact,
+    pub download: UncheckedDownload,
+    pub backend: UncheckedBackend,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
-pub(crate) struct RawServer {
+pub(crate) struct UncheckedServer {
     pub server_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
-pub(crate) struct RawHttpsClient {
+pub(crate) struct UncheckedHttpsClient {
     pub certificate: Option<PathBuf>,
     pub key: Option<PathBuf>,
     pub ssl_engine: Option<String>,
@@ -77,27 +77,27 @@ pub(crate) struct RawHttpsClient {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
-pub(crate) struct RawSecurity {
+pub(crate) struct UncheckedSecurity {
     pub auth_private_key: Option<PathBuf>,
     pub ssl_engine: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
-pub(crate) struct RawConnectivity {
+pub(crate) struct UncheckedConnectivity {
     pub disable_keep_alive: Option<bool>,
     pub idle_conn_timeout_seconds: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
-pub(crate) struct RawDbus {
+pub(crate) struct UncheckedDbus {
     pub enabled: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
-pub(crate) struct RawArtifact {
+pub(crate) struct UncheckedArtifact {
     pub decoder_memory_mib: i64,
     pub header_member_mib: i64,
     pub header_total_mib: i64,
@@ -108,7 +108,7 @@ pub(crate) struct RawArtifact {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
-pub(crate) struct RawDownload {
+pub(crate) struct UncheckedDownload {
     pub idle_timeout_seconds: i64,
     pub max_resume_attempts: i64,
     pub backoff_initial_ms: i64,
@@ -117,18 +117,18 @@ pub(crate) struct RawDownload {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
-pub(crate) struct RawBackend {
+pub(crate) struct UncheckedBackend {
     #[serde(rename = "type")]
     pub kind: super::BackendType,
-    pub raw: RawRawBackend,
-    pub rauc: RawRaucBackend,
-    pub swupdate: super::swupdate::RawSwupdate,
+    pub raw: UncheckedRaw,
+    pub rauc: UncheckedRauc,
+    pub swupdate: super::swupdate::UncheckedSwupdate,
 }
 
 /// `[backend.rauc]`: RAUC over D-Bus.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
-pub(crate) struct RawRaucBackend {
+pub(crate) struct UncheckedRauc {
     pub bus: String,
     pub spool_dir: Option<PathBuf>,
     pub health_check: Option<Vec<String>>,
@@ -140,18 +140,18 @@ pub(crate) struct RawRaucBackend {
 /// `[backend.raw]`: the A/B slot writer. Slots have no defaults (they name devices).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
-pub(crate) struct RawRawBackend {
+pub(crate) struct UncheckedRaw {
     pub cmdline: PathBuf,
     pub active_slot: Option<String>,
     pub verify_readback: bool,
-    pub a: RawSlot,
-    pub b: RawSlot,
-    pub bootenv: RawBootEnv,
+    pub a: UncheckedSlot,
+    pub b: UncheckedSlot,
+    pub bootenv: UncheckedBootEnv,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
-pub(crate) struct RawSlot {
+pub(crate) struct UncheckedSlot {
     pub device: Option<PathBuf>,
     pub boot_part: Option<i64>,
     pub size: Option<i64>,
@@ -160,7 +160,7 @@ pub(crate) struct RawSlot {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
-pub(crate) struct RawBootEnv {
+pub(crate) struct UncheckedBootEnv {
     #[serde(rename = "type")]
     pub kind: super::BootEnvType,
     pub config: Option<PathBuf>,
@@ -174,9 +174,9 @@ pub(crate) struct RawBootEnv {
     pub state: Option<Vec<String>>,
 }
 
-impl Default for RawConfig {
+impl Default for UncheckedConfig {
     fn default() -> Self {
-        RawConfig {
+        UncheckedConfig {
             server_url: None,
             servers: None,
             tenant_token: String::new(),
@@ -186,8 +186,8 @@ impl Default for RawConfig {
             retry_poll_count: 0,
             server_certificate: None,
             skip_verify: false,
-            https_client: RawHttpsClient::default(),
-            security: RawSecurity::default(),
+            https_client: UncheckedHttpsClient::default(),
+            security: UncheckedSecurity::default(),
             artifact_verify_key: None,
             artifact_verify_keys: None,
             device_type_file: None,
@@ -197,10 +197,10 @@ impl Default for RawConfig {
             state_script_timeout_seconds: 3600,
             state_script_retry_timeout_seconds: 1800,
             state_script_retry_interval_seconds: 60,
-            connectivity: RawConnectivity::default(),
+            connectivity: UncheckedConnectivity::default(),
             update_control_map_expiration_time_seconds: None,
             update_control_map_boot_expiration_time_seconds: None,
-            dbus: RawDbus::default(),
+            dbus: UncheckedDbus::default(),
             rootfs_part_a: None,
             rootfs_part_b: None,
             boot_utilities_set_active_part: None,
@@ -213,16 +213,16 @@ impl Default for RawConfig {
             state_scripts_dir: PathBuf::from(DEFAULT_STATE_SCRIPTS_DIR),
             artifact_info_file: PathBuf::from(DEFAULT_ARTIFACT_INFO),
             reboot_command: vec!["reboot".to_string()],
-            artifact: RawArtifact::default(),
-            download: RawDownload::default(),
-            backend: RawBackend::default(),
+            artifact: UncheckedArtifact::default(),
+            download: UncheckedDownload::default(),
+            backend: UncheckedBackend::default(),
         }
     }
 }
 
-impl Default for RawArtifact {
+impl Default for UncheckedArtifact {
     fn default() -> Self {
-        RawArtifact {
+        UncheckedArtifact {
             decoder_memory_mib: 128,
             header_member_mib: 16,
             header_total_mib: 16,
@@ -233,9 +233,9 @@ impl Default for RawArtifact {
     }
 }
 
-impl Default for RawDownload {
+impl Default for UncheckedDownload {
     fn default() -> Self {
-        RawDownload {
+        UncheckedDownload {
             idle_timeout_seconds: 60,
             max_resume_attempts: 10,
             backoff_initial_ms: 1000,
@@ -244,20 +244,20 @@ impl Default for RawDownload {
     }
 }
 
-impl Default for RawBackend {
+impl Default for UncheckedBackend {
     fn default() -> Self {
-        RawBackend {
+        UncheckedBackend {
             kind: super::BackendType::Raw,
-            raw: RawRawBackend::default(),
-            rauc: RawRaucBackend::default(),
+            raw: UncheckedRaw::default(),
+            rauc: UncheckedRauc::default(),
             swupdate: Default::default(),
         }
     }
 }
 
-impl Default for RawRaucBackend {
+impl Default for UncheckedRauc {
     fn default() -> Self {
-        RawRaucBackend {
+        UncheckedRauc {
             bus: "system".into(),
             spool_dir: None,
             health_check: None,
@@ -268,22 +268,22 @@ impl Default for RawRaucBackend {
     }
 }
 
-impl Default for RawRawBackend {
+impl Default for UncheckedRaw {
     fn default() -> Self {
-        RawRawBackend {
+        UncheckedRaw {
             cmdline: PathBuf::from("/proc/cmdline"),
             active_slot: None,
             verify_readback: false,
-            a: RawSlot::default(),
-            b: RawSlot::default(),
-            bootenv: RawBootEnv::default(),
+            a: UncheckedSlot::default(),
+            b: UncheckedSlot::default(),
+            bootenv: UncheckedBootEnv::default(),
         }
     }
 }
 
-impl Default for RawBootEnv {
+impl Default for UncheckedBootEnv {
     fn default() -> Self {
-        RawBootEnv {
+        UncheckedBootEnv {
             kind: super::BootEnvType::Uboot,
             config: None,
             printenv: PathBuf::from("fw_printenv"),
