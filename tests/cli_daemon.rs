@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::sim::{full, TestSim};
+use common::finals;
+use common::sim::TestSim;
 use common::slots::SlotRig;
+use common::wait::wait_for;
 use hyper::Method;
 use mender_bridge::artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
 use serde_json::{json, Value};
@@ -148,22 +150,6 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-/// Polls `f` every 100 ms until it returns `Some`, or panics after `limit` with `what`.
-async fn wait_for<T, F, Fut>(limit: Duration, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn device_id(sim: &TestSim, mac: &str) -> Option<String> {
@@ -372,25 +358,8 @@ async fn deploy(sim: &TestSim, id: &str, name: &str, img: &[u8]) -> String {
     write_artifact(&mut out, &spec, vec![file], &WriteOptions::default())
         .await
         .unwrap_or_else(|e| panic!("write: {e}"));
-    let r = sim
-        .http
-        .send(
-            Method::POST,
-            "/api/sim/artifacts",
-            &[("content-type", "application/octet-stream")],
-            full(out),
-        )
-        .await;
-    assert_eq!(r.status, 201, "upload: {}", r.text());
-    let v = sim
-        .http
-        .manage_ok(
-            Method::POST,
-            "/deployments",
-            Some(json!({"artifact_name": name, "devices": [id]})),
-        )
-        .await;
-    v["id"].as_str().expect("deployment id").to_string()
+    sim.upload(out).await;
+    sim.deploy(name, id).await
 }
 
 async fn statuses(sim: &TestSim, dep: &str, id: &str) -> Vec<String> {
@@ -475,12 +444,6 @@ async fn a_deployment_through_the_daemon_with_a_reboot() {
         dev.log(2)
     );
     sim.handle.shutdown().await;
-}
-
-fn finals(h: &[String]) -> usize {
-    h.iter()
-        .filter(|s| matches!(s.as_str(), "success" | "failure" | "already-installed"))
-        .count()
 }
 
 /// `kill -9` of the daemon mid-download, and again after the `rebooting` report while the

@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::sim::{full, TestSim};
+use common::sim::TestSim;
 use hyper::Method;
 use mender_bridge::api::{Attribute, DeploymentStatus, DeviceProvides, LogMessage};
 use mender_bridge::artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
@@ -115,29 +115,8 @@ async fn upload_artifact(sim: &TestSim, name: &str, data: &[u8]) -> u64 {
         .await
         .unwrap();
     let size = out.len() as u64;
-    let r = sim
-        .http
-        .send(
-            Method::POST,
-            "/api/sim/artifacts",
-            &[("content-type", "application/octet-stream")],
-            full(out),
-        )
-        .await;
-    assert_eq!(r.status, 201, "upload: {}", r.text());
+    sim.upload(out).await;
     size
-}
-
-async fn deploy(sim: &TestSim, artifact: &str, device: &str) -> String {
-    let v = sim
-        .http
-        .manage_ok(
-            Method::POST,
-            "/deployments",
-            Some(json!({"artifact_name": artifact, "devices": [device]})),
-        )
-        .await;
-    v["id"].as_str().unwrap().to_string()
 }
 
 async fn requests(sim: &TestSim) -> Vec<Value> {
@@ -370,7 +349,7 @@ async fn update_check_v2_then_v1_fallback_and_204() {
             .unwrap()
             .is_none());
         upload_artifact(&sim, "release-2", &payload(10_000)).await;
-        let dep = deploy(&sim, "release-2", &id).await;
+        let dep = sim.deploy("release-2", &id).await;
         let i = c
             .check_update(&provides("release 1"))
             .await
@@ -416,7 +395,7 @@ async fn status_with_substate_and_log_upload() {
     let c = client(&sim, KeyType::Ed25519, mac);
     let id = admit(&sim, &c, mac).await;
     upload_artifact(&sim, "release-2", &payload(10_000)).await;
-    let dep = deploy(&sim, "release-2", &id).await;
+    let dep = sim.deploy("release-2", &id).await;
     c.check_update(&provides("release-1"))
         .await
         .unwrap()
@@ -505,7 +484,7 @@ async fn status_after_abort_is_409_aborted() {
     let c = client(&sim, KeyType::Ed25519, mac);
     let id = admit(&sim, &c, mac).await;
     upload_artifact(&sim, "release-2", &payload(10_000)).await;
-    let dep = deploy(&sim, "release-2", &id).await;
+    let dep = sim.deploy("release-2", &id).await;
     c.check_update(&provides("release-1"))
         .await
         .unwrap()
@@ -551,7 +530,7 @@ async fn download_resumes_across_three_cuts() {
     let id = admit(&sim, &c, mac).await;
     let image = payload(2 * 1024 * 1024 + 77);
     let size = upload_artifact(&sim, "release-2", &image).await;
-    deploy(&sim, "release-2", &id).await;
+    sim.deploy("release-2", &id).await;
     let i = c
         .check_update(&provides("release-1"))
         .await
@@ -616,7 +595,7 @@ async fn expired_link_mid_download_gets_a_fresh_url() {
     let id = admit(&sim, &c, mac).await;
     let image = payload(1024 * 1024);
     let size = upload_artifact(&sim, "release-2", &image).await;
-    let dep = deploy(&sim, "release-2", &id).await;
+    let dep = sim.deploy("release-2", &id).await;
     let i = c
         .check_update(&provides("release-1"))
         .await

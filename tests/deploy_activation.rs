@@ -10,9 +10,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::device::{deploy, finals, history, image, Device, DEVICE_TYPE, SLOT_SIZE};
+use common::device::{deploy, history, Device, DEVICE_TYPE, SLOT_SIZE};
 use common::sim::TestSim;
 use common::{canary_scripts, listing};
+use common::{finals, image};
 use mender_bridge::api::DeploymentStatus;
 use mender_bridge::artifact::writer::{ArtifactSpec, ScriptFile};
 use mender_bridge::deploy::engine::Outcome;

@@ -9,9 +9,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::device::{finals, history, image, Device};
+use common::device::{history, Device};
 use common::rauc::{engine, Bootloader, RaucRig, Signer, COMPATIBLE};
 use common::sim::TestSim;
+use common::{finals, image};
 use hyper::Method;
 use mender_bridge::api::DeploymentStatus;
 use mender_bridge::deploy::engine::Outcome;
@@ -28,15 +29,7 @@ async fn deploy_bundle(
 ) -> String {
     let art = rig.artifact(bundle, name, "none");
     sim.http.upload(&art).await;
-    let v = sim
-        .http
-        .manage_ok(
-            Method::POST,
-            "/deployments",
-            Some(json!({"artifact_name": name, "devices": [dev.id]})),
-        )
-        .await;
-    v["id"].as_str().unwrap().to_string()
+    sim.deploy(name, &dev.id).await
 }
 
 /// The deployment log the device uploaded, as text.
@@ -714,15 +707,7 @@ async fn failure_after_activation(kill: bool) {
         &[("ArtifactInstall_Leave_01", &script)],
     );
     sim.http.upload(&art).await;
-    let v = sim
-        .http
-        .manage_ok(
-            Method::POST,
-            "/deployments",
-            Some(json!({"artifact_name": "release-2", "devices": [dev.id]})),
-        )
-        .await;
-    let dep = v["id"].as_str().unwrap().to_string();
+    let dep = sim.deploy("release-2", &dev.id).await;
     let store_dir = dev.dir.path().join("store");
     let mut e = engine(&dev, &sim, rig.config(&store_dir));
     let outcome = if kill {

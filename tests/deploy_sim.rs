@@ -7,8 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::device::{deploy, deploy_with, finals, history, image, Device, DEVICE_TYPE};
+use common::device::{deploy, deploy_with, history, Device, DEVICE_TYPE};
 use common::sim::TestSim;
+use common::{finals, image};
 use hyper::Method;
 use mender_bridge::api::DeploymentStatus;
 use mender_bridge::artifact::writer::{ArtifactSpec, WriteOptions};

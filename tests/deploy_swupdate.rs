@@ -9,11 +9,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::device::{finals, history, image, Device};
+use common::device::{history, Device};
 use common::sim::TestSim;
 use common::swupdate::{
     deployment_log, engine, find, uboot_tool, upload_and_deploy, SwuDaemon, SwuDir,
 };
+use common::{finals, image};
 use hyper::Method;
 use mender_bridge::api::DeploymentStatus;
 use mender_bridge::deploy::engine::Engine;

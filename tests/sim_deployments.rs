@@ -69,16 +69,7 @@ impl World {
     }
 
     async fn deploy(&self) -> String {
-        let r = self
-            .sim
-            .http
-            .manage_ok(
-                Method::POST,
-                "/deployments",
-                Some(json!({"artifact_name": "release-2", "devices": [self.device]})),
-            )
-            .await;
-        r["id"].as_str().unwrap().to_string()
+        self.sim.deploy("release-2", &self.device).await
     }
 
     async fn next_get(&self, name: &str, dtype: &str) -> Resp {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::sim::{full, TestSim};
+use super::sim::TestSim;
 use super::slots::SlotRig;
 use hyper::Method;
 use mender_bridge::artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
@@ -15,7 +15,8 @@ use mender_bridge::deploy::scripts::ScriptRunner;
 use mender_bridge::deploy::store::{Provides, Store};
 use mender_bridge::keys::{DeviceKey, KeyType};
 use mender_bridge_backends::raw::RawBackend;
-use serde_json::{json, Value};
+use mender_bridge_backends::Backend;
+use serde_json::Value;
 
 pub const DEVICE_TYPE: &str = "test-dev";
 pub const SLOT_SIZE: usize = 8 << 20;
@@ -25,18 +26,6 @@ pub struct Device {
     pub rig: SlotRig,
     pub key: DeviceKey,
     pub id: String,
-}
-
-pub fn image(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 3) as u8
-        })
-        .collect()
 }
 
 pub fn client_config(sim: &TestSim) -> ClientConfig {
@@ -99,8 +88,14 @@ impl Device {
         .unwrap()
     }
 
-    /// A fresh engine, as a (re)started process builds it.
+    /// A fresh engine over the raw A/B backend, as a (re)started process builds it.
     pub fn engine(&self, sim: &TestSim) -> Engine<RawBackend> {
+        self.engine_with(sim, RawBackend::new(self.rig.config.clone()))
+    }
+
+    /// A fresh engine over `backend` with the device's client, store and scripts, as a
+    /// (re)started process builds it.
+    pub fn engine_with<B: Backend>(&self, sim: &TestSim, backend: B) -> Engine<B> {
         let cfg = EngineConfig {
             device_type: DEVICE_TYPE.into(),
             read: ReadOptions::default(),
@@ -117,12 +112,7 @@ impl Device {
             progress_interval: Duration::from_millis(50),
             progress_step: 10,
         };
-        Engine::new(
-            self.client(sim),
-            Store::new(self.dir.path().join("store")),
-            RawBackend::new(self.rig.config.clone()),
-            cfg,
-        )
+        Engine::new(self.client(sim), self.store(), backend, cfg)
     }
 
     pub fn store(&self) -> Store {
@@ -168,25 +158,8 @@ pub async fn deploy_with(
         .unwrap()
         .offset;
     let size = out.len() as u64;
-    let r = sim
-        .http
-        .send(
-            Method::POST,
-            "/api/sim/artifacts",
-            &[("content-type", "application/octet-stream")],
-            full(out),
-        )
-        .await;
-    assert_eq!(r.status, 201, "upload: {}", r.text());
-    let v = sim
-        .http
-        .manage_ok(
-            Method::POST,
-            "/deployments",
-            Some(json!({"artifact_name": name, "devices": [device]})),
-        )
-        .await;
-    (v["id"].as_str().unwrap().to_string(), size, data_offset)
+    sim.upload(out).await;
+    (sim.deploy(name, device).await, size, data_offset)
 }
 
 /// The statuses the device reported, as the dashboard shows them.
@@ -211,10 +184,4 @@ pub async fn history(sim: &TestSim, dep: &str, dev: &str) -> Vec<(String, Option
             )
         })
         .collect()
-}
-
-pub fn finals(h: &[(String, Option<String>)]) -> usize {
-    h.iter()
-        .filter(|(s, _)| matches!(s.as_str(), "success" | "failure" | "already-installed"))
-        .count()
 }

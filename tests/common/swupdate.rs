@@ -9,18 +9,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hyper::Method;
-use mender_bridge::artifact::ReadOptions;
-use mender_bridge::deploy::engine::{Engine, EngineConfig};
-use mender_bridge::deploy::scripts::ScriptRunner;
-use mender_bridge::deploy::store::Store;
+use mender_bridge::deploy::engine::Engine;
 use mender_bridge_backends::swupdate::abi::{Abi, InstallRequest, RunType};
 use mender_bridge_backends::swupdate::control::{Control, InstallStart};
 use mender_bridge_backends::swupdate::{SwupdateBackend, SwupdateConfig};
-use serde_json::json;
 
 use super::device::{Device, DEVICE_TYPE};
 use super::run;
-use super::sim::{full, TestSim};
+use super::sim::TestSim;
 
 pub const HW: &str = "testboard:1.0";
 
@@ -463,29 +459,7 @@ pub fn uboot_tool(tool: &str, args: &[&str]) -> String {
 
 /// An engine over the SWUpdate backend for `dev`, as a (re)started process builds it.
 pub fn engine(dev: &Device, sim: &TestSim, cfg: SwupdateConfig) -> Engine<SwupdateBackend> {
-    let d = dev.dir.path();
-    let ec = EngineConfig {
-        device_type: DEVICE_TYPE.into(),
-        read: ReadOptions::default(),
-        scripts: ScriptRunner {
-            rootfs_dir: d.join("rootfs-scripts"),
-            artifact_dir: d.join("store/scripts"),
-            timeout: Duration::from_secs(10),
-            retry_interval: Duration::from_millis(100),
-            retry_timeout: Duration::from_secs(1),
-        },
-        artifact_info: d.join("artifact_info"),
-        retry_initial: Duration::from_millis(50),
-        retry_cap: Duration::from_millis(500),
-        progress_interval: Duration::from_millis(50),
-        progress_step: 10,
-    };
-    Engine::new(
-        dev.client(sim),
-        Store::new(d.join("store")),
-        SwupdateBackend::new(cfg),
-        ec,
-    )
+    dev.engine_with(sim, SwupdateBackend::new(cfg))
 }
 
 /// Uploads `artifact` and deploys it (named `name`) to `device`; returns the deployment id.
@@ -495,25 +469,8 @@ pub async fn upload_and_deploy(
     name: &str,
     artifact: Vec<u8>,
 ) -> String {
-    let r = sim
-        .http
-        .send(
-            Method::POST,
-            "/api/sim/artifacts",
-            &[("content-type", "application/octet-stream")],
-            full(artifact),
-        )
-        .await;
-    assert_eq!(r.status, 201, "upload: {}", r.text());
-    let v = sim
-        .http
-        .manage_ok(
-            Method::POST,
-            "/deployments",
-            Some(json!({"artifact_name": name, "devices": [device]})),
-        )
-        .await;
-    v["id"].as_str().unwrap().to_string()
+    sim.upload(artifact).await;
+    sim.deploy(name, device).await
 }
 
 /// The deployment log the device uploaded, as text.
