@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use common::finals;
 use common::sim::TestSim;
 use common::slots::SlotRig;
-use common::wait::wait_for;
+use common::wait::{stop_within, wait_for};
 use hyper::Method;
 use mender_bridge::artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
 use serde_json::{json, Value};
@@ -211,16 +211,9 @@ async fn next_requests(sim: &TestSim) -> usize {
 
 /// Waits for the child to exit (at most `limit`); kills it and panics otherwise.
 fn wait_exit(child: &mut Child, limit: Duration, log: impl Fn() -> String) -> i32 {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status.code().unwrap_or(-1);
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("the daemon did not stop within {limit:?}\n{}", log());
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    match stop_within(child, limit) {
+        Some(status) => status.code().unwrap_or(-1),
+        None => panic!("the daemon did not stop within {limit:?}\n{}", log()),
     }
 }
 

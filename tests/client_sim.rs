@@ -9,6 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::image;
 use common::sim::TestSim;
 use hyper::Method;
 use mender_bridge::api::{Attribute, DeploymentStatus, DeviceProvides, LogMessage};
@@ -83,18 +84,6 @@ fn provides(name: &str) -> DeviceProvides {
         device_type: DEVICE_TYPE.into(),
         provides: [("rootfs-image.version".to_string(), name.to_string())].into(),
     }
-}
-
-fn payload(len: usize) -> Vec<u8> {
-    let mut x: u32 = 0x1234_5678;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
 }
 
 /// Writes an uncompressed rootfs artifact named `name` with `data` as its image, uploads
@@ -348,7 +337,7 @@ async fn update_check_v2_then_v1_fallback_and_204() {
             .await
             .unwrap()
             .is_none());
-        upload_artifact(&sim, "release-2", &payload(10_000)).await;
+        upload_artifact(&sim, "release-2", &image(10_000, 0x1234_5678)).await;
         let dep = sim.deploy("release-2", &id).await;
         let i = c
             .check_update(&provides("release 1"))
@@ -394,7 +383,7 @@ async fn status_with_substate_and_log_upload() {
     let mac = "02:00:00:00:07:01";
     let c = client(&sim, KeyType::Ed25519, mac);
     let id = admit(&sim, &c, mac).await;
-    upload_artifact(&sim, "release-2", &payload(10_000)).await;
+    upload_artifact(&sim, "release-2", &image(10_000, 0x1234_5678)).await;
     let dep = sim.deploy("release-2", &id).await;
     c.check_update(&provides("release-1"))
         .await
@@ -483,7 +472,7 @@ async fn status_after_abort_is_409_aborted() {
     let mac = "02:00:00:00:08:01";
     let c = client(&sim, KeyType::Ed25519, mac);
     let id = admit(&sim, &c, mac).await;
-    upload_artifact(&sim, "release-2", &payload(10_000)).await;
+    upload_artifact(&sim, "release-2", &image(10_000, 0x1234_5678)).await;
     let dep = sim.deploy("release-2", &id).await;
     c.check_update(&provides("release-1"))
         .await
@@ -528,7 +517,7 @@ async fn download_resumes_across_three_cuts() {
     let mac = "02:00:00:00:09:01";
     let c = client(&sim, KeyType::Ed25519, mac);
     let id = admit(&sim, &c, mac).await;
-    let image = payload(2 * 1024 * 1024 + 77);
+    let image = image(2 * 1024 * 1024 + 77, 0x1234_5678);
     let size = upload_artifact(&sim, "release-2", &image).await;
     sim.deploy("release-2", &id).await;
     let i = c
@@ -593,7 +582,7 @@ async fn expired_link_mid_download_gets_a_fresh_url() {
     let mac = "02:00:00:00:0a:01";
     let c = client(&sim, KeyType::Ed25519, mac);
     let id = admit(&sim, &c, mac).await;
-    let image = payload(1024 * 1024);
+    let image = image(1024 * 1024, 0x1234_5678);
     let size = upload_artifact(&sim, "release-2", &image).await;
     let dep = sim.deploy("release-2", &id).await;
     let i = c

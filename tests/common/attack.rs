@@ -39,7 +39,7 @@
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper::Method;
 use mender_bridge::artifact::writer::{
@@ -510,20 +510,13 @@ impl Rig {
         };
         let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let start = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                return match status.code() {
-                    Some(0) => Ok(()),
-                    other => Err(format!("the daemon exited with {other:?} on SIGTERM")),
-                };
-            }
-            if start.elapsed() > Duration::from_secs(10) {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err("the daemon did not stop within 10 s of SIGTERM".into());
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        match super::wait::stop_within(&mut child, Duration::from_secs(10)) {
+            Some(status) if status.code() == Some(0) => Ok(()),
+            Some(status) => Err(format!(
+                "the daemon exited with {:?} on SIGTERM",
+                status.code()
+            )),
+            None => Err("the daemon did not stop within 10 s of SIGTERM".into()),
         }
     }
 

@@ -18,14 +18,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mender_bridge::deploy::engine::Engine;
 use mender_bridge_backends::rauc::{Bus, RaucBackend, RaucConfig};
 
 use super::device::{Device, DEVICE_TYPE};
 use super::sim::TestSim;
-use super::wait::wait_for_blocking;
+use super::wait::{stop_within, wait_for_blocking};
 use super::{openssl, run, test_ca, test_signer};
 
 pub const COMPATIBLE: &str = "Test-Device";
@@ -628,15 +628,7 @@ impl Drop for OtherInstall {
 fn stop(c: &mut Child, sig: nix::sys::signal::Signal) {
     let pid = nix::unistd::Pid::from_raw(c.id() as i32);
     let _ = nix::sys::signal::kill(pid, sig);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = c.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = c.kill();
-    let _ = c.wait();
+    stop_within(c, Duration::from_secs(10));
 }
 
 /// A fresh engine over the RAUC backend, as a (re)started process builds it: the device's

@@ -6,6 +6,7 @@
 
 use std::fmt::{Debug, Display};
 use std::future::Future;
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 /// How often a condition is polled.
@@ -74,20 +75,44 @@ where
         .unwrap_or_else(|seen| timed_out(limit, &what, seen))
 }
 
+/// [`poll`] for code that must not yield to the runtime: sleeps the thread between polls.
+pub fn poll_blocking<R: Ready>(
+    limit: Duration,
+    mut f: impl FnMut() -> R,
+) -> Result<R::Value, Option<String>> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let seen = f().ready();
+        if seen.is_ok() || Instant::now() >= deadline {
+            return seen;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
 /// [`wait_for`] for code that must not yield to the runtime: sleeps the thread between polls.
 pub fn wait_for_blocking<R: Ready>(
     limit: Duration,
     what: impl Display,
-    mut f: impl FnMut() -> R,
+    f: impl FnMut() -> R,
 ) -> R::Value {
-    let deadline = Instant::now() + limit;
-    loop {
-        match f().ready() {
-            Ok(v) => return v,
-            Err(seen) if Instant::now() >= deadline => timed_out(limit, &what, seen),
-            Err(_) => std::thread::sleep(POLL),
-        }
+    poll_blocking(limit, f).unwrap_or_else(|seen| timed_out(limit, &what, seen))
+}
+
+/// The exit status of `child` once it exited, waiting at most `limit`; `None` while it runs.
+pub fn exited_within(child: &mut std::process::Child, limit: Duration) -> Option<ExitStatus> {
+    poll_blocking(limit, || child.try_wait().expect("try_wait")).ok()
+}
+
+/// Waits at most `limit` for `child` to exit, then kills it; its exit status if it exited
+/// by itself.
+pub fn stop_within(child: &mut std::process::Child, limit: Duration) -> Option<ExitStatus> {
+    let status = exited_within(child, limit);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
     }
+    status
 }
 
 /// A description made only when it is shown (a log read at the timeout, not at each poll).
