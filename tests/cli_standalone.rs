@@ -438,14 +438,11 @@ async fn killed_during_artifact_install_leave_commit_refuses_and_rollback_revert
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start install");
-    let start = std::time::Instant::now();
-    while !marker.exists() {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(20),
-            "Leave never ran"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    common::wait::wait_for_blocking(
+        std::time::Duration::from_secs(20),
+        "ArtifactInstall_Leave to run",
+        || marker.exists(),
+    );
     child.kill().expect("kill -9");
     let _ = child.wait();
     assert_eq!(dev.env_var("upgrade_available"), "1", "activated");

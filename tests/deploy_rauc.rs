@@ -9,9 +9,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::device::{history, Device};
+use common::device::{
+    assert_one_final_still_release_1, history, leave_script, run_or_kill_in_leave, Device,
+};
 use common::rauc::{engine, Bootloader, RaucRig, Signer, COMPATIBLE};
 use common::sim::TestSim;
+use common::wait::until;
 use common::{finals, image};
 use hyper::Method;
 use mender_bridge::api::DeploymentStatus;
@@ -302,18 +305,6 @@ async fn start_held_install(rig: &RaucRig, bundle: &std::path::Path) -> common::
     }
 }
 
-/// Waits (async) until `ok` holds, at most `secs`.
-async fn until(secs: u64, what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !ok() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_rauc_fails_the_deployment_no_hang() {
     let sim = TestSim::start().await;
@@ -339,7 +330,10 @@ async fn a_busy_rauc_fails_the_deployment_no_hang() {
     let store_dir = dev.dir.path().join("store");
     let mut e = engine(&dev, &sim, rig.config(&store_dir));
     let task = tokio::spawn(async move { e.check_update().await.unwrap() });
-    until(20, "download progress", || rig.spool_files().len() == 1).await;
+    until(Duration::from_secs(20), "download progress", || {
+        rig.spool_files().len() == 1
+    })
+    .await;
     // Someone else starts an install (RAUC's own CLI), held in progress.
     let mut first = start_held_install(&rig, &other).await;
     sim.http
@@ -361,7 +355,10 @@ async fn a_busy_rauc_fails_the_deployment_no_hang() {
         "RAUC 1.8 changed?"
     );
     rig.release();
-    until(30, "the other install to end", || first.exited().is_some()).await;
+    until(Duration::from_secs(30), "the other install to end", || {
+        first.exited().is_some()
+    })
+    .await;
     assert!(
         first.exited().is_some_and(|s| s.success()),
         "the other install succeeded"
@@ -405,7 +402,12 @@ async fn rauc_dying_mid_install_fails_the_deployment_no_hang() {
     let mut e = engine(&dev, &sim, rig.config(&store_dir));
     rig.hold();
     let task = tokio::spawn(async move { e.check_update().await.unwrap() });
-    until(30, "the install to be in progress", || rig.held()).await;
+    until(
+        Duration::from_secs(30),
+        "the install to be in progress",
+        || rig.held(),
+    )
+    .await;
     rig.kill_service();
     let outcome = tokio::time::timeout(Duration::from_secs(30), task)
         .await
@@ -519,7 +521,12 @@ async fn the_bridge_dying_mid_install_leaves_the_booted_slot_primary() {
     let mut e = engine(&dev, &sim, rig.config(&store_dir));
     rig.hold();
     let task = tokio::spawn(async move { e.check_update().await.unwrap() });
-    until(30, "the install to be in progress", || rig.held()).await;
+    until(
+        Duration::from_secs(30),
+        "the install to be in progress",
+        || rig.held(),
+    )
+    .await;
     // The bridge process dies while RAUC installs; RAUC goes on.
     task.abort();
     assert!(task.await.is_err());
@@ -695,11 +702,7 @@ async fn failure_after_activation(kill: bool) {
     let rig = RaucRig::new();
     let bundle = rig.bundle("v2", COMPATIBLE, "2.0", &image(1 << 20, 8), Signer::Trusted);
     let marker = rig.path("leave-started");
-    let script = if kill {
-        format!("#!/bin/sh\ntouch {}\nsleep 30\n", marker.display())
-    } else {
-        "#!/bin/sh\nexit 3\n".to_string()
-    };
+    let script = leave_script(kill, &marker);
     let art = rig.artifact_with_scripts(
         &bundle,
         "release-2",
@@ -709,34 +712,23 @@ async fn failure_after_activation(kill: bool) {
     sim.http.upload(&art).await;
     let dep = sim.deploy("release-2", &dev.id).await;
     let store_dir = dev.dir.path().join("store");
-    let mut e = engine(&dev, &sim, rig.config(&store_dir));
-    let outcome = if kill {
-        let task = tokio::spawn(async move { e.check_update().await.unwrap() });
-        until(60, "ArtifactInstall_Leave to run", || marker.exists()).await;
-        task.abort();
-        assert!(task.await.is_err());
+    let e = engine(&dev, &sim, rig.config(&store_dir));
+    let activated = || {
         assert!(
             rig.bootstate().starts_with("PRIMARY=B"),
             "RAUC activated B: {}",
             rig.bootstate()
-        );
-        let mut e = engine(&dev, &sim, rig.config(&store_dir));
-        e.resume().await.unwrap()
-    } else {
-        Some(e.check_update().await.unwrap())
+        )
     };
+    let restart = || engine(&dev, &sim, rig.config(&store_dir));
+    let outcome = run_or_kill_in_leave(e, kill, &marker, activated, restart).await;
     assert_eq!(outcome, Some(Outcome::Finished(DeploymentStatus::Failure)));
     assert!(
         rig.bootstate().starts_with("PRIMARY=A"),
         "the booted slot is primary again: {}",
         rig.bootstate()
     );
-    let h = history(&sim, &dep, &dev.id).await;
-    assert_eq!(finals(&h), 1, "{h:?}");
-    assert_eq!(
-        dev.store().installed().unwrap().unwrap()["artifact_name"],
-        "release-1"
-    );
+    assert_one_final_still_release_1(&sim, &dep, &dev).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

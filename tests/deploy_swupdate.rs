@@ -9,11 +9,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::device::{history, Device};
+use common::device::{
+    assert_one_final_still_release_1, history, leave_script, run_or_kill_in_leave, Device,
+};
 use common::sim::TestSim;
 use common::swupdate::{
     deployment_log, engine, find, uboot_tool, upload_and_deploy, SwuDaemon, SwuDir,
 };
+use common::wait::{poll, until, Lazy};
 use common::{finals, image};
 use hyper::Method;
 use mender_bridge::api::DeploymentStatus;
@@ -387,15 +390,11 @@ async fn without_the_progress_socket_get_status_gives_the_result() {
     // A failed run first: its FAILURE stays in GET_STATUS's last_result until the next run
     // ends, so an early IDLE poll that believed it would fail this deployment.
     drop(daemon.open_install("to fail").await);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !daemon.log_text().contains("Waiting for requests") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            daemon.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let what = Lazy(|| format!("SWUpdate to wait again: {}", daemon.log_text()));
+    until(Duration::from_secs(10), what, || {
+        daemon.log_text().contains("Waiting for requests")
+    })
+    .await;
     let img = image(1 << 20, 37);
     let swu = d.swu("poll", &img, "1.0", "dev");
     let dep = upload_and_deploy(&sim, &dev.id, "release-2", d.artifact("release-2", &swu)).await;
@@ -635,15 +634,15 @@ async fn auto_spools_for_a_swupdate_that_accepts_unsigned_images_when_a_key_is_s
         let spool = daemon.spool.clone();
         let log = daemon.log.clone();
         tokio::spawn(async move {
-            let deadline = std::time::Instant::now() + Duration::from_secs(30);
-            while std::time::Instant::now() < deadline {
-                if !SwuDir::files_under(&spool).is_empty() {
-                    let text = std::fs::read_to_string(&log).unwrap_or_default();
-                    return Some(text.matches("Software update started").count());
+            poll(Duration::from_secs(30), || async {
+                if SwuDir::files_under(&spool).is_empty() {
+                    return None;
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            None
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                Some(text.matches("Software update started").count())
+            })
+            .await
+            .ok()
         })
     };
     assert_eq!(
@@ -858,11 +857,7 @@ async fn failure_after_swupdate_installed(kill: bool) {
     let daemon = SwuDaemon::start_with(&d, Some(&env));
     let swu = d.swu("leave", &image(256 << 10, 35), "1.0", "dev");
     let marker = d.path("leave-started");
-    let script = if kill {
-        format!("#!/bin/sh\ntouch {}\nsleep 30\n", marker.display())
-    } else {
-        "#!/bin/sh\nexit 3\n".to_string()
-    };
+    let script = leave_script(kill, &marker);
     let art = d.artifact_with(
         "release-2",
         &swu,
@@ -875,34 +870,17 @@ async fn failure_after_swupdate_installed(kill: bool) {
         ustate: true,
         ..daemon.config()
     };
-    let mut e = engine(&dev, &sim, cfg.clone());
-    let outcome = if kill {
-        let task = tokio::spawn(async move { e.check_update().await.unwrap() });
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while !marker.exists() {
-            assert!(tokio::time::Instant::now() < deadline, "Leave never ran");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        task.abort();
-        assert!(task.await.is_err());
-        assert_eq!(ustate(&d), "ustate=1", "SWUpdate installed: INSTALLED");
-        let mut e = engine(&dev, &sim, cfg);
-        e.resume().await.unwrap()
-    } else {
-        Some(e.check_update().await.unwrap())
-    };
+    let e = engine(&dev, &sim, cfg.clone());
+    let activated = || assert_eq!(ustate(&d), "ustate=1", "SWUpdate installed: INSTALLED");
+    let restart = || engine(&dev, &sim, cfg);
+    let outcome = run_or_kill_in_leave(e, kill, &marker, activated, restart).await;
     assert_eq!(outcome, Some(Outcome::Finished(DeploymentStatus::Failure)));
     assert_eq!(
         ustate(&d),
         "ustate=3",
         "rolled back: FAILED for the bootloader"
     );
-    let h = history(&sim, &dep, &dev.id).await;
-    assert_eq!(finals(&h), 1, "{h:?}");
-    assert_eq!(
-        dev.store().installed().unwrap().unwrap()["artifact_name"],
-        "release-1"
-    );
+    assert_one_final_still_release_1(&sim, &dep, &dev).await;
 }
 
 #[tokio::test]

@@ -2,15 +2,17 @@
 //! store that says it runs `release-1`, a key the simulator has accepted; and helpers to
 //! deploy artifacts through the simulator and read what the dashboard shows.
 
+use std::path::Path;
 use std::time::Duration;
 
 use super::sim::TestSim;
 use super::slots::SlotRig;
+use super::wait::until;
 use hyper::Method;
 use mender_bridge::artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
 use mender_bridge::artifact::ReadOptions;
 use mender_bridge::client::{Backoff, Client, ClientConfig};
-use mender_bridge::deploy::engine::{Engine, EngineConfig};
+use mender_bridge::deploy::engine::{Engine, EngineConfig, Outcome};
 use mender_bridge::deploy::scripts::ScriptRunner;
 use mender_bridge::deploy::store::{Provides, Store};
 use mender_bridge::keys::{DeviceKey, KeyType};
@@ -184,4 +186,54 @@ pub async fn history(sim: &TestSim, dep: &str, dev: &str) -> Vec<(String, Option
             )
         })
         .collect()
+}
+
+/// The `ArtifactInstall_Leave_01` script of the failure-after-activation scenarios: with
+/// `kill`, it touches `marker` and sleeps while the test kills the bridge; else it fails.
+pub fn leave_script(kill: bool, marker: &Path) -> String {
+    if kill {
+        format!("#!/bin/sh\ntouch {}\nsleep 30\n", marker.display())
+    } else {
+        "#!/bin/sh\nexit 3\n".to_string()
+    }
+}
+
+/// Runs the deployment with `e`. With `kill`: once `marker` shows that
+/// `ArtifactInstall_Leave` runs, the engine's task is aborted (`kill -9`), `activated`
+/// checks what the backend had done by then, and the engine `restart` builds resumes.
+pub async fn run_or_kill_in_leave<B>(
+    mut e: Engine<B>,
+    kill: bool,
+    marker: &Path,
+    activated: impl FnOnce(),
+    restart: impl FnOnce() -> Engine<B>,
+) -> Option<Outcome>
+where
+    B: Backend + Send + Sync + 'static,
+{
+    if kill {
+        let task = tokio::spawn(async move { e.check_update().await.unwrap() });
+        until(
+            Duration::from_secs(60),
+            "ArtifactInstall_Leave to run",
+            || marker.exists(),
+        )
+        .await;
+        task.abort();
+        assert!(task.await.is_err());
+        activated();
+        restart().resume().await.unwrap()
+    } else {
+        Some(e.check_update().await.unwrap())
+    }
+}
+
+/// `dep` ended with exactly one final status and the device still runs `release-1`.
+pub async fn assert_one_final_still_release_1(sim: &TestSim, dep: &str, dev: &Device) {
+    let h = history(sim, dep, &dev.id).await;
+    assert_eq!(super::finals(&h), 1, "{h:?}");
+    assert_eq!(
+        dev.store().installed().unwrap().unwrap()["artifact_name"],
+        "release-1"
+    );
 }

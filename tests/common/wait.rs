@@ -75,6 +75,15 @@ where
         .unwrap_or_else(|seen| timed_out(limit, &what, seen))
 }
 
+/// [`wait_for`] with a synchronous condition (a file exists, a child exited).
+pub async fn until<R: Ready>(
+    limit: Duration,
+    what: impl Display,
+    mut ok: impl FnMut() -> R,
+) -> R::Value {
+    wait_for(limit, what, || std::future::ready(ok())).await
+}
+
 /// [`poll`] for code that must not yield to the runtime: sleeps the thread between polls.
 pub fn poll_blocking<R: Ready>(
     limit: Duration,
