@@ -266,20 +266,7 @@ async fn an_absent_daemon_fails_before_the_download() {
 
 /// A file-backed U-Boot environment with `ustate=0`; returns its `fw_env.config`.
 fn uboot_env(d: &SwuDir) -> std::path::PathBuf {
-    std::fs::write(d.path("env.txt"), "ustate=0\nbootcount=0\n").unwrap();
-    common::run(
-        std::process::Command::new("mkenvimage")
-            .args(["-s", "0x4000", "-o"])
-            .arg(d.path("uboot.env"))
-            .arg(d.path("env.txt")),
-    );
-    let cfg = d.path("fw_env.config");
-    std::fs::write(
-        &cfg,
-        format!("{} 0x0000 0x4000\n", d.path("uboot.env").display()),
-    )
-    .unwrap();
-    cfg
+    common::slots::uboot_env_file(d.dir.path(), "ustate=0\nbootcount=0\n")
 }
 
 fn ustate(d: &SwuDir) -> String {

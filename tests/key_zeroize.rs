@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::openssl;
+use common::{openssl, SelfSigned};
 use mender_bridge::client::{Backoff, DownloadConfig, Downloader, TlsConfig};
 use mender_bridge::keys::DeviceKey;
 use zeroize::Zeroizing;
@@ -282,44 +282,26 @@ fn the_client_key_leaves_no_copy_in_freed_memory() {
     let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    openssl(
-        d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "rsa.pem",
-            "-out",
-            "rsa.crt",
-            "-subj",
-            "/CN=device",
-            "-days",
-            "1",
-        ],
-    );
-    openssl(
-        d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
+    for (newkey, opts, key, cert) in [
+        ("rsa:2048", &[][..], "rsa.pem", "rsa.crt"),
+        (
             "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
+            &["ec_paramgen_curve:prime256v1"][..],
             "ec.pem",
-            "-out",
             "ec.crt",
-            "-subj",
-            "/CN=device",
-            "-days",
-            "1",
-        ],
-    );
+        ),
+    ] {
+        SelfSigned {
+            newkey,
+            opts,
+            key,
+            cert,
+            subject: "/CN=device",
+            days: "1",
+            ext: &[],
+        }
+        .write(d);
+    }
     traditional_forms(d);
 
     let cases = [

@@ -153,31 +153,49 @@ pub fn ec_key_pair(dir: &Path, name: &str) -> PathBuf {
     dir.join(key)
 }
 
+/// A self-signed certificate made by `openssl req -x509` in `dir`: a new `newkey` key (with
+/// `-pkeyopt` `opts`) written to `key`, the certificate to `cert`, for `subject`, valid
+/// `days`, with the `-addext` extensions `ext`.
+pub struct SelfSigned<'a> {
+    pub newkey: &'a str,
+    pub opts: &'a [&'a str],
+    pub key: &'a str,
+    pub cert: &'a str,
+    pub subject: &'a str,
+    pub days: &'a str,
+    pub ext: &'a [&'a str],
+}
+
+impl SelfSigned<'_> {
+    pub fn write(&self, dir: &Path) {
+        let mut args = vec!["req", "-x509", "-newkey", self.newkey];
+        for o in self.opts {
+            args.extend(["-pkeyopt", o]);
+        }
+        args.extend(["-nodes", "-keyout", self.key, "-out", self.cert]);
+        args.extend(["-subj", self.subject, "-days", self.days]);
+        for e in self.ext {
+            args.extend(["-addext", e]);
+        }
+        openssl(dir, &args);
+    }
+}
+
 /// A self-signed test CA in `pki`: `<name>.key`, `<name>.pem` (CN=test-ca).
 pub fn test_ca(pki: &Path, name: &str) {
-    let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
-    openssl(
-        pki,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &pem,
-            "-days",
-            "3650",
-            "-subj",
-            "/CN=test-ca",
-            "-addext",
+    SelfSigned {
+        newkey: "rsa:2048",
+        opts: &[],
+        key: &format!("{name}.key"),
+        cert: &format!("{name}.pem"),
+        subject: "/CN=test-ca",
+        days: "3650",
+        ext: &[
             "basicConstraints=critical,CA:TRUE",
-            "-addext",
             "keyUsage=critical,keyCertSign,cRLSign",
         ],
-    );
+    }
+    .write(pki);
 }
 
 /// A code-signing (emailProtection) certificate in `pki` issued by CA `ca`:

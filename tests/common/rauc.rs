@@ -25,8 +25,9 @@ use mender_bridge_backends::rauc::{Bus, RaucBackend, RaucConfig};
 
 use super::device::{Device, DEVICE_TYPE};
 use super::sim::TestSim;
+use super::slots::uboot_env_file;
 use super::wait::{stop_within, wait_for_blocking};
-use super::{openssl, run, test_ca, test_signer};
+use super::{run, test_ca, test_signer, SelfSigned};
 
 pub const COMPATIBLE: &str = "Test-Device";
 pub const SLOT_SIZE: u64 = 8 << 20;
@@ -72,26 +73,16 @@ fn write_exec(path: &Path, body: &str) {
 fn write_pki(pki: &Path) {
     test_ca(pki, "ca");
     test_signer(pki, "dev", "ca");
-    openssl(
-        pki,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "rogue.key",
-            "-out",
-            "rogue.pem",
-            "-days",
-            "3650",
-            "-subj",
-            "/CN=rogue-signer",
-            "-addext",
-            "extendedKeyUsage=emailProtection",
-        ],
-    );
+    SelfSigned {
+        newkey: "rsa:2048",
+        opts: &[],
+        key: "rogue.key",
+        cert: "rogue.pem",
+        subject: "/CN=rogue-signer",
+        days: "3650",
+        ext: &["extendedKeyUsage=emailProtection"],
+    }
+    .write(pki);
 }
 
 /// The slot images `rootfs-0` and `rootfs-1`, [`SLOT_SIZE`] each.
@@ -138,20 +129,7 @@ fn write_uboot_env(w: &Path) {
     // U-Boot: a file-backed environment, and the tools with -c first in the service's
     // PATH (RAUC 1.8 runs fw_printenv / fw_setenv without -c).
     std::fs::create_dir_all(w.join("bin")).unwrap();
-    std::fs::write(
-        w.join("env.txt"),
-        "BOOT_ORDER=A B\nBOOT_A_LEFT=3\nBOOT_B_LEFT=3\n",
-    )
-    .unwrap();
-    run(Command::new("mkenvimage")
-        .args(["-s", "0x4000", "-o"])
-        .arg(w.join("uboot.env"))
-        .arg(w.join("env.txt")));
-    std::fs::write(
-        w.join("fw_env.config"),
-        format!("{}/uboot.env 0x0000 0x4000\n", w.display()),
-    )
-    .unwrap();
+    uboot_env_file(w, "BOOT_ORDER=A B\nBOOT_A_LEFT=3\nBOOT_B_LEFT=3\n");
     for tool in ["fw_printenv", "fw_setenv"] {
         write_exec(
             &w.join("bin").join(tool),
