@@ -10,7 +10,8 @@ mod common;
 use std::time::Duration;
 
 use common::device::{
-    assert_one_final_still_release_1, history, leave_script, run_or_kill_in_leave, Device,
+    assert_one_final_still_release_1, history, kill_when, leave_script, run_or_kill_in_leave,
+    Device,
 };
 use common::rauc::{engine, Bootloader, RaucRig, Signer, COMPATIBLE};
 use common::sim::TestSim;
@@ -518,18 +519,10 @@ async fn the_bridge_dying_mid_install_leaves_the_booted_slot_primary() {
     let bundle = rig.bundle("v2", COMPATIBLE, "2.0", &image(1 << 20, 6), Signer::Trusted);
     let dep = deploy_bundle(&sim, &dev, &rig, "release-2", &bundle).await;
     let store_dir = dev.dir.path().join("store");
-    let mut e = engine(&dev, &sim, rig.config(&store_dir));
+    let e = engine(&dev, &sim, rig.config(&store_dir));
     rig.hold();
-    let task = tokio::spawn(async move { e.check_update().await.unwrap() });
-    until(
-        Duration::from_secs(30),
-        "the install to be in progress",
-        || rig.held(),
-    )
-    .await;
     // The bridge process dies while RAUC installs; RAUC goes on.
-    task.abort();
-    assert!(task.await.is_err());
+    kill_when(e, 30, "the install to be in progress", || rig.held()).await;
     // The bridge starts again while RAUC is still busy; RAUC then completes and activates
     // B, which the restarted bridge must undo.
     let mut e = engine(&dev, &sim, rig.config(&store_dir));

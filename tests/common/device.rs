@@ -212,20 +212,24 @@ where
     B: Backend + Send + Sync + 'static,
 {
     if kill {
-        let task = tokio::spawn(async move { e.check_update().await.unwrap() });
-        until(
-            Duration::from_secs(60),
-            "ArtifactInstall_Leave to run",
-            || marker.exists(),
-        )
-        .await;
-        task.abort();
-        assert!(task.await.is_err());
+        kill_when(e, 60, "ArtifactInstall_Leave to run", || marker.exists()).await;
         activated();
         restart().resume().await.unwrap()
     } else {
         Some(e.check_update().await.unwrap())
     }
+}
+
+/// Runs the deployment with `e` in a task and kills it once `cond` holds (at most `secs`):
+/// the task is aborted, so no engine code runs after the cut, as after `kill -9`.
+pub async fn kill_when<B>(mut e: Engine<B>, secs: u64, what: &str, cond: impl FnMut() -> bool)
+where
+    B: Backend + Send + Sync + 'static,
+{
+    let task = tokio::spawn(async move { e.check_update().await.unwrap() });
+    until(Duration::from_secs(secs), what, cond).await;
+    task.abort();
+    assert!(task.await.is_err());
 }
 
 /// `dep` ended with exactly one final status and the device still runs `release-1`.
