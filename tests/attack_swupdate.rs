@@ -36,7 +36,7 @@ use common::device::{history, DEVICE_TYPE};
 use common::sim::TestSim;
 use common::swupdate::{find, SwuDaemon, SwuDir};
 use common::wait::{poll, wait_for, wait_for_blocking, Lazy};
-use common::{finals, image};
+use common::{finals, image, script};
 use hyper::Method;
 use mender_bridge_backends::swupdate::abi::{self, Abi};
 use mender_bridge_backends::swupdate::control::{Control, UpdateState};
@@ -143,11 +143,6 @@ fn bridge(dir: &Path, args: &[&str]) -> Command {
         .args(args)
         .env_remove("NOTIFY_SOCKET");
     c
-}
-
-fn script(path: &Path, body: &str) {
-    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 impl Rig {

@@ -8,16 +8,15 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::finals;
 use common::sim::TestSim;
 use common::slots::SlotRig;
 use common::wait::{stop_within, wait_for};
+use common::{finals, script};
 use hyper::Method;
 use mender_bridge::artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
 use serde_json::{json, Value};
@@ -30,11 +29,6 @@ struct Device {
     dir: tempfile::TempDir,
     rig: SlotRig,
     mac: String,
-}
-
-fn script(path: &Path, body: &str) {
-    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("write script");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
 impl Device {
@@ -454,13 +448,7 @@ async fn kill_9_mid_download_and_before_the_reboot_end_in_one_failure() {
     let id = accept(&sim, &dev).await;
 
     // 1. Killed mid-download.
-    sim.http
-        .manage_ok(
-            Method::POST,
-            "/faults/throttle",
-            Some(json!({"bytes_per_sec": 512 * 1024})),
-        )
-        .await;
+    sim.throttle(512 * 1024).await;
     let img: Vec<u8> = (0..(2 << 20))
         .map(|i: usize| (i * 13 % 251) as u8)
         .collect();
@@ -476,7 +464,7 @@ async fn kill_9_mid_download_and_before_the_reboot_end_in_one_failure() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     child.kill().expect("kill -9");
     let _ = child.wait();
-    sim.http.manage(Method::DELETE, "/faults", None).await;
+    sim.clear_faults().await;
     let mut child = dev.daemon(2, &[]);
     wait_for(Duration::from_secs(30), "a final status", || async {
         (finals(&statuses(&sim, &dep, &id).await) > 0).then_some(())

@@ -51,10 +51,6 @@ async fn fail_status_reports(sim: &TestSim, count: u32) {
         .await;
 }
 
-async fn clear_faults(sim: &TestSim) {
-    sim.http.manage(Method::DELETE, "/faults", None).await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_download_ends_in_one_failure_and_nothing_activated() {
     let sim = TestSim::start().await;
@@ -62,13 +58,7 @@ async fn killed_mid_download_ends_in_one_failure_and_nothing_activated() {
     let a_before = dev.rig.slot_sha256("a");
     let env_before = dev.rig.env();
     let (dep, _) = deploy(&sim, &dev.id, "release-2", &image(3 << 20, 21), None).await;
-    sim.http
-        .manage_ok(
-            Method::POST,
-            "/faults/throttle",
-            Some(json!({"bytes_per_sec": 1 << 20})),
-        )
-        .await;
+    sim.throttle(1 << 20).await;
     let mut engine = dev.engine(&sim);
     let task = tokio::spawn(async move { engine.check_update().await });
     wait_history(&sim, &dep, &dev.id, |h| {
@@ -77,7 +67,7 @@ async fn killed_mid_download_ends_in_one_failure_and_nothing_activated() {
     .await;
     task.abort();
     let _ = task.await;
-    clear_faults(&sim).await;
+    sim.clear_faults().await;
     assert_eq!(
         dev.store().deployment().unwrap().unwrap().phase,
         Phase::Installing
@@ -185,7 +175,7 @@ async fn killed_before_the_commit_ends_in_one_success() {
         "not committed yet"
     );
 
-    clear_faults(&sim).await;
+    sim.clear_faults().await;
     let mut engine = dev.engine(&sim);
     assert_eq!(
         engine.resume().await.unwrap(),
@@ -262,7 +252,7 @@ async fn killed_while_the_final_report_is_refused_reports_success_once_later() {
         "not reported yet"
     );
 
-    clear_faults(&sim).await;
+    sim.clear_faults().await;
     let mut engine = dev.engine(&sim);
     assert_eq!(
         engine.resume().await.unwrap(),

@@ -21,7 +21,6 @@ use hyper::Method;
 use mender_bridge::api::DeploymentStatus;
 use mender_bridge::deploy::engine::Outcome;
 use mender_bridge_backends::Backend;
-use serde_json::json;
 
 /// Uploads a `rauc` artifact around `bundle` and deploys it to the device.
 async fn deploy_bundle(
@@ -321,13 +320,7 @@ async fn a_busy_rauc_fails_the_deployment_no_hang() {
     let bundle = rig.bundle("v2", COMPATIBLE, "2.0", &image(2 << 20, 3), Signer::Trusted);
     let dep = deploy_bundle(&sim, &dev, &rig, "release-2", &bundle).await;
     // A slow download: RAUC gets busy while the bridge spools.
-    sim.http
-        .manage_ok(
-            Method::POST,
-            "/faults/throttle",
-            Some(json!({"bytes_per_sec": 1 << 20})),
-        )
-        .await;
+    sim.throttle(1 << 20).await;
     let store_dir = dev.dir.path().join("store");
     let mut e = engine(&dev, &sim, rig.config(&store_dir));
     let task = tokio::spawn(async move { e.check_update().await.unwrap() });
@@ -337,13 +330,7 @@ async fn a_busy_rauc_fails_the_deployment_no_hang() {
     .await;
     // Someone else starts an install (RAUC's own CLI), held in progress.
     let mut first = start_held_install(&rig, &other).await;
-    sim.http
-        .manage_ok(
-            Method::POST,
-            "/faults/throttle",
-            Some(json!({"bytes_per_sec": 0})),
-        )
-        .await;
+    sim.throttle(0).await;
     let outcome = tokio::time::timeout(Duration::from_secs(60), task)
         .await
         .expect("the deployment ends while RAUC is busy")

@@ -159,13 +159,7 @@ async fn abort_mid_download_stops_without_activating_or_reporting() {
     let env_before = dev.rig.env();
     let img = image(3 << 20, 5);
     let (dep, _) = deploy(&sim, &dev.id, "release-2", &img, None).await;
-    sim.http
-        .manage_ok(
-            Method::POST,
-            "/faults/throttle",
-            Some(json!({"bytes_per_sec": 1 << 20})),
-        )
-        .await;
+    sim.throttle(1 << 20).await;
     let mut engine = dev.engine(&sim);
     let task = tokio::spawn(async move { engine.check_update().await.unwrap() });
     // Wait until the device reports download progress, then abort on the server.

@@ -471,13 +471,7 @@ async fn swupdate_progress_shows_while_an_image_installs_from_the_stream() {
     let img = image(3 << 20, 43);
     let swu = d.swu_with("direct", &img, "1.0", "dev", true);
     let dep = upload_and_deploy(&sim, &dev.id, "release-2", d.artifact("release-2", &swu)).await;
-    sim.http
-        .manage_ok(
-            Method::POST,
-            "/faults/throttle",
-            Some(json!({"bytes_per_sec": 1 << 20})),
-        )
-        .await;
+    sim.throttle(1 << 20).await;
     let mut engine = engine(&dev, &sim, daemon.config());
     assert_eq!(
         engine.check_update().await.unwrap(),
@@ -603,13 +597,7 @@ async fn auto_spools_for_a_swupdate_that_accepts_unsigned_images_when_a_key_is_s
     let swu = d.swu("auto-spool", &img, "1.0", "dev");
     let dep = upload_and_deploy(&sim, &dev.id, "release-2", d.artifact("release-2", &swu)).await;
     // A slow download: the spool file is seen on disk while SWUpdate has had no run yet.
-    sim.http
-        .manage_ok(
-            Method::POST,
-            "/faults/throttle",
-            Some(json!({"bytes_per_sec": 2 << 20})),
-        )
-        .await;
+    sim.throttle(2 << 20).await;
     let cfg = SwupdateConfig {
         payload_authenticated: true,
         ..daemon.config()

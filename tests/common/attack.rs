@@ -36,7 +36,6 @@
 //! - `follow-up`: the legitimate `release-2` is signed by the untrusted key: every test
 //!   must fail in its follow-up.
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -55,7 +54,7 @@ use super::sim::TestSim;
 use super::slots::SlotRig;
 use super::tarw::{self, TarEntry};
 use super::{finals, image};
-use super::{gunzip, gzip, Parts};
+use super::{gunzip, gzip, script, Parts};
 
 pub const DEVICE_TYPE: &str = "test-dev";
 /// The name of the artifact every attack is deployed as (the cover and, where it has a
@@ -331,11 +330,6 @@ struct Baseline {
     boot: String,
     slots: Vec<(String, Vec<u8>)>,
     last_error: String,
-}
-
-fn script(path: &Path, body: &str) {
-    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("write script");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
 /// Polls `f` until it returns `Some`, at most `limit`.

@@ -319,6 +319,22 @@ impl TestSim {
         v["id"].as_str().expect("deployment id").to_string()
     }
 
+    /// Throttles every download to `bytes_per_sec` (0: stalled) until [`Self::clear_faults`].
+    pub async fn throttle(&self, bytes_per_sec: u64) {
+        self.http
+            .manage_ok(
+                Method::POST,
+                "/faults/throttle",
+                Some(json!({ "bytes_per_sec": bytes_per_sec })),
+            )
+            .await;
+    }
+
+    /// Ends every injected fault.
+    pub async fn clear_faults(&self) {
+        self.http.manage(Method::DELETE, "/faults", None).await;
+    }
+
     /// The id of the device whose identity has `mac`.
     pub async fn device_id(&self, mac: &str) -> String {
         let devs = self.http.manage_ok(Method::GET, "/devices", None).await;
