@@ -30,11 +30,13 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::device::{finals, history, image, DEVICE_TYPE};
+use common::device::{history, DEVICE_TYPE};
 use common::sim::TestSim;
 use common::swupdate::{find, SwuDaemon, SwuDir};
+use common::wait::{poll, wait_for, wait_for_blocking, Lazy};
+use common::{finals, image, script};
 use hyper::Method;
 use mender_bridge_backends::swupdate::abi::{self, Abi};
 use mender_bridge_backends::swupdate::control::{Control, UpdateState};
@@ -143,11 +145,6 @@ fn bridge(dir: &Path, args: &[&str]) -> Command {
     c
 }
 
-fn script(path: &Path, body: &str) {
-    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
 impl Rig {
     /// The simulator, SWUpdate (`None`: the caller's sockets at `sockets`), and the daemon
     /// with `mode`, accepted by the simulator.
@@ -180,26 +177,7 @@ impl Rig {
         std::fs::write(p("artifact_info"), "artifact_name=release-1\n").unwrap();
         let mac = "02:00:00:00:5a:01".to_string();
         script(&p("identity"), &format!("echo mac={mac}"));
-        let key = p("sign.key");
-        common::run(
-            Command::new("openssl")
-                .args([
-                    "ecparam",
-                    "-name",
-                    "prime256v1",
-                    "-genkey",
-                    "-noout",
-                    "-out",
-                ])
-                .arg(&key),
-        );
-        common::run(
-            Command::new("openssl")
-                .args(["ec", "-pubout", "-in"])
-                .arg(&key)
-                .arg("-out")
-                .arg(p("sign.pub")),
-        );
+        let key = common::ec_key_pair(dir.path(), "sign");
         let mut conf = json!({
             "ServerURL": sim.handle.base_url(),
             "ServerCertificate": sim.handle.ca_path(),
@@ -270,29 +248,22 @@ sw_versions_file = ""
     }
 
     async fn accept(&self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        let what = Lazy(|| format!("an auth request: {}", self.daemon_log()));
+        let id = wait_for(Duration::from_secs(30), what, || async {
             let devs = self.sim.http.manage_ok(Method::GET, "/devices", None).await;
-            let id = devs.as_array().and_then(|a| {
+            devs.as_array().and_then(|a| {
                 a.iter()
                     .find(|d| d["identity_data"]["mac"] == self.mac.as_str())
                     .and_then(|d| d["id"].as_str())
                     .map(str::to_string)
-            });
-            if let Some(id) = id {
-                self.sim
-                    .http
-                    .manage_ok(Method::POST, &format!("/devices/{id}/accept"), None)
-                    .await;
-                return id;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no auth request: {}",
-                self.daemon_log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            })
+        })
+        .await;
+        self.sim
+            .http
+            .manage_ok(Method::POST, &format!("/devices/{id}/accept"), None)
+            .await;
+        id
     }
 
     /// The signed artifact of `swu` named `name`; with `tamper`, its payload bytes replaced
@@ -319,7 +290,7 @@ sw_versions_file = ""
         tamper: Option<&[u8]>,
     ) -> (String, Vec<u8>) {
         let (artifact, crafted) = self.artifact(name, swu, tamper);
-        let rec = self.sim.http.upload_bytes(artifact.clone()).await;
+        let rec = self.sim.upload(artifact.clone()).await;
         if tamper.is_some() && self_check() != "cover" {
             let id = rec["id"].as_str().unwrap();
             self.sim.http.replace_content(id, crafted.clone()).await;
@@ -329,16 +300,7 @@ sw_versions_file = ""
         } else {
             artifact
         };
-        let v = self
-            .sim
-            .http
-            .manage_ok(
-                Method::POST,
-                "/deployments",
-                Some(json!({"artifact_name": name, "devices": [self.id]})),
-            )
-            .await;
-        (v["id"].as_str().unwrap().to_string(), served)
+        (self.sim.deploy(name, &self.id).await, served)
     }
 
     /// [`Self::deploy_crafted`], the deployment id only.
@@ -348,19 +310,16 @@ sw_versions_file = ""
 
     /// The device's status history of `dep` once it has a final status.
     async fn finished(&self, dep: &str) -> Vec<(String, Option<String>)> {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
+        let what = Lazy(|| format!("a final status: {}", self.daemon_log()));
+        wait_for(Duration::from_secs(90), what, || async {
             let h = history(&self.sim, dep, &self.id).await;
             if h.iter().any(|(s, _)| s == "success" || s == "failure") {
-                return h;
+                Ok(h)
+            } else {
+                Err(h)
             }
-            assert!(
-                Instant::now() < deadline,
-                "no final status: {h:?}\n{}",
-                self.daemon_log()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        })
+        .await
     }
 
     /// Waits for `dep`'s final status: no success, and a failure whose substate names
@@ -424,10 +383,10 @@ sw_versions_file = ""
         );
         let store = data.join("mender-bridge");
         // The final status is reported before the record goes: give it a moment.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while store.join("deployment.json").exists() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let _ = poll(Duration::from_secs(10), || async {
+            !store.join("deployment.json").exists()
+        })
+        .await;
         for record in ["deployment.json", "standalone.json"] {
             assert!(
                 !store.join(record).exists(),
@@ -606,11 +565,11 @@ async fn the_tampered_swu_installs_when_given_to_swupdate_directly() {
         .env("TMPDIR", &daemon.run)
         .output()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !daemon.log_text().contains("SWUPDATE successful") {
-        assert!(Instant::now() < deadline, "{}", daemon.log_text());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let what = Lazy(|| format!("SWUpdate's install: {}", daemon.log_text()));
+    wait_for(Duration::from_secs(20), what, || async {
+        daemon.log_text().contains("SWUPDATE successful")
+    })
+    .await;
     assert!(imgs.canary.exists(), "the attacker's script ran");
     let target = std::fs::read(d.target()).unwrap();
     assert!(
@@ -704,11 +663,9 @@ impl Squatter {
             child,
             dir: dir.to_path_buf(),
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !(dir.join("sockinstctrl").exists() && dir.join("swupdateprog").exists()) {
-            assert!(Instant::now() < deadline, "the squatter did not bind");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_blocking(Duration::from_secs(10), "the squatter to bind", || {
+            dir.join("sockinstctrl").exists() && dir.join("swupdateprog").exists()
+        });
         s
     }
 
@@ -784,11 +741,10 @@ async fn attack_squatted_swupdate_sockets_get_no_byte_and_fake_no_success() {
         }
     }
     let _real = Kill(real);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !(tmp.join("sockinstctrl").exists() && tmp.join("swupdateprog").exists()) {
-        assert!(Instant::now() < deadline, "swupdate did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for(Duration::from_secs(20), "swupdate to start", || async {
+        tmp.join("sockinstctrl").exists() && tmp.join("swupdateprog").exists()
+    })
+    .await;
     let next = rig.deploy("release-3", &imgs.next_swu, None).await;
     let h = rig.finished(&next).await;
     assert_eq!(

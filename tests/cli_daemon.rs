@@ -8,14 +8,15 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::sim::{full, TestSim};
+use common::sim::TestSim;
 use common::slots::SlotRig;
+use common::wait::{stop_within, wait_for};
+use common::{finals, script};
 use hyper::Method;
 use mender_bridge::artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
 use serde_json::{json, Value};
@@ -28,11 +29,6 @@ struct Device {
     dir: tempfile::TempDir,
     rig: SlotRig,
     mac: String,
-}
-
-fn script(path: &Path, body: &str) {
-    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("write script");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
 impl Device {
@@ -150,22 +146,6 @@ fn text(o: &Output) -> String {
     )
 }
 
-/// Polls `f` every 100 ms until it returns `Some`, or panics after `limit` with `what`.
-async fn wait_for<T, F, Fut>(limit: Duration, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn device_id(sim: &TestSim, mac: &str) -> Option<String> {
     let devs = sim.http.manage_ok(Method::GET, "/devices", None).await;
     devs.as_array()?
@@ -225,16 +205,9 @@ async fn next_requests(sim: &TestSim) -> usize {
 
 /// Waits for the child to exit (at most `limit`); kills it and panics otherwise.
 fn wait_exit(child: &mut Child, limit: Duration, log: impl Fn() -> String) -> i32 {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status.code().unwrap_or(-1);
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("the daemon did not stop within {limit:?}\n{}", log());
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    match stop_within(child, limit) {
+        Some(status) => status.code().unwrap_or(-1),
+        None => panic!("the daemon did not stop within {limit:?}\n{}", log()),
     }
 }
 
@@ -372,25 +345,8 @@ async fn deploy(sim: &TestSim, id: &str, name: &str, img: &[u8]) -> String {
     write_artifact(&mut out, &spec, vec![file], &WriteOptions::default())
         .await
         .unwrap_or_else(|e| panic!("write: {e}"));
-    let r = sim
-        .http
-        .send(
-            Method::POST,
-            "/api/sim/artifacts",
-            &[("content-type", "application/octet-stream")],
-            full(out),
-        )
-        .await;
-    assert_eq!(r.status, 201, "upload: {}", r.text());
-    let v = sim
-        .http
-        .manage_ok(
-            Method::POST,
-            "/deployments",
-            Some(json!({"artifact_name": name, "devices": [id]})),
-        )
-        .await;
-    v["id"].as_str().expect("deployment id").to_string()
+    sim.upload(out).await;
+    sim.deploy(name, id).await
 }
 
 async fn statuses(sim: &TestSim, dep: &str, id: &str) -> Vec<String> {
@@ -477,12 +433,6 @@ async fn a_deployment_through_the_daemon_with_a_reboot() {
     sim.handle.shutdown().await;
 }
 
-fn finals(h: &[String]) -> usize {
-    h.iter()
-        .filter(|s| matches!(s.as_str(), "success" | "failure" | "already-installed"))
-        .count()
-}
-
 /// `kill -9` of the daemon mid-download, and again after the `rebooting` report while the
 /// reboot never happens: each time the next daemon ends the deployment with exactly one
 /// final status, and the running slot and boot selection stay as they were.
@@ -498,13 +448,7 @@ async fn kill_9_mid_download_and_before_the_reboot_end_in_one_failure() {
     let id = accept(&sim, &dev).await;
 
     // 1. Killed mid-download.
-    sim.http
-        .manage_ok(
-            Method::POST,
-            "/faults/throttle",
-            Some(json!({"bytes_per_sec": 512 * 1024})),
-        )
-        .await;
+    sim.throttle(512 * 1024).await;
     let img: Vec<u8> = (0..(2 << 20))
         .map(|i: usize| (i * 13 % 251) as u8)
         .collect();
@@ -520,7 +464,7 @@ async fn kill_9_mid_download_and_before_the_reboot_end_in_one_failure() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     child.kill().expect("kill -9");
     let _ = child.wait();
-    sim.http.manage(Method::DELETE, "/faults", None).await;
+    sim.clear_faults().await;
     let mut child = dev.daemon(2, &[]);
     wait_for(Duration::from_secs(30), "a final status", || async {
         (finals(&statuses(&sim, &dep, &id).await) > 0).then_some(())

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::slots::SlotRig;
-use common::{canary_scripts, listing};
+use common::{canary_scripts, image, listing};
 use mender_bridge::artifact::writer::{
     write_artifact, ArtifactSpec, PayloadFile, ScriptFile, WriteOptions,
 };
@@ -105,12 +105,6 @@ fn text(o: &Output) -> String {
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn image(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| ((i * 131 + usize::from(seed) * 7) % 251) as u8 ^ seed)
-        .collect()
 }
 
 /// A rootfs-image artifact written by the library writer (no compression, so the payload
@@ -444,14 +438,11 @@ async fn killed_during_artifact_install_leave_commit_refuses_and_rollback_revert
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start install");
-    let start = std::time::Instant::now();
-    while !marker.exists() {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(20),
-            "Leave never ran"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    common::wait::wait_for_blocking(
+        std::time::Duration::from_secs(20),
+        "ArtifactInstall_Leave to run",
+        || marker.exists(),
+    );
     child.kill().expect("kill -9");
     let _ = child.wait();
     assert_eq!(dev.env_var("upgrade_available"), "1", "activated");

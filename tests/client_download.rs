@@ -3,6 +3,8 @@
 //! byte, reset it, redirect, or
 //! stall it). Each connection serves one request by the next action of the script.
 
+mod common;
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -270,18 +272,8 @@ async fn serve<S: Wire>(
 }
 
 fn test_data(len: usize) -> Arc<Vec<u8>> {
-    // xorshift: incompressible and position-dependent, so any misplaced byte shows.
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    Arc::new(
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect(),
-    )
+    // Incompressible and position-dependent, so any misplaced byte shows.
+    Arc::new(common::image(len, 0x9E37_79B9_7F4A_7C15))
 }
 
 fn config() -> DownloadConfig {

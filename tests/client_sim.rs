@@ -9,7 +9,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::sim::{full, TestSim};
+use common::image;
+use common::sim::TestSim;
 use hyper::Method;
 use mender_bridge::api::{Attribute, DeploymentStatus, DeviceProvides, LogMessage};
 use mender_bridge::artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
@@ -85,18 +86,6 @@ fn provides(name: &str) -> DeviceProvides {
     }
 }
 
-fn payload(len: usize) -> Vec<u8> {
-    let mut x: u32 = 0x1234_5678;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
 /// Writes an uncompressed rootfs artifact named `name` with `data` as its image, uploads
 /// it, and returns its size.
 async fn upload_artifact(sim: &TestSim, name: &str, data: &[u8]) -> u64 {
@@ -115,29 +104,8 @@ async fn upload_artifact(sim: &TestSim, name: &str, data: &[u8]) -> u64 {
         .await
         .unwrap();
     let size = out.len() as u64;
-    let r = sim
-        .http
-        .send(
-            Method::POST,
-            "/api/sim/artifacts",
-            &[("content-type", "application/octet-stream")],
-            full(out),
-        )
-        .await;
-    assert_eq!(r.status, 201, "upload: {}", r.text());
+    sim.upload(out).await;
     size
-}
-
-async fn deploy(sim: &TestSim, artifact: &str, device: &str) -> String {
-    let v = sim
-        .http
-        .manage_ok(
-            Method::POST,
-            "/deployments",
-            Some(json!({"artifact_name": artifact, "devices": [device]})),
-        )
-        .await;
-    v["id"].as_str().unwrap().to_string()
 }
 
 async fn requests(sim: &TestSim) -> Vec<Value> {
@@ -369,8 +337,8 @@ async fn update_check_v2_then_v1_fallback_and_204() {
             .await
             .unwrap()
             .is_none());
-        upload_artifact(&sim, "release-2", &payload(10_000)).await;
-        let dep = deploy(&sim, "release-2", &id).await;
+        upload_artifact(&sim, "release-2", &image(10_000, 0x1234_5678)).await;
+        let dep = sim.deploy("release-2", &id).await;
         let i = c
             .check_update(&provides("release 1"))
             .await
@@ -415,8 +383,8 @@ async fn status_with_substate_and_log_upload() {
     let mac = "02:00:00:00:07:01";
     let c = client(&sim, KeyType::Ed25519, mac);
     let id = admit(&sim, &c, mac).await;
-    upload_artifact(&sim, "release-2", &payload(10_000)).await;
-    let dep = deploy(&sim, "release-2", &id).await;
+    upload_artifact(&sim, "release-2", &image(10_000, 0x1234_5678)).await;
+    let dep = sim.deploy("release-2", &id).await;
     c.check_update(&provides("release-1"))
         .await
         .unwrap()
@@ -504,8 +472,8 @@ async fn status_after_abort_is_409_aborted() {
     let mac = "02:00:00:00:08:01";
     let c = client(&sim, KeyType::Ed25519, mac);
     let id = admit(&sim, &c, mac).await;
-    upload_artifact(&sim, "release-2", &payload(10_000)).await;
-    let dep = deploy(&sim, "release-2", &id).await;
+    upload_artifact(&sim, "release-2", &image(10_000, 0x1234_5678)).await;
+    let dep = sim.deploy("release-2", &id).await;
     c.check_update(&provides("release-1"))
         .await
         .unwrap()
@@ -549,9 +517,9 @@ async fn download_resumes_across_three_cuts() {
     let mac = "02:00:00:00:09:01";
     let c = client(&sim, KeyType::Ed25519, mac);
     let id = admit(&sim, &c, mac).await;
-    let image = payload(2 * 1024 * 1024 + 77);
+    let image = image(2 * 1024 * 1024 + 77, 0x1234_5678);
     let size = upload_artifact(&sim, "release-2", &image).await;
-    deploy(&sim, "release-2", &id).await;
+    sim.deploy("release-2", &id).await;
     let i = c
         .check_update(&provides("release-1"))
         .await
@@ -614,9 +582,9 @@ async fn expired_link_mid_download_gets_a_fresh_url() {
     let mac = "02:00:00:00:0a:01";
     let c = client(&sim, KeyType::Ed25519, mac);
     let id = admit(&sim, &c, mac).await;
-    let image = payload(1024 * 1024);
+    let image = image(1024 * 1024, 0x1234_5678);
     let size = upload_artifact(&sim, "release-2", &image).await;
-    let dep = deploy(&sim, "release-2", &id).await;
+    let dep = sim.deploy("release-2", &id).await;
     let i = c
         .check_update(&provides("release-1"))
         .await

@@ -10,9 +10,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::device::{deploy, finals, history, image, Device, DEVICE_TYPE, SLOT_SIZE};
+use common::device::{deploy, history, Device, DEVICE_TYPE, SLOT_SIZE};
 use common::sim::TestSim;
+use common::wait::until;
 use common::{canary_scripts, listing};
+use common::{finals, image};
 use mender_bridge::api::DeploymentStatus;
 use mender_bridge::artifact::writer::{ArtifactSpec, ScriptFile};
 use mender_bridge::deploy::engine::Outcome;
@@ -152,11 +154,12 @@ async fn killed_during_artifact_install_leave_rolls_back_on_restart() {
     .await;
     let mut engine = dev.engine(&sim);
     let task = tokio::spawn(async move { engine.check_update().await });
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !marker.exists() {
-        assert!(tokio::time::Instant::now() < deadline, "Leave never ran");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until(
+        Duration::from_secs(20),
+        "ArtifactInstall_Leave to run",
+        || marker.exists(),
+    )
+    .await;
     task.abort(); // kill -9 while ArtifactInstall_Leave runs: the slot is activated
     let _ = task.await;
     assert!(dev.rig.env().contains("upgrade_available=1"), "activated");

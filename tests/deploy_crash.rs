@@ -12,8 +12,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::device::{deploy, finals, history, image, Device, DEVICE_TYPE};
+use common::device::{deploy, history, Device, DEVICE_TYPE};
 use common::sim::TestSim;
+use common::wait::wait_for;
+use common::{finals, image};
 use hyper::Method;
 use mender_bridge::api::DeploymentStatus;
 use mender_bridge::artifact::writer::{ArtifactSpec, ScriptFile};
@@ -22,24 +24,21 @@ use mender_bridge::deploy::store::Phase;
 use serde_json::json;
 
 /// Waits until the dashboard shows `pred`, or fails after 10 s.
-async fn wait_for(
+async fn wait_history(
     sim: &TestSim,
     dep: &str,
     dev: &str,
     pred: impl Fn(&[(String, Option<String>)]) -> bool,
 ) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    wait_for(Duration::from_secs(10), "the history", || async {
         let h = history(sim, dep, dev).await;
         if pred(&h) {
-            return;
+            Ok(())
+        } else {
+            Err(h)
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out; history: {h:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
 }
 
 async fn fail_status_reports(sim: &TestSim, count: u32) {
@@ -52,10 +51,6 @@ async fn fail_status_reports(sim: &TestSim, count: u32) {
         .await;
 }
 
-async fn clear_faults(sim: &TestSim) {
-    sim.http.manage(Method::DELETE, "/faults", None).await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_download_ends_in_one_failure_and_nothing_activated() {
     let sim = TestSim::start().await;
@@ -63,22 +58,16 @@ async fn killed_mid_download_ends_in_one_failure_and_nothing_activated() {
     let a_before = dev.rig.slot_sha256("a");
     let env_before = dev.rig.env();
     let (dep, _) = deploy(&sim, &dev.id, "release-2", &image(3 << 20, 21), None).await;
-    sim.http
-        .manage_ok(
-            Method::POST,
-            "/faults/throttle",
-            Some(json!({"bytes_per_sec": 1 << 20})),
-        )
-        .await;
+    sim.throttle(1 << 20).await;
     let mut engine = dev.engine(&sim);
     let task = tokio::spawn(async move { engine.check_update().await });
-    wait_for(&sim, &dep, &dev.id, |h| {
+    wait_history(&sim, &dep, &dev.id, |h| {
         h.iter().any(|(s, sub)| s == "downloading" && sub.is_some())
     })
     .await;
     task.abort();
     let _ = task.await;
-    clear_faults(&sim).await;
+    sim.clear_faults().await;
     assert_eq!(
         dev.store().deployment().unwrap().unwrap().phase,
         Phase::Installing
@@ -138,7 +127,7 @@ fn assert_rolled_back(dev: &Device) {
 /// A device that installed `release-2` and rebooted into it; the resume is the caller's.
 async fn installed_and_rebooted(
     sim: &TestSim,
-    seed: u32,
+    seed: u64,
     spec: Option<ArtifactSpec>,
 ) -> (Device, String) {
     let dev = Device::new(sim).await;
@@ -159,11 +148,10 @@ async fn installed_and_rebooted(
 /// holding the tools' global lock while it waits to be fed its script, is never starved by
 /// this blocking poll.
 async fn wait_committed(dev: &Device) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !dev.rig.env().contains("upgrade_available=0") {
-        assert!(tokio::time::Instant::now() < deadline, "never committed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(Duration::from_secs(10), "the commit", || async {
+        dev.rig.env().contains("upgrade_available=0")
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,7 +175,7 @@ async fn killed_before_the_commit_ends_in_one_success() {
         "not committed yet"
     );
 
-    clear_faults(&sim).await;
+    sim.clear_faults().await;
     let mut engine = dev.engine(&sim);
     assert_eq!(
         engine.resume().await.unwrap(),
@@ -250,15 +238,11 @@ async fn killed_while_the_final_report_is_refused_reports_success_once_later() {
     let task = tokio::spawn(async move { engine.resume().await });
     // While the commit script sleeps, the server starts refusing status reports.
     wait_committed(&dev).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     fail_status_reports(&sim, 1000).await;
-    while dev.store().deployment().unwrap().map(|r| r.phase) != Some(Phase::ReportSuccess) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never reached the final report"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(Duration::from_secs(10), "the final report", || async {
+        dev.store().deployment().unwrap().map(|r| r.phase) == Some(Phase::ReportSuccess)
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     task.abort();
     let _ = task.await;
@@ -268,7 +252,7 @@ async fn killed_while_the_final_report_is_refused_reports_success_once_later() {
         "not reported yet"
     );
 
-    clear_faults(&sim).await;
+    sim.clear_faults().await;
     let mut engine = dev.engine(&sim);
     assert_eq!(
         engine.resume().await.unwrap(),

@@ -9,14 +9,18 @@ mod common;
 
 use std::time::Duration;
 
-use common::device::{finals, history, image, Device};
+use common::device::{
+    assert_one_final_still_release_1, history, kill_when, leave_script, run_or_kill_in_leave,
+    Device,
+};
 use common::rauc::{engine, Bootloader, RaucRig, Signer, COMPATIBLE};
 use common::sim::TestSim;
+use common::wait::until;
+use common::{finals, image};
 use hyper::Method;
 use mender_bridge::api::DeploymentStatus;
 use mender_bridge::deploy::engine::Outcome;
 use mender_bridge_backends::Backend;
-use serde_json::json;
 
 /// Uploads a `rauc` artifact around `bundle` and deploys it to the device.
 async fn deploy_bundle(
@@ -28,15 +32,7 @@ async fn deploy_bundle(
 ) -> String {
     let art = rig.artifact(bundle, name, "none");
     sim.http.upload(&art).await;
-    let v = sim
-        .http
-        .manage_ok(
-            Method::POST,
-            "/deployments",
-            Some(json!({"artifact_name": name, "devices": [dev.id]})),
-        )
-        .await;
-    v["id"].as_str().unwrap().to_string()
+    sim.deploy(name, &dev.id).await
 }
 
 /// The deployment log the device uploaded, as text.
@@ -309,18 +305,6 @@ async fn start_held_install(rig: &RaucRig, bundle: &std::path::Path) -> common::
     }
 }
 
-/// Waits (async) until `ok` holds, at most `secs`.
-async fn until(secs: u64, what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !ok() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_rauc_fails_the_deployment_no_hang() {
     let sim = TestSim::start().await;
@@ -336,26 +320,17 @@ async fn a_busy_rauc_fails_the_deployment_no_hang() {
     let bundle = rig.bundle("v2", COMPATIBLE, "2.0", &image(2 << 20, 3), Signer::Trusted);
     let dep = deploy_bundle(&sim, &dev, &rig, "release-2", &bundle).await;
     // A slow download: RAUC gets busy while the bridge spools.
-    sim.http
-        .manage_ok(
-            Method::POST,
-            "/faults/throttle",
-            Some(json!({"bytes_per_sec": 1 << 20})),
-        )
-        .await;
+    sim.throttle(1 << 20).await;
     let store_dir = dev.dir.path().join("store");
     let mut e = engine(&dev, &sim, rig.config(&store_dir));
     let task = tokio::spawn(async move { e.check_update().await.unwrap() });
-    until(20, "download progress", || rig.spool_files().len() == 1).await;
+    until(Duration::from_secs(20), "download progress", || {
+        rig.spool_files().len() == 1
+    })
+    .await;
     // Someone else starts an install (RAUC's own CLI), held in progress.
     let mut first = start_held_install(&rig, &other).await;
-    sim.http
-        .manage_ok(
-            Method::POST,
-            "/faults/throttle",
-            Some(json!({"bytes_per_sec": 0})),
-        )
-        .await;
+    sim.throttle(0).await;
     let outcome = tokio::time::timeout(Duration::from_secs(60), task)
         .await
         .expect("the deployment ends while RAUC is busy")
@@ -368,7 +343,10 @@ async fn a_busy_rauc_fails_the_deployment_no_hang() {
         "RAUC 1.8 changed?"
     );
     rig.release();
-    until(30, "the other install to end", || first.exited().is_some()).await;
+    until(Duration::from_secs(30), "the other install to end", || {
+        first.exited().is_some()
+    })
+    .await;
     assert!(
         first.exited().is_some_and(|s| s.success()),
         "the other install succeeded"
@@ -412,7 +390,12 @@ async fn rauc_dying_mid_install_fails_the_deployment_no_hang() {
     let mut e = engine(&dev, &sim, rig.config(&store_dir));
     rig.hold();
     let task = tokio::spawn(async move { e.check_update().await.unwrap() });
-    until(30, "the install to be in progress", || rig.held()).await;
+    until(
+        Duration::from_secs(30),
+        "the install to be in progress",
+        || rig.held(),
+    )
+    .await;
     rig.kill_service();
     let outcome = tokio::time::timeout(Duration::from_secs(30), task)
         .await
@@ -523,13 +506,10 @@ async fn the_bridge_dying_mid_install_leaves_the_booted_slot_primary() {
     let bundle = rig.bundle("v2", COMPATIBLE, "2.0", &image(1 << 20, 6), Signer::Trusted);
     let dep = deploy_bundle(&sim, &dev, &rig, "release-2", &bundle).await;
     let store_dir = dev.dir.path().join("store");
-    let mut e = engine(&dev, &sim, rig.config(&store_dir));
+    let e = engine(&dev, &sim, rig.config(&store_dir));
     rig.hold();
-    let task = tokio::spawn(async move { e.check_update().await.unwrap() });
-    until(30, "the install to be in progress", || rig.held()).await;
     // The bridge process dies while RAUC installs; RAUC goes on.
-    task.abort();
-    assert!(task.await.is_err());
+    kill_when(e, 30, "the install to be in progress", || rig.held()).await;
     // The bridge starts again while RAUC is still busy; RAUC then completes and activates
     // B, which the restarted bridge must undo.
     let mut e = engine(&dev, &sim, rig.config(&store_dir));
@@ -702,11 +682,7 @@ async fn failure_after_activation(kill: bool) {
     let rig = RaucRig::new();
     let bundle = rig.bundle("v2", COMPATIBLE, "2.0", &image(1 << 20, 8), Signer::Trusted);
     let marker = rig.path("leave-started");
-    let script = if kill {
-        format!("#!/bin/sh\ntouch {}\nsleep 30\n", marker.display())
-    } else {
-        "#!/bin/sh\nexit 3\n".to_string()
-    };
+    let script = leave_script(kill, &marker);
     let art = rig.artifact_with_scripts(
         &bundle,
         "release-2",
@@ -714,44 +690,25 @@ async fn failure_after_activation(kill: bool) {
         &[("ArtifactInstall_Leave_01", &script)],
     );
     sim.http.upload(&art).await;
-    let v = sim
-        .http
-        .manage_ok(
-            Method::POST,
-            "/deployments",
-            Some(json!({"artifact_name": "release-2", "devices": [dev.id]})),
-        )
-        .await;
-    let dep = v["id"].as_str().unwrap().to_string();
+    let dep = sim.deploy("release-2", &dev.id).await;
     let store_dir = dev.dir.path().join("store");
-    let mut e = engine(&dev, &sim, rig.config(&store_dir));
-    let outcome = if kill {
-        let task = tokio::spawn(async move { e.check_update().await.unwrap() });
-        until(60, "ArtifactInstall_Leave to run", || marker.exists()).await;
-        task.abort();
-        assert!(task.await.is_err());
+    let e = engine(&dev, &sim, rig.config(&store_dir));
+    let activated = || {
         assert!(
             rig.bootstate().starts_with("PRIMARY=B"),
             "RAUC activated B: {}",
             rig.bootstate()
-        );
-        let mut e = engine(&dev, &sim, rig.config(&store_dir));
-        e.resume().await.unwrap()
-    } else {
-        Some(e.check_update().await.unwrap())
+        )
     };
+    let restart = || engine(&dev, &sim, rig.config(&store_dir));
+    let outcome = run_or_kill_in_leave(e, kill, &marker, activated, restart).await;
     assert_eq!(outcome, Some(Outcome::Finished(DeploymentStatus::Failure)));
     assert!(
         rig.bootstate().starts_with("PRIMARY=A"),
         "the booted slot is primary again: {}",
         rig.bootstate()
     );
-    let h = history(&sim, &dep, &dev.id).await;
-    assert_eq!(finals(&h), 1, "{h:?}");
-    assert_eq!(
-        dev.store().installed().unwrap().unwrap()["artifact_name"],
-        "release-1"
-    );
+    assert_one_final_still_release_1(&sim, &dep, &dev).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

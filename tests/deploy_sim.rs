@@ -7,8 +7,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::device::{deploy, deploy_with, finals, history, image, Device, DEVICE_TYPE};
+use common::device::{deploy, deploy_with, history, Device, DEVICE_TYPE};
 use common::sim::TestSim;
+use common::wait::wait_for;
+use common::{finals, image};
 use hyper::Method;
 use mender_bridge::api::DeploymentStatus;
 use mender_bridge::artifact::writer::{ArtifactSpec, WriteOptions};
@@ -157,28 +159,19 @@ async fn abort_mid_download_stops_without_activating_or_reporting() {
     let env_before = dev.rig.env();
     let img = image(3 << 20, 5);
     let (dep, _) = deploy(&sim, &dev.id, "release-2", &img, None).await;
-    sim.http
-        .manage_ok(
-            Method::POST,
-            "/faults/throttle",
-            Some(json!({"bytes_per_sec": 1 << 20})),
-        )
-        .await;
+    sim.throttle(1 << 20).await;
     let mut engine = dev.engine(&sim);
     let task = tokio::spawn(async move { engine.check_update().await.unwrap() });
     // Wait until the device reports download progress, then abort on the server.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    wait_for(Duration::from_secs(10), "progress reported", || async {
         let h = history(&sim, &dep, &dev.id).await;
         if h.iter().any(|(s, sub)| s == "downloading" && sub.is_some()) {
-            break;
+            Ok(())
+        } else {
+            Err(h)
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no progress reported: {h:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     sim.http
         .manage_ok(Method::POST, &format!("/deployments/{dep}/abort"), None)
         .await;

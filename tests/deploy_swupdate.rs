@@ -9,11 +9,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::device::{finals, history, image, Device};
+use common::device::{
+    assert_one_final_still_release_1, history, leave_script, run_or_kill_in_leave, Device,
+};
 use common::sim::TestSim;
 use common::swupdate::{
     deployment_log, engine, find, uboot_tool, upload_and_deploy, SwuDaemon, SwuDir,
 };
+use common::wait::{poll, until, Lazy};
+use common::{finals, image};
 use hyper::Method;
 use mender_bridge::api::DeploymentStatus;
 use mender_bridge::deploy::engine::Engine;
@@ -262,20 +266,7 @@ async fn an_absent_daemon_fails_before_the_download() {
 
 /// A file-backed U-Boot environment with `ustate=0`; returns its `fw_env.config`.
 fn uboot_env(d: &SwuDir) -> std::path::PathBuf {
-    std::fs::write(d.path("env.txt"), "ustate=0\nbootcount=0\n").unwrap();
-    common::run(
-        std::process::Command::new("mkenvimage")
-            .args(["-s", "0x4000", "-o"])
-            .arg(d.path("uboot.env"))
-            .arg(d.path("env.txt")),
-    );
-    let cfg = d.path("fw_env.config");
-    std::fs::write(
-        &cfg,
-        format!("{} 0x0000 0x4000\n", d.path("uboot.env").display()),
-    )
-    .unwrap();
-    cfg
+    common::slots::uboot_env_file(d.dir.path(), "ustate=0\nbootcount=0\n")
 }
 
 fn ustate(d: &SwuDir) -> String {
@@ -386,15 +377,11 @@ async fn without_the_progress_socket_get_status_gives_the_result() {
     // A failed run first: its FAILURE stays in GET_STATUS's last_result until the next run
     // ends, so an early IDLE poll that believed it would fail this deployment.
     drop(daemon.open_install("to fail").await);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !daemon.log_text().contains("Waiting for requests") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}",
-            daemon.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let what = Lazy(|| format!("SWUpdate to wait again: {}", daemon.log_text()));
+    until(Duration::from_secs(10), what, || {
+        daemon.log_text().contains("Waiting for requests")
+    })
+    .await;
     let img = image(1 << 20, 37);
     let swu = d.swu("poll", &img, "1.0", "dev");
     let dep = upload_and_deploy(&sim, &dev.id, "release-2", d.artifact("release-2", &swu)).await;
@@ -484,13 +471,7 @@ async fn swupdate_progress_shows_while_an_image_installs_from_the_stream() {
     let img = image(3 << 20, 43);
     let swu = d.swu_with("direct", &img, "1.0", "dev", true);
     let dep = upload_and_deploy(&sim, &dev.id, "release-2", d.artifact("release-2", &swu)).await;
-    sim.http
-        .manage_ok(
-            Method::POST,
-            "/faults/throttle",
-            Some(json!({"bytes_per_sec": 1 << 20})),
-        )
-        .await;
+    sim.throttle(1 << 20).await;
     let mut engine = engine(&dev, &sim, daemon.config());
     assert_eq!(
         engine.check_update().await.unwrap(),
@@ -616,13 +597,7 @@ async fn auto_spools_for_a_swupdate_that_accepts_unsigned_images_when_a_key_is_s
     let swu = d.swu("auto-spool", &img, "1.0", "dev");
     let dep = upload_and_deploy(&sim, &dev.id, "release-2", d.artifact("release-2", &swu)).await;
     // A slow download: the spool file is seen on disk while SWUpdate has had no run yet.
-    sim.http
-        .manage_ok(
-            Method::POST,
-            "/faults/throttle",
-            Some(json!({"bytes_per_sec": 2 << 20})),
-        )
-        .await;
+    sim.throttle(2 << 20).await;
     let cfg = SwupdateConfig {
         payload_authenticated: true,
         ..daemon.config()
@@ -634,15 +609,15 @@ async fn auto_spools_for_a_swupdate_that_accepts_unsigned_images_when_a_key_is_s
         let spool = daemon.spool.clone();
         let log = daemon.log.clone();
         tokio::spawn(async move {
-            let deadline = std::time::Instant::now() + Duration::from_secs(30);
-            while std::time::Instant::now() < deadline {
-                if !SwuDir::files_under(&spool).is_empty() {
-                    let text = std::fs::read_to_string(&log).unwrap_or_default();
-                    return Some(text.matches("Software update started").count());
+            poll(Duration::from_secs(30), || async {
+                if SwuDir::files_under(&spool).is_empty() {
+                    return None;
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            None
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                Some(text.matches("Software update started").count())
+            })
+            .await
+            .ok()
         })
     };
     assert_eq!(
@@ -857,11 +832,7 @@ async fn failure_after_swupdate_installed(kill: bool) {
     let daemon = SwuDaemon::start_with(&d, Some(&env));
     let swu = d.swu("leave", &image(256 << 10, 35), "1.0", "dev");
     let marker = d.path("leave-started");
-    let script = if kill {
-        format!("#!/bin/sh\ntouch {}\nsleep 30\n", marker.display())
-    } else {
-        "#!/bin/sh\nexit 3\n".to_string()
-    };
+    let script = leave_script(kill, &marker);
     let art = d.artifact_with(
         "release-2",
         &swu,
@@ -874,34 +845,17 @@ async fn failure_after_swupdate_installed(kill: bool) {
         ustate: true,
         ..daemon.config()
     };
-    let mut e = engine(&dev, &sim, cfg.clone());
-    let outcome = if kill {
-        let task = tokio::spawn(async move { e.check_update().await.unwrap() });
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while !marker.exists() {
-            assert!(tokio::time::Instant::now() < deadline, "Leave never ran");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        task.abort();
-        assert!(task.await.is_err());
-        assert_eq!(ustate(&d), "ustate=1", "SWUpdate installed: INSTALLED");
-        let mut e = engine(&dev, &sim, cfg);
-        e.resume().await.unwrap()
-    } else {
-        Some(e.check_update().await.unwrap())
-    };
+    let e = engine(&dev, &sim, cfg.clone());
+    let activated = || assert_eq!(ustate(&d), "ustate=1", "SWUpdate installed: INSTALLED");
+    let restart = || engine(&dev, &sim, cfg);
+    let outcome = run_or_kill_in_leave(e, kill, &marker, activated, restart).await;
     assert_eq!(outcome, Some(Outcome::Finished(DeploymentStatus::Failure)));
     assert_eq!(
         ustate(&d),
         "ustate=3",
         "rolled back: FAILED for the bootloader"
     );
-    let h = history(&sim, &dep, &dev.id).await;
-    assert_eq!(finals(&h), 1, "{h:?}");
-    assert_eq!(
-        dev.store().installed().unwrap().unwrap()["artifact_name"],
-        "release-1"
-    );
+    assert_one_final_still_release_1(&sim, &dep, &dev).await;
 }
 
 #[tokio::test]

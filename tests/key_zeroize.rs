@@ -12,13 +12,12 @@ mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::run;
+use common::{openssl, SelfSigned};
 use mender_bridge::client::{Backoff, DownloadConfig, Downloader, TlsConfig};
 use mender_bridge::keys::DeviceKey;
 use zeroize::Zeroizing;
@@ -91,16 +90,10 @@ static ALLOC: Watch = Watch;
 /// Serialises the watch: one test at a time.
 static ONE: Mutex<()> = Mutex::new(());
 
-fn openssl(dir: &Path, args: &[&str]) {
-    run(Command::new("openssl").current_dir(dir).args(args));
-}
-
 /// The private value of a key as `openssl pkey -text` prints it (`priv:` of an EC key,
 /// `privateExponent:` of an RSA key), leading zero bytes dropped.
 fn private_value(dir: &Path, key: &str) -> Zeroizing<Vec<u8>> {
-    let text = Zeroizing::new(run(Command::new("openssl")
-        .current_dir(dir)
-        .args(["pkey", "-in", key, "-text", "-noout"])));
+    let text = Zeroizing::new(openssl(dir, &["pkey", "-in", key, "-text", "-noout"]));
     let mut hex = Zeroizing::new(String::with_capacity(text.len()));
     let mut inside = false;
     for line in text.lines() {
@@ -289,44 +282,26 @@ fn the_client_key_leaves_no_copy_in_freed_memory() {
     let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    openssl(
-        d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "rsa.pem",
-            "-out",
-            "rsa.crt",
-            "-subj",
-            "/CN=device",
-            "-days",
-            "1",
-        ],
-    );
-    openssl(
-        d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
+    for (newkey, opts, key, cert) in [
+        ("rsa:2048", &[][..], "rsa.pem", "rsa.crt"),
+        (
             "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
+            &["ec_paramgen_curve:prime256v1"][..],
             "ec.pem",
-            "-out",
             "ec.crt",
-            "-subj",
-            "/CN=device",
-            "-days",
-            "1",
-        ],
-    );
+        ),
+    ] {
+        SelfSigned {
+            newkey,
+            opts,
+            key,
+            cert,
+            subject: "/CN=device",
+            days: "1",
+            ext: &[],
+        }
+        .write(d);
+    }
     traditional_forms(d);
 
     let cases = [

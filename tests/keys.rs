@@ -6,16 +6,11 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use std::process::Command;
 
-use common::run;
+use common::openssl;
 use mender_bridge::keys::{DeviceKey, KeyType};
 
 const BODY: &[u8] = b"{\"id_data\":\"{\\\"mac\\\":\\\"02:00:00:00:00:01\\\"}\",\"tenant_token\":\"\",\"pubkey\":\"x\"}\n";
-
-fn openssl(dir: &Path, args: &[&str]) -> String {
-    run(Command::new("openssl").current_dir(dir).args(args))
-}
 
 /// Signs BODY with `key`, then has openssl verify it with the key's own public PEM.
 fn assert_openssl_verifies(dir: &Path, key: &DeviceKey) {

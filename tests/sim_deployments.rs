@@ -33,15 +33,7 @@ async fn world_with(f: impl FnOnce(&mut mender_bridge::sim::SimConfig)) -> World
     let key = TestKey::generate(sim.dir.path(), "ed25519");
     let (device, token) = sim.admit(&key, "02:00:00:00:00:01").await;
     // Incompressible, so the artifact is about as large as the payload.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let payload: Vec<u8> = (0..200_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let payload = common::image(200_000, 0x9e37_79b9_7f4a_7c15);
     let path = module_artifact(sim.dir.path(), "release-2", "test-dev", &payload);
     let rec = sim.http.upload(&path).await;
     assert_eq!(rec["name"], "release-2");
@@ -69,16 +61,7 @@ impl World {
     }
 
     async fn deploy(&self) -> String {
-        let r = self
-            .sim
-            .http
-            .manage_ok(
-                Method::POST,
-                "/deployments",
-                Some(json!({"artifact_name": "release-2", "devices": [self.device]})),
-            )
-            .await;
-        r["id"].as_str().unwrap().to_string()
+        self.sim.deploy("release-2", &self.device).await
     }
 
     async fn next_get(&self, name: &str, dtype: &str) -> Resp {

@@ -13,9 +13,10 @@ mod common;
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::sim::TestSim;
+use common::wait::{wait_for, Lazy};
 use hyper::Method;
 use serde_json::{json, Value};
 
@@ -29,27 +30,16 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Polls `f` every 500 ms until it returns `Some`, failing after `limit`.
-async fn wait_for<T, F, Fut>(what: &str, limit: Duration, log: &Path, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        if start.elapsed() > limit {
-            let log = std::fs::read_to_string(log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            panic!(
-                "timed out after {limit:?} waiting for {what}; mender log tail:\n{}",
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+/// What a wait is for, with the tail of the mender log (read when the wait times out).
+fn awaited<'a>(what: &'a str, log: &'a Path) -> Lazy<impl Fn() -> String + 'a> {
+    Lazy(move || {
+        let log = std::fs::read_to_string(log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        format!(
+            "{what}; mender log tail:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
+    })
 }
 
 /// The single-file module's payload: the file and where to put it.
@@ -151,9 +141,8 @@ async fn official_client_authenticates_reports_inventory_and_installs() {
     let http = &sim.http;
     // 1. Authentication: pending until accepted.
     let id = wait_for(
-        "the device to ask for admission",
         Duration::from_secs(60),
-        &log,
+        awaited("the device to ask for admission", &log),
         || async {
             let devs = http.manage_ok(Method::GET, "/devices", None).await;
             devs.as_array()?
@@ -167,16 +156,20 @@ async fn official_client_authenticates_reports_inventory_and_installs() {
         .await;
 
     // 2. Inventory.
-    let inv = wait_for("inventory", Duration::from_secs(60), &log, || async {
-        let inv = http
-            .manage_ok(Method::GET, &format!("/devices/{id}/inventory"), None)
-            .await;
-        let has = |n: &str| {
-            inv.as_array()
-                .is_some_and(|a| a.iter().any(|x| x["name"] == n))
-        };
-        (has("artifact_name") && has("device_type")).then_some(inv)
-    })
+    let inv = wait_for(
+        Duration::from_secs(60),
+        awaited("inventory", &log),
+        || async {
+            let inv = http
+                .manage_ok(Method::GET, &format!("/devices/{id}/inventory"), None)
+                .await;
+            let has = |n: &str| {
+                inv.as_array()
+                    .is_some_and(|a| a.iter().any(|x| x["name"] == n))
+            };
+            (has("artifact_name") && has("device_type")).then_some(inv)
+        },
+    )
     .await;
     let value = |n: &str| -> Value {
         inv.as_array()
@@ -194,18 +187,10 @@ async fn official_client_authenticates_reports_inventory_and_installs() {
         .starts_with("3.4"));
 
     // 3. A deployment to this device.
-    let dep = http
-        .manage_ok(
-            Method::POST,
-            "/deployments",
-            Some(json!({"artifact_name": "release-2", "devices": [id]})),
-        )
-        .await;
-    let dep_id = dep["id"].as_str().unwrap().to_string();
+    let dep_id = sim.deploy("release-2", &id).await;
     let dd = wait_for(
-        "the deployment to finish",
         Duration::from_secs(120),
-        &log,
+        awaited("the deployment to finish", &log),
         || async {
             let dd = http
                 .manage_ok(

@@ -3,11 +3,14 @@
 //! accepted by the real `mender-artifact read` / `validate` (with `-k` for signed ones).
 //! The tests that run `mender-artifact` print a notice and pass when it is not on PATH.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
+use common::image;
 use mender_bridge::artifact::render::{to_text, ArtifactReport};
 use mender_bridge::artifact::writer::{
     write_artifact, ArtifactSpec, Level, PayloadFile, ScriptFile, SigningKey, Spool, WriteError,
@@ -19,19 +22,6 @@ use mender_bridge::artifact::{
 use sha2::{Digest as _, Sha256};
 
 // ---------------------------------------------------------------- helpers
-
-/// Deterministic, incompressible-looking bytes.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 fn sha(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
@@ -210,7 +200,7 @@ fn module_spec() -> ArtifactSpec {
 
 #[tokio::test]
 async fn rootfs_gzip_ecdsa_reads_back_with_the_same_fields() {
-    let img = noise(300_000, 1);
+    let img = image(300_000, 1);
     let key = ec_key();
     let o = WriteOptions {
         signing_key: Some(key.clone()),
@@ -265,7 +255,7 @@ async fn rootfs_gzip_ecdsa_reads_back_with_the_same_fields() {
 #[tokio::test]
 async fn rsa_signed_reads_back_and_other_keys_are_refused() {
     let key = rsa_key();
-    let img = noise(10_000, 2);
+    let img = image(10_000, 2);
     let o = WriteOptions {
         signing_key: Some(key.clone()),
         ..opts(Compression::Gzip)
@@ -294,7 +284,7 @@ async fn rsa_signed_reads_back_and_other_keys_are_refused() {
 
 #[tokio::test]
 async fn module_with_everything_reads_back_direct_and_spooled() {
-    let f1 = noise(70_000, 3);
+    let f1 = image(70_000, 3);
     let f2: Vec<u8> = Vec::new();
     let spec = module_spec();
     for (compression, declare) in [
@@ -401,7 +391,7 @@ async fn bootstrap_reads_back_with_an_empty_data_tar() {
 
 #[tokio::test]
 async fn every_compression_and_spool_reads_back() {
-    let img = noise(200_000, 4);
+    let img = image(200_000, 4);
     let dir = tempfile::tempdir().unwrap();
     for compression in [
         Compression::None,
@@ -434,7 +424,7 @@ async fn every_compression_and_spool_reads_back() {
 
 #[tokio::test]
 async fn layout_is_what_mender_artifact_writes() {
-    let img = noise(5000, 5);
+    let img = image(5000, 5);
     let o = WriteOptions {
         signing_key: Some(ec_key()),
         ..opts(Compression::Gzip)
@@ -512,7 +502,7 @@ async fn layout_is_what_mender_artifact_writes() {
 
 #[tokio::test]
 async fn wrong_declared_digest_fails_before_output_when_spooled() {
-    let img = noise(1000, 6);
+    let img = image(1000, 6);
     let f = file("img", &img).with_sha256([0u8; 32]);
     let mut out = Vec::new();
     let e = write_artifact(&mut out, &rootfs_spec(), vec![f], &opts(Compression::Gzip))
@@ -531,7 +521,7 @@ async fn wrong_declared_digest_fails_before_output_when_spooled() {
 
 #[tokio::test]
 async fn short_and_long_payload_readers_fail() {
-    let data = noise(1000, 7);
+    let data = image(1000, 7);
     for compression in [Compression::Gzip, Compression::None] {
         let short = PayloadFile::new("img", 1001, std::io::Cursor::new(data.clone()))
             .with_sha256(sha(&data));
@@ -779,7 +769,7 @@ async fn mender_artifact_accepts_what_the_writer_writes() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let img = noise(100_000, 8);
+    let img = image(100_000, 8);
     let rsa = rsa_key();
     let ec = ec_key();
     let signed = |k: &SigningKey, c| WriteOptions {
@@ -921,7 +911,7 @@ async fn same_layout_as_mender_artifact_for_the_same_input() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let img = noise(20_000, 9);
+    let img = image(20_000, 9);
     let img_path = dir.path().join("img");
     std::fs::write(&img_path, &img).unwrap();
     let theirs_path = dir.path().join("theirs.mender");
@@ -991,8 +981,8 @@ async fn same_layout_as_mender_artifact_for_the_same_input() {
 #[tokio::test]
 async fn long_names_go_through_pax_headers() {
     let long = format!("{}.bin", "n".repeat(150));
-    let a = noise(3000, 10);
-    let b = noise(700, 11);
+    let a = image(3000, 10);
+    let b = image(700, 11);
     let spec = ArtifactSpec::module("pax-1", ["dev1"], "single-file");
     let files = vec![file(&long, &a), file("A,b_c-d.e", &b)];
     let (bytes, _) = write(&spec, files, &opts(Compression::Gzip)).await;

@@ -36,10 +36,9 @@
 //! - `follow-up`: the legitimate `release-2` is signed by the untrusted key: every test
 //!   must fail in its follow-up.
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper::Method;
 use mender_bridge::artifact::writer::{
@@ -50,11 +49,12 @@ use mender_bridge::artifact::{
 };
 use serde_json::json;
 
-use super::device::{finals, history, image};
+use super::device::history;
 use super::sim::TestSim;
 use super::slots::SlotRig;
 use super::tarw::{self, TarEntry};
-use super::{gunzip, gzip, run, Parts};
+use super::{finals, image};
+use super::{gunzip, gzip, script, Parts};
 
 pub const DEVICE_TYPE: &str = "test-dev";
 /// The name of the artifact every attack is deployed as (the cover and, where it has a
@@ -79,22 +79,7 @@ pub struct Kit {
 }
 
 fn ec_key(dir: &Path, name: &str) -> SigningKey {
-    let key = dir.join(format!("{name}.key"));
-    run(Command::new("openssl")
-        .args([
-            "ecparam",
-            "-genkey",
-            "-name",
-            "prime256v1",
-            "-noout",
-            "-out",
-        ])
-        .arg(&key));
-    run(Command::new("openssl")
-        .args(["ec", "-pubout", "-in"])
-        .arg(&key)
-        .arg("-out")
-        .arg(dir.join(format!("{name}.pub"))));
+    let key = super::ec_key_pair(dir, name);
     let pem = std::fs::read_to_string(&key).expect("key");
     SigningKey::from_pem(&pem, name).expect("signing key")
 }
@@ -173,7 +158,7 @@ impl Kit {
 
     /// An image of [`IMAGE_LEN`] bytes, `seed`-dependent, starting with the marker.
     pub fn image(&self, seed: u32) -> Vec<u8> {
-        let mut img = image(IMAGE_LEN, seed);
+        let mut img = image(IMAGE_LEN, seed.into());
         img[..self.marker.len()].copy_from_slice(self.marker.as_bytes());
         img
     }
@@ -347,27 +332,13 @@ struct Baseline {
     last_error: String,
 }
 
-fn script(path: &Path, body: &str) {
-    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("write script");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-}
-
-/// Polls `f` every 100 ms until it returns `Some`, at most `limit`.
-pub async fn poll<T, F, Fut>(limit: Duration, mut f: F) -> Option<T>
+/// Polls `f` until it returns `Some`, at most `limit`.
+pub async fn poll<T, F, Fut>(limit: Duration, f: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return Some(v);
-        }
-        if start.elapsed() > limit {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    super::wait::poll(limit, f).await.ok()
 }
 
 /// One attack: the crafted bytes, served in place of `cover`, and the words the failure must
@@ -533,20 +504,13 @@ impl Rig {
         };
         let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let start = Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                return match status.code() {
-                    Some(0) => Ok(()),
-                    other => Err(format!("the daemon exited with {other:?} on SIGTERM")),
-                };
-            }
-            if start.elapsed() > Duration::from_secs(10) {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err("the daemon did not stop within 10 s of SIGTERM".into());
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        match super::wait::stop_within(&mut child, Duration::from_secs(10)) {
+            Some(status) if status.code() == Some(0) => Ok(()),
+            Some(status) => Err(format!(
+                "the daemon exited with {:?} on SIGTERM",
+                status.code()
+            )),
+            None => Err("the daemon did not stop within 10 s of SIGTERM".into()),
         }
     }
 
@@ -619,21 +583,13 @@ impl Rig {
     /// Uploads `cover` (a valid artifact named [`ATTACK_NAME`] or `release-2`), replaces its
     /// stored bytes with `bytes` when given, deploys its name; returns the deployment id.
     async fn deploy(&self, cover: &[u8], bytes: Option<&[u8]>) -> String {
-        let rec = self.sim.http.upload_bytes(cover.to_vec()).await;
+        let rec = self.sim.upload(cover.to_vec()).await;
         if let Some(b) = bytes {
             let id = rec["id"].as_str().unwrap();
             self.sim.http.replace_content(id, b.to_vec()).await;
         }
-        let v = self
-            .sim
-            .http
-            .manage_ok(
-                Method::POST,
-                "/deployments",
-                Some(json!({"artifact_name": rec["name"], "devices": [self.id]})),
-            )
-            .await;
-        v["id"].as_str().expect("deployment id").to_string()
+        let name = rec["name"].as_str().expect("artifact name");
+        self.sim.deploy(name, &self.id).await
     }
 
     fn snapshot(&self) -> Baseline {
@@ -865,7 +821,7 @@ impl Rig {
         };
         let final_status = h
             .iter()
-            .find(|(s, _)| matches!(s.as_str(), "success" | "failure" | "already-installed"))
+            .find(|(s, _)| super::is_final(s))
             .cloned()
             .expect("a final status");
         if final_status.0 != "failure" {

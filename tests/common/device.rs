@@ -2,20 +2,23 @@
 //! store that says it runs `release-1`, a key the simulator has accepted; and helpers to
 //! deploy artifacts through the simulator and read what the dashboard shows.
 
+use std::path::Path;
 use std::time::Duration;
 
-use super::sim::{full, TestSim};
+use super::sim::TestSim;
 use super::slots::SlotRig;
+use super::wait::until;
 use hyper::Method;
 use mender_bridge::artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
 use mender_bridge::artifact::ReadOptions;
 use mender_bridge::client::{Backoff, Client, ClientConfig};
-use mender_bridge::deploy::engine::{Engine, EngineConfig};
+use mender_bridge::deploy::engine::{Engine, EngineConfig, Outcome};
 use mender_bridge::deploy::scripts::ScriptRunner;
 use mender_bridge::deploy::store::{Provides, Store};
 use mender_bridge::keys::{DeviceKey, KeyType};
 use mender_bridge_backends::raw::RawBackend;
-use serde_json::{json, Value};
+use mender_bridge_backends::Backend;
+use serde_json::Value;
 
 pub const DEVICE_TYPE: &str = "test-dev";
 pub const SLOT_SIZE: usize = 8 << 20;
@@ -25,18 +28,6 @@ pub struct Device {
     pub rig: SlotRig,
     pub key: DeviceKey,
     pub id: String,
-}
-
-pub fn image(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 3) as u8
-        })
-        .collect()
 }
 
 pub fn client_config(sim: &TestSim) -> ClientConfig {
@@ -99,8 +90,14 @@ impl Device {
         .unwrap()
     }
 
-    /// A fresh engine, as a (re)started process builds it.
+    /// A fresh engine over the raw A/B backend, as a (re)started process builds it.
     pub fn engine(&self, sim: &TestSim) -> Engine<RawBackend> {
+        self.engine_with(sim, RawBackend::new(self.rig.config.clone()))
+    }
+
+    /// A fresh engine over `backend` with the device's client, store and scripts, as a
+    /// (re)started process builds it.
+    pub fn engine_with<B: Backend>(&self, sim: &TestSim, backend: B) -> Engine<B> {
         let cfg = EngineConfig {
             device_type: DEVICE_TYPE.into(),
             read: ReadOptions::default(),
@@ -117,12 +114,7 @@ impl Device {
             progress_interval: Duration::from_millis(50),
             progress_step: 10,
         };
-        Engine::new(
-            self.client(sim),
-            Store::new(self.dir.path().join("store")),
-            RawBackend::new(self.rig.config.clone()),
-            cfg,
-        )
+        Engine::new(self.client(sim), self.store(), backend, cfg)
     }
 
     pub fn store(&self) -> Store {
@@ -168,25 +160,8 @@ pub async fn deploy_with(
         .unwrap()
         .offset;
     let size = out.len() as u64;
-    let r = sim
-        .http
-        .send(
-            Method::POST,
-            "/api/sim/artifacts",
-            &[("content-type", "application/octet-stream")],
-            full(out),
-        )
-        .await;
-    assert_eq!(r.status, 201, "upload: {}", r.text());
-    let v = sim
-        .http
-        .manage_ok(
-            Method::POST,
-            "/deployments",
-            Some(json!({"artifact_name": name, "devices": [device]})),
-        )
-        .await;
-    (v["id"].as_str().unwrap().to_string(), size, data_offset)
+    sim.upload(out).await;
+    (sim.deploy(name, device).await, size, data_offset)
 }
 
 /// The statuses the device reported, as the dashboard shows them.
@@ -213,8 +188,56 @@ pub async fn history(sim: &TestSim, dep: &str, dev: &str) -> Vec<(String, Option
         .collect()
 }
 
-pub fn finals(h: &[(String, Option<String>)]) -> usize {
-    h.iter()
-        .filter(|(s, _)| matches!(s.as_str(), "success" | "failure" | "already-installed"))
-        .count()
+/// The `ArtifactInstall_Leave_01` script of the failure-after-activation scenarios: with
+/// `kill`, it touches `marker` and sleeps while the test kills the bridge; else it fails.
+pub fn leave_script(kill: bool, marker: &Path) -> String {
+    if kill {
+        format!("#!/bin/sh\ntouch {}\nsleep 30\n", marker.display())
+    } else {
+        "#!/bin/sh\nexit 3\n".to_string()
+    }
+}
+
+/// Runs the deployment with `e`. With `kill`: once `marker` shows that
+/// `ArtifactInstall_Leave` runs, the engine's task is aborted (`kill -9`), `activated`
+/// checks what the backend had done by then, and the engine `restart` builds resumes.
+pub async fn run_or_kill_in_leave<B>(
+    mut e: Engine<B>,
+    kill: bool,
+    marker: &Path,
+    activated: impl FnOnce(),
+    restart: impl FnOnce() -> Engine<B>,
+) -> Option<Outcome>
+where
+    B: Backend + Send + Sync + 'static,
+{
+    if kill {
+        kill_when(e, 60, "ArtifactInstall_Leave to run", || marker.exists()).await;
+        activated();
+        restart().resume().await.unwrap()
+    } else {
+        Some(e.check_update().await.unwrap())
+    }
+}
+
+/// Runs the deployment with `e` in a task and kills it once `cond` holds (at most `secs`):
+/// the task is aborted, so no engine code runs after the cut, as after `kill -9`.
+pub async fn kill_when<B>(mut e: Engine<B>, secs: u64, what: &str, cond: impl FnMut() -> bool)
+where
+    B: Backend + Send + Sync + 'static,
+{
+    let task = tokio::spawn(async move { e.check_update().await.unwrap() });
+    until(Duration::from_secs(secs), what, cond).await;
+    task.abort();
+    assert!(task.await.is_err());
+}
+
+/// `dep` ended with exactly one final status and the device still runs `release-1`.
+pub async fn assert_one_final_still_release_1(sim: &TestSim, dep: &str, dev: &Device) {
+    let h = history(sim, dep, &dev.id).await;
+    assert_eq!(super::finals(&h), 1, "{h:?}");
+    assert_eq!(
+        dev.store().installed().unwrap().unwrap()["artifact_name"],
+        "release-1"
+    );
 }

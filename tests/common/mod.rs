@@ -16,10 +16,11 @@ pub mod slots;
 #[cfg(all(feature = "sim", feature = "swupdate"))]
 pub mod swupdate;
 pub mod tarw;
+pub mod wait;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use mender_bridge::artifact::render::ArtifactReport;
 use mender_bridge::artifact::writer::ScriptFile;
@@ -71,6 +72,13 @@ pub fn listing(dir: &Path) -> Vec<String> {
     v
 }
 
+/// Writes an executable shell script `#!/bin/sh\n<body>` to `path`.
+pub fn script(path: &Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).expect("write script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
 /// Runs a command, panicking with its output when it fails.
 pub fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| {
@@ -87,6 +95,194 @@ pub fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `len` deterministic, incompressible-looking bytes (xorshift), different for each `seed`.
+pub fn image(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// `openssl <args>` run in `dir`; its stdout (panics with its output when it fails).
+pub fn openssl(dir: &Path, args: &[&str]) -> String {
+    run(Command::new("openssl").current_dir(dir).args(args))
+}
+
+/// `openssl <args>` with `stdin` fed to it; its stdout as bytes (a signature).
+pub fn openssl_piped(args: &[&str], stdin: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("openssl")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run openssl (scripts/setup-test-deps.sh installs it)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write");
+    let out = child.wait_with_output().expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// An EC P-256 key pair made with openssl: `<dir>/<name>.key` (SEC1 PEM) and
+/// `<dir>/<name>.pub` (SPKI PEM); returns the private key's path.
+pub fn ec_key_pair(dir: &Path, name: &str) -> PathBuf {
+    let key = format!("{name}.key");
+    openssl(
+        dir,
+        &[
+            "ecparam",
+            "-genkey",
+            "-name",
+            "prime256v1",
+            "-noout",
+            "-out",
+            &key,
+        ],
+    );
+    openssl(
+        dir,
+        &["ec", "-pubout", "-in", &key, "-out", &format!("{name}.pub")],
+    );
+    dir.join(key)
+}
+
+/// A self-signed certificate made by `openssl req -x509` in `dir`: a new `newkey` key (with
+/// `-pkeyopt` `opts`) written to `key`, the certificate to `cert`, for `subject`, valid
+/// `days`, with the `-addext` extensions `ext`.
+pub struct SelfSigned<'a> {
+    pub newkey: &'a str,
+    pub opts: &'a [&'a str],
+    pub key: &'a str,
+    pub cert: &'a str,
+    pub subject: &'a str,
+    pub days: &'a str,
+    pub ext: &'a [&'a str],
+}
+
+impl SelfSigned<'_> {
+    pub fn write(&self, dir: &Path) {
+        let mut args = vec!["req", "-x509", "-newkey", self.newkey];
+        for o in self.opts {
+            args.extend(["-pkeyopt", o]);
+        }
+        args.extend(["-nodes", "-keyout", self.key, "-out", self.cert]);
+        args.extend(["-subj", self.subject, "-days", self.days]);
+        for e in self.ext {
+            args.extend(["-addext", e]);
+        }
+        openssl(dir, &args);
+    }
+}
+
+/// A self-signed test CA in `pki`: `<name>.key`, `<name>.pem` (CN=test-ca).
+pub fn test_ca(pki: &Path, name: &str) {
+    SelfSigned {
+        newkey: "rsa:2048",
+        opts: &[],
+        key: &format!("{name}.key"),
+        cert: &format!("{name}.pem"),
+        subject: "/CN=test-ca",
+        days: "3650",
+        ext: &[
+            "basicConstraints=critical,CA:TRUE",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    }
+    .write(pki);
+}
+
+/// A code-signing (emailProtection) certificate in `pki` issued by CA `ca`:
+/// `<name>.key`, `<name>.pem` (CN=test-signer).
+pub fn test_signer(pki: &Path, name: &str, ca: &str) {
+    let (key, csr, pem) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+    );
+    std::fs::write(
+        pki.join("ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+         extendedKeyUsage=emailProtection\n",
+    )
+    .expect("ext");
+    openssl(
+        pki,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            "/CN=test-signer",
+        ],
+    );
+    openssl(
+        pki,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "3650",
+            "-extfile",
+            "ext",
+        ],
+    );
+}
+
+/// A deployment status as the dashboard lists it: a bare status or (status, substate).
+pub trait Status {
+    fn status(&self) -> &str;
+}
+
+impl Status for String {
+    fn status(&self) -> &str {
+        self
+    }
+}
+
+impl Status for (String, Option<String>) {
+    fn status(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Whether `status` ends a deployment.
+pub fn is_final(status: &str) -> bool {
+    matches!(status, "success" | "failure" | "already-installed")
+}
+
+/// How many final statuses (`success`, `failure`, `already-installed`) `history` holds.
+pub fn finals<S: Status>(history: &[S]) -> usize {
+    history.iter().filter(|h| is_final(h.status())).count()
+}
+
 /// A temp dir with test keys and a 16 KiB random image.
 pub struct Workdir {
     pub dir: tempfile::TempDir,
@@ -96,16 +292,8 @@ impl Workdir {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let w = Workdir { dir };
-        let mut img = vec![0u8; 16 * 1024];
-        // Deterministic but incompressible-looking content.
-        let mut x: u64 = 0x9e3779b97f4a7c15;
-        for b in img.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = x as u8;
-        }
-        std::fs::write(w.path("img.bin"), &img).expect("write image");
+        std::fs::write(w.path("img.bin"), image(16 * 1024, 0x9e3779b97f4a7c15))
+            .expect("write image");
         w
     }
 
@@ -115,36 +303,21 @@ impl Workdir {
 
     /// RSA-3072 (PKCS#1 private, SPKI public) and EC P-256 keys, made with openssl.
     pub fn keys(&self) {
-        let p = |n| self.path(n);
-        run(Command::new("openssl")
-            .args(["genrsa", "-traditional", "-out"])
-            .arg(p("rsa.key"))
-            .arg("3072"));
-        run(Command::new("openssl")
-            .args(["rsa", "-pubout", "-in"])
-            .arg(p("rsa.key"))
-            .arg("-out")
-            .arg(p("rsa.pub")));
-        run(Command::new("openssl")
-            .args(["rsa", "-RSAPublicKey_out", "-in"])
-            .arg(p("rsa.key"))
-            .arg("-out")
-            .arg(p("rsa-pkcs1.pub")));
-        run(Command::new("openssl")
-            .args([
-                "ecparam",
-                "-genkey",
-                "-name",
-                "prime256v1",
-                "-noout",
+        let d = self.dir.path();
+        openssl(d, &["genrsa", "-traditional", "-out", "rsa.key", "3072"]);
+        openssl(d, &["rsa", "-pubout", "-in", "rsa.key", "-out", "rsa.pub"]);
+        openssl(
+            d,
+            &[
+                "rsa",
+                "-RSAPublicKey_out",
+                "-in",
+                "rsa.key",
                 "-out",
-            ])
-            .arg(p("ec.key")));
-        run(Command::new("openssl")
-            .args(["ec", "-pubout", "-in"])
-            .arg(p("ec.key"))
-            .arg("-out")
-            .arg(p("ec.pub")));
+                "rsa-pkcs1.pub",
+            ],
+        );
+        ec_key_pair(d, "ec");
     }
 
     /// `mender-artifact write <args> -o <out>`; returns the artifact path.

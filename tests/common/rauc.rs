@@ -18,17 +18,16 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mender_bridge::artifact::ReadOptions;
-use mender_bridge::deploy::engine::{Engine, EngineConfig};
-use mender_bridge::deploy::scripts::ScriptRunner;
-use mender_bridge::deploy::store::Store;
+use mender_bridge::deploy::engine::Engine;
 use mender_bridge_backends::rauc::{Bus, RaucBackend, RaucConfig};
 
-use super::device::{client_config, identity, Device, DEVICE_TYPE};
-use super::run;
+use super::device::{Device, DEVICE_TYPE};
 use super::sim::TestSim;
+use super::slots::uboot_env_file;
+use super::wait::{stop_within, wait_for_blocking};
+use super::{run, test_ca, test_signer, SelfSigned};
 
 pub const COMPATIBLE: &str = "Test-Device";
 pub const SLOT_SIZE: u64 = 8 << 20;
@@ -69,8 +68,127 @@ fn write_exec(path: &Path, body: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    run(Command::new("openssl").current_dir(dir).args(args));
+/// The test CA (`ca`), the signer it issued (`dev`) and a self-signed `rogue` signer RAUC
+/// does not trust.
+fn write_pki(pki: &Path) {
+    test_ca(pki, "ca");
+    test_signer(pki, "dev", "ca");
+    SelfSigned {
+        newkey: "rsa:2048",
+        opts: &[],
+        key: "rogue.key",
+        cert: "rogue.pem",
+        subject: "/CN=rogue-signer",
+        days: "3650",
+        ext: &["extendedKeyUsage=emailProtection"],
+    }
+    .write(pki);
+}
+
+/// The slot images `rootfs-0` and `rootfs-1`, [`SLOT_SIZE`] each.
+fn write_slots(w: &Path) {
+    for s in ["rootfs-0", "rootfs-1"] {
+        let f = std::fs::File::create(w.join("images").join(s)).unwrap();
+        f.set_len(SLOT_SIZE).unwrap();
+    }
+}
+
+/// RAUC's `custom` bootloader backend: `bootloader.sh` over the `bootstate` file (A primary,
+/// both good), logging every call to `bootloader.log`.
+fn write_custom_bootloader(w: &Path) {
+    std::fs::write(
+        w.join("bootstate"),
+        "PRIMARY=A\nSTATE_A=good\nSTATE_B=good\n",
+    )
+    .unwrap();
+    // While the file `slow` exists, set-state waits (an install held in progress).
+    write_exec(
+        &w.join("bootloader.sh"),
+        &format!(
+            r#"#!/bin/sh
+S={w}/bootstate
+echo "$@" >> {w}/bootloader.log
+case "$1" in
+  get-primary) . $S; echo "$PRIMARY" ;;
+  set-primary) sed -i -e "s/^PRIMARY=.*/PRIMARY=$2/" -e "s/^STATE_$2=.*/STATE_$2=good/" $S ;;
+  get-state)   . $S; eval echo "\$STATE_$2" ;;
+  set-state)   touch {w}/in-set-state
+               while [ -e {w}/slow ]; do sleep 0.05; done
+               sed -i "s/^STATE_$2=.*/STATE_$2=$3/" $S ;;
+  *) exit 1 ;;
+esac
+"#,
+            w = w.display()
+        ),
+    );
+}
+
+/// For RAUC's `uboot` backend: a file-backed environment (`BOOT_ORDER=A B`, 3 attempts
+/// each) and `bin/fw_printenv`, `bin/fw_setenv` wrappers that pass `-c`.
+fn write_uboot_env(w: &Path) {
+    // U-Boot: a file-backed environment, and the tools with -c first in the service's
+    // PATH (RAUC 1.8 runs fw_printenv / fw_setenv without -c).
+    std::fs::create_dir_all(w.join("bin")).unwrap();
+    uboot_env_file(w, "BOOT_ORDER=A B\nBOOT_A_LEFT=3\nBOOT_B_LEFT=3\n");
+    for tool in ["fw_printenv", "fw_setenv"] {
+        write_exec(
+            &w.join("bin").join(tool),
+            &format!(
+                "#!/bin/sh\nexec /usr/bin/{tool} -c {}/fw_env.config \"$@\"\n",
+                w.display()
+            ),
+        );
+    }
+}
+
+/// `system.conf`: the compatible, the bootloader backend, the keyring, the two raw slots.
+fn write_system_conf(w: &Path, bootloader: Bootloader) {
+    let loader = match bootloader {
+        Bootloader::Custom => format!(
+            "bootloader=custom\n[handlers]\nbootloader-custom-backend={}/bootloader.sh\n",
+            w.display()
+        ),
+        Bootloader::Uboot => "bootloader=uboot\n".to_string(),
+    };
+    let (system, handlers) = loader.split_once('\n').unwrap_or((&loader, ""));
+    std::fs::write(
+        w.join("system.conf"),
+        format!(
+            "[system]\ncompatible={COMPATIBLE}\n{system}\ndata-directory={w}/data\n\
+                 bundle-formats=plain\n{handlers}\
+                 [keyring]\npath={w}/pki/ca.pem\n\
+                 [slot.rootfs.0]\ndevice={w}/images/rootfs-0\ntype=raw\nbootname=A\n\
+                 [slot.rootfs.1]\ndevice={w}/images/rootfs-1\ntype=raw\nbootname=B\n",
+            w = w.display()
+        ),
+    )
+    .unwrap();
+}
+
+/// A private system-like bus (`dbus-daemon`) listening on `bus.sock`.
+fn start_bus(w: &Path) -> Child {
+    std::fs::write(
+        w.join("bus.conf"),
+        format!(
+            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>system</type><listen>unix:path={}/bus.sock</listen><auth>EXTERNAL</auth>
+<policy context="default"><allow user="*"/><allow own="*"/><allow send_destination="*"/>
+<allow receive_sender="*"/></policy></busconfig>
+"#,
+            w.display()
+        ),
+    )
+    .unwrap();
+    Command::new("dbus-daemon")
+        .arg(format!("--config-file={}/bus.conf", w.display()))
+        .args(["--nofork", "--nopidfile"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("dbus-daemon: {e}; install the test dependencies (scripts/setup-test-deps.sh)")
+        })
 }
 
 impl RaucRig {
@@ -87,188 +205,12 @@ impl RaucRig {
         for d in ["pki", "images", "mnt", "data", "spool", "bundles"] {
             std::fs::create_dir_all(w.join(d)).unwrap();
         }
-        let pki = w.join("pki");
-        openssl(
-            &pki,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "3650",
-                "-subj",
-                "/CN=test-ca",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        );
-        openssl(
-            &pki,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "dev.key",
-                "-out",
-                "dev.csr",
-                "-subj",
-                "/CN=test-signer",
-            ],
-        );
-        std::fs::write(
-            pki.join("ext"),
-            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=emailProtection\n",
-        )
-        .unwrap();
-        openssl(
-            &pki,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "dev.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "dev.pem",
-                "-days",
-                "3650",
-                "-extfile",
-                "ext",
-            ],
-        );
-        openssl(
-            &pki,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "rogue.key",
-                "-out",
-                "rogue.pem",
-                "-days",
-                "3650",
-                "-subj",
-                "/CN=rogue-signer",
-                "-addext",
-                "extendedKeyUsage=emailProtection",
-            ],
-        );
-        for s in ["rootfs-0", "rootfs-1"] {
-            let f = std::fs::File::create(w.join("images").join(s)).unwrap();
-            f.set_len(SLOT_SIZE).unwrap();
-        }
-        std::fs::write(
-            w.join("bootstate"),
-            "PRIMARY=A\nSTATE_A=good\nSTATE_B=good\n",
-        )
-        .unwrap();
-        // While the file `slow` exists, set-state waits (an install held in progress).
-        write_exec(
-            &w.join("bootloader.sh"),
-            &format!(
-                r#"#!/bin/sh
-S={w}/bootstate
-echo "$@" >> {w}/bootloader.log
-case "$1" in
-  get-primary) . $S; echo "$PRIMARY" ;;
-  set-primary) sed -i -e "s/^PRIMARY=.*/PRIMARY=$2/" -e "s/^STATE_$2=.*/STATE_$2=good/" $S ;;
-  get-state)   . $S; eval echo "\$STATE_$2" ;;
-  set-state)   touch {w}/in-set-state
-               while [ -e {w}/slow ]; do sleep 0.05; done
-               sed -i "s/^STATE_$2=.*/STATE_$2=$3/" $S ;;
-  *) exit 1 ;;
-esac
-"#,
-                w = w.display()
-            ),
-        );
-        // U-Boot: a file-backed environment, and the tools with -c first in the service's
-        // PATH (RAUC 1.8 runs fw_printenv / fw_setenv without -c).
-        std::fs::create_dir_all(w.join("bin")).unwrap();
-        std::fs::write(
-            w.join("env.txt"),
-            "BOOT_ORDER=A B\nBOOT_A_LEFT=3\nBOOT_B_LEFT=3\n",
-        )
-        .unwrap();
-        run(Command::new("mkenvimage")
-            .args(["-s", "0x4000", "-o"])
-            .arg(w.join("uboot.env"))
-            .arg(w.join("env.txt")));
-        std::fs::write(
-            w.join("fw_env.config"),
-            format!("{}/uboot.env 0x0000 0x4000\n", w.display()),
-        )
-        .unwrap();
-        for tool in ["fw_printenv", "fw_setenv"] {
-            write_exec(
-                &w.join("bin").join(tool),
-                &format!(
-                    "#!/bin/sh\nexec /usr/bin/{tool} -c {}/fw_env.config \"$@\"\n",
-                    w.display()
-                ),
-            );
-        }
-        let loader = match bootloader {
-            Bootloader::Custom => format!(
-                "bootloader=custom\n[handlers]\nbootloader-custom-backend={}/bootloader.sh\n",
-                w.display()
-            ),
-            Bootloader::Uboot => "bootloader=uboot\n".to_string(),
-        };
-        let (system, handlers) = loader.split_once('\n').unwrap_or((&loader, ""));
-        std::fs::write(
-            w.join("system.conf"),
-            format!(
-                "[system]\ncompatible={COMPATIBLE}\n{system}\ndata-directory={w}/data\n\
-                 bundle-formats=plain\n{handlers}\
-                 [keyring]\npath={w}/pki/ca.pem\n\
-                 [slot.rootfs.0]\ndevice={w}/images/rootfs-0\ntype=raw\nbootname=A\n\
-                 [slot.rootfs.1]\ndevice={w}/images/rootfs-1\ntype=raw\nbootname=B\n",
-                w = w.display()
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            w.join("bus.conf"),
-            format!(
-                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig><type>system</type><listen>unix:path={}/bus.sock</listen><auth>EXTERNAL</auth>
-<policy context="default"><allow user="*"/><allow own="*"/><allow send_destination="*"/>
-<allow receive_sender="*"/></policy></busconfig>
-"#,
-                w.display()
-            ),
-        )
-        .unwrap();
-        let bus = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}/bus.conf", w.display()))
-            .args(["--nofork", "--nopidfile"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "dbus-daemon: {e}; install the test dependencies (scripts/setup-test-deps.sh)"
-                )
-            });
+        write_pki(&w.join("pki"));
+        write_slots(&w);
+        write_custom_bootloader(&w);
+        write_uboot_env(&w);
+        write_system_conf(&w, bootloader);
+        let bus = start_bus(&w);
         let address = format!("unix:path={}/bus.sock", w.display());
         let mut rig = RaucRig {
             dir,
@@ -278,7 +220,7 @@ esac
             address,
             booted: "A".into(),
         };
-        wait_for(Duration::from_secs(10), "the private bus socket", || {
+        wait_for_blocking(Duration::from_secs(10), "the private bus socket", || {
             rig.path("bus.sock").exists()
         });
         rig.start_service("A");
@@ -322,7 +264,7 @@ esac
             .unwrap_or_else(|e| panic!("rauc service: {e}"));
         self.service = Some(child);
         self.booted = bootname.into();
-        wait_for(
+        wait_for_blocking(
             Duration::from_secs(20),
             "the RAUC service on the bus",
             || !self.property("Operation").is_empty(),
@@ -664,55 +606,11 @@ impl Drop for OtherInstall {
 fn stop(c: &mut Child, sig: nix::sys::signal::Signal) {
     let pid = nix::unistd::Pid::from_raw(c.id() as i32);
     let _ = nix::sys::signal::kill(pid, sig);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = c.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = c.kill();
-    let _ = c.wait();
-}
-
-/// Polls `ok` every 50 ms until it holds; panics naming `what` after `limit`.
-pub fn wait_for(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    stop_within(c, Duration::from_secs(10));
 }
 
 /// A fresh engine over the RAUC backend, as a (re)started process builds it: the device's
 /// store, the record of the activated slot in the store's directory.
 pub fn engine(dev: &Device, sim: &TestSim, config: RaucConfig) -> Engine<RaucBackend> {
-    let cfg = EngineConfig {
-        device_type: DEVICE_TYPE.into(),
-        read: ReadOptions::default(),
-        scripts: ScriptRunner {
-            rootfs_dir: dev.dir.path().join("rootfs-scripts"),
-            artifact_dir: dev.dir.path().join("store/scripts"),
-            timeout: Duration::from_secs(10),
-            retry_interval: Duration::from_millis(100),
-            retry_timeout: Duration::from_secs(1),
-        },
-        artifact_info: dev.dir.path().join("artifact_info"),
-        retry_initial: Duration::from_millis(50),
-        retry_cap: Duration::from_millis(500),
-        progress_interval: Duration::from_millis(50),
-        progress_step: 10,
-    };
-    let client = mender_bridge::client::Client::new(
-        client_config(sim),
-        dev.key.clone(),
-        &identity("02:00:00:00:10:01"),
-    )
-    .unwrap();
-    Engine::new(
-        client,
-        Store::new(dev.dir.path().join("store")),
-        RaucBackend::new(config),
-        cfg,
-    )
+    dev.engine_with(sim, RaucBackend::new(config))
 }

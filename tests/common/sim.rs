@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -301,6 +301,40 @@ impl TestSim {
         (id, r.text())
     }
 
+    /// Uploads an artifact given as bytes; returns the artifact record.
+    pub async fn upload(&self, artifact: Vec<u8>) -> Value {
+        self.http.upload_bytes(artifact).await
+    }
+
+    /// Deploys the uploaded artifact named `name` to `device`; returns the deployment id.
+    pub async fn deploy(&self, name: &str, device: &str) -> String {
+        let v = self
+            .http
+            .manage_ok(
+                Method::POST,
+                "/deployments",
+                Some(json!({"artifact_name": name, "devices": [device]})),
+            )
+            .await;
+        v["id"].as_str().expect("deployment id").to_string()
+    }
+
+    /// Throttles every download to `bytes_per_sec` (0: stalled) until [`Self::clear_faults`].
+    pub async fn throttle(&self, bytes_per_sec: u64) {
+        self.http
+            .manage_ok(
+                Method::POST,
+                "/faults/throttle",
+                Some(json!({ "bytes_per_sec": bytes_per_sec })),
+            )
+            .await;
+    }
+
+    /// Ends every injected fault.
+    pub async fn clear_faults(&self) {
+        self.http.manage(Method::DELETE, "/faults", None).await;
+    }
+
     /// The id of the device whose identity has `mac`.
     pub async fn device_id(&self, mac: &str) -> String {
         let devs = self.http.manage_ok(Method::GET, "/devices", None).await;
@@ -349,31 +383,9 @@ pub struct TestKey {
     pub public_pem: String,
 }
 
-fn openssl(args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
-    use std::io::Write;
-    let mut child = Command::new("openssl")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run openssl (scripts/setup-test-deps.sh installs it)");
-    if let Some(data) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(data)
-            .expect("write");
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().expect("openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+/// `openssl <args>`, nothing on stdin; its stdout as bytes.
+fn openssl(args: &[&str]) -> Vec<u8> {
+    super::openssl_piped(args, &[])
 }
 
 impl TestKey {
@@ -382,35 +394,28 @@ impl TestKey {
         let private = dir.join(format!("{kind}-{}.key", std::process::id()));
         let p = private.to_str().expect("utf8");
         match kind {
-            "rsa" => openssl(
-                &[
-                    "genpkey",
-                    "-algorithm",
-                    "RSA",
-                    "-pkeyopt",
-                    "rsa_keygen_bits:3072",
-                    "-out",
-                    p,
-                ],
-                None,
-            ),
-            "ec" => openssl(
-                &[
-                    "genpkey",
-                    "-algorithm",
-                    "EC",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:P-256",
-                    "-out",
-                    p,
-                ],
-                None,
-            ),
-            "ed25519" => openssl(&["genpkey", "-algorithm", "ed25519", "-out", p], None),
+            "rsa" => openssl(&[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:3072",
+                "-out",
+                p,
+            ]),
+            "ec" => openssl(&[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                p,
+            ]),
+            "ed25519" => openssl(&["genpkey", "-algorithm", "ed25519", "-out", p]),
             _ => panic!("unknown key kind {kind}"),
         };
-        let public_pem =
-            String::from_utf8(openssl(&["pkey", "-in", p, "-pubout"], None)).expect("pem");
+        let public_pem = String::from_utf8(openssl(&["pkey", "-in", p, "-pubout"])).expect("pem");
         TestKey {
             kind,
             private,
@@ -426,9 +431,9 @@ impl TestKey {
             let tmp = self.private.with_extension("msg");
             std::fs::write(&tmp, body).expect("write msg");
             let t = tmp.to_str().expect("utf8");
-            openssl(&["pkeyutl", "-sign", "-rawin", "-inkey", p, "-in", t], None)
+            openssl(&["pkeyutl", "-sign", "-rawin", "-inkey", p, "-in", t])
         } else {
-            openssl(&["dgst", "-sha256", "-sign", p, "-binary"], Some(body))
+            super::openssl_piped(&["dgst", "-sha256", "-sign", p, "-binary"], body)
         }
     }
 
@@ -439,7 +444,7 @@ impl TestKey {
     /// The PKCS#1 `RSA PUBLIC KEY` form (RSA keys only).
     pub fn pkcs1_public_pem(&self) -> String {
         let p = self.private.to_str().expect("utf8");
-        String::from_utf8(openssl(&["rsa", "-in", p, "-RSAPublicKey_out"], None)).expect("pem")
+        String::from_utf8(openssl(&["rsa", "-in", p, "-RSAPublicKey_out"])).expect("pem")
     }
 }
 

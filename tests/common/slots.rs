@@ -9,6 +9,23 @@ use sha2::{Digest, Sha256};
 
 use super::run;
 
+/// A file-backed U-Boot environment in `dir` (`uboot.env`, made by mkenvimage from `vars`,
+/// one `name=value` a line) and the `fw_env.config` that points at it; returns the config.
+pub fn uboot_env_file(dir: &Path, vars: &str) -> PathBuf {
+    std::fs::write(dir.join("env.txt"), vars).unwrap();
+    run(Command::new("mkenvimage")
+        .args(["-s", "0x4000", "-o"])
+        .arg(dir.join("uboot.env"))
+        .arg(dir.join("env.txt")));
+    let config = dir.join("fw_env.config");
+    std::fs::write(
+        &config,
+        format!("{} 0x0000 0x4000\n", dir.join("uboot.env").display()),
+    )
+    .unwrap();
+    config
+}
+
 pub struct SlotRig {
     pub dir: PathBuf,
     pub config: RawConfig,
@@ -20,20 +37,10 @@ impl SlotRig {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(dir.join("a.img"), vec![0xaa; size]).unwrap();
         std::fs::write(dir.join("b.img"), vec![0xbb; size]).unwrap();
-        std::fs::write(
-            dir.join("env.txt"),
+        uboot_env_file(
+            dir,
             "mender_boot_part=2\nmender_boot_part_hex=2\nupgrade_available=0\nbootcount=0\n",
-        )
-        .unwrap();
-        run(Command::new("mkenvimage")
-            .args(["-s", "0x4000", "-o"])
-            .arg(dir.join("uboot.env"))
-            .arg(dir.join("env.txt")));
-        std::fs::write(
-            dir.join("fw_env.config"),
-            format!("{} 0x0000 0x4000\n", dir.join("uboot.env").display()),
-        )
-        .unwrap();
+        );
         let slot = |name: &str, part| SlotConfig {
             name: name.into(),
             device: dir.join(format!("{name}.img")),

@@ -6,21 +6,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper::Method;
-use mender_bridge::artifact::ReadOptions;
-use mender_bridge::deploy::engine::{Engine, EngineConfig};
-use mender_bridge::deploy::scripts::ScriptRunner;
-use mender_bridge::deploy::store::Store;
+use mender_bridge::deploy::engine::Engine;
 use mender_bridge_backends::swupdate::abi::{Abi, InstallRequest, RunType};
 use mender_bridge_backends::swupdate::control::{Control, InstallStart};
 use mender_bridge_backends::swupdate::{SwupdateBackend, SwupdateConfig};
-use serde_json::json;
 
 use super::device::{Device, DEVICE_TYPE};
 use super::run;
-use super::sim::{full, TestSim};
+use super::sim::TestSim;
+use super::wait::{stop_within, wait_for_blocking, Lazy};
 
 pub const HW: &str = "testboard:1.0";
 
@@ -37,42 +34,12 @@ impl SwuDir {
         std::fs::create_dir_all(d.path("pki")).unwrap();
         std::fs::create_dir_all(d.path("run")).unwrap();
         std::fs::create_dir_all(d.path("out")).unwrap();
+        let pki = d.path("pki");
         for ca in ["ca", "other-ca"] {
-            run(Command::new("openssl")
-                .current_dir(d.path("pki"))
-                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout"])
-                .arg(format!("{ca}.key"))
-                .arg("-out")
-                .arg(format!("{ca}.pem"))
-                .args(["-days", "3650", "-subj", "/CN=test-ca"])
-                .args(["-addext", "basicConstraints=critical,CA:TRUE"])
-                .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]));
+            super::test_ca(&pki, ca);
         }
-        std::fs::write(
-            d.path("pki/ext"),
-            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n\
-             extendedKeyUsage=emailProtection\n",
-        )
-        .unwrap();
         for (signer, ca) in [("dev", "ca"), ("other", "other-ca")] {
-            run(Command::new("openssl")
-                .current_dir(d.path("pki"))
-                .args(["req", "-newkey", "rsa:2048", "-nodes", "-keyout"])
-                .arg(format!("{signer}.key"))
-                .arg("-out")
-                .arg(format!("{signer}.csr"))
-                .args(["-subj", "/CN=test-signer"]));
-            run(Command::new("openssl")
-                .current_dir(d.path("pki"))
-                .args(["x509", "-req", "-in"])
-                .arg(format!("{signer}.csr"))
-                .arg("-CA")
-                .arg(format!("{ca}.pem"))
-                .arg("-CAkey")
-                .arg(format!("{ca}.key"))
-                .args(["-CAcreateserial", "-out"])
-                .arg(format!("{signer}.pem"))
-                .args(["-days", "3650", "-extfile", "ext"]));
+            super::test_signer(&pki, signer, ca);
         }
         d
     }
@@ -351,15 +318,10 @@ impl SwuDaemon {
     }
 
     fn wait_ready(daemon: SwuDaemon) -> Self {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !(daemon.control().exists() && daemon.progress().exists()) {
-            assert!(
-                Instant::now() < deadline,
-                "swupdate did not create its sockets: {}",
-                daemon.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let what = Lazy(|| format!("swupdate's sockets: {}", daemon.log_text()));
+        wait_for_blocking(Duration::from_secs(20), what, || {
+            daemon.control().exists() && daemon.progress().exists()
+        });
         daemon
     }
 
@@ -439,15 +401,7 @@ impl Drop for SwuDaemon {
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())
             .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_within(&mut self.child, Duration::from_secs(5));
     }
 }
 
@@ -463,29 +417,7 @@ pub fn uboot_tool(tool: &str, args: &[&str]) -> String {
 
 /// An engine over the SWUpdate backend for `dev`, as a (re)started process builds it.
 pub fn engine(dev: &Device, sim: &TestSim, cfg: SwupdateConfig) -> Engine<SwupdateBackend> {
-    let d = dev.dir.path();
-    let ec = EngineConfig {
-        device_type: DEVICE_TYPE.into(),
-        read: ReadOptions::default(),
-        scripts: ScriptRunner {
-            rootfs_dir: d.join("rootfs-scripts"),
-            artifact_dir: d.join("store/scripts"),
-            timeout: Duration::from_secs(10),
-            retry_interval: Duration::from_millis(100),
-            retry_timeout: Duration::from_secs(1),
-        },
-        artifact_info: d.join("artifact_info"),
-        retry_initial: Duration::from_millis(50),
-        retry_cap: Duration::from_millis(500),
-        progress_interval: Duration::from_millis(50),
-        progress_step: 10,
-    };
-    Engine::new(
-        dev.client(sim),
-        Store::new(d.join("store")),
-        SwupdateBackend::new(cfg),
-        ec,
-    )
+    dev.engine_with(sim, SwupdateBackend::new(cfg))
 }
 
 /// Uploads `artifact` and deploys it (named `name`) to `device`; returns the deployment id.
@@ -495,25 +427,8 @@ pub async fn upload_and_deploy(
     name: &str,
     artifact: Vec<u8>,
 ) -> String {
-    let r = sim
-        .http
-        .send(
-            Method::POST,
-            "/api/sim/artifacts",
-            &[("content-type", "application/octet-stream")],
-            full(artifact),
-        )
-        .await;
-    assert_eq!(r.status, 201, "upload: {}", r.text());
-    let v = sim
-        .http
-        .manage_ok(
-            Method::POST,
-            "/deployments",
-            Some(json!({"artifact_name": name, "devices": [device]})),
-        )
-        .await;
-    v["id"].as_str().unwrap().to_string()
+    sim.upload(artifact).await;
+    sim.deploy(name, device).await
 }
 
 /// The deployment log the device uploaded, as text.
