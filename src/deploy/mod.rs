@@ -12,6 +12,7 @@
 pub mod backend;
 pub mod engine;
 pub mod lock;
+pub mod pipeline;
 pub mod progress;
 pub mod report;
 pub mod scripts;
