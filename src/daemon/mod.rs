@@ -22,10 +22,10 @@
 //! While any job runs, the systemd watchdog keeps being fed.
 //!
 //! This folder holds the daemon and nothing of the deployment itself (that is
-//! [`crate::deploy`], which knows nothing of the daemon): the loop here, [`control`]
+//! [`crate::deploy`], which knows nothing of the daemon): the loop here, `control`
 //! (signals, watchdog, the grace after a stop), [`schedule`] (intervals, jitter,
 //! backoff), [`notify`] (systemd's `sd_notify`), [`pidfile`] (the one daemon per data
-//! directory, found by `check-update` / `send-inventory`) and [`inventory`].
+//! directory, found by `check-update` / `send-inventory`) and `inventory`.
 
 mod control;
 mod inventory;
@@ -42,7 +42,7 @@ use crate::config::Config;
 use crate::deploy::backend::AnyBackend;
 use crate::deploy::engine::{Engine, Outcome};
 use crate::deploy::lock::InstallLock;
-use crate::deploy::scripts::{Action, ScriptLog, ScriptRunner, State};
+use crate::deploy::scripts::{trace_line, Action, ScriptRunner, State};
 use crate::deploy::setup::{self, SetupError};
 use crate::deploy::store::Store;
 use control::{Control, Wake};
@@ -263,12 +263,7 @@ impl Daemon {
     }
 
     async fn script(&self, state: State, action: Action) -> bool {
-        let mut log = ScriptLog::default();
-        let r = self.scripts.run(state, action, &mut log).await;
-        for line in log.stderr {
-            tracing::info!("state script: {line}");
-        }
-        match r {
+        match self.scripts.run_logged(state, action, trace_line).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!("{e}");

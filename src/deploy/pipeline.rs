@@ -27,7 +27,7 @@ use std::future::Future;
 use mender_bridge_backends::{Backend, BackendError, Outcome as BackendOutcome};
 use tokio::io::AsyncRead;
 
-use super::scripts::{Action, ScriptError, ScriptLog, ScriptRunner, State};
+use super::scripts::{Action, ScriptError, ScriptRunner, State};
 use super::store::Provides;
 use super::stream::{stream_payload, StreamError, StreamProgress};
 use crate::artifact::provides::{apply_provides, check_depends, DependsError};
@@ -219,10 +219,8 @@ async fn script<B: Backend, H: Hooks<B>>(
     state: State,
     action: Action,
 ) -> Result<(), H::Error> {
-    let mut log = ScriptLog::default();
-    let r = scripts.run(state, action, &mut log).await;
-    for line in log.stderr {
-        hooks.script_output(line);
-    }
+    let r = scripts
+        .run_logged(state, action, |line| hooks.script_output(line))
+        .await;
     Ok(r.map_err(PipelineError::from)?)
 }

@@ -138,7 +138,26 @@ fn matches(name: &str, state: State, action: Action) -> bool {
                 .is_some_and(|d| !d.is_empty() && !d.chars().any(char::is_whitespace)))
 }
 
+/// A script's standard error line to `tracing` (where there is no deployment log).
+pub fn trace_line(line: String) {
+    tracing::info!("state script: {line}");
+}
+
 impl ScriptRunner {
+    /// Runs the scripts of `state`/`action` as [`run`](Self::run) does, then hands each line
+    /// of their standard error to `line` (also when they failed).
+    pub async fn run_logged(
+        &self,
+        state: State,
+        action: Action,
+        mut line: impl FnMut(String) + Send,
+    ) -> Result<(), ScriptError> {
+        let mut log = ScriptLog::default();
+        let r = self.run(state, action, &mut log).await;
+        log.stderr.into_iter().for_each(&mut line);
+        r
+    }
+
     /// Runs the scripts of `state`/`action`. Ignorable states never return an error.
     pub async fn run(
         &self,

@@ -23,7 +23,7 @@ use super::engine::EngineConfig;
 use super::lock::InstallLock;
 use super::pipeline::{self, Hooks, PipelineError, Target, Verified};
 use super::progress::Throttle;
-use super::scripts::{Action, ScriptError, ScriptLog, State};
+use super::scripts::{trace_line, Action, ScriptError, State};
 use super::store::{StandalonePhase, StandaloneRecord, Store, StoreError};
 use super::stream::{StreamError, StreamProgress};
 use crate::artifact::{ArtifactError, ArtifactHeader};
@@ -223,7 +223,7 @@ impl<B: Backend> Hooks<B> for StandaloneHooks<'_> {
     }
 
     fn script_output(&mut self, line: String) {
-        tracing::info!("state script: {line}");
+        trace_line(line);
     }
 
     fn accepted(&mut self, header: &ArtifactHeader) -> Result<(), StandaloneError> {
@@ -288,12 +288,7 @@ impl<B: Backend> Standalone<B> {
     }
 
     async fn script(&self, state: State, action: Action) -> Result<(), ScriptError> {
-        let mut log = ScriptLog::default();
-        let r = self.cfg.scripts.run(state, action, &mut log).await;
-        for line in log.stderr {
-            tracing::info!("state script: {line}");
-        }
-        r
+        self.cfg.scripts.run_logged(state, action, trace_line).await
     }
 
     /// Installs the artifact read from `source` through the install pipeline.

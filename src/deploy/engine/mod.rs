@@ -4,8 +4,8 @@
 //! the deployment record, so start-up can resume from wherever the process died.
 //!
 //! Here: the deployment's start, resume after a restart and the corrupt-record recovery;
-//! [`install`] runs the download through the install pipeline with the engine's records;
-//! [`ending`] holds the commit, the failure and abort paths and the final report.
+//! `install` runs the download through the install pipeline with the engine's records;
+//! `ending` holds the commit, the failure and abort paths and the final report.
 
 mod ending;
 mod install;
@@ -15,7 +15,7 @@ use std::time::Duration;
 use mender_bridge_backends::{Backend, Outcome as BackendOutcome};
 
 use super::report::{log_line, report, Reported};
-use super::scripts::{Action, ScriptLog, ScriptRunner, State};
+use super::scripts::{Action, ScriptRunner, State};
 use super::store::{artifact_info_name, DeploymentRecord, Phase, Provides, Store, StoreError};
 use crate::api::{DeploymentInstructions, DeploymentStatus, DeviceProvides};
 use crate::artifact::ReadOptions;
@@ -128,12 +128,12 @@ impl<B: Backend> Engine<B> {
     }
 
     async fn scripts(&self, state: State, action: Action) -> Result<(), String> {
-        let mut log = ScriptLog::default();
-        let r = self.cfg.scripts.run(state, action, &mut log).await;
-        for line in log.stderr {
-            self.log("info", line);
-        }
-        r.map_err(|e| e.to_string())
+        let store = &self.store;
+        self.cfg
+            .scripts
+            .run_logged(state, action, |line| log_to(store, "info", line))
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Start-up: finishes a deployment the process was in the middle of (PROTOCOL.md §4.1).
