@@ -12,7 +12,7 @@ use mender_bridge_backends::{
     Backend, BackendError, Outcome as BackendOutcome, Progress, ProgressSink,
 };
 
-use super::{log_to, Engine, EngineConfig};
+use super::{backend_log_to, log_to, Engine, EngineConfig};
 use crate::api::{DeploymentInstructions, DeploymentStatus};
 use crate::artifact::ArtifactHeader;
 use crate::client::Client;
@@ -221,9 +221,7 @@ impl<B: Backend> Hooks<B> for EngineHooks<'_> {
 
     async fn finish(&mut self, backend: &mut B) -> Result<BackendOutcome, BackendError> {
         let r = finish_with_progress(backend, self.client, &self.rec.id, self.cfg).await;
-        for line in backend.take_log() {
-            log_to(self.store, "info", line);
-        }
+        backend_log_to(self.store, backend);
         r
     }
 

@@ -122,9 +122,7 @@ impl<B: Backend> Engine<B> {
     /// The backend's own log lines (installer messages, reboot evidence) into the
     /// deployment log.
     fn backend_log(&mut self) {
-        for line in self.backend.take_log() {
-            self.log("info", line);
-        }
+        backend_log_to(&self.store, &mut self.backend);
     }
 
     async fn scripts(&self, state: State, action: Action) -> Result<(), String> {
@@ -340,5 +338,13 @@ fn log_to(store: &Store, level: &str, message: impl Into<String>) {
     }
     if let Err(e) = store.append_log(&[line]) {
         tracing::warn!(error = %e, "could not keep a deployment log line");
+    }
+}
+
+/// The backend's own log lines (installer messages, reboot evidence) into the deployment
+/// log.
+fn backend_log_to<B: Backend>(store: &Store, backend: &mut B) {
+    for line in backend.take_log() {
+        log_to(store, "info", line);
     }
 }
