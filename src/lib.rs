@@ -6,6 +6,7 @@ pub mod artifact;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod daemon;
 pub mod deploy;
 pub mod fsutil;
 pub mod identity;

@@ -1,12 +1,12 @@
 //! `mender-bridge check-update`: asks the running daemon to check for an update now
-//! (SIGUSR1 to the pid in its pid file; see [`crate::deploy::pidfile`]).
+//! (SIGUSR1 to the pid in its pid file; see [`crate::daemon::pidfile`]).
 
 use std::process::ExitCode;
 
 use nix::sys::signal::Signal;
 
 use crate::config::{Config, ConfigPaths};
-use crate::deploy::pidfile;
+use crate::daemon::pidfile;
 use crate::setup;
 
 #[derive(Debug, clap::Args)]

@@ -1,4 +1,4 @@
-//! `mender-bridge daemon`: the long-running client (see [`crate::deploy::daemon`]).
+//! `mender-bridge daemon`: the long-running client (see [`crate::daemon`]).
 
 use std::process::ExitCode;
 
@@ -9,6 +9,6 @@ pub struct Args {}
 
 pub async fn run(_args: Args, paths: &ConfigPaths) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let config = Config::load(paths)?;
-    crate::deploy::daemon::run(config).await?;
+    crate::daemon::run(config).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,12 +1,12 @@
 //! `mender-bridge send-inventory`: asks the running daemon to send the inventory now
-//! (SIGUSR2 to the pid in its pid file; see [`crate::deploy::pidfile`]).
+//! (SIGUSR2 to the pid in its pid file; see [`crate::daemon::pidfile`]).
 
 use std::process::ExitCode;
 
 use nix::sys::signal::Signal;
 
 use crate::config::{Config, ConfigPaths};
-use crate::deploy::pidfile;
+use crate::daemon::pidfile;
 use crate::setup;
 
 #[derive(Debug, clap::Args)]

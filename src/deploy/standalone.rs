@@ -1,18 +1,17 @@
 //! Standalone installs, without a server (`mender-bridge install`, `commit`, `rollback`,
 //! as the official client's standalone mode): the artifact streams from a file or a URL
-//! through the same verifying reader into the same backend, with the same depends check,
-//! provides rule and state scripts as a deployment; what it installed is remembered in the
-//! store's standalone record so `commit` or `rollback` can finish it after the reboot.
+//! through the install pipeline ([`super::pipeline`], the same sequence as a deployment:
+//! verifying reader, depends check, provides rule, state scripts); what it installed is
+//! remembered in the store's standalone record so `commit` or `rollback` can finish it
+//! after the reboot.
 //!
 //! Invariants: nothing starts while a deployment or another standalone install is in
 //! flight; the record is saved before the first payload byte reaches the backend and is
 //! removed only after `commit` stored the new provides or `rollback` reverted the
-//! backend; the backend activates nothing unless the whole artifact verified (its own
-//! invariant); the artifact's scripts and provides are kept only once the whole artifact
-//! verified, and the previous artifact's scripts are removed before anything else, so a
-//! failed install runs no artifact script; an install that did not complete (interrupted,
-//! or a failing `ArtifactInstall_Leave`) is never committed: it is rolled back.
-
+//! backend; the pipeline's rules hold (scripts and provides kept only once the whole
+//! artifact verified, the previous artifact's scripts removed first, so a failed install
+//! runs no artifact script); an install that did not complete (interrupted, or a failing
+//! `ArtifactInstall_Leave`) is never committed: it is rolled back.
 use std::time::Instant;
 
 use mender_bridge_backends::{Activation, Backend, BackendError, Progress, ProgressSink};
@@ -20,12 +19,12 @@ use tokio::io::AsyncRead;
 
 use super::engine::EngineConfig;
 use super::lock::InstallLock;
+use super::pipeline::{self, Hooks, PipelineError, Target, Verified};
 use super::progress::Throttle;
-use super::scripts::{Action, ScriptError, ScriptLog, State};
+use super::scripts::{trace_line, Action, ScriptError, State};
 use super::store::{StandalonePhase, StandaloneRecord, Store, StoreError};
-use super::stream::{stream_payload, StreamError, StreamProgress};
-use crate::artifact::provides::{apply_provides, check_depends};
-use crate::artifact::{ArtifactError, ArtifactReader};
+use super::stream::{StreamError, StreamProgress};
+use crate::artifact::{ArtifactError, ArtifactHeader};
 use crate::client::{ClientConfig, DownloadError, Downloader};
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +58,23 @@ pub enum StandaloneError {
     Backend(#[from] BackendError),
     #[error("{0}")]
     Script(#[from] ScriptError),
+}
+
+impl From<PipelineError> for StandaloneError {
+    fn from(e: PipelineError) -> Self {
+        match e {
+            PipelineError::Script(e) => StandaloneError::Script(e),
+            PipelineError::Preflight(e) | PipelineError::Finish(e) => StandaloneError::Backend(e),
+            PipelineError::Open(e) | PipelineError::Stream(StreamError::Artifact(e)) => {
+                StandaloneError::Artifact(e)
+            }
+            PipelineError::Depends(e) => StandaloneError::Depends(e.to_string()),
+            PipelineError::Stream(StreamError::Backend(e)) => StandaloneError::Backend(e),
+            e @ (PipelineError::Unsupported(_)
+            | PipelineError::Stream(_)
+            | PipelineError::Aborted) => StandaloneError::Unsupported(e.to_string()),
+        }
+    }
 }
 
 /// What an install did.
@@ -135,6 +151,103 @@ impl ProgressSink for NoProgress {
     fn report(&self, _: Progress) {}
 }
 
+/// The standalone install's side of the pipeline: the standalone record, `tracing` for
+/// the log, and how far the install got.
+struct StandaloneHooks<'a> {
+    store: &'a Store,
+    record: StandaloneRecord,
+    reached: Reached,
+}
+
+impl<'a> StandaloneHooks<'a> {
+    fn new(store: &'a Store) -> Self {
+        StandaloneHooks {
+            store,
+            record: StandaloneRecord {
+                artifact_name: String::new(),
+                payload_type: String::new(),
+                phase: StandalonePhase::Installing,
+                new_provides: Default::default(),
+                reboot_required: false,
+            },
+            reached: Reached::Nothing,
+        }
+    }
+
+    /// After the pipeline: an empty payload's provides are stored at once (nothing to
+    /// commit); an activated one is recorded as installed, awaiting `commit`.
+    fn done(&mut self, done: pipeline::Installed) -> Result<Installed, StandaloneError> {
+        let record = &mut self.record;
+        if done == pipeline::Installed::NothingToActivate {
+            self.store.set_installed(&record.new_provides)?;
+            self.store.clear_standalone()?;
+            return Ok(Installed {
+                artifact: record.artifact_name.clone(),
+                outcome: InstallOutcome::Committed,
+            });
+        }
+        record.phase = StandalonePhase::Installed;
+        self.store.save_standalone(record)?;
+        let outcome = if record.reboot_required {
+            InstallOutcome::RebootRequired
+        } else {
+            InstallOutcome::AwaitingCommit
+        };
+        Ok(Installed {
+            artifact: record.artifact_name.clone(),
+            outcome,
+        })
+    }
+}
+
+impl<B: Backend> Hooks<B> for StandaloneHooks<'_> {
+    type Error = StandaloneError;
+
+    fn log(&mut self, warning: bool, line: String) {
+        if warning {
+            tracing::warn!("{line}");
+        } else {
+            tracing::info!("{line}");
+        }
+    }
+
+    fn script_output(&mut self, line: String) {
+        trace_line(line);
+    }
+
+    fn accepted(&mut self, header: &ArtifactHeader) -> Result<(), StandaloneError> {
+        self.record.artifact_name = header.name.clone();
+        self.record.payload_type = header.payload.payload_type.clone().unwrap_or_default();
+        self.store.save_standalone(&self.record)?;
+        tracing::info!(artifact = %header.name, "installing");
+        Ok(())
+    }
+
+    async fn verified(&mut self, verified: Verified) -> Result<(), StandaloneError> {
+        self.reached = Reached::Verified;
+        self.record.new_provides = verified.provides;
+        self.store.save_standalone(&self.record)?;
+        Ok(())
+    }
+
+    fn activating(&mut self) -> Result<(), StandaloneError> {
+        // From here the installer may activate: a failure rolls back.
+        self.reached = Reached::Activated;
+        Ok(())
+    }
+
+    async fn finish(&mut self, backend: &mut B) -> Result<Activation, BackendError> {
+        backend.finish(&NoProgress).await
+    }
+
+    fn activated(&mut self, outcome: Activation) -> Result<(), StandaloneError> {
+        self.record.phase = StandalonePhase::Activated;
+        self.record.reboot_required = outcome == Activation::RebootRequired;
+        self.store.save_standalone(&self.record)?;
+        Ok(())
+    }
+}
+
 /// The standalone operations over a store and a backend.
 pub struct Standalone<B: Backend> {
     store: Store,
@@ -164,17 +277,14 @@ impl<B: Backend> Standalone<B> {
     }
 
     async fn script(&self, state: State, action: Action) -> Result<(), ScriptError> {
-        let mut log = ScriptLog::default();
-        let r = self.cfg.scripts.run(state, action, &mut log).await;
-        for line in log.stderr {
-            tracing::info!("state script: {line}");
-        }
-        r
+        self.cfg.scripts.run_logged(state, action, trace_line).await
     }
 
-    /// Installs the artifact read from `source`. `progress(done, total)` is called as the
-    /// payload streams (at most every 200 ms or 1 %). On failure the backend is aborted
-    /// and the record removed: nothing was activated.
+    /// Installs the artifact read from `source` through the install pipeline.
+    /// `progress(done, total)` is called as the payload streams (at most every 200 ms or
+    /// 1 %). On failure the backend is aborted (rolled back once activated) and the record
+    /// removed; errors before the source is opened (clearing the scripts, `Download_Enter`,
+    /// the preflight) end the install as they are: nothing had started.
     pub async fn install<R: AsyncRead + Unpin + Send + 'static>(
         &mut self,
         source: R,
@@ -189,125 +299,55 @@ impl<B: Backend> Standalone<B> {
                 artifact: s.artifact_name,
             });
         }
-        // Nothing of the previous artifact may run for this one.
-        self.cfg.scripts.clear_artifact_scripts().await?;
-        self.script(State::Download, Action::Enter).await?;
-        self.backend.preflight().await?;
-        let mut reached = Reached::Nothing;
-        let result = self.stream(source, progress, &mut reached).await;
-        match result {
-            Ok(r) => Ok(r),
-            Err(e) => {
-                if reached == Reached::Activated {
-                    // `finish` activated the new software: undo it.
-                    let _ = self.script(State::ArtifactRollback, Action::Enter).await;
-                    if let Err(r) = self.backend.rollback().await {
-                        tracing::error!("rolling back the failed install: {r}");
-                    }
-                    let _ = self.script(State::ArtifactRollback, Action::Leave).await;
-                } else {
-                    let _ = self.backend.abort().await;
-                    let _ = self.script(State::Download, Action::Error).await;
-                }
-                // Artifact scripts exist (and run) only for an artifact that verified.
-                if reached != Reached::Nothing {
-                    let _ = self.script(State::ArtifactFailure, Action::Enter).await;
-                    let _ = self.script(State::ArtifactFailure, Action::Leave).await;
-                }
-                if let Err(c) = self.store.clear_standalone() {
-                    tracing::warn!("removing the standalone record: {c}");
-                }
-                Err(e)
-            }
-        }
-    }
-
-    async fn stream<R: AsyncRead + Unpin + Send + 'static>(
-        &mut self,
-        source: R,
-        progress: &mut (dyn FnMut(u64, u64) + Send),
-        reached: &mut Reached,
-    ) -> Result<Installed, StandaloneError> {
         let current = self.store.provides_or(&self.cfg.artifact_info);
-        let reader = ArtifactReader::open(source, self.cfg.read.clone()).await?;
-        match reader.info().signature.trust_note() {
-            (true, note) => tracing::warn!("{note}"),
-            (false, note) => tracing::info!("{note}"),
-        }
-        let header = reader.info().header.clone();
-        check_depends(&header, &self.cfg.device_type, &current)
-            .map_err(|e| StandaloneError::Depends(e.to_string()))?;
-        let payload_type = header.payload.payload_type.clone();
-        if let Some(t) = &payload_type {
-            if !self.backend.payload_types().contains(&t.as_str()) {
-                return Err(StandaloneError::Unsupported(format!(
-                    "no backend installs '{t}' payloads (this one takes: {})",
-                    self.backend.payload_types().join(", ")
-                )));
-            }
-        }
-        let mut record = StandaloneRecord {
-            artifact_name: header.name.clone(),
-            payload_type: payload_type.clone().unwrap_or_default(),
-            phase: StandalonePhase::Installing,
-            new_provides: Default::default(),
-            reboot_required: false,
+        let mut hooks = StandaloneHooks::new(&self.store);
+        let mut opened = false;
+        let opened_flag = &mut opened;
+        let source = async move {
+            *opened_flag = true;
+            Ok::<_, StandaloneError>(source)
         };
-        self.store.save_standalone(&record)?;
-        tracing::info!(artifact = %header.name, "installing");
-
         let mut sink = CallbackProgress {
             callback: progress,
             throttle: Throttle::new(std::time::Duration::from_millis(200), 1),
         };
-        let installed_file = stream_payload(
-            reader,
-            &mut self.backend,
-            payload_type.as_deref(),
-            &mut sink,
-        )
-        .await
-        .map_err(|e| match e {
-            StreamError::Artifact(e) => StandaloneError::Artifact(e),
-            StreamError::Backend(e) => StandaloneError::Backend(e),
-            other => StandaloneError::Unsupported(other.to_string()),
-        })?;
-        // The whole artifact verified: now its scripts and provides are kept.
-        *reached = Reached::Verified;
-        self.cfg
-            .scripts
-            .store_artifact_scripts(&header.scripts)
-            .await?;
-        record.new_provides = apply_provides(&current, &header);
-        self.store.save_standalone(&record)?;
-        self.script(State::Download, Action::Leave).await?;
-        if !installed_file {
-            self.store.set_installed(&record.new_provides)?;
-            self.store.clear_standalone()?;
-            return Ok(Installed {
-                artifact: record.artifact_name,
-                outcome: InstallOutcome::Committed,
-            });
-        }
-        self.script(State::ArtifactInstall, Action::Enter).await?;
-        // From here the installer may activate: a failure rolls back.
-        *reached = Reached::Activated;
-        let outcome = self.backend.finish(&NoProgress).await?;
-        record.phase = StandalonePhase::Activated;
-        record.reboot_required = outcome == Activation::RebootRequired;
-        self.store.save_standalone(&record)?;
-        self.script(State::ArtifactInstall, Action::Leave).await?;
-        record.phase = StandalonePhase::Installed;
-        self.store.save_standalone(&record)?;
-        let outcome = if record.reboot_required {
-            InstallOutcome::RebootRequired
-        } else {
-            InstallOutcome::AwaitingCommit
+        let target = Target {
+            backend: &mut self.backend,
+            scripts: &self.cfg.scripts,
+            read: &self.cfg.read,
+            device_type: &self.cfg.device_type,
+            current: &current,
         };
-        Ok(Installed {
-            artifact: record.artifact_name,
-            outcome,
-        })
+        let result = match pipeline::install(target, source, &mut sink, &mut hooks).await {
+            Ok(done) => hooks.done(done),
+            Err(e) => Err(e),
+        };
+        let reached = hooks.reached;
+        let e = match result {
+            Ok(r) => return Ok(r),
+            Err(e) if !opened => return Err(e),
+            Err(e) => e,
+        };
+        if reached == Reached::Activated {
+            // `finish` activated the new software: undo it.
+            let _ = self.script(State::ArtifactRollback, Action::Enter).await;
+            if let Err(r) = self.backend.rollback().await {
+                tracing::error!("rolling back the failed install: {r}");
+            }
+            let _ = self.script(State::ArtifactRollback, Action::Leave).await;
+        } else {
+            let _ = self.backend.abort().await;
+            let _ = self.script(State::Download, Action::Error).await;
+        }
+        // Artifact scripts exist (and run) only for an artifact that verified.
+        if reached != Reached::Nothing {
+            let _ = self.script(State::ArtifactFailure, Action::Enter).await;
+            let _ = self.script(State::ArtifactFailure, Action::Leave).await;
+        }
+        if let Err(c) = self.store.clear_standalone() {
+            tracing::warn!("removing the standalone record: {c}");
+        }
+        Err(e)
     }
 
     /// Makes the standalone install permanent and stores its provides. A backend that

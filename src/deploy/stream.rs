@@ -1,6 +1,6 @@
-//! The payload loop shared by the deployment engine and the standalone install: every file
-//! of the data member goes from the verifying reader into the backend, in order, with a
-//! progress callback after each chunk.
+//! The payload loop of the install pipeline ([`super::pipeline`]): every file of the data
+//! member goes from the verifying reader into the backend, in order, with a progress
+//! callback after each chunk.
 
 use tokio::io::AsyncRead;
 
@@ -14,6 +14,12 @@ pub trait StreamProgress: Send {
     /// The backend's own progress while streaming ([`Backend::stream_note`]), told before
     /// each `update`. The default ignores it.
     fn note(&mut self, _note: Option<String>) {}
+    /// After the stream: waits for anything the progress still has in flight; `false` if
+    /// the install must stop (the deployment was aborted). The default has nothing to wait
+    /// for.
+    fn settle(&mut self) -> impl std::future::Future<Output = bool> + Send {
+        async { true }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -2,13 +2,13 @@
 //! (PROTOCOL.md §4.1–4.3).
 //!
 //! Start-up: signal handlers first (SIGUSR1's default action would kill us), then the pid
-//! file lock, the wiring ([`super::setup`]), `engine.resume()` for a deployment the process
-//! or the device stopped in the middle of, `READY=1` to systemd, authentication (retried
-//! with backoff; a pending device is not an error), then the loop:
+//! file lock, the wiring ([`crate::setup`]), `engine.resume()` for a deployment the
+//! process or the device stopped in the middle of, `READY=1` to systemd, authentication
+//! (retried with backoff; a pending device is not an error), then the loop:
 //!
 //! - the inventory every `InventoryPollIntervalSeconds` and the update check every
 //!   `UpdatePollIntervalSeconds`, each jittered ±10 % and backed off after failures (capped
-//!   at `RetryPollIntervalSeconds`); see [`super::schedule`];
+//!   at `RetryPollIntervalSeconds`); see [`schedule`];
 //! - `Idle_Enter` on becoming idle, `Idle_Leave` before work; each job inside
 //!   `Sync_Enter` / `Sync_Leave` (`Sync_Error` when a job fails);
 //! - SIGUSR1 = check now, SIGUSR2 = inventory now, SIGTERM / SIGINT = stop;
@@ -20,26 +20,35 @@
 //! [`SHUTDOWN_GRACE`] to finish and is then dropped at an await point, which is no worse
 //! than `kill -9` (every store write is atomic and start-up resumes from the last one).
 //! While any job runs, the systemd watchdog keeps being fed.
+//!
+//! This folder holds the daemon and nothing of the deployment itself (that is
+//! [`crate::deploy`], which knows nothing of the daemon): the loop here, `control`
+//! (signals, watchdog, the grace after a stop), [`schedule`] (intervals, jitter,
+//! backoff), [`notify`] (systemd's `sd_notify`), [`pidfile`] (the one daemon per data
+//! directory, found by `check-update` / `send-inventory`) and `inventory`.
 
-use std::future::Future;
+mod control;
+mod inventory;
+pub mod notify;
+pub mod pidfile;
+pub mod schedule;
+
 use std::time::Duration;
 
-use tokio::signal::unix::{signal, Signal, SignalKind};
-use tokio::time::{sleep_until, Instant, Interval};
+use tokio::time::Instant;
 
-use super::engine::{Engine, Outcome};
-use super::lock::InstallLock;
-use super::notify::{watchdog_interval, Notifier};
-use super::pidfile::{PidError, PidLock};
-use super::schedule::{RetryPolicy, Timer};
-use super::scripts::{Action, ScriptLog, ScriptRunner, State};
-use super::store::Store;
-use crate::api::inventory::{Attribute, AttributeValue};
 use crate::client::ClientError;
 use crate::config::Config;
-use crate::identity::full_inventory;
+use crate::deploy::engine::{Engine, Outcome};
+use crate::deploy::lock::InstallLock;
+use crate::deploy::scripts::{trace_line, Action, ScriptRunner, State};
+use crate::deploy::store::Store;
 use crate::setup::{self, SetupError};
+use control::{Control, Wake};
+pub use inventory::send_inventory;
 use mender_bridge_backends::AnyBackend;
+use pidfile::{PidError, PidLock};
+use schedule::{RetryPolicy, Timer};
 
 /// How long a running job may go on after SIGTERM before it is dropped.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -99,140 +108,6 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     ctl.notify("STOPPING=1");
     tracing::info!("daemon stopped");
     Ok(())
-}
-
-/// What woke the idle daemon.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wake {
-    Check,
-    Inventory,
-    Stop,
-}
-
-/// Signals, the watchdog and systemd: everything the daemon listens to while it waits or
-/// works.
-struct Control {
-    usr1: Signal,
-    usr2: Signal,
-    term: Signal,
-    int: Signal,
-    notifier: Option<Notifier>,
-    watchdog: Option<Interval>,
-    grace: Duration,
-    stopping: bool,
-    want_check: bool,
-    want_inventory: bool,
-}
-
-enum Event<T> {
-    Done(T),
-    Ping,
-    Wake(Wake),
-    GraceOver,
-}
-
-async fn tick(watchdog: &mut Option<Interval>) {
-    match watchdog {
-        Some(i) => {
-            i.tick().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
-impl Control {
-    fn new(grace: Duration) -> Result<Self, DaemonError> {
-        let sig = |k| signal(k).map_err(DaemonError::Signals);
-        let notifier = Notifier::from_env();
-        let watchdog = notifier.as_ref().and(watchdog_interval()).map(|every| {
-            tracing::info!(every = ?every, "feeding the systemd watchdog");
-            let mut i = tokio::time::interval(every);
-            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            i
-        });
-        Ok(Control {
-            usr1: sig(SignalKind::user_defined1())?,
-            usr2: sig(SignalKind::user_defined2())?,
-            term: sig(SignalKind::terminate())?,
-            int: sig(SignalKind::interrupt())?,
-            notifier,
-            watchdog,
-            grace,
-            stopping: false,
-            want_check: false,
-            want_inventory: false,
-        })
-    }
-
-    fn notify(&self, message: &str) {
-        if let Some(n) = &self.notifier {
-            n.notify(message);
-        }
-    }
-
-    /// Waits until `until` (`None`) or a signal.
-    async fn wait(&mut self, until: Instant) -> Option<Wake> {
-        if self.stopping {
-            return Some(Wake::Stop);
-        }
-        loop {
-            let ev: Event<()> = tokio::select! {
-                _ = sleep_until(until) => Event::Done(()),
-                _ = tick(&mut self.watchdog) => Event::Ping,
-                _ = self.usr1.recv() => Event::Wake(Wake::Check),
-                _ = self.usr2.recv() => Event::Wake(Wake::Inventory),
-                _ = self.term.recv() => Event::Wake(Wake::Stop),
-                _ = self.int.recv() => Event::Wake(Wake::Stop),
-            };
-            match ev {
-                Event::Done(()) | Event::GraceOver => return None,
-                Event::Ping => self.notify("WATCHDOG=1"),
-                Event::Wake(w) => {
-                    if w == Wake::Stop {
-                        tracing::info!("stop signal received");
-                        self.stopping = true;
-                    }
-                    return Some(w);
-                }
-            }
-        }
-    }
-
-    /// Runs `work` to its end while feeding the watchdog and noting signals (check and
-    /// inventory requests are kept for afterwards). After a stop signal `work` gets
-    /// `grace` more, then it is dropped and `None` returned.
-    async fn guard<F: Future>(&mut self, work: F) -> Option<F::Output> {
-        tokio::pin!(work);
-        let mut deadline = self.stopping.then(|| Instant::now() + self.grace);
-        loop {
-            let ev = tokio::select! {
-                out = &mut work => Event::Done(out),
-                _ = tick(&mut self.watchdog) => Event::Ping,
-                _ = self.usr1.recv() => Event::Wake(Wake::Check),
-                _ = self.usr2.recv() => Event::Wake(Wake::Inventory),
-                _ = self.term.recv() => Event::Wake(Wake::Stop),
-                _ = self.int.recv() => Event::Wake(Wake::Stop),
-                _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Event::GraceOver,
-            };
-            match ev {
-                Event::Done(out) => return Some(out),
-                Event::Ping => self.notify("WATCHDOG=1"),
-                Event::Wake(Wake::Check) => self.want_check = true,
-                Event::Wake(Wake::Inventory) => self.want_inventory = true,
-                Event::Wake(Wake::Stop) => {
-                    if deadline.is_none() {
-                        tracing::info!(grace = ?self.grace, "stop signal received; letting the current step finish");
-                        self.stopping = true;
-                        deadline = Some(Instant::now() + self.grace);
-                    }
-                }
-                Event::GraceOver => {
-                    tracing::warn!("the current step did not finish in time; stopping anyway (start-up resumes it)");
-                    return None;
-                }
-            }
-        }
-    }
 }
 
 struct Daemon {
@@ -344,7 +219,7 @@ impl Daemon {
     /// Authenticates until accepted (pending devices wait here), backing off; `false`
     /// when stopped meanwhile.
     async fn authenticate(&mut self, ctl: &mut Control) -> bool {
-        let mut backoff = super::schedule::ErrorBackoff::new(RetryPolicy {
+        let mut backoff = schedule::ErrorBackoff::new(RetryPolicy {
             count: 0,
             ..self.settings.retry
         });
@@ -356,7 +231,7 @@ impl Daemon {
                     return true;
                 }
                 Some(Err(e)) => {
-                    let wait = super::schedule::jitter(backoff.failure());
+                    let wait = schedule::jitter(backoff.failure());
                     match &e {
                         ClientError::AuthRejected { .. } => tracing::info!(
                             "not accepted by the server yet (pending or rejected); trying again in {:.0?}",
@@ -376,7 +251,7 @@ impl Daemon {
         }
     }
 
-    /// The install lock (see [`super::lock`]); `None` while a standalone command holds it.
+    /// The install lock (see [`crate::deploy::lock`]); `None` while a standalone command holds it.
     fn install_lock(&self) -> Option<InstallLock> {
         match InstallLock::try_acquire(self.store.dir()) {
             Ok(l) => l,
@@ -388,12 +263,7 @@ impl Daemon {
     }
 
     async fn script(&self, state: State, action: Action) -> bool {
-        let mut log = ScriptLog::default();
-        let r = self.scripts.run(state, action, &mut log).await;
-        for line in log.stderr {
-            tracing::info!("state script: {line}");
-        }
-        match r {
+        match self.scripts.run_logged(state, action, trace_line).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!("{e}");
@@ -579,53 +449,5 @@ impl Daemon {
                 Flow::Continue
             }
         }
-    }
-}
-
-/// The backend's inventory pairs as API attributes (values that are not strings, numbers
-/// or lists of them are dropped).
-fn backend_attributes(pairs: Vec<(String, serde_json::Value)>) -> Vec<Attribute> {
-    pairs
-        .into_iter()
-        .filter_map(|(name, value)| {
-            match serde_json::from_value::<AttributeValue>(value) {
-                Ok(v) => Some(Attribute::new(name, v)),
-                Err(_) => {
-                    tracing::debug!(attribute = %name, "backend attribute of an unsupported type dropped");
-                    None
-                }
-            }
-        })
-        .collect()
-}
-
-/// The full inventory: device type, provides, inventory scripts, backend attributes.
-pub async fn send_inventory(
-    engine: &Engine<AnyBackend>,
-    config: &Config,
-) -> Result<(), ClientError> {
-    use mender_bridge_backends::Backend as _;
-    let scripts = setup::inventory(config).await;
-    let extra = backend_attributes(engine.backend().inventory().await);
-    let device_type = engine.device_provides().device_type;
-    let attrs = full_inventory(&device_type, &engine.provides(), &scripts.attributes, extra);
-    engine.client().send_inventory(&attrs).await.map(|_| ())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backend_attributes_keep_strings_numbers_and_lists() {
-        let got = backend_attributes(vec![
-            ("rootfs_active_slot".into(), "a".into()),
-            ("n".into(), 3.into()),
-            ("l".into(), serde_json::json!(["x", "y"])),
-            ("bad".into(), serde_json::json!({"o": 1})),
-            ("null".into(), serde_json::Value::Null),
-        ]);
-        let names: Vec<&str> = got.iter().map(|a| a.name.as_str()).collect();
-        assert_eq!(names, ["rootfs_active_slot", "n", "l"]);
     }
 }
