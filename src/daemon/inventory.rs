@@ -3,10 +3,8 @@
 
 use crate::api::inventory::{Attribute, AttributeValue};
 use crate::client::ClientError;
-use crate::config::Config;
 use crate::deploy::engine::Engine;
-use crate::identity::full_inventory;
-use crate::setup;
+use crate::identity::{full_inventory, InventoryScripts};
 use mender_bridge_backends::AnyBackend;
 
 /// The backend's inventory pairs as API attributes (values that are not strings, numbers
@@ -29,10 +27,10 @@ fn backend_attributes(pairs: Vec<(String, serde_json::Value)>) -> Vec<Attribute>
 /// The full inventory: device type, provides, inventory scripts, backend attributes.
 pub async fn send_inventory(
     engine: &Engine<AnyBackend>,
-    config: &Config,
+    scripts: &InventoryScripts,
 ) -> Result<(), ClientError> {
     use mender_bridge_backends::Backend as _;
-    let scripts = setup::inventory(config).await;
+    let scripts = scripts.collect().await;
     let extra = backend_attributes(engine.backend().inventory().await);
     let device_type = engine.device_provides().device_type;
     let attrs = full_inventory(&device_type, &engine.provides(), &scripts.attributes, extra);

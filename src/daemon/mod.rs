@@ -2,7 +2,8 @@
 //! (PROTOCOL.md §4.1–4.3).
 //!
 //! Start-up: signal handlers first (SIGUSR1's default action would kill us), then the pid
-//! file lock, the wiring ([`crate::setup`]), `engine.resume()` for a deployment the
+//! file lock, then the parts (built by [`crate::setup::daemon_parts`]; the daemon never
+//! reads the configuration itself), `engine.resume()` for a deployment the
 //! process or the device stopped in the middle of, `READY=1` to systemd, authentication
 //! (retried with backoff; a pending device is not an error), then the loop:
 //!
@@ -38,12 +39,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::client::ClientError;
-use crate::config::Config;
 use crate::deploy::engine::{Engine, Outcome};
 use crate::deploy::lock::InstallLock;
 use crate::deploy::scripts::{trace_line, Action, ScriptRunner, State};
 use crate::deploy::store::Store;
-use crate::setup::{self, SetupError};
+use crate::identity::InventoryScripts;
 use control::{Control, Wake};
 pub use inventory::send_inventory;
 use mender_bridge_backends::AnyBackend;
@@ -55,8 +55,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    /// Building the parts failed (a configuration or start-up error, naming the setting).
     #[error("{0}")]
-    Setup(#[from] SetupError),
+    Setup(Box<dyn std::error::Error + Send + Sync>),
     #[error("{0}")]
     Pid(#[from] PidError),
     #[error("installing signal handlers: {0}")]
@@ -74,34 +75,37 @@ pub struct DaemonSettings {
     pub shutdown_grace: Duration,
 }
 
-impl DaemonSettings {
-    pub fn from_config(cfg: &Config) -> Self {
-        DaemonSettings {
-            update_interval: cfg.update_poll_interval,
-            inventory_interval: cfg.inventory_poll_interval,
-            retry: RetryPolicy {
-                cap: cfg.retry_poll_interval,
-                count: cfg.retry_poll_count,
-            },
-            reboot_command: cfg.reboot_command.clone(),
-            shutdown_grace: SHUTDOWN_GRACE,
-        }
-    }
+/// What the daemon runs, built from the configuration once the pid file is held.
+pub struct DaemonParts {
+    pub engine: Engine<AnyBackend>,
+    /// Idle and Sync state scripts.
+    pub scripts: ScriptRunner,
+    pub store: Store,
+    /// Collected again for each inventory report.
+    pub inventory: InventoryScripts,
 }
 
-/// Runs the daemon until SIGTERM or SIGINT. `Ok(())` is a clean stop.
-pub async fn run(config: Config) -> Result<(), DaemonError> {
-    let mut ctl = Control::new(SHUTDOWN_GRACE)?;
-    let pid_path = setup::pid_file(&config);
-    let _pid = PidLock::acquire(&pid_path)?;
-    let engine = setup::engine(&config).await?;
-    tracing::info!(pid = std::process::id(), pid_file = %pid_path.display(), "daemon starting");
+/// Runs the daemon until SIGTERM or SIGINT. `Ok(())` is a clean stop. `parts` is awaited
+/// only after the signal handlers are installed and `pid_file` is held, so a second
+/// daemon on the same data directory stops before it loads or makes a key.
+pub async fn run<E>(
+    settings: DaemonSettings,
+    pid_file: &std::path::Path,
+    parts: impl std::future::Future<Output = Result<DaemonParts, E>>,
+) -> Result<(), DaemonError>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let mut ctl = Control::new(settings.shutdown_grace)?;
+    let _pid = PidLock::acquire(pid_file)?;
+    let parts = parts.await.map_err(|e| DaemonError::Setup(Box::new(e)))?;
+    tracing::info!(pid = std::process::id(), pid_file = %pid_file.display(), "daemon starting");
     let mut daemon = Daemon {
-        settings: DaemonSettings::from_config(&config),
-        scripts: setup::script_runner(&config),
-        store: setup::store(&config),
-        engine,
-        config,
+        settings,
+        scripts: parts.scripts,
+        store: parts.store,
+        engine: parts.engine,
+        inventory: parts.inventory,
     };
     ctl.grace = daemon.settings.shutdown_grace;
     daemon.run(&mut ctl).await;
@@ -115,7 +119,7 @@ struct Daemon {
     scripts: ScriptRunner,
     store: Store,
     engine: Engine<AnyBackend>,
-    config: Config,
+    inventory: InventoryScripts,
 }
 
 /// Whether the loop goes on after a step.
@@ -286,7 +290,9 @@ impl Daemon {
             timer.failed(Instant::now());
             return Flow::Continue;
         }
-        let r = ctl.guard(send_inventory(&self.engine, &self.config)).await;
+        let r = ctl
+            .guard(send_inventory(&self.engine, &self.inventory))
+            .await;
         let now = Instant::now();
         match r {
             None => return Flow::Stop,

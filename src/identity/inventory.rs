@@ -44,6 +44,21 @@ pub enum ScriptOutcome {
 }
 
 /// Runs every inventory script in `dir` (a missing directory means no scripts).
+/// Where the inventory scripts are and how they are bounded: what a daemon keeps to
+/// collect the inventory again each round.
+#[derive(Debug, Clone)]
+pub struct InventoryScripts {
+    pub dir: std::path::PathBuf,
+    pub limits: ScriptLimits,
+}
+
+impl InventoryScripts {
+    /// [`collect_inventory`] from these scripts.
+    pub async fn collect(&self) -> Inventory {
+        collect_inventory(&self.dir, &self.limits).await
+    }
+}
+
 pub async fn collect_inventory(dir: &Path, limits: &ScriptLimits) -> Inventory {
     let mut inventory = Inventory::default();
     for path in inventory_scripts(dir) {

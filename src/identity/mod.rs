@@ -23,8 +23,8 @@ pub use device_type::{
     parse_device_type, read_device_type, DeviceTypeError, DeviceTypeFormatError,
 };
 pub use inventory::{
-    client_version, collect_inventory, full_inventory, inventory_scripts, Inventory, ScriptOutcome,
-    ScriptReport, INVENTORY_PREFIX,
+    client_version, collect_inventory, full_inventory, inventory_scripts, Inventory,
+    InventoryScripts, ScriptOutcome, ScriptReport, INVENTORY_PREFIX,
 };
 pub use mac::{first_mac_address, SYS_CLASS_NET};
 pub use script::{run_script, ScriptError, ScriptLimits, ScriptOutput};

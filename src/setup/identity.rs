@@ -5,8 +5,7 @@ use std::path::Path;
 
 use crate::config::Config;
 use crate::identity::{
-    collect_inventory, load_identity, DeviceIdentity, IdentityError, Inventory, ScriptLimits,
-    SYS_CLASS_NET,
+    load_identity, DeviceIdentity, IdentityError, InventoryScripts, ScriptLimits, SYS_CLASS_NET,
 };
 
 /// The scripts' limits: the defaults with the configured timeout.
@@ -27,9 +26,12 @@ pub async fn identity(config: &Config) -> Result<DeviceIdentity, IdentityError> 
     .await
 }
 
-/// The inventory scripts' attributes, from the configured directory.
-pub async fn inventory(config: &Config) -> Inventory {
-    collect_inventory(&config.inventory_script_dir, &script_limits(config)).await
+/// The inventory scripts: the configured directory and limits.
+pub fn inventory_scripts(config: &Config) -> InventoryScripts {
+    InventoryScripts {
+        dir: config.inventory_script_dir.clone(),
+        limits: script_limits(config),
+    }
 }
 
 #[cfg(test)]
@@ -70,7 +72,7 @@ mod tests {
         assert_eq!(script_limits(&config).timeout, Duration::from_secs(5));
         let id = identity(&config).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(id.id_data(), r#"{"serial":"42"}"#);
-        let inv = inventory(&config).await;
+        let inv = inventory_scripts(&config).collect().await;
         assert_eq!(inv.attributes.get("os"), Some(&["Debian".to_string()][..]));
     }
 }

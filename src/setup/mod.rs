@@ -18,11 +18,13 @@ mod identity;
 
 pub use backend::{backend, rauc_config, raw_config, swupdate_config};
 pub use client::client_config;
-pub use identity::{identity, inventory, script_limits};
+pub use identity::{identity, inventory_scripts, script_limits};
 
 use crate::artifact::{ReadOptions, VerifyKey};
 use crate::client::{Client, ClientError};
 use crate::config::{Config, ConfigError};
+use crate::daemon::schedule::RetryPolicy;
+use crate::daemon::{DaemonParts, DaemonSettings, SHUTDOWN_GRACE};
 use crate::deploy::engine::{Engine, EngineConfig};
 use crate::deploy::scripts::ScriptRunner;
 use crate::deploy::standalone::Standalone;
@@ -149,6 +151,33 @@ pub async fn engine(cfg: &Config) -> Result<Engine<AnyBackend>, SetupError> {
     let engine_cfg = engine_config(cfg)?;
     let client = client(cfg).await?;
     Ok(Engine::new(client, store(cfg), backend, engine_cfg))
+}
+
+/// The daemon's timing and reboot settings: `UpdatePollIntervalSeconds`,
+/// `InventoryPollIntervalSeconds`, `RetryPollIntervalSeconds` / `RetryPollCount`,
+/// `reboot_command`.
+pub fn daemon_settings(cfg: &Config) -> DaemonSettings {
+    DaemonSettings {
+        update_interval: cfg.update_poll_interval,
+        inventory_interval: cfg.inventory_poll_interval,
+        retry: RetryPolicy {
+            cap: cfg.retry_poll_interval,
+            count: cfg.retry_poll_count,
+        },
+        reboot_command: cfg.reboot_command.clone(),
+        shutdown_grace: SHUTDOWN_GRACE,
+    }
+}
+
+/// What the daemon runs: the engine, the Idle/Sync scripts, the store and the inventory
+/// scripts.
+pub async fn daemon_parts(cfg: &Config) -> Result<DaemonParts, SetupError> {
+    Ok(DaemonParts {
+        engine: engine(cfg).await?,
+        scripts: script_runner(cfg),
+        store: store(cfg),
+        inventory: inventory_scripts(cfg),
+    })
 }
 
 /// The standalone `install` / `commit` / `rollback` over the configured store and backend.
