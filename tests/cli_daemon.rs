@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use common::sim::{full, TestSim};
 use common::slots::SlotRig;
 use hyper::Method;
-use mender_bridge::artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
+use mender_artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
 use serde_json::{json, Value};
 
 const DEVICE_TYPE: &str = "test-dev";

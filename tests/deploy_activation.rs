@@ -13,8 +13,8 @@ use std::time::Duration;
 use common::device::{deploy, finals, history, image, Device, DEVICE_TYPE, SLOT_SIZE};
 use common::sim::TestSim;
 use common::{canary_scripts, listing};
-use mender_bridge::api::DeploymentStatus;
-use mender_bridge::artifact::writer::{ArtifactSpec, ScriptFile};
+use mender_api::DeploymentStatus;
+use mender_artifact::writer::{ArtifactSpec, ScriptFile};
 use mender_bridge::deploy::engine::Outcome;
 use mender_bridge::deploy::store::Phase;
 

@@ -13,7 +13,7 @@ use common::device::{finals, history, image, Device};
 use common::rauc::{engine, Bootloader, RaucRig, Signer, COMPATIBLE};
 use common::sim::TestSim;
 use hyper::Method;
-use mender_bridge::api::DeploymentStatus;
+use mender_api::DeploymentStatus;
 use mender_bridge::deploy::engine::Outcome;
 use mender_bridge_backends::Backend;
 use serde_json::json;

@@ -15,7 +15,7 @@ use common::swupdate::{
     deployment_log, engine, find, uboot_tool, upload_and_deploy, SwuDaemon, SwuDir,
 };
 use hyper::Method;
-use mender_bridge::api::DeploymentStatus;
+use mender_api::DeploymentStatus;
 use mender_bridge::deploy::engine::Engine;
 use mender_bridge::deploy::engine::Outcome;
 use mender_bridge_backends::swupdate::probe::Verdict;

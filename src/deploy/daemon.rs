@@ -36,10 +36,10 @@ use super::schedule::{RetryPolicy, Timer};
 use super::scripts::{Action, ScriptLog, ScriptRunner, State};
 use super::setup::{self, SetupError};
 use super::store::Store;
-use crate::api::inventory::{Attribute, AttributeValue};
 use crate::client::ClientError;
 use crate::config::Config;
 use crate::identity::{full_inventory, inventory_for};
+use mender_api::inventory::{Attribute, AttributeValue};
 
 /// How long a running job may go on after SIGTERM before it is dropped.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);

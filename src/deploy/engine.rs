@@ -14,10 +14,10 @@ use super::report::{log_line, report, report_until_taken, upload_log, Reported};
 use super::scripts::{Action, ScriptLog, ScriptRunner, State};
 use super::store::{artifact_info_name, DeploymentRecord, Phase, Provides, Store, StoreError};
 use super::stream::{stream_payload, StreamError, StreamProgress};
-use crate::api::{DeploymentInstructions, DeploymentStatus, DeviceProvides};
-use crate::artifact::provides::{apply_provides, check_depends};
-use crate::artifact::{ArtifactReader, ReadOptions};
 use crate::client::{Client, ClientError, RefreshUrl};
+use mender_api::{DeploymentInstructions, DeploymentStatus, DeviceProvides};
+use mender_artifact::provides::{apply_provides, check_depends};
+use mender_artifact::{ArtifactReader, ReadOptions};
 
 /// Settings of the engine (from the configuration).
 #[derive(Debug, Clone)]

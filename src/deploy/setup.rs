@@ -21,11 +21,11 @@ use super::backend::AnyBackend;
 use super::engine::{Engine, EngineConfig};
 use super::scripts::ScriptRunner;
 use super::store::Store;
-use crate::artifact::{ReadOptions, VerifyKey};
 use crate::client::{Client, ClientConfig, ClientError};
 use crate::config::{BackendType, Config, ConfigError};
 use crate::identity::{identity_for, read_device_type, DeviceTypeError, IdentityError};
 use crate::keys::{DeviceKey, KeyError};
+use mender_artifact::{ReadOptions, VerifyKey};
 
 /// Progress substates: at most one every 5 s unless the percentage moved by 10.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
@@ -44,7 +44,7 @@ pub enum SetupError {
     #[error("{0}")]
     DeviceType(#[from] DeviceTypeError),
     #[error("ArtifactVerifyKey: {0}")]
-    VerifyKey(#[from] crate::artifact::KeyError),
+    VerifyKey(#[from] mender_artifact::KeyError),
     #[error("device key: {0}")]
     DeviceKey(#[from] KeyError),
     #[error("device identity: {0}")]

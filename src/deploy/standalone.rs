@@ -26,10 +26,10 @@ use super::progress::Throttle;
 use super::scripts::{Action, ScriptError, ScriptLog, State};
 use super::store::{StandalonePhase, StandaloneRecord, Store, StoreError};
 use super::stream::{stream_payload, StreamError, StreamProgress};
-use crate::artifact::provides::{apply_provides, check_depends};
-use crate::artifact::{ArtifactError, ArtifactReader};
 use crate::client::{ClientConfig, DownloadError, Downloader};
 use crate::config::Config;
+use mender_artifact::provides::{apply_provides, check_depends};
+use mender_artifact::{ArtifactError, ArtifactReader};
 
 use super::backend::AnyBackend;
 use super::setup::{self, SetupError};

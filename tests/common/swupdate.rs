@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hyper::Method;
-use mender_bridge::artifact::ReadOptions;
+use mender_artifact::ReadOptions;
 use mender_bridge::deploy::engine::{Engine, EngineConfig};
 use mender_bridge::deploy::scripts::ScriptRunner;
 use mender_bridge::deploy::store::Store;

@@ -16,16 +16,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::artifact::writer::{
-    write_artifact, ArtifactSpec, PayloadFile, SigningKey, WriteOptions,
-};
-use crate::artifact::{Compression, ReadOptions};
 use crate::client::{Backoff, Client, ClientConfig, ClientError};
 use crate::deploy::engine::{Engine, EngineConfig, Outcome};
 use crate::deploy::scripts::ScriptRunner;
 use crate::deploy::store::{Provides, Store};
 use crate::keys::{DeviceKey, KeyType};
-use crate::sim::{Server, SimConfig};
+use mender_artifact::writer::{
+    write_artifact, ArtifactSpec, PayloadFile, SigningKey, WriteOptions,
+};
+use mender_artifact::{Compression, ReadOptions};
+use mender_bridge_sim::{Server, SimConfig};
 
 use dashboard::Dashboard;
 use device::DemoDevice;
@@ -82,7 +82,7 @@ impl Drop for WorkDir {
     }
 }
 
-fn engine_config(dir: &std::path::Path, verify: crate::artifact::VerifyKey) -> EngineConfig {
+fn engine_config(dir: &std::path::Path, verify: mender_artifact::VerifyKey) -> EngineConfig {
     EngineConfig {
         device_type: DEVICE_TYPE.into(),
         read: ReadOptions {

@@ -20,8 +20,8 @@ use super::routes::{dispatch, Call, DeviceRoute};
 use super::stall::WriteStallTimeout;
 use super::state::Sim;
 use super::{download, manage, DOWNLOAD_PREFIX};
-use crate::api::error::REQUEST_ID_HEADER;
-use crate::api::MAX_BODY;
+use mender_api::error::REQUEST_ID_HEADER;
+use mender_api::MAX_BODY;
 
 /// Time allowed for a TLS handshake.
 const TLS_TIMEOUT: Duration = Duration::from_secs(10);

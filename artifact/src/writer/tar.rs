@@ -2,7 +2,7 @@
 //! is made of): header blocks, PAX extended headers for what does not fit, padding, the end
 //! of an archive. Used for all three tars (outer, header, data).
 
-use crate::artifact::member::USTAR_MAX;
+use crate::member::USTAR_MAX;
 
 /// The tar block size.
 pub(super) const BLOCK: u64 = 512;

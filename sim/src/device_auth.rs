@@ -8,7 +8,7 @@ use super::auth::DevicePublicKey;
 use super::http::{error, full, op_error, Response};
 use super::routes::Call;
 use super::state::AuthOutcome;
-use crate::api::auth::{AuthRequest, JWT_CONTENT_TYPE, SIGNATURE_HEADER};
+use mender_api::auth::{AuthRequest, JWT_CONTENT_TYPE, SIGNATURE_HEADER};
 
 pub fn handle(call: &Call<'_>) -> Response {
     let rid = call.request_id;

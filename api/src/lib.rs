@@ -1,6 +1,7 @@
-//! The device API's request and response bodies, shared by the client (`src/client/`) and the
-//! local server (`src/sim/`). Field names, types and rules follow `../shared/docs/PROTOCOL.md`
-//! (what the real server does), which wins over the OpenAPI files where they disagree.
+//! The device API's request and response bodies, shared by mender-bridge's client
+//! (`src/client/`) and the local server (the `mender-bridge-sim` crate, `sim/`). Field
+//! names, types and rules follow `../shared/docs/PROTOCOL.md` (what the real server does),
+//! which wins over the OpenAPI files where they disagree. Knows nothing of HTTP transport.
 //!
 //! Each area has its own module; validation functions return [`ValidationError`], whose text
 //! is what the server would answer with a 400.

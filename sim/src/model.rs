@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::{Attribute, DeploymentStatus, LogMessage};
+use mender_api::{Attribute, DeploymentStatus, LogMessage};
 
 /// Everything `state.json` holds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

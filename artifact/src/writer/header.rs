@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::error::invalid;
 use super::tar::{append_file, END_OF_ARCHIVE};
 use super::{ArtifactSpec, PayloadKind, WriteError, WrittenFile};
-use crate::artifact::header::{ArtifactDepends, ArtifactHeader, PayloadHeader, StateScript};
+use crate::header::{ArtifactDepends, ArtifactHeader, PayloadHeader, StateScript};
 
 /// The header the artifact will carry, in the reader's terms: defaults applied the way
 /// mender-artifact 3.9.0 applies them.

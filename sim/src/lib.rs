@@ -11,8 +11,8 @@
 //! In-process use (tests, `demo`):
 //!
 //! ```no_run
-//! # async fn f() -> Result<(), mender_bridge::sim::SimError> {
-//! use mender_bridge::sim::{Server, SimConfig};
+//! # async fn f() -> Result<(), mender_bridge_sim::SimError> {
+//! use mender_bridge_sim::{Server, SimConfig};
 //! let handle = Server::start(SimConfig::new("127.0.0.1:0".parse().unwrap(), "/tmp/sim".into())).await?;
 //! println!("ServerURL {} ServerCertificate {}", handle.base_url(), handle.ca_path().display());
 //! handle.shutdown().await;

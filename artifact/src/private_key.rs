@@ -1,7 +1,22 @@
-//! PEM private keys of the three kinds Mender devices and tools use: RSA (PKCS#1 `RSA PRIVATE
-//! KEY` or PKCS#8), ECDSA P-256 (SEC1 `EC PRIVATE KEY` or PKCS#8) and Ed25519 (PKCS#8).
+//! Private keys: PEM private keys of the three kinds Mender devices and tools use (RSA: PKCS#1
+//! `RSA PRIVATE KEY` or PKCS#8; ECDSA P-256: SEC1 `EC PRIVATE KEY` or PKCS#8; Ed25519:
+//! PKCS#8), and the read of a key file into a zeroized buffer ([`read_secret`]). Shared by the
+//! device key (mender-bridge's `keys`), its mTLS key, and the writer's signing key.
+//!
+//! Invariant: key material never reaches a log or an error text (`Debug` shows the kind
+//! only), and no copy of a key's bytes is left in freed memory by reading or decoding it.
 
-use super::KeyError;
+use std::io::Read as _;
+
+/// A private key could not be parsed or encoded. The texts name the key (`label`) or its
+/// kind, never its bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivateKeyError {
+    #[error("key {label}: {reason}")]
+    Parse { label: String, reason: String },
+    #[error("encoding a {kind} key: {reason}")]
+    Encode { kind: &'static str, reason: String },
+}
 
 /// A parsed private key. Never printed: `Debug` shows only the kind.
 #[derive(Clone)]
@@ -33,7 +48,7 @@ impl PrivateKey {
     /// Invariant: each block's DER is decoded here ([`pem_block_der`]: fixed-size buffers,
     /// zeroized on drop) and parsed from there, so no copy of the key's bytes is left in
     /// freed memory by the PEM decoding (the key crates' own PEM readers leave some).
-    pub fn from_pem(pem: &str, label: &str) -> Result<Self, KeyError> {
+    pub fn from_pem(pem: &str, label: &str) -> Result<Self, PrivateKeyError> {
         use p256::pkcs8::DecodePrivateKey as _;
         use rsa::pkcs1::DecodeRsaPrivateKey as _;
         let mut saw_encrypted = false;
@@ -81,7 +96,7 @@ impl PrivateKey {
             "no RSA, ECDSA P-256 or Ed25519 private key in PEM form \
              (RSA PRIVATE KEY, EC PRIVATE KEY or PRIVATE KEY)"
         };
-        Err(KeyError::Parse {
+        Err(PrivateKeyError::Parse {
             label: label.to_string(),
             reason: reason.to_string(),
         })
@@ -89,7 +104,7 @@ impl PrivateKey {
 
     /// The key as PEM: PKCS#1 for RSA (as the official client writes `mender-agent.pem`),
     /// PKCS#8 for the others. The text is secret: callers write it to a 0600 file only.
-    pub fn to_pem(&self) -> Result<zeroize::Zeroizing<String>, KeyError> {
+    pub fn to_pem(&self) -> Result<zeroize::Zeroizing<String>, PrivateKeyError> {
         use p256::pkcs8::EncodePrivateKey as _;
         use rsa::pkcs1::EncodeRsaPrivateKey as _;
         let lf = rsa::pkcs8::LineEnding::LF;
@@ -99,14 +114,14 @@ impl PrivateKey {
             PrivateKey::Ed25519(k) => Ok(ed25519_pkcs8_v1_pem(k)),
         };
         pem.map(|p| zeroize::Zeroizing::new(p.as_str().to_string()))
-            .map_err(|reason| KeyError::Encode {
+            .map_err(|reason| PrivateKeyError::Encode {
                 kind: self.kind(),
                 reason,
             })
     }
 
     /// The public half as SPKI `PUBLIC KEY` PEM, the form the Mender server takes.
-    pub fn public_key_pem(&self) -> Result<String, KeyError> {
+    pub fn public_key_pem(&self) -> Result<String, PrivateKeyError> {
         use p256::pkcs8::EncodePublicKey as _;
         let lf = rsa::pkcs8::LineEnding::LF;
         let pem = match self {
@@ -116,7 +131,7 @@ impl PrivateKey {
             PrivateKey::EcdsaP256(k) => k.verifying_key().to_public_key_pem(lf),
             PrivateKey::Ed25519(k) => k.verifying_key().to_public_key_pem(lf),
         };
-        pem.map_err(|e| KeyError::Encode {
+        pem.map_err(|e| PrivateKeyError::Encode {
             kind: self.kind(),
             reason: e.to_string(),
         })
@@ -200,6 +215,50 @@ pub fn pem_block_der(block: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, PemBloc
     Ok(der)
 }
 
+/// Reads the open file `f`, a secret such as a private key, into one buffer zeroized on
+/// drop. Errors do not name the file: the caller does.
+///
+/// Invariant: the buffer is allocated once, from the file's size, and never grows, so no
+/// partial copy of the secret is left in freed memory (a growing `Vec` leaves one behind
+/// at every reallocation). It has one byte more than the file: a file that grew while it
+/// was read is an `InvalidData` error, so is a file larger than `limit` bytes or one that
+/// is not a regular file.
+pub fn read_secret(
+    mut f: std::fs::File,
+    limit: u64,
+) -> std::io::Result<zeroize::Zeroizing<Vec<u8>>> {
+    let invalid = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(invalid("not a regular file".into()));
+    }
+    if meta.len() > limit {
+        return Err(invalid(format!("larger than {limit} bytes")));
+    }
+    let size = usize::try_from(meta.len())
+        .ok()
+        .and_then(|n| n.checked_add(1))
+        .ok_or_else(|| invalid(format!("larger than {limit} bytes")))?;
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; size]);
+    let mut n = 0;
+    loop {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(read) => {
+                n += read;
+                if n == size {
+                    return Err(invalid("changed while being read".into()));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // Shortening keeps the allocation (and so the zeroizing of all of it on drop).
+    buf.truncate(n);
+    Ok(buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,5 +286,24 @@ mod tests {
         assert_eq!(blocks.len(), 2);
         assert_eq!(blocks[1].0, "EC PRIVATE KEY");
         assert!(blocks[1].1.ends_with("-----END EC PRIVATE KEY-----"));
+    }
+
+    #[test]
+    fn secrets_are_read_whole_into_a_buffer_of_their_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("key.pem");
+        std::fs::write(&p, b"secret").unwrap();
+        let open = || std::fs::File::open(&p).unwrap();
+        let data = read_secret(open(), 6).unwrap();
+        assert_eq!(&data[..], b"secret");
+        assert_eq!(data.capacity(), 7, "one allocation, one byte spare");
+        let e = read_secret(open(), 5).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("larger than 5 bytes"), "{e}");
+        let d = std::fs::File::open(dir.path()).unwrap();
+        let e = read_secret(d, 5).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        std::fs::write(&p, b"").unwrap();
+        assert!(read_secret(open(), 5).unwrap().is_empty());
     }
 }

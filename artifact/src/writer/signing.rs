@@ -6,8 +6,8 @@ use p256::ecdsa::signature::Signer as _;
 use sha2::Sha256;
 
 use super::WriteError;
-use crate::artifact::VerifyKey;
-use crate::keys::{KeyError, PrivateKey};
+use crate::private_key::{PrivateKey, PrivateKeyError};
+use crate::VerifyKey;
 
 /// A private key that signs the manifest: RSA (PKCS#1 v1.5, SHA-256) or ECDSA P-256
 /// (SHA-256, raw 64-byte r||s), the two kinds mender-artifact signs with.
@@ -33,7 +33,7 @@ impl SigningKey {
         let key = PrivateKey::from_pem(pem, label).map_err(|e| WriteError::Key {
             label: label.to_string(),
             reason: match e {
-                KeyError::Parse { reason, .. } => reason,
+                PrivateKeyError::Parse { reason, .. } => reason,
                 other => other.to_string(),
             },
         })?;
@@ -62,7 +62,8 @@ impl SigningKey {
         // The private key is read into one buffer of its size, zeroized on drop.
         let owned = path.to_path_buf();
         let data = tokio::task::spawn_blocking(move || {
-            std::fs::File::open(&owned).and_then(|f| crate::fsutil::read_secret(f, MAX_KEY_FILE))
+            std::fs::File::open(&owned)
+                .and_then(|f| crate::private_key::read_secret(f, MAX_KEY_FILE))
         })
         .await
         .map_err(|e| key_err(std::io::Error::other(e)))?

@@ -9,7 +9,7 @@ use super::faults::Route;
 use super::http::{error, Response};
 use super::state::{OpError, Sim};
 use super::{deployments, device_auth, inventory};
-use crate::api::{auth::AUTH_REQUESTS, deployments as dep_api, inventory::ATTRIBUTES};
+use mender_api::{auth::AUTH_REQUESTS, deployments as dep_api, inventory::ATTRIBUTES};
 
 /// One device API request, body already read.
 pub struct Call<'a> {

@@ -6,7 +6,7 @@ use hyper::{Method, StatusCode};
 
 use super::http::{empty, error, op_error, Response};
 use super::routes::Call;
-use crate::api::inventory::parse_attributes;
+use mender_api::inventory::parse_attributes;
 
 pub fn handle(call: &Call<'_>) -> Response {
     let rid = call.request_id;

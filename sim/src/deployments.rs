@@ -6,7 +6,7 @@ use hyper::StatusCode;
 use super::http::{empty, error, json, op_error, Response};
 use super::routes::Call;
 use super::state::NextOutcome;
-use crate::api::{DeploymentLog, NextQuery, NextRequestV1, NextRequestV2, StatusReport};
+use mender_api::{DeploymentLog, NextQuery, NextRequestV1, NextRequestV2, StatusReport};
 
 /// POST v2 `next` (404 when switched off, as on the open-source server).
 pub fn next_v2(call: &Call<'_>) -> Response {
@@ -83,7 +83,7 @@ fn next(
     device: &str,
     artifact_name: &str,
     device_type: &str,
-    valid: Result<(), crate::api::ValidationError>,
+    valid: Result<(), mender_api::ValidationError>,
 ) -> Response {
     if let Err(e) = valid {
         return error(StatusCode::BAD_REQUEST, &e.to_string(), call.request_id);

@@ -17,7 +17,7 @@ use super::jwt::{self, Claims, TokenError};
 use super::model::*;
 use super::persist::{read_optional, write_atomic};
 use super::records::{DownloadRecord, RequestRecord, Ring};
-use crate::api::{
+use mender_api::{
     inventory, rfc3339, Attribute, AuthRequest, DeploymentLog, DeploymentStatus, StatusReport,
 };
 
@@ -57,7 +57,7 @@ pub enum AuthOutcome {
 /// Outcome of a `next` poll.
 #[derive(Debug, Clone, PartialEq)]
 pub enum NextOutcome {
-    Update(crate::api::DeploymentInstructions),
+    Update(mender_api::DeploymentInstructions),
     NoUpdate,
 }
 
@@ -552,12 +552,12 @@ impl Sim {
                 expire,
                 generation,
             );
-            Ok(NextOutcome::Update(crate::api::DeploymentInstructions {
+            Ok(NextOutcome::Update(mender_api::DeploymentInstructions {
                 id: dep_id.clone(),
-                artifact: crate::api::DeploymentArtifact {
+                artifact: mender_api::DeploymentArtifact {
                     id: artifact.id.clone(),
                     artifact_name: artifact.name.clone(),
-                    source: crate::api::ArtifactSource {
+                    source: mender_api::ArtifactSource {
                         uri,
                         expire: Some(rfc3339::format_utc(expire)),
                         method: None,

@@ -3,6 +3,10 @@
 //! The artifact is read once, front to back, from any `AsyncRead`: nothing is buffered
 //! beyond bounded header members and one chunk of payload, nothing is written to disk.
 //! See [`ArtifactReader`] for the order of calls and the guarantees.
+//!
+//! Also, for the tools that make artifacts: `writer` (feature `writer`, which a device
+//! build leaves out), and [`private_key`], the PEM private keys that both the writer's
+//! signing key and mender-bridge's device key are parsed with.
 
 mod compression;
 mod error;
@@ -11,12 +15,14 @@ pub(crate) mod io;
 mod manifest;
 mod member;
 mod payload;
+pub mod private_key;
 pub mod provides;
 mod reader;
 pub mod render;
 mod signature;
 mod tarend;
 mod targuard;
+#[cfg(feature = "writer")]
 pub mod writer;
 
 pub use compression::Compression;

@@ -10,7 +10,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::WriteError;
-use crate::artifact::{Digest, CHUNK};
+use crate::{Digest, CHUNK};
 
 /// One payload file: a name at the root of the data tar, and a reader that yields exactly
 /// `size` bytes.

@@ -10,7 +10,7 @@ use hyper::StatusCode;
 use serde::Serialize;
 
 use super::state::OpError;
-use crate::api::ApiError;
+use mender_api::ApiError;
 
 /// Response body type of every handler.
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;

@@ -45,5 +45,5 @@ pub fn now() -> u64 {
 
 /// The current time as RFC 3339 (UTC).
 pub fn now_rfc3339() -> String {
-    crate::api::rfc3339::format_utc(now())
+    mender_api::rfc3339::format_utc(now())
 }

@@ -8,7 +8,7 @@ use async_compression::tokio::write::{GzipEncoder, XzEncoder, ZstdEncoder};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::{Level, WriteError};
-use crate::artifact::Compression;
+use crate::Compression;
 
 impl Level {
     fn codec(self) -> async_compression::Level {

@@ -18,7 +18,7 @@ use tokio::io::AsyncWriteExt;
 use super::ids;
 use super::model::ArtifactRecord;
 use super::state::{artifacts_dir, OpError, Sim};
-use crate::artifact::{ArtifactReader, ReadOptions, SignatureStatus};
+use mender_artifact::{ArtifactReader, ReadOptions, SignatureStatus};
 
 /// Longest wait for the next piece of an upload.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -200,15 +200,17 @@ async fn upload_file_as(
     }
 }
 
-/// Creates an upload's temporary file, 0600, with [`crate::fsutil::create_new`]
+/// Creates an upload's temporary file, 0600, with [`mender_bridge_backends::fsutil::create_new`]
 /// (`O_EXCL|O_NOFOLLOW`): whatever sits at its path (a crash's leftover, a link planted by
 /// someone who can write the artifacts directory) is unlinked, never followed.
 async fn create_temp(tmp: &std::path::Path) -> Result<tokio::fs::File, OpError> {
     let path = tmp.to_path_buf();
-    let file = tokio::task::spawn_blocking(move || crate::fsutil::create_new(&path, 0o600))
-        .await
-        .map_err(|e| OpError::Internal(format!("{}: {e}", tmp.display())))?
-        .map_err(|e| OpError::Internal(format!("{}: {e}", tmp.display())))?;
+    let file = tokio::task::spawn_blocking(move || {
+        mender_bridge_backends::fsutil::create_new(&path, 0o600)
+    })
+    .await
+    .map_err(|e| OpError::Internal(format!("{}: {e}", tmp.display())))?
+    .map_err(|e| OpError::Internal(format!("{}: {e}", tmp.display())))?;
     Ok(tokio::fs::File::from_std(file))
 }
 
@@ -219,7 +221,7 @@ async fn inspect(
     size: u64,
     sha256: String,
 ) -> Result<ArtifactRecord, OpError> {
-    let bad = |e: crate::artifact::ArtifactError| {
+    let bad = |e: mender_artifact::ArtifactError| {
         OpError::BadRequest(format!("not a valid artifact: {e}"))
     };
     let file = tokio::fs::File::open(path)
@@ -248,7 +250,7 @@ async fn inspect(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
+    use mender_artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
     use std::os::unix::fs::PermissionsExt as _;
     use std::path::Path;
 

@@ -5,7 +5,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use mender_bridge::artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
+//! use mender_artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
 //! let spec = ArtifactSpec::rootfs("release-1", ["qemux86-64"]);
 //! let image = PayloadFile::from_path("rootfs.ext4").await?;
 //! let mut out = tokio::fs::File::create("release-1.mender").await?;

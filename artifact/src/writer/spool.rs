@@ -12,7 +12,7 @@ use super::data::write_data_tar;
 use super::encoder::Encoder;
 use super::output::Counting;
 use super::{PayloadFile, Spool, WriteError, WriteOptions, WrittenFile};
-use crate::artifact::CHUNK;
+use crate::CHUNK;
 
 /// The compressed data tar, waiting for the outer header to be written.
 pub(super) struct Spooled {

@@ -8,7 +8,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use super::payload::{check_declared, copy_payload};
 use super::tar::{padding, tar_header, BLOCK, END_OF_ARCHIVE};
 use super::{PayloadFile, WriteError, WrittenFile};
-use crate::artifact::CHUNK;
+use crate::CHUNK;
 
 /// Writes the data tar of `files` into `sink`: each file's header, its exact content (hashed,
 /// a declared digest checked) and padding, then the end of the archive. `err` wraps errors
