@@ -4,7 +4,7 @@
 use hyper::StatusCode;
 
 use super::http::{empty, error, json, op_error, Response};
-use super::routes::Call;
+use super::call::Call;
 use super::state::NextOutcome;
 use mender_api::{DeploymentLog, NextQuery, NextRequestV1, NextRequestV2, StatusReport};
 

@@ -5,7 +5,7 @@
 use hyper::{Method, StatusCode};
 
 use super::http::{empty, error, op_error, Response};
-use super::routes::Call;
+use super::call::Call;
 use mender_api::inventory::parse_attributes;
 
 pub fn handle(call: &Call<'_>) -> Response {

@@ -20,6 +20,7 @@
 //! ```
 
 mod artifacts;
+mod call;
 pub mod auth;
 mod deployments;
 mod device_auth;

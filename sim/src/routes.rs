@@ -1,36 +1,13 @@
 //! The device API's routing table: which handler answers a method and path, and which
 //! injectable fault route it belongs to.
 
-use bytes::Bytes;
-use hyper::header::{HeaderMap, AUTHORIZATION};
 use hyper::{Method, StatusCode};
 
+use super::call::Call;
 use super::faults::Route;
 use super::http::{error, Response};
-use super::state::{OpError, Sim};
 use super::{deployments, device_auth, inventory};
 use mender_api::{auth::AUTH_REQUESTS, deployments as dep_api, inventory::ATTRIBUTES};
-
-/// One device API request, body already read.
-pub struct Call<'a> {
-    pub sim: &'a Sim,
-    pub method: &'a Method,
-    pub query: Option<&'a str>,
-    pub headers: &'a HeaderMap,
-    pub body: &'a Bytes,
-    pub request_id: &'a str,
-}
-
-impl Call<'_> {
-    /// The device id of the request's bearer token (401 otherwise).
-    pub fn device(&self) -> Result<String, OpError> {
-        let auth = self
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        self.sim.device_of_token(auth)
-    }
-}
 
 /// The device routes.
 #[derive(Debug, Clone, PartialEq, Eq)]
