@@ -3,8 +3,8 @@
 
 use hyper::StatusCode;
 
-use super::http::{empty, error, json, op_error, Response};
 use super::call::Call;
+use super::http::{empty, error, json, op_error, Response};
 use super::state::NextOutcome;
 use mender_api::{DeploymentLog, NextQuery, NextRequestV1, NextRequestV2, StatusReport};
 

@@ -5,8 +5,8 @@
 use hyper::StatusCode;
 
 use super::auth::DevicePublicKey;
-use super::http::{error, full, op_error, Response};
 use super::call::Call;
+use super::http::{error, full, op_error, Response};
 use super::state::AuthOutcome;
 use mender_api::auth::{AuthRequest, JWT_CONTENT_TYPE, SIGNATURE_HEADER};
 

@@ -4,8 +4,8 @@
 
 use hyper::{Method, StatusCode};
 
-use super::http::{empty, error, op_error, Response};
 use super::call::Call;
+use super::http::{empty, error, op_error, Response};
 use mender_api::inventory::parse_attributes;
 
 pub fn handle(call: &Call<'_>) -> Response {

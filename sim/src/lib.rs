@@ -20,8 +20,8 @@
 //! ```
 
 mod artifacts;
-mod call;
 pub mod auth;
+mod call;
 mod deployments;
 mod device_auth;
 mod download;

@@ -13,10 +13,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use super::call::Call;
 use super::http::{self, error, Response};
 use super::ids;
 use super::records::RequestRecord;
-use super::call::Call;
 use super::routes::{dispatch, DeviceRoute};
 use super::stall::WriteStallTimeout;
 use super::state::Sim;
