@@ -15,6 +15,7 @@ use super::compression::{BoxRead, Compression};
 use super::error::ArtifactError;
 use super::io::{capped, map_io, read_bounded};
 use super::member::{check_entry, entry_path, header_number};
+use super::rules::{is_valid_meta_data_value, is_valid_script_name};
 use super::tarend::finish_tar;
 use super::Limits;
 
@@ -152,18 +153,6 @@ fn string_list(file: &str, key: &str, v: Value) -> Result<Vec<String>, ArtifactE
             file,
             format!("'{key}' must be a string or a list of strings"),
         )),
-    }
-}
-
-/// A meta-data value: a string, a number, or a list of those. The one rule, for the reader
-/// and the writer alike.
-pub(crate) fn is_valid_meta_data_value(v: &Value) -> bool {
-    match v {
-        Value::String(_) | Value::Number(_) => true,
-        Value::Array(items) => items
-            .iter()
-            .all(|i| matches!(i, Value::String(_) | Value::Number(_))),
-        _ => false,
     }
 }
 
@@ -309,31 +298,6 @@ async fn collect(
     drop(entries);
     finish_tar(archive, member).await?;
     Ok(out)
-}
-
-/// Artifact state script names: `<State>_<Enter|Leave|Error>_<NN>[_<description>]`, the
-/// description (when there is one) non-empty and without whitespace. The one rule, for the
-/// reader and the writer alike.
-pub(crate) fn is_valid_script_name(name: &str) -> bool {
-    const STATES: [&str; 10] = [
-        "Idle",
-        "Sync",
-        "Download",
-        "ArtifactInstall",
-        "ArtifactReboot",
-        "ArtifactCommit",
-        "ArtifactRollbackReboot",
-        "ArtifactRollback",
-        "ArtifactFailure",
-        "ArtifactVerifyReboot",
-    ];
-    let mut parts = name.splitn(4, '_');
-    let (state, action, nn) = (parts.next(), parts.next(), parts.next());
-    let desc = parts.next();
-    state.is_some_and(|s| STATES.contains(&s))
-        && action.is_some_and(|a| ["Enter", "Leave", "Error"].contains(&a))
-        && nn.is_some_and(|n| n.len() == 2 && n.bytes().all(|b| b.is_ascii_digit()))
-        && !desc.is_some_and(|d| d.is_empty() || d.chars().any(|c| c.is_whitespace() || c == '/'))
 }
 
 fn check_script_name(what: &str, name: &str) -> Result<(), ArtifactError> {

@@ -19,6 +19,7 @@ pub mod private_key;
 pub mod provides;
 mod reader;
 pub mod render;
+mod rules;
 mod signature;
 mod tarend;
 mod targuard;

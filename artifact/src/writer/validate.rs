@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use super::error::invalid;
 use super::{ArtifactSpec, PayloadFile, PayloadKind, WriteError};
-use crate::header::{is_valid_meta_data_value, is_valid_script_name};
+use crate::rules::{is_valid_meta_data_value, is_valid_script_name};
 
 fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
