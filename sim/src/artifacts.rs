@@ -29,16 +29,31 @@ pub async fn upload(
     mut body: hyper::body::Incoming,
     max_size: u64,
 ) -> Result<ArtifactRecord, OpError> {
+    let record = store(sim, &ids::uuid(), async |tmp| {
+        receive(&mut body, tmp, max_size).await
+    })
+    .await?;
+    tracing::info!(artifact = %record.name, id = %record.id, "artifact uploaded");
+    Ok(record)
+}
+
+/// Stores an artifact: `fill` writes it to a temporary file in `DIR/artifacts/` and returns
+/// its size and SHA-256 (hex); then it is parsed, moved to its place and recorded. On any
+/// error the temporary file is removed and nothing is recorded.
+async fn store(
+    sim: &Sim,
+    id: &str,
+    fill: impl AsyncFnOnce(&std::path::Path) -> Result<(u64, String), OpError>,
+) -> Result<ArtifactRecord, OpError> {
     let dir = artifacts_dir(sim.dir());
     tokio::fs::create_dir_all(&dir)
         .await
         .map_err(|e| OpError::Internal(format!("{}: {e}", dir.display())))?;
-    let id = ids::uuid();
     let tmp = dir.join(format!(".upload-{id}"));
     let result = async {
-        let (size, sha256) = receive(&mut body, &tmp, max_size).await?;
-        let record = inspect(&tmp, &id, size, sha256).await?;
-        tokio::fs::rename(&tmp, sim.artifact_path(&id))
+        let (size, sha256) = fill(&tmp).await?;
+        let record = inspect(&tmp, id, size, sha256).await?;
+        tokio::fs::rename(&tmp, sim.artifact_path(id))
             .await
             .map_err(|e| OpError::Internal(e.to_string()))?;
         Ok(record)
@@ -47,7 +62,6 @@ pub async fn upload(
     match result {
         Ok(record) => {
             sim.add_artifact(record.clone())?;
-            tracing::info!(artifact = %record.name, id = %record.id, "artifact uploaded");
             Ok(record)
         }
         Err(e) => {
@@ -139,16 +153,11 @@ async fn upload_file_as(
     path: &std::path::Path,
     id: String,
 ) -> Result<ArtifactRecord, OpError> {
-    let dir = artifacts_dir(sim.dir());
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(|e| OpError::Internal(format!("{}: {e}", dir.display())))?;
-    let tmp = dir.join(format!(".upload-{id}"));
-    let result = async {
+    store(sim, &id, async |tmp| {
         let mut source = tokio::fs::File::open(path)
             .await
             .map_err(|e| OpError::BadRequest(format!("{}: {e}", path.display())))?;
-        let mut file = create_temp(&tmp).await?;
+        let mut file = create_temp(tmp).await?;
         let size = tokio::io::copy(&mut source, &mut file).await.map_err(|e| {
             OpError::Internal(format!("{} to {}: {e}", path.display(), tmp.display()))
         })?;
@@ -181,23 +190,9 @@ async fn upload_file_as(
             }
             hex::encode(hasher.finalize())
         };
-        let record = inspect(&tmp, &id, size, data_hash).await?;
-        tokio::fs::rename(&tmp, sim.artifact_path(&id))
-            .await
-            .map_err(|e| OpError::Internal(e.to_string()))?;
-        Ok(record)
-    }
-    .await;
-    match result {
-        Ok(record) => {
-            sim.add_artifact(record.clone())?;
-            Ok(record)
-        }
-        Err(e) => {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            Err(e)
-        }
-    }
+        Ok((size, data_hash))
+    })
+    .await
 }
 
 /// Creates an upload's temporary file, 0600, with [`mender_bridge_backends::fsutil::create_new`]

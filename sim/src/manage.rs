@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::artifacts;
 use super::faults::{FailSpec, Route};
 use super::http::{empty, error, json, op_error, read_body, Response};
-use super::model::{AuthStatus, Deployment, Device};
+use super::model::{AuthStatus, Deployment, Device, DeviceDeployment};
 use super::state::{OpError, Sim};
 
 /// Largest JSON body of a management call.
@@ -155,6 +155,16 @@ fn not_found(what: &str) -> OpError {
     OpError::NotFound(format!("{what} not found"))
 }
 
+/// A copy of device `dev`'s part in deployment `id`.
+fn device_deployment(sim: &Sim, id: &str, dev: &str) -> Result<DeviceDeployment, OpError> {
+    sim.snapshot()
+        .deployments
+        .get(id)
+        .and_then(|dep| dep.devices.get(dev))
+        .cloned()
+        .ok_or_else(|| not_found("device deployment"))
+}
+
 fn route(sim: &Sim, method: &Method, segs: &[&str], body: &[u8]) -> Result<Response, OpError> {
     use Method as M;
     let ok = || empty(StatusCode::NO_CONTENT);
@@ -237,21 +247,10 @@ fn route(sim: &Sim, method: &Method, segs: &[&str], body: &[u8]) -> Result<Respo
             ok()
         }
         (&M::GET, ["deployments", id, "devices", dev]) => {
-            let d = sim.snapshot();
-            let dd = d
-                .deployments
-                .get(*id)
-                .and_then(|dep| dep.devices.get(*dev))
-                .ok_or_else(|| not_found("device deployment"))?;
-            json(StatusCode::OK, dd)
+            json(StatusCode::OK, &device_deployment(sim, id, dev)?)
         }
         (&M::GET, ["deployments", id, "devices", dev, "log"]) => {
-            let d = sim.snapshot();
-            let dd = d
-                .deployments
-                .get(*id)
-                .and_then(|dep| dep.devices.get(*dev))
-                .ok_or_else(|| not_found("device deployment"))?;
+            let dd = device_deployment(sim, id, dev)?;
             json(StatusCode::OK, &serde_json::json!({ "messages": dd.log }))
         }
         (&M::GET, ["faults"]) => json(StatusCode::OK, &*sim.faults()),
