@@ -5,7 +5,11 @@
 # 2. writes seed artifacts with mender-artifact into fuzz/corpus/artifact_reader/ (git-ignored):
 #    gzip / none / lzma rootfs-image, module-image, bootstrap-artifact, format v2, and one
 #    signed with the test key fuzz/keys/test-p256.key and carrying a state script;
-# 3. builds the target and runs libFuzzer for FUZZ_SECONDS seconds.
+# 3. checks that fuzz/Cargo.lock is current (cargo fuzz has no --locked: a stale lock is an
+#    error here, never rewritten, so a run leaves the tree as it found it);
+# 4. builds the target and runs libFuzzer for FUZZ_SECONDS seconds.
+#
+# The target reads with the artifact crate alone (artifact/, without its writer).
 #
 # Exit status: 0 when the run ended without a finding; non-zero when the fuzzer found a crash,
 # panic, timeout or OOM (the reproducer is written to fuzz/artifacts/artifact_reader/), or when
@@ -80,6 +84,13 @@ for f in "$S"/*.mender; do
     cp "$f" "$CORPUS/seed-$(basename "$f" .mender)"
 done
 echo "   $(find "$CORPUS" -maxdepth 1 -type f | wc -l) inputs in the corpus"
+
+echo "== checking fuzz/Cargo.lock (cargo metadata --locked)"
+if ! (cd "$ROOT/fuzz" && cargo metadata --locked --format-version 1 >/dev/null); then
+    echo "fuzz-smoke: fuzz/Cargo.lock is out of date (a dependency of the artifact crate" \
+        "changed); update it with '(cd fuzz && cargo update --workspace)' and commit it" >&2
+    exit 1
+fi
 
 echo "== building the fuzz target (cargo fuzz build $TARGET)"
 (cd "$ROOT" && cargo fuzz build "$TARGET")

@@ -1,58 +1,12 @@
 //! Durable file operations shared by every part that persists state (device keys, the
-//! deployment store, the simulator's state): a crash or power loss leaves either the old
-//! file or the complete new one, never a mix (implemented once, in the backends crate, and
-//! re-exported here). Also the bounded reads, and the read of a secret file into a
-//! zeroized buffer (device and mTLS keys).
-
-use std::io::Read as _;
+//! deployment store): a crash or power loss leaves either the old file or the complete new
+//! one, never a mix (implemented once, in the backends crate, and re-exported here). Also
+//! the bounded reads. Secret files (device and mTLS keys) are read with
+//! [`mender_artifact::private_key::read_secret`], next to the key parsing.
 
 /// The durable writes and bounded reads live in the backends crate, which persists its
 /// own records the same way; one implementation for both.
 pub use mender_bridge_backends::fsutil::{create_new, read_bounded, read_optional, write_atomic};
-
-/// Reads the open file `f`, a secret such as a private key, into one buffer zeroized on
-/// drop. Errors do not name the file: the caller does.
-///
-/// Invariant: the buffer is allocated once, from the file's size, and never grows, so no
-/// partial copy of the secret is left in freed memory (a growing `Vec` leaves one behind
-/// at every reallocation). It has one byte more than the file: a file that grew while it
-/// was read is an `InvalidData` error, so is a file larger than `limit` bytes or one that
-/// is not a regular file.
-pub fn read_secret(
-    mut f: std::fs::File,
-    limit: u64,
-) -> std::io::Result<zeroize::Zeroizing<Vec<u8>>> {
-    let invalid = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
-    let meta = f.metadata()?;
-    if !meta.is_file() {
-        return Err(invalid("not a regular file".into()));
-    }
-    if meta.len() > limit {
-        return Err(invalid(format!("larger than {limit} bytes")));
-    }
-    let size = usize::try_from(meta.len())
-        .ok()
-        .and_then(|n| n.checked_add(1))
-        .ok_or_else(|| invalid(format!("larger than {limit} bytes")))?;
-    let mut buf = zeroize::Zeroizing::new(vec![0u8; size]);
-    let mut n = 0;
-    loop {
-        match f.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(read) => {
-                n += read;
-                if n == size {
-                    return Err(invalid("changed while being read".into()));
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    // Shortening keeps the allocation (and so the zeroizing of all of it on drop).
-    buf.truncate(n);
-    Ok(buf)
-}
 
 #[cfg(test)]
 mod tests {
@@ -77,25 +31,6 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "no temp file left: {names:?}");
-    }
-
-    #[test]
-    fn secrets_are_read_whole_into_a_buffer_of_their_size() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("key.pem");
-        std::fs::write(&p, b"secret").unwrap();
-        let open = || std::fs::File::open(&p).unwrap();
-        let data = read_secret(open(), 6).unwrap();
-        assert_eq!(&data[..], b"secret");
-        assert_eq!(data.capacity(), 7, "one allocation, one byte spare");
-        let e = read_secret(open(), 5).unwrap_err();
-        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
-        assert!(e.to_string().contains("larger than 5 bytes"), "{e}");
-        let d = std::fs::File::open(dir.path()).unwrap();
-        let e = read_secret(d, 5).unwrap_err();
-        assert!(e.to_string().contains("not a regular file"), "{e}");
-        std::fs::write(&p, b"").unwrap();
-        assert!(read_secret(open(), 5).unwrap().is_empty());
     }
 
     /// The temp file's name is predictable (`.<name>.tmp.<pid>`), so whoever can write the

@@ -7,8 +7,8 @@ mod common;
 use std::path::Path;
 
 use common::{keys_opts, read_file, Workdir};
-use mender_bridge::artifact::render::to_text;
-use mender_bridge::artifact::{ReadOptions, SignatureStatus};
+use mender_artifact::render::to_text;
+use mender_artifact::{ReadOptions, SignatureStatus};
 
 /// Reads `file` with `opts` and checks the rendering against `mender-artifact read`, and the
 /// released payload bytes against the image.

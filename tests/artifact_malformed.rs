@@ -7,7 +7,7 @@ mod common;
 
 use common::tarw::{self, TarEntry};
 use common::{keys_opts, read, Parts, Workdir};
-use mender_bridge::artifact::{ArtifactError, Limits, ReadOptions};
+use mender_artifact::{ArtifactError, Limits, ReadOptions};
 
 /// A 300 KiB image: larger than two reader chunks, so partial delivery is visible.
 const IMG_LEN: usize = 300 * 1024;
@@ -570,7 +570,7 @@ fn open_error(bytes: Vec<u8>, opts: ReadOptions) -> ArtifactError {
         .build()
         .unwrap();
     rt.block_on(async move {
-        match mender_bridge::artifact::ArtifactReader::open(std::io::Cursor::new(bytes), opts)
+        match mender_artifact::ArtifactReader::open(std::io::Cursor::new(bytes), opts)
             .await
         {
             Ok(r) => panic!(

@@ -18,7 +18,7 @@ use common::slots::SlotRig;
 use common::wait::{stop_within, wait_for};
 use common::{finals, script};
 use hyper::Method;
-use mender_bridge::artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
+use mender_artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
 use serde_json::{json, Value};
 
 const DEVICE_TYPE: &str = "test-dev";

@@ -11,10 +11,10 @@ use std::process::{Command, Output};
 
 use common::slots::SlotRig;
 use common::{canary_scripts, image, listing};
-use mender_bridge::artifact::writer::{
+use mender_artifact::writer::{
     write_artifact, ArtifactSpec, PayloadFile, ScriptFile, WriteOptions,
 };
-use mender_bridge::artifact::Compression;
+use mender_artifact::Compression;
 use sha2::{Digest, Sha256};
 
 const DEVICE_TYPE: &str = "test-dev";

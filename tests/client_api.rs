@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mender_bridge::api::{Attribute, DeploymentStatus};
+use mender_api::{Attribute, DeploymentStatus};
 use mender_bridge::client::{Client, ClientConfig, ClientError, InventoryOutcome};
 use mender_bridge::keys::{DeviceKey, KeyType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -253,7 +253,7 @@ async fn oversized_bodies_are_refused() {
     }))
     .await;
     let c = client(vec![fake.url()]);
-    let p = mender_bridge::api::DeviceProvides {
+    let p = mender_api::DeviceProvides {
         artifact_name: "a".into(),
         device_type: "d".into(),
         provides: Default::default(),

@@ -624,10 +624,8 @@ async fn client_downloader_sends_no_authorization() {
 /// artifact reader straight from the download stream.
 #[tokio::test]
 async fn artifact_reader_consumes_a_resumed_download() {
-    use mender_bridge::artifact::writer::{
-        write_artifact, ArtifactSpec, PayloadFile, WriteOptions,
-    };
-    use mender_bridge::artifact::{ArtifactReader, Compression, ReadOptions};
+    use mender_artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
+    use mender_artifact::{ArtifactReader, Compression, ReadOptions};
 
     let payload = test_data(512 * 1024);
     let spec = ArtifactSpec::rootfs("release-2", ["dev"]);

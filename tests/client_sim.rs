@@ -12,9 +12,9 @@ use std::time::Duration;
 use common::image;
 use common::sim::TestSim;
 use hyper::Method;
-use mender_bridge::api::{Attribute, DeploymentStatus, DeviceProvides, LogMessage};
-use mender_bridge::artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
-use mender_bridge::artifact::{ArtifactReader, Compression, ReadOptions};
+use mender_api::{Attribute, DeploymentStatus, DeviceProvides, LogMessage};
+use mender_artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
+use mender_artifact::{ArtifactReader, Compression, ReadOptions};
 use mender_bridge::client::{
     Backoff, Client, ClientConfig, ClientError, DownloadConfig, InventoryOutcome, RefreshUrl,
 };

@@ -15,8 +15,8 @@ use common::sim::TestSim;
 use common::wait::until;
 use common::{canary_scripts, listing};
 use common::{finals, image};
-use mender_bridge::api::DeploymentStatus;
-use mender_bridge::artifact::writer::{ArtifactSpec, ScriptFile};
+use mender_api::DeploymentStatus;
+use mender_artifact::writer::{ArtifactSpec, ScriptFile};
 use mender_bridge::deploy::engine::Outcome;
 use mender_bridge::deploy::store::Phase;
 

@@ -18,7 +18,7 @@ use common::sim::TestSim;
 use common::wait::until;
 use common::{finals, image};
 use hyper::Method;
-use mender_bridge::api::DeploymentStatus;
+use mender_api::DeploymentStatus;
 use mender_bridge::deploy::engine::Outcome;
 use mender_bridge_backends::Backend;
 

@@ -12,9 +12,9 @@ use common::sim::TestSim;
 use common::wait::wait_for;
 use common::{finals, image};
 use hyper::Method;
-use mender_bridge::api::DeploymentStatus;
-use mender_bridge::artifact::writer::{ArtifactSpec, WriteOptions};
-use mender_bridge::artifact::Compression;
+use mender_api::DeploymentStatus;
+use mender_artifact::writer::{ArtifactSpec, WriteOptions};
+use mender_artifact::Compression;
 use mender_bridge::deploy::engine::Outcome;
 use serde_json::json;
 
@@ -248,7 +248,7 @@ async fn corrupt_payload_fails_with_the_log_and_activates_nothing() {
 
 #[tokio::test]
 async fn the_artifact_already_installed_is_reported_as_such_without_a_download() {
-    use mender_bridge::api::{ArtifactSource, DeploymentArtifact, DeploymentInstructions};
+    use mender_api::{ArtifactSource, DeploymentArtifact, DeploymentInstructions};
     let sim = TestSim::start().await;
     let dev = Device::new(&sim).await;
     // A deployment of the artifact the device already runs. The sim itself answers 204

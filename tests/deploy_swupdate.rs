@@ -19,7 +19,7 @@ use common::swupdate::{
 use common::wait::{poll, until, Lazy};
 use common::{finals, image};
 use hyper::Method;
-use mender_bridge::api::DeploymentStatus;
+use mender_api::DeploymentStatus;
 use mender_bridge::deploy::engine::Engine;
 use mender_bridge::deploy::engine::Outcome;
 use mender_bridge_backends::swupdate::probe::Verdict;

@@ -28,7 +28,7 @@ struct World {
     artifact: Vec<u8>,
 }
 
-async fn world_with(f: impl FnOnce(&mut mender_bridge::sim::SimConfig)) -> World {
+async fn world_with(f: impl FnOnce(&mut mender_bridge_sim::SimConfig)) -> World {
     let sim = TestSim::start_with(f).await;
     let key = TestKey::generate(sim.dir.path(), "ed25519");
     let (device, token) = sim.admit(&key, "02:00:00:00:00:01").await;
@@ -250,10 +250,9 @@ async fn deployment_flow_statuses_and_history() {
         i["artifact"]["device_types_compatible"],
         json!(["test-dev"])
     );
-    assert!(mender_bridge::api::rfc3339::parse(
-        i["artifact"]["source"]["expire"].as_str().unwrap()
-    )
-    .is_some());
+    assert!(
+        mender_api::rfc3339::parse(i["artifact"]["source"]["expire"].as_str().unwrap()).is_some()
+    );
     // Polling again with the same data gives the same deployment (fresh link).
     let r2 = w
         .call(

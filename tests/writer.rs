@@ -11,12 +11,12 @@ use std::path::Path;
 use std::process::Command;
 
 use common::image;
-use mender_bridge::artifact::render::{to_text, ArtifactReport};
-use mender_bridge::artifact::writer::{
+use mender_artifact::render::{to_text, ArtifactReport};
+use mender_artifact::writer::{
     write_artifact, ArtifactSpec, Level, PayloadFile, ScriptFile, SigningKey, Spool, WriteError,
     WriteOptions, WriteSummary, VERSION_BYTES,
 };
-use mender_bridge::artifact::{
+use mender_artifact::{
     ArtifactError, ArtifactReader, Compression, FileInfo, ReadOptions, SignatureStatus, VerifyKey,
 };
 use sha2::{Digest as _, Sha256};
@@ -856,7 +856,7 @@ async fn mender_artifact_accepts_what_the_writer_writes() {
     for (name, spec, with_files, o, key) in cases {
         let files = match (&spec.payload, with_files) {
             (_, false) => vec![],
-            (mender_bridge::artifact::writer::PayloadKind::Module { .. }, _) => vec![
+            (mender_artifact::writer::PayloadKind::Module { .. }, _) => vec![
                 file("f1", &img[..50_000]).with_sha256(sha(&img[..50_000])),
                 file("f2", &img[50_000..]).with_sha256(sha(&img[50_000..])),
             ],

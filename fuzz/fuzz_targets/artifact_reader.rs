@@ -13,7 +13,7 @@ use std::io::Cursor;
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use mender_bridge::artifact::{ArtifactError, ArtifactReader, Limits, ReadOptions, VerifyKey};
+use mender_artifact::{ArtifactError, ArtifactReader, Limits, ReadOptions, VerifyKey};
 
 /// Test-only ECDSA P-256 public key; its private half signs one seed of the corpus.
 const VERIFY_KEY_PEM: &str = include_str!("../keys/test-p256.pub");

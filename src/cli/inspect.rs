@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use tokio::io::AsyncRead;
 
-use crate::artifact::render::{to_text, ArtifactReport};
-use crate::artifact::{ArtifactError, ArtifactReader, Limits, ReadOptions};
+use mender_artifact::render::{to_text, ArtifactReport};
+use mender_artifact::{ArtifactError, ArtifactReader, Limits, ReadOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

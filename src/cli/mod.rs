@@ -189,9 +189,9 @@ pub async fn run(cli: Cli) -> ExitCode {
 /// Loads each `--verify-key` file.
 pub(crate) fn load_keys(
     paths: &[PathBuf],
-) -> Result<Vec<crate::artifact::VerifyKey>, crate::artifact::KeyError> {
+) -> Result<Vec<mender_artifact::VerifyKey>, mender_artifact::KeyError> {
     paths
         .iter()
-        .map(|p| crate::artifact::VerifyKey::from_file(p))
+        .map(|p| mender_artifact::VerifyKey::from_file(p))
         .collect()
 }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::sim::{Server, SimConfig};
+use mender_bridge_sim::{Server, SimConfig};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -19,7 +19,7 @@ use super::error::{Call, ClientError};
 use super::http::{exchange, Answer};
 use super::tls::fingerprint;
 use super::Client;
-use crate::api::auth::{AuthRequest, AUTH_REQUESTS, SIGNATURE_HEADER};
+use mender_api::auth::{AuthRequest, AUTH_REQUESTS, SIGNATURE_HEADER};
 
 /// Largest JWT accepted (real tokens are well under 2 KiB).
 pub(crate) const MAX_JWT: usize = 16 * 1024;

@@ -11,7 +11,7 @@ use super::auth::status_error;
 use super::error::{Call, ClientError};
 use super::http::{form_encode, Answer};
 use super::Client;
-use crate::api::deployments::{
+use mender_api::deployments::{
     DeploymentInstructions, DeviceProvides, NextQuery, NextRequestV2, NEXT_V1, NEXT_V2,
 };
 

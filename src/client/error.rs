@@ -1,14 +1,13 @@
-//! `ClientError`: one enum for every API call. Each variant names the call and the URL path
-//! (never a query string: presigned URLs carry their signature there), the HTTP status, and
-//! the server's `error` text and request id when it sent them. Secrets (JWT, tenant token,
-//! keys) never appear in an error.
+//! The client's errors: `ClientError`, one enum for every API call, and `DownloadError`, why
+//! an artifact download failed for good (a `ClientError` carries it as `Download`). Each
+//! variant names the call and the URL path (never a query string: presigned URLs carry their
+//! signature there), the HTTP status, and the server's `error` text and request id when it
+//! sent them. Secrets (JWT, tenant token, keys) never appear in an error.
 
 use std::fmt;
 use std::time::Duration;
 
 use crate::keys::KeyError;
-
-use super::download::DownloadError;
 
 /// A boxed error (a URL refresh callback's error).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -172,5 +171,81 @@ impl ClientError {
             ClientError::Download(e) => e.is_transient(),
             _ => false,
         }
+    }
+}
+
+/// Why a download failed for good.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    /// The URL is not an absolute `http(s)://` URL (the URL itself is not repeated).
+    #[error("artifact download: invalid URL: {detail}")]
+    InvalidUrl { detail: String },
+    /// An answer that no retry can fix (404, 410, 416, ...).
+    #[error("artifact download {path}: HTTP {status}")]
+    Status { path: String, status: u16 },
+    /// 403 and no fresh URL to try (no callback, or `max_url_refreshes` used up).
+    #[error(
+        "artifact download {path}: link refused (403; expired?) after {refreshes} fresh URL(s)"
+    )]
+    Forbidden { path: String, refreshes: u32 },
+    /// The refresh callback failed.
+    #[error("artifact download {path}: getting a fresh URL after 403: {source}")]
+    Refresh {
+        path: String,
+        #[source]
+        source: BoxError,
+    },
+    /// The first answer had no `Content-Length`.
+    #[error("artifact download {path}: the server sent no Content-Length")]
+    NoLength { path: String },
+    /// More than [`MAX_REDIRECTS`](super::download::MAX_REDIRECTS) redirects in a row.
+    #[error("artifact download {path}: more than {limit} redirects")]
+    TooManyRedirects { path: String, limit: u32 },
+    /// A redirect from `https` to plain `http` (refused: the bytes would travel in clear
+    /// and could be changed on the way before any signature check).
+    #[error("artifact download {path}: refused a redirect from https to http ({to})")]
+    InsecureRedirect {
+        path: String,
+        /// Host and path of the refused target (never its query).
+        to: String,
+    },
+    /// A redirect without a `Location` the download can follow.
+    #[error("artifact download {path}: HTTP {status} redirect: {detail}")]
+    BadRedirect {
+        path: String,
+        status: u16,
+        detail: String,
+    },
+    /// A later answer describes an artifact of another size.
+    #[error("artifact download {path}: size changed from {expected} to {got} bytes")]
+    LengthChanged {
+        path: String,
+        expected: u64,
+        got: u64,
+    },
+    /// A 206 whose `Content-Range` is missing, malformed, or does not cover the offset.
+    #[error("artifact download {path}: bad Content-Range: {detail}")]
+    BadContentRange { path: String, detail: String },
+    /// The server sent more bytes than its answer declared.
+    #[error("artifact download {path}: more data than declared")]
+    Overrun { path: String },
+    /// Every resume attempt was used; `last` is the last failure.
+    #[error(
+        "artifact download {path}: gave up at byte {offset} of {total} after {attempts} \
+         resume attempt(s); last failure: {last}"
+    )]
+    Exhausted {
+        path: String,
+        offset: u64,
+        total: u64,
+        attempts: u32,
+        last: String,
+    },
+}
+
+impl DownloadError {
+    /// Only running out of resume attempts is worth a later retry of the whole download.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DownloadError::Exhausted { .. })
     }
 }

@@ -68,7 +68,7 @@ pub(crate) fn server_message(headers: &HeaderMap, body: &[u8]) -> ServerMessage 
     }
     let parsed: Option<Body> = serde_json::from_slice(body).ok();
     let header_id = headers
-        .get(crate::api::error::REQUEST_ID_HEADER)
+        .get(mender_api::error::REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let (error, body_id) = match parsed {

@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 use super::auth::status_error;
 use super::error::{Call, ClientError};
 use super::Client;
-use crate::api::inventory::{self, Attribute, ATTRIBUTES, MAX_ATTRIBUTES};
-use crate::api::MAX_BODY;
+use mender_api::inventory::{self, Attribute, ATTRIBUTES, MAX_ATTRIBUTES};
+use mender_api::MAX_BODY;
 
 /// What [`Client::send_inventory`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

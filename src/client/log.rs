@@ -14,9 +14,9 @@ use super::auth::status_error;
 use super::error::{Call, ClientError};
 use super::http::path_segment;
 use super::Client;
-use crate::api::deployments::DEPLOYMENTS;
-use crate::api::log::{DeploymentLog, LogMessage};
-use crate::api::rfc3339;
+use mender_api::deployments::DEPLOYMENTS;
+use mender_api::log::{DeploymentLog, LogMessage};
+use mender_api::rfc3339;
 
 /// Largest log body sent (the C++ client's figure; the server's cap is 1 MiB).
 pub const MAX_LOG_BODY: usize = 1_000_000;

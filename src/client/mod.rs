@@ -33,10 +33,8 @@ use std::sync::Arc;
 
 pub use backoff::Backoff;
 pub use config::{ClientConfig, DownloadConfig, Timeouts, TlsConfig};
-pub use download::{
-    Download, DownloadError, DownloadReader, DownloadStats, Downloader, RefreshUrl,
-};
-pub use error::{BoxError, Call, ClientError, ServerMessage};
+pub use download::{Download, DownloadReader, DownloadStats, Downloader, RefreshUrl};
+pub use error::{BoxError, Call, ClientError, DownloadError, ServerMessage};
 pub use inventory::InventoryOutcome;
 pub use log::{prepare_log, MAX_LOG_BODY};
 pub use range::ContentRange;

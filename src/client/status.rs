@@ -9,8 +9,8 @@ use super::auth::status_error;
 use super::error::{Call, ClientError};
 use super::http::path_segment;
 use super::Client;
-use crate::api::deployments::DEPLOYMENTS;
-use crate::api::status::{DeploymentStatus, StatusReport, MAX_SUBSTATE_LEN};
+use mender_api::deployments::DEPLOYMENTS;
+use mender_api::status::{DeploymentStatus, StatusReport, MAX_SUBSTATE_LEN};
 
 /// Cuts `s` to at most 200 characters (Unicode scalar values, as the server counts),
 /// always on a character boundary.

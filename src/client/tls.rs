@@ -61,12 +61,12 @@ fn load_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, C
     Ok(certs)
 }
 
-/// Reads a secret file with [`crate::fsutil::read_secret`]: one buffer, never reallocated
+/// Reads a secret file with [`mender_artifact::private_key::read_secret`]: one buffer, never reallocated
 /// (so no partial copy is left behind in freed memory), zeroized when dropped.
 fn read_secret(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>, ClientError> {
     let fail = |e: std::io::Error| ClientError::Tls(format!("{what} {}: {e}", path.display()));
     let f = std::fs::File::open(path).map_err(fail)?;
-    crate::fsutil::read_secret(f, MAX_PEM_FILE).map_err(fail)
+    mender_artifact::private_key::read_secret(f, MAX_PEM_FILE).map_err(fail)
 }
 
 /// `HttpsClient.Key`: the first `PRIVATE KEY` (PKCS#8), `RSA PRIVATE KEY` (PKCS#1) or

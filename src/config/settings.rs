@@ -12,8 +12,8 @@ pub use super::backend::{
     RawBackendSettings, SlotSettings,
 };
 
-use crate::artifact::Limits;
 use crate::keys::KeyType;
+use mender_artifact::Limits;
 
 /// The effective configuration. Built by [`Config::load`](super::Config::load) from
 /// defaults < `mender.conf` < `mender-bridge.toml` < environment < command line.

@@ -110,7 +110,7 @@ fn defaults_without_files() {
     assert!(l.warnings.is_empty(), "{:?}", l.warnings);
 
     // The [artifact] defaults are the reader's own.
-    let (got, want) = (c.artifact.limits(), crate::artifact::Limits::default());
+    let (got, want) = (c.artifact.limits(), mender_artifact::Limits::default());
     assert_eq!(got.small_member, want.small_member);
     assert_eq!(got.header_member, want.header_member);
     assert_eq!(got.header_total, want.header_total);

@@ -1,10 +1,10 @@
 //! The daemon's full inventory: device type, provides, the inventory scripts' attributes
 //! and the backend's own attributes, in one report.
 
-use crate::api::inventory::{Attribute, AttributeValue};
 use crate::client::ClientError;
 use crate::deploy::engine::Engine;
 use crate::identity::{full_inventory, InventoryScripts};
+use mender_api::inventory::{Attribute, AttributeValue};
 use mender_bridge_backends::AnyBackend;
 
 /// The backend's inventory pairs as API attributes (values that are not strings, numbers

@@ -30,8 +30,8 @@ use tokio::io::AsyncRead;
 use super::scripts::{Action, ScriptError, ScriptRunner, State};
 use super::store::Provides;
 use super::stream::{stream_payload, StreamError, StreamProgress};
-use crate::artifact::provides::{apply_provides, check_depends, DependsError};
-use crate::artifact::{ArtifactError, ArtifactHeader, ArtifactReader, ReadOptions};
+use mender_artifact::provides::{apply_provides, check_depends, DependsError};
+use mender_artifact::{ArtifactError, ArtifactHeader, ArtifactReader, ReadOptions};
 
 /// Why the sequence stopped (the caller's own errors come back as they are).
 #[derive(Debug, thiserror::Error)]

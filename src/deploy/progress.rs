@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-pub use crate::api::status::MAX_SUBSTATE_LEN as MAX_SUBSTATE;
+pub use mender_api::status::MAX_SUBSTATE_LEN as MAX_SUBSTATE;
 
 /// `downloading 42% 126/300 MiB` style text; bytes in MiB with no decimals above 10 MiB.
 pub fn substate(verb: &str, done: u64, total: Option<u64>, message: Option<&str>) -> String {

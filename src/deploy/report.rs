@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::api::{DeploymentStatus, LogMessage};
 use crate::client::{Client, ClientError};
+use mender_api::{DeploymentStatus, LogMessage};
 
 use super::store::Store;
 
@@ -24,7 +24,7 @@ pub fn log_line(level: &str, message: impl Into<String>) -> LogMessage {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     LogMessage {
-        timestamp: crate::api::rfc3339::format_utc(now),
+        timestamp: mender_api::rfc3339::format_utc(now),
         level: level.into(),
         message: message.into(),
     }

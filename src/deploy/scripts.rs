@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt as _;
 
-use crate::artifact::StateScript;
+use mender_artifact::StateScript;
 
 /// Standard error kept per script.
 const MAX_STDERR: usize = 10 * 1024;

@@ -24,8 +24,8 @@ use super::progress::Throttle;
 use super::scripts::{trace_line, Action, ScriptError, State};
 use super::store::{StandalonePhase, StandaloneRecord, Store, StoreError};
 use super::stream::{StreamError, StreamProgress};
-use crate::artifact::{ArtifactError, ArtifactHeader};
 use crate::client::{ClientConfig, DownloadError, Downloader};
+use mender_artifact::{ArtifactError, ArtifactHeader};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StandaloneError {

@@ -188,12 +188,12 @@ impl Store {
     }
 
     /// The deployment log so far (kept across reboots for the failure upload).
-    pub fn log(&self) -> Result<Vec<crate::api::LogMessage>, StoreError> {
+    pub fn log(&self) -> Result<Vec<mender_api::LogMessage>, StoreError> {
         Ok(self.read(LOG)?.unwrap_or_default())
     }
 
     /// Adds entries to the deployment log; past the cap the oldest are dropped.
-    pub fn append_log(&self, entries: &[crate::api::LogMessage]) -> Result<(), StoreError> {
+    pub fn append_log(&self, entries: &[mender_api::LogMessage]) -> Result<(), StoreError> {
         let mut log = self.log()?;
         log.extend_from_slice(entries);
         if log.len() > MAX_LOG_ENTRIES {
@@ -362,7 +362,7 @@ mod tests {
         let back = store.deployment().unwrap().unwrap();
         assert_eq!(back, r);
         assert_eq!(back.store_count, 2);
-        let line = crate::api::LogMessage {
+        let line = mender_api::LogMessage {
             timestamp: "2026-01-01T00:00:00Z".into(),
             level: "info".into(),
             message: "x".into(),

@@ -6,7 +6,7 @@ use tokio::io::AsyncRead;
 
 use mender_bridge_backends::{Backend, BackendError, PayloadInfo};
 
-use crate::artifact::{ArtifactError, ArtifactReader};
+use mender_artifact::{ArtifactError, ArtifactReader};
 
 /// Told about progress after every chunk; `false` stops the stream.
 pub trait StreamProgress: Send {

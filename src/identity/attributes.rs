@@ -55,14 +55,14 @@ impl Attributes {
     }
 
     /// As inventory attributes for the device API (one value a string, several an array).
-    pub fn to_inventory(&self) -> Vec<crate::api::inventory::Attribute> {
+    pub fn to_inventory(&self) -> Vec<mender_api::inventory::Attribute> {
         self.iter()
             .map(|(k, values)| {
                 let value = match values {
-                    [one] => crate::api::inventory::AttributeValue::String(one.clone()),
-                    many => crate::api::inventory::AttributeValue::Strings(many.to_vec()),
+                    [one] => mender_api::inventory::AttributeValue::String(one.clone()),
+                    many => mender_api::inventory::AttributeValue::Strings(many.to_vec()),
                 };
-                crate::api::inventory::Attribute {
+                mender_api::inventory::Attribute {
                     name: k.to_string(),
                     value,
                     description: None,

@@ -141,15 +141,15 @@ pub fn client_version() -> String {
 /// stock `mender-inventory-provides` script reports them), the inventory scripts' output,
 /// then `extra` (backend attributes). Where names collide the earlier source wins, so a
 /// script cannot misreport the device type or the installed artifact. At most
-/// [`MAX_ATTRIBUTES`](crate::api::inventory::MAX_ATTRIBUTES) are sent (the server refuses
+/// [`MAX_ATTRIBUTES`](mender_api::inventory::MAX_ATTRIBUTES) are sent (the server refuses
 /// more); the rest are dropped with a warning.
 pub fn full_inventory(
     device_type: &str,
     provides: &std::collections::BTreeMap<String, String>,
     scripts: &Attributes,
-    extra: Vec<crate::api::inventory::Attribute>,
-) -> Vec<crate::api::inventory::Attribute> {
-    use crate::api::inventory::{Attribute, MAX_ATTRIBUTES};
+    extra: Vec<mender_api::inventory::Attribute>,
+) -> Vec<mender_api::inventory::Attribute> {
+    use mender_api::inventory::{Attribute, MAX_ATTRIBUTES};
     let mut out: Vec<Attribute> = vec![
         Attribute::new("device_type", device_type),
         Attribute::new(
@@ -181,7 +181,7 @@ pub fn full_inventory(
 #[cfg(test)]
 mod full_inventory_tests {
     use super::*;
-    use crate::api::inventory::{AttributeValue, MAX_ATTRIBUTES};
+    use mender_api::inventory::{AttributeValue, MAX_ATTRIBUTES};
 
     #[test]
     fn fixed_attributes_first_and_not_overridable() {

@@ -5,8 +5,8 @@ use std::path::Path;
 use base64::Engine as _;
 use sha2::Sha256;
 
-use super::pem::PrivateKey;
 use super::KeyError;
+use super::PrivateKey;
 
 /// The kinds of key a device can generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -52,7 +52,7 @@ impl DeviceKey {
     }
 
     /// Reads a PEM key file (bounded in size). The file and the key's DER are held only in
-    /// fixed-size buffers zeroized on drop ([`crate::fsutil::read_secret`],
+    /// fixed-size buffers zeroized on drop ([`mender_artifact::private_key::read_secret`],
     /// [`PrivateKey::from_pem`]): no copy of the key is left in freed memory by the load.
     /// A file that group or others may access
     /// (any of mode 0077, checked on the opened file) is loaded, with a warning naming the
@@ -76,7 +76,8 @@ impl DeviceKey {
             );
         }
         // One fixed-size buffer, zeroized on drop: no partial copy of the key is freed.
-        let data = crate::fsutil::read_secret(file, MAX_KEY_FILE).map_err(read_err)?;
+        let data =
+            mender_artifact::private_key::read_secret(file, MAX_KEY_FILE).map_err(read_err)?;
         let text = std::str::from_utf8(&data).map_err(|_| KeyError::Parse {
             label: label.clone(),
             reason: "not PEM text".into(),
@@ -153,7 +154,7 @@ impl DeviceKey {
 
     /// SPKI `PUBLIC KEY` PEM, the `pubkey` of an auth request.
     pub fn public_key_pem(&self) -> Result<String, KeyError> {
-        self.key.public_key_pem()
+        Ok(self.key.public_key_pem()?)
     }
 
     /// The signature of an auth request body, exactly as the server verifies it: RSA

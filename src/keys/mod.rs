@@ -9,10 +9,10 @@
 //! Invariant: key material never reaches a log; `Debug` shows only the key's kind.
 
 mod device;
-mod pem;
 
 pub use device::{DeviceKey, KeyType};
-pub use pem::{pem_block_der, pem_blocks, PemBlockError, PrivateKey};
+/// PEM parsing lives with the artifact writer's signing key, which parses the same keys.
+pub use mender_artifact::private_key::{pem_block_der, pem_blocks, PemBlockError, PrivateKey};
 
 /// A device key could not be read, parsed, generated or written.
 #[derive(Debug, thiserror::Error)]
@@ -37,4 +37,15 @@ pub enum KeyError {
     },
     #[error("signing with the {kind} key: {reason}")]
     Sign { kind: &'static str, reason: String },
+}
+
+/// The PEM parse and encode errors keep their texts and variants.
+impl From<mender_artifact::private_key::PrivateKeyError> for KeyError {
+    fn from(e: mender_artifact::private_key::PrivateKeyError) -> Self {
+        use mender_artifact::private_key::PrivateKeyError as E;
+        match e {
+            E::Parse { label, reason } => KeyError::Parse { label, reason },
+            E::Encode { kind, reason } => KeyError::Encode { kind, reason },
+        }
+    }
 }

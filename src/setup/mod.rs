@@ -20,7 +20,6 @@ pub use backend::{backend, rauc_config, raw_config, swupdate_config};
 pub use client::client_config;
 pub use identity::{identity, inventory_scripts, script_limits};
 
-use crate::artifact::{ReadOptions, VerifyKey};
 use crate::client::{Client, ClientError};
 use crate::config::{Config, ConfigError};
 use crate::daemon::schedule::RetryPolicy;
@@ -31,6 +30,7 @@ use crate::deploy::standalone::Standalone;
 use crate::deploy::store::Store;
 use crate::identity::{read_device_type, DeviceTypeError, IdentityError};
 use crate::keys::{DeviceKey, KeyError};
+use mender_artifact::{ReadOptions, VerifyKey};
 use mender_bridge_backends::AnyBackend;
 
 /// Progress substates: at most one every 5 s unless the percentage moved by 10.
@@ -50,7 +50,7 @@ pub enum SetupError {
     #[error("{0}")]
     DeviceType(#[from] DeviceTypeError),
     #[error("ArtifactVerifyKey: {0}")]
-    VerifyKey(#[from] crate::artifact::KeyError),
+    VerifyKey(#[from] mender_artifact::KeyError),
     #[error("device key: {0}")]
     DeviceKey(#[from] KeyError),
     #[error("device identity: {0}")]

@@ -41,12 +41,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use hyper::Method;
-use mender_bridge::artifact::writer::{
+use mender_artifact::writer::{
     write_artifact, ArtifactSpec, PayloadFile, ScriptFile, SigningKey, WriteOptions,
 };
-use mender_bridge::artifact::{
-    ArtifactError, ArtifactInfo, ArtifactReader, ReadOptions, VerifyKey,
-};
+use mender_artifact::{ArtifactError, ArtifactInfo, ArtifactReader, ReadOptions, VerifyKey};
 use serde_json::json;
 
 use super::device::history;

@@ -22,9 +22,9 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use mender_bridge::artifact::render::ArtifactReport;
-use mender_bridge::artifact::writer::ScriptFile;
-use mender_bridge::artifact::{ArtifactError, ArtifactReader, ReadOptions, VerifyKey};
+use mender_artifact::render::ArtifactReport;
+use mender_artifact::writer::ScriptFile;
+use mender_artifact::{ArtifactError, ArtifactReader, ReadOptions, VerifyKey};
 use sha2::{Digest, Sha256};
 use tarw::TarEntry;
 

@@ -301,7 +301,7 @@ impl OpenApi {
         }
         if let Some(s) = value.as_str() {
             if schema.get("format").and_then(Value::as_str) == Some("date-time")
-                && mender_bridge::api::rfc3339::parse(s).is_none()
+                && mender_api::rfc3339::parse(s).is_none()
             {
                 return Err(format!("{at}: {s:?} is not an RFC 3339 date-time"));
             }

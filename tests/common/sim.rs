@@ -15,7 +15,7 @@ use hyper::body::Frame;
 use hyper::{HeaderMap, Method, Request};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
-use mender_bridge::sim::{Server, ServerHandle, SimConfig};
+use mender_bridge_sim::{Server, ServerHandle, SimConfig};
 use serde_json::{json, Value};
 
 use super::openapi::OpenApi;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::sim::Sim;
+use mender_bridge_sim::Sim;
 
 /// Prints each new status report of `device` in `deployment` until stopped.
 pub struct Dashboard {

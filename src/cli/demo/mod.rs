@@ -16,16 +16,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::artifact::writer::{
-    write_artifact, ArtifactSpec, PayloadFile, SigningKey, WriteOptions,
-};
-use crate::artifact::Compression;
 use crate::client::{Backoff, Client, ClientError};
 use crate::deploy::engine::{Engine, Outcome};
 use crate::deploy::store::Provides;
 use crate::keys::{DeviceKey, KeyType};
 use crate::setup;
-use crate::sim::{Server, SimConfig};
+use mender_artifact::writer::{
+    write_artifact, ArtifactSpec, PayloadFile, SigningKey, WriteOptions,
+};
+use mender_artifact::Compression;
+use mender_bridge_sim::{Server, SimConfig};
 
 use dashboard::Dashboard;
 use device::{DemoDevice, DeviceSettings};

@@ -9,10 +9,10 @@
 //! forgotten only after the final status was taken (or the server aborted).
 
 use super::{Engine, EngineError, Outcome};
-use crate::api::DeploymentStatus;
 use crate::deploy::report::{report_until_taken, upload_log, Reported};
 use crate::deploy::scripts::{Action, State};
 use crate::deploy::store::{DeploymentRecord, Phase};
+use mender_api::DeploymentStatus;
 use mender_bridge_backends::Backend;
 
 impl<B: Backend> Engine<B> {

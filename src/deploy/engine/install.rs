@@ -11,14 +11,14 @@ use std::time::Instant;
 use mender_bridge_backends::{Activation, Backend, BackendError, Progress, ProgressSink};
 
 use super::{backend_log_to, log_to, Engine, EngineConfig};
-use crate::api::{DeploymentInstructions, DeploymentStatus};
-use crate::artifact::ArtifactHeader;
 use crate::client::Client;
 use crate::deploy::pipeline::{self, Hooks, Installed, PipelineError, Target, Verified};
 use crate::deploy::progress::{substate, Throttle};
 use crate::deploy::report::{report, Reported};
 use crate::deploy::store::{DeploymentRecord, Phase, Provides, Store};
 use crate::deploy::stream::StreamProgress;
+use mender_api::{DeploymentInstructions, DeploymentStatus};
+use mender_artifact::ArtifactHeader;
 
 /// Why a deployment step did not complete.
 pub(super) enum Stop {

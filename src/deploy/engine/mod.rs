@@ -17,10 +17,10 @@ use mender_bridge_backends::{Activation, Backend};
 use super::report::{log_line, report, Reported};
 use super::scripts::{Action, ScriptRunner, State};
 use super::store::{artifact_info_name, DeploymentRecord, Phase, Provides, Store, StoreError};
-use crate::api::{DeploymentInstructions, DeploymentStatus, DeviceProvides};
-use crate::artifact::ReadOptions;
 use crate::client::{Client, ClientError, RefreshUrl};
 use install::Stop;
+use mender_api::{DeploymentInstructions, DeploymentStatus, DeviceProvides};
+use mender_artifact::ReadOptions;
 
 /// Settings of the engine (from the configuration).
 #[derive(Debug, Clone)]
