@@ -82,6 +82,28 @@ impl Provider for Layer {
 /// Largest configuration file read; a config file is a few KiB.
 const MAX_CONFIG_FILE: u64 = 1024 * 1024;
 
+/// A file format's parser: the file's text, where it was found, the layer's label.
+pub(crate) type Parser = fn(
+    &str,
+    &std::path::Path,
+    &'static str,
+    &mut Vec<super::ConfigWarning>,
+) -> Result<Layer, super::ConfigError>;
+
+/// Reads `path` and parses it with `parse`. `Ok(None)` when it does not exist and
+/// `required` is false.
+pub(crate) fn read_layer(
+    path: &std::path::Path,
+    label: &'static str,
+    required: bool,
+    warnings: &mut Vec<super::ConfigWarning>,
+    parse: Parser,
+) -> Result<Option<Layer>, super::ConfigError> {
+    read_config_file(path, required)?
+        .map(|text| parse(&text, path, label, warnings))
+        .transpose()
+}
+
 /// The text of a configuration file. `Ok(None)` when it does not exist and `required` is
 /// false (the default paths may be absent; a file named on the command line must exist).
 pub(crate) fn read_config_file(

@@ -120,18 +120,6 @@ impl Json {
     }
 }
 
-/// Reads `path`. `Ok(None)` when it does not exist and `required` is false.
-pub(crate) fn read(
-    path: &Path,
-    label: &'static str,
-    required: bool,
-    warnings: &mut Vec<ConfigWarning>,
-) -> Result<Option<Layer>, ConfigError> {
-    super::layer::read_config_file(path, required)?
-        .map(|text| parse(&text, path, label, warnings))
-        .transpose()
-}
-
 /// Parses the text of a `mender.conf` found at `path`.
 pub(crate) fn parse(
     text: &str,

@@ -122,29 +122,32 @@ impl Config {
             None => (PathBuf::from(DEFAULT_MENDER_CONF), false),
         };
         if fallback != main {
-            layers.extend(mender_conf::read(
+            layers.extend(layer::read_layer(
                 &fallback,
                 "fallback mender.conf",
                 fallback_required,
                 &mut warnings,
+                mender_conf::parse,
             )?);
         }
-        layers.extend(mender_conf::read(
+        layers.extend(layer::read_layer(
             &main,
             "mender.conf",
             main_required,
             &mut warnings,
+            mender_conf::parse,
         )?);
 
         let (bridge, bridge_required) = match &paths.bridge_config {
             Some(p) => (p.clone(), true),
             None => (PathBuf::from(DEFAULT_BRIDGE_CONFIG), false),
         };
-        layers.extend(bridge_toml::read(
+        layers.extend(layer::read_layer(
             &bridge,
             "mender-bridge.toml",
             bridge_required,
             &mut warnings,
+            bridge_toml::parse,
         )?);
         layers.push(env::layer(env, "environment", &mut warnings));
         if let Some(dir) = &paths.data_dir {
