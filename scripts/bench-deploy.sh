@@ -122,17 +122,8 @@ echo "   release profile: ${PROFILE:-(cargo defaults)}"
 
 # ---------------------------------------------------------------------------------------
 echo "== 2. simulator, ${MIB} MiB $IMAGE image, gzip artifacts"
-mkdir -p "$TMP/sim"
-"$BIN" sim --listen 127.0.0.1:0 --state "$TMP/sim" --no-next-v2 >"$TMP/sim.out" 2>"$TMP/sim.err" &
-SIM_PID=$!
-PIDS+=("$SIM_PID")
-wait_for "the simulator" 30 grep -q '^mender-bridge sim listening on ' "$TMP/sim.out" ||
-    { show_tail "$TMP/sim.err"; exit 1; }
-URL=$(sed -n 's/^mender-bridge sim listening on //p' "$TMP/sim.out")
-CA=$TMP/sim/ca.pem
-M=$URL/api/sim
+start_sim "$BIN" --no-next-v2
 echo "   sim $URL"
-api() { curl -sS --fail-with-body --cacert "$CA" "$@"; }
 deploy() { # artifact name, device id; prints the deployment id
     api -X POST -H 'content-type: application/json' \
         -d "{\"artifact_name\":\"$1\",\"devices\":[\"$2\"]}" "$M/deployments" | jq -r .id
@@ -184,30 +175,6 @@ has_inventory() { # device id: its inventory has artifact_name
     api "$M/devices/$1/inventory" | jq -e 'any(.[]; .name == "artifact_name")' >/dev/null
 }
 
-# Follows deployment $1 of device $2 from t0 ($3, ns) until status $4 or failure shows in its
-# history; SEEN[status] = seconds from t0 to the sending of the first poll that showed it.
-declare -A SEEN
-follow() {
-    local dep=$1 dev=$2 start=$3 stop=$4 limit=$5 js s statuses t
-    SEEN=()
-    local end=$(($(date +%s) + limit))
-    while :; do
-        t=$(now_ns)
-        js=$(api "$M/deployments/$dep/devices/$dev")
-        statuses=$(jq -r '[.history[].status] | unique | .[]' <<<"$js")
-        for s in $statuses; do
-            [ -n "${SEEN[$s]:-}" ] || SEEN[$s]=$(dt "$start" "$t")
-        done
-        if grep -qx "$stop" <<<"$statuses"; then return 0; fi
-        if grep -qx failure <<<"$statuses"; then
-            echo "bench-deploy: the deployment failed; history and log:" >&2
-            jq '{history, log}' <<<"$js" >&2
-            return 1
-        fi
-        (($(date +%s) < end)) || { echo "bench-deploy: no '$stop' after ${limit}s" >&2; jq .history <<<"$js" >&2; return 1; }
-        sleep 0.05
-    done
-}
 seen_list() {
     local s out=
     for s in downloading installing rebooting success; do

@@ -54,3 +54,47 @@ stop_pid() {
     forget "$p"
 }
 show_tail() { echo "--- last lines of $1:" >&2; tail -n 30 "$1" >&2 || true; }
+
+# Starts `$1 sim` on loopback with its state in $TMP/sim (further arguments go to `sim`);
+# sets SIM_PID, URL, CA and M (the management API under $URL/api/sim).
+start_sim() {
+    local bin=$1
+    shift
+    mkdir -p "$TMP/sim"
+    "$bin" sim --listen 127.0.0.1:0 --state "$TMP/sim" "$@" >"$TMP/sim.out" 2>"$TMP/sim.err" &
+    SIM_PID=$!
+    PIDS+=("$SIM_PID")
+    wait_for "the simulator" 30 grep -q '^mender-bridge sim listening on ' "$TMP/sim.out" ||
+        { show_tail "$TMP/sim.err"; exit 1; }
+    URL=$(sed -n 's/^mender-bridge sim listening on //p' "$TMP/sim.out")
+    CA=$TMP/sim/ca.pem
+    M=$URL/api/sim
+}
+# curl against the simulator started by start_sim (its CA).
+api() { curl -sS --fail-with-body --cacert "$CA" "$@"; }
+
+# Follows deployment $1 of device $2 from t0 ($3, ns) until status $4 or failure shows in its
+# history, for at most $5 s; SEEN[status] = seconds from t0 to the sending of the first poll
+# that showed it.
+declare -A SEEN
+follow() {
+    local dep=$1 dev=$2 start=$3 stop=$4 limit=$5 js s statuses t
+    SEEN=()
+    local end=$(($(date +%s) + limit))
+    while :; do
+        t=$(now_ns)
+        js=$(api "$M/deployments/$dep/devices/$dev")
+        statuses=$(jq -r '[.history[].status] | unique | .[]' <<<"$js")
+        for s in $statuses; do
+            [ -n "${SEEN[$s]:-}" ] || SEEN[$s]=$(dt "$start" "$t")
+        done
+        if grep -qx "$stop" <<<"$statuses"; then return 0; fi
+        if grep -qx failure <<<"$statuses"; then
+            echo "$BENCH: the deployment failed; history and log:" >&2
+            jq '{history, log}' <<<"$js" >&2
+            return 1
+        fi
+        (($(date +%s) < end)) || { echo "$BENCH: no '$stop' after ${limit}s" >&2; jq .history <<<"$js" >&2; return 1; }
+        sleep 0.05
+    done
+}

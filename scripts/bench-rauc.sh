@@ -148,16 +148,7 @@ rm -rf "$R/content"
 BUNDLE_SIZE=$(stat -c %s "$TMP/bundle.raucb")
 echo "   bundle: $BUNDLE_SIZE bytes in $(dt "$t0" "$(now_ns)") s"
 
-mkdir -p "$TMP/sim"
-"$SIM_BIN" sim --listen 127.0.0.1:0 --state "$TMP/sim" >"$TMP/sim.out" 2>"$TMP/sim.err" &
-SIM_PID=$!
-PIDS+=("$SIM_PID")
-wait_for "the simulator" 30 grep -q '^mender-bridge sim listening on ' "$TMP/sim.out" ||
-    { show_tail "$TMP/sim.err"; exit 1; }
-URL=$(sed -n 's/^mender-bridge sim listening on //p' "$TMP/sim.out")
-CA=$TMP/sim/ca.pem
-M=$URL/api/sim
-api() { curl -sS --fail-with-body --cacert "$CA" "$@"; }
+start_sim "$SIM_BIN"
 deploy() { # artifact name, device id; prints the deployment id
     api -X POST -H 'content-type: application/json' \
         -d "{\"artifact_name\":\"$1\",\"devices\":[\"$2\"]}" "$M/deployments" | jq -r .id
@@ -232,28 +223,6 @@ accept_device() {
     echo "$id"
 }
 has_inventory() { api "$M/devices/$1/inventory" | jq -e 'any(.[]; .name == "rauc_compatible")' >/dev/null; }
-declare -A SEEN
-follow() { # deployment, device, t0, status to wait for, limit
-    local dep=$1 dev=$2 start=$3 stop=$4 limit=$5 js s statuses t
-    SEEN=()
-    local end=$(($(date +%s) + limit))
-    while :; do
-        t=$(now_ns)
-        js=$(api "$M/deployments/$dep/devices/$dev")
-        statuses=$(jq -r '[.history[].status] | unique | .[]' <<<"$js")
-        for s in $statuses; do
-            [ -n "${SEEN[$s]:-}" ] || SEEN[$s]=$(dt "$start" "$t")
-        done
-        if grep -qx "$stop" <<<"$statuses"; then return 0; fi
-        if grep -qx failure <<<"$statuses"; then
-            echo "bench-rauc: the deployment failed; history and log:" >&2
-            jq '{history, log}' <<<"$js" >&2
-            return 1
-        fi
-        (($(date +%s) < end)) || { echo "bench-rauc: no '$stop' after ${limit}s" >&2; jq .history <<<"$js" >&2; return 1; }
-        sleep 0.05
-    done
-}
 # Largest total size of the spool directory seen (bytes), every 20 ms until $1.stop exists.
 sample_spool() {
     local out=$1 m=0 n

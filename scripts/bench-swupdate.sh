@@ -186,16 +186,7 @@ done
 
 # ---------------------------------------------------------------------------------------
 echo "== 4. mender-bridge daemon, swupdate backend, artifact from mender-bridge sim (HTTPS on loopback, compression $COMPRESSION)"
-mkdir -p "$TMP/sim"
-"$SIM_BIN" sim --listen 127.0.0.1:0 --state "$TMP/sim" --no-next-v2 >"$TMP/sim.out" 2>"$TMP/sim.err" &
-SIM_PID=$!
-PIDS+=("$SIM_PID")
-wait_for "the simulator" 30 grep -q '^mender-bridge sim listening on ' "$TMP/sim.out" ||
-    { show_tail "$TMP/sim.err"; exit 1; }
-URL=$(sed -n 's/^mender-bridge sim listening on //p' "$TMP/sim.out")
-CA=$TMP/sim/ca.pem
-M=$URL/api/sim
-api() { curl -sS --fail-with-body --cacert "$CA" "$@"; }
+start_sim "$SIM_BIN" --no-next-v2
 for n in 1 2; do
     mender-artifact write module-image -T swu -n "bench-swu-$n" -t bench-dev --compression "$COMPRESSION" \
         -f "$W/update.swu" -o "$TMP/swu.mender" >"$TMP/write.log" 2>&1 || { cat "$TMP/write.log" >&2; exit 1; }
