@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::device::{history, DEVICE_TYPE};
+use common::device::history;
 use common::sim::TestSim;
 use common::swupdate::{find, SwuDaemon, SwuDir};
 use common::wait::{poll, wait_for, wait_for_blocking, Lazy};
@@ -166,14 +166,9 @@ impl Rig {
         };
         let dir = tempfile::tempdir().unwrap();
         let p = |n: &str| dir.path().join(n);
-        std::fs::create_dir_all(p("data")).unwrap();
+        common::device_data_dir(dir.path());
         std::fs::create_dir_all(p("inventory")).unwrap();
         std::fs::create_dir_all(p("scripts")).unwrap();
-        std::fs::write(
-            p("data/device_type"),
-            format!("device_type={DEVICE_TYPE}\n"),
-        )
-        .unwrap();
         std::fs::write(p("artifact_info"), "artifact_name=release-1\n").unwrap();
         let mac = "02:00:00:00:5a:01".to_string();
         script(&p("identity"), &format!("echo mac={mac}"));

@@ -16,12 +16,11 @@ use std::time::{Duration, Instant};
 use common::sim::TestSim;
 use common::slots::SlotRig;
 use common::wait::{stop_within, wait_for};
-use common::{finals, script};
+use common::{device_data_dir, finals, script, DEVICE_TYPE};
 use hyper::Method;
 use mender_artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
 use serde_json::{json, Value};
 
-const DEVICE_TYPE: &str = "test-dev";
 const SLOT_SIZE: usize = 4 << 20;
 const BIN: &str = env!("CARGO_BIN_EXE_mender-bridge");
 
@@ -39,13 +38,8 @@ impl Device {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
         let rig = SlotRig::new(&d.join("slots"), SLOT_SIZE);
-        std::fs::create_dir_all(d.join("data")).expect("data");
+        device_data_dir(d);
         std::fs::create_dir_all(d.join("inventory")).expect("inventory");
-        std::fs::write(
-            d.join("data/device_type"),
-            format!("device_type={DEVICE_TYPE}\n"),
-        )
-        .expect("device_type");
         std::fs::write(d.join("artifact_info"), "artifact_name=release-1\n").expect("info");
         std::fs::write(d.join("probe"), "one").expect("probe");
         script(&d.join("identity"), &format!("echo mac={mac}"));

@@ -10,14 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::slots::SlotRig;
-use common::{canary_scripts, image, listing};
+use common::{canary_scripts, device_data_dir, image, listing, DEVICE_TYPE};
 use mender_artifact::writer::{
     write_artifact, ArtifactSpec, PayloadFile, ScriptFile, WriteOptions,
 };
 use mender_artifact::Compression;
 use sha2::{Digest, Sha256};
 
-const DEVICE_TYPE: &str = "test-dev";
 const SLOT_SIZE: usize = 4 << 20;
 
 struct Device {
@@ -30,12 +29,7 @@ impl Device {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
         let rig = SlotRig::new(&d.join("slots"), SLOT_SIZE);
-        std::fs::create_dir_all(d.join("data")).expect("data dir");
-        std::fs::write(
-            d.join("data/device_type"),
-            format!("device_type={DEVICE_TYPE}\n"),
-        )
-        .expect("device_type");
+        device_data_dir(d);
         std::fs::write(d.join("mender.conf"), "{}\n").expect("mender.conf");
         std::fs::write(
             d.join("bridge.toml"),

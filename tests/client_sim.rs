@@ -9,8 +9,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::image;
 use common::sim::TestSim;
+use common::{image, DEVICE_TYPE};
 use hyper::Method;
 use mender_api::{Attribute, DeploymentStatus, DeviceProvides, LogMessage};
 use mender_artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
@@ -21,8 +21,6 @@ use mender_bridge::client::{
 use mender_bridge::keys::{DeviceKey, KeyType};
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
-
-const DEVICE_TYPE: &str = "test-dev";
 
 fn config(sim: &TestSim) -> ClientConfig {
     let mut c = ClientConfig::for_server(sim.handle.base_url());

@@ -550,12 +550,7 @@ fn standalone_install_and_commit_through_the_binary() {
     let art = rig.artifact(&bundle, "release-2", "gzip");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::create_dir_all(d.join("data")).unwrap();
-    std::fs::write(
-        d.join("data/device_type"),
-        format!("device_type={}\n", common::device::DEVICE_TYPE),
-    )
-    .unwrap();
+    common::device_data_dir(d);
     std::fs::write(d.join("mender.conf"), "{}\n").unwrap();
     std::fs::write(
         d.join("bridge.toml"),

@@ -74,7 +74,7 @@ const CREATE_TRIES: u32 = 3;
 
 /// Creates `tmp` as a new file opened for writing (`O_EXCL|O_NOFOLLOW`, so no symlink is
 /// followed; `mode` filtered by the umask). An existing entry is unlinked (the link itself,
-/// not its target) and creation retried, at most [`CREATE_TRIES`] times: an entry that keeps
+/// not its target) and creation retried, at most `CREATE_TRIES` (3) times: an entry that keeps
 /// reappearing is an `AlreadyExists` error. For temporary files under a name others may
 /// predict or write at (a crash's leftover, a planted link).
 pub fn create_new(tmp: &Path, mode: u32) -> std::io::Result<std::fs::File> {

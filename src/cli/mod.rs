@@ -35,7 +35,7 @@ pub struct Cli {
     /// Mender configuration file (JSON) [default: /etc/mender/mender.conf].
     #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Fallback Mender configuration file [default: <data dir>/mender.conf].
+    /// Fallback Mender configuration file [default: mender.conf in the data directory].
     #[arg(
         short = 'b',
         long = "fallback-config",

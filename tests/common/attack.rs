@@ -54,7 +54,7 @@ use super::tarw::{self, TarEntry};
 use super::{finals, image};
 use super::{gunzip, gzip, script, Parts};
 
-pub const DEVICE_TYPE: &str = "test-dev";
+pub use super::DEVICE_TYPE;
 /// The name of the artifact every attack is deployed as (the cover and, where it has a
 /// header, the crafted artifact).
 pub const ATTACK_NAME: &str = "attack-1";
@@ -365,14 +365,10 @@ impl Rig {
     pub async fn start(kit: Kit, boot: Boot) -> Self {
         let sim = TestSim::start().await;
         let d = kit.dir.path().to_path_buf();
-        for sub in ["data", "inventory", "scripts"] {
+        for sub in ["inventory", "scripts"] {
             std::fs::create_dir_all(d.join(sub)).expect("dir");
         }
-        std::fs::write(
-            d.join("data/device_type"),
-            format!("device_type={DEVICE_TYPE}\n"),
-        )
-        .expect("device_type");
+        super::device_data_dir(&d);
         std::fs::write(d.join("artifact_info"), "artifact_name=release-1\n").expect("info");
         script(&d.join("identity"), &format!("echo mac={MAC}"));
         let (reboot, backend) = match &boot {

@@ -20,7 +20,7 @@ use mender_bridge_backends::raw::RawBackend;
 use mender_bridge_backends::Backend;
 use serde_json::Value;
 
-pub const DEVICE_TYPE: &str = "test-dev";
+pub use super::DEVICE_TYPE;
 pub const SLOT_SIZE: usize = 8 << 20;
 
 pub struct Device {

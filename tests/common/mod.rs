@@ -28,6 +28,22 @@ use mender_artifact::{ArtifactError, ArtifactReader, ReadOptions, VerifyKey};
 use sha2::{Digest, Sha256};
 use tarw::TarEntry;
 
+/// The device type of every test device.
+pub const DEVICE_TYPE: &str = "test-dev";
+
+/// Creates `<dir>/data` with a `device_type` file naming [`DEVICE_TYPE`], as a device's
+/// data directory has; returns its path.
+pub fn device_data_dir(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    std::fs::write(
+        data.join("device_type"),
+        format!("device_type={DEVICE_TYPE}\n"),
+    )
+    .expect("device_type");
+    data
+}
+
 /// The artifact states whose scripts ship in an artifact.
 pub const ARTIFACT_STATES: [&str; 6] = [
     "ArtifactInstall",
