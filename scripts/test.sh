@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The project's test command: installs what the tests need, then formatting, lints, a short
-# fuzz run of the artifact reader, and every test of the workspace, ending with one summary
-# line. CI (.ci/run) runs exactly this.
+# The project's test command: installs what the tests need, then formatting, lints, doc
+# links, a short fuzz run of the artifact reader, and every test of the workspace, ending
+# with one summary line. CI (.ci/run) runs exactly this.
 #
 # Environment: FUZZ_SECONDS  length of the fuzz run (default 30; 0 skips it)
 set -euo pipefail
@@ -16,6 +16,8 @@ for feature in rauc swupdate sim; do
   cargo clippy --workspace --all-targets --features "$feature" --locked -- -D warnings
 done
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+# Module docs are the map below ARCHITECTURE.md: their links must resolve.
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --locked --quiet
 
 fuzz_seconds=${FUZZ_SECONDS:-30}
 if [ "$fuzz_seconds" != 0 ]; then

@@ -30,7 +30,7 @@ pub const MAX_REDIRECTS: u32 = 5;
 pub type RefreshFuture = Pin<Box<dyn Future<Output = Result<String, BoxError>> + Send>>;
 
 /// Called after a 403 (expired link) to get a fresh URL; the caller typically polls
-/// `next` again with identical data ([`Client::check_update`](super::Client::check_update))
+/// `next` again with identical data ([`Client::check_update`](crate::client::Client::check_update))
 /// and returns `artifact.source.uri`.
 pub type RefreshUrl = Box<dyn FnMut() -> RefreshFuture + Send>;
 
