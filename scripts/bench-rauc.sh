@@ -243,7 +243,7 @@ phases() {
         function d(x, y) { return (x && y) ? sprintf("%.2f", y - x) : "?" }
         /artifact download started/ { a = ts($1) }
         /artifact download complete/ { b = ts($1) }
-        /bundle spooled, verified and closed/ { s = ts($1); if (match($0, /bytes=[0-9]+/)) n = substr($0, RSTART + 6, RLENGTH - 6) }
+        /spooled, verified and closed/ { s = ts($1); if (match($0, /bytes=[0-9]+/)) n = substr($0, RSTART + 6, RLENGTH - 6) }
         /RAUC took the bundle/ { c = ts($1) }
         /RAUC activated/ { e = ts($1) }
         END { printf "%s %s %s %s\n", d(a, b), d(b, s), d(c, e), n ? n : "?" }'

@@ -291,7 +291,7 @@ impl Spool {
     pub async fn seal(&mut self) -> Result<&Path, BackendError> {
         let file = self.verify().await?;
         drop(file);
-        tracing::info!(file = %self.path.display(), what = self.kind.what, "spooled, verified and closed");
+        tracing::info!(file = %self.path.display(), what = self.kind.what, bytes = self.written, "spooled, verified and closed");
         Ok(&self.path)
     }
 
@@ -304,7 +304,7 @@ impl Spool {
         file.rewind().map_err(|e| {
             BackendError::io(format!("rewinding spool file {}", self.path.display()), e)
         })?;
-        tracing::info!(file = %self.path.display(), what = self.kind.what, "spooled and verified");
+        tracing::info!(file = %self.path.display(), what = self.kind.what, bytes = self.written, "spooled and verified");
         Ok(file)
     }
 
