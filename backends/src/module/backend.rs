@@ -115,7 +115,9 @@ impl ModuleBackend {
             return Ok(());
         }
         if !self.prepared {
-            return Err(BackendError::failed("Update Module download before prepare"));
+            return Err(BackendError::failed(
+                "Update Module download before prepare",
+            ));
         }
         let answer = self.state("ProvidePayloadFileSizes").await?;
         let with_sizes = run::yes_no("ProvidePayloadFileSizes", &answer)?;
@@ -269,7 +271,8 @@ impl Backend for ModuleBackend {
             self.log.extend(d.abort().await.log);
         }
         if !self.tree.is_dir() {
-            self.log.push("no Update Module tree: nothing to roll back".into());
+            self.log
+                .push("no Update Module tree: nothing to roll back".into());
             return Ok(());
         }
         let rolled_back = async {

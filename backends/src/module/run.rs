@@ -35,7 +35,7 @@ struct Captured {
 pub(crate) struct Running {
     state: String,
     group: Group,
-    outputs: [(Arc<Mutex<Captured>>, JoinHandle<()>); 2],
+    outputs: [(Arc<Mutex<Captured>>, Option<JoinHandle<()>>); 2],
     grace: std::time::Duration,
     exited: Option<ExitStatus>,
 }
@@ -76,9 +76,9 @@ pub(crate) async fn start(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut group = process_group::spawn(&mut command).await.map_err(|e| {
-        BackendError::io(format!("start {} {state}", program.display()), e)
-    })?;
+    let mut group = process_group::spawn(&mut command)
+        .await
+        .map_err(|e| BackendError::io(format!("start {} {state}", program.display()), e))?;
     let stdout = capture(group.child.stdout.take(), config.stdout_cap);
     let stderr = capture(group.child.stderr.take(), config.stderr_cap);
     Ok(Running {
@@ -198,8 +198,14 @@ impl Running {
         let deadline = Instant::now() + self.grace;
         let mut texts = Vec::with_capacity(2);
         for (captured, reader) in &mut self.outputs {
-            if tokio::time::timeout_at(deadline, &mut *reader).await.is_err() {
-                reader.abort();
+            // Taken: a second call finds what the first left (nothing).
+            if let Some(mut reader) = reader.take() {
+                if tokio::time::timeout_at(deadline, &mut reader)
+                    .await
+                    .is_err()
+                {
+                    reader.abort();
+                }
             }
             let c = std::mem::take(&mut *captured.lock().unwrap_or_else(|p| p.into_inner()));
             texts.push(c);
@@ -224,7 +230,7 @@ impl Running {
 }
 
 /// Drains `pipe` in a task, keeping its first `cap` bytes.
-fn capture<R>(pipe: Option<R>, cap: usize) -> (Arc<Mutex<Captured>>, JoinHandle<()>)
+fn capture<R>(pipe: Option<R>, cap: usize) -> (Arc<Mutex<Captured>>, Option<JoinHandle<()>>)
 where
     R: AsyncRead + Unpin + Send + 'static,
 {
@@ -244,5 +250,5 @@ where
             c.dropped += (n - room) as u64;
         }
     });
-    (captured, task)
+    (captured, Some(task))
 }

@@ -68,7 +68,11 @@ impl Download {
         tree: &Path,
         with_sizes: bool,
     ) -> Result<Self, BackendError> {
-        let state = if with_sizes { "DownloadWithFileSizes" } else { "Download" };
+        let state = if with_sizes {
+            "DownloadWithFileSizes"
+        } else {
+            "Download"
+        };
         let running = run::start(config, program, state, tree).await?;
         Ok(Download {
             running,
@@ -137,7 +141,9 @@ impl Download {
                 *slot = Some(file);
                 result.map_err(|e| BackendError::io("write to files/", e))
             }
-            _ => Err(BackendError::failed("write before a payload file was begun")),
+            _ => Err(BackendError::failed(
+                "write before a payload file was begun",
+            )),
         }
     }
 
@@ -196,7 +202,11 @@ impl Download {
         match tokio::time::timeout_at(self.limit(), next.write_all(line.as_bytes())).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(BackendError::io("write stream-next", e)),
-            Err(_) => return Err(BackendError::failed("the Update Module did not read stream-next")),
+            Err(_) => {
+                return Err(BackendError::failed(
+                    "the Update Module did not read stream-next",
+                ))
+            }
         }
         drop(next);
         let opened = self.open_reader(&stream).await?;

@@ -55,16 +55,31 @@ pub fn create(dir: &Path, header: &ModuleHeader) -> Result<(), BackendError> {
         serde_json::to_string_pretty(v)
             .map_err(|e| BackendError::failed(format!("module tree: {what}: {e}")))
     };
-    let meta = json(header.meta_data.as_ref().unwrap_or(&serde_json::Value::Null), "meta-data")?;
+    let meta = json(
+        header
+            .meta_data
+            .as_ref()
+            .unwrap_or(&serde_json::Value::Null),
+        "meta-data",
+    )?;
     let files: [(&str, String); 10] = [
         ("version", "3".to_string()),
-        ("current_artifact_name", header.current.artifact_name.clone()),
-        ("current_artifact_group", header.current.artifact_group.clone()),
+        (
+            "current_artifact_name",
+            header.current.artifact_name.clone(),
+        ),
+        (
+            "current_artifact_group",
+            header.current.artifact_group.clone(),
+        ),
         ("current_device_type", header.current.device_type.clone()),
         ("header/artifact_group", header.artifact_group.clone()),
         ("header/artifact_name", header.artifact_name.clone()),
         ("header/payload_type", header.payload_type.clone()),
-        ("header/header-info", json(&header.header_info, "header-info")?),
+        (
+            "header/header-info",
+            json(&header.header_info, "header-info")?,
+        ),
         ("header/type-info", json(&header.type_info, "type-info")?),
         ("header/meta-data", meta),
     ];
