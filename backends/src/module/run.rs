@@ -30,12 +30,19 @@ struct Captured {
     dropped: u64,
 }
 
+/// One output pipe: what was kept, and the task draining it (taken once waited for).
+#[derive(Debug)]
+struct Pipe {
+    captured: Arc<Mutex<Captured>>,
+    reader: Option<JoinHandle<()>>,
+}
+
 /// A started state: the process group and its output readers.
 #[derive(Debug)]
 pub(crate) struct Running {
     state: String,
     group: Group,
-    outputs: [(Arc<Mutex<Captured>>, Option<JoinHandle<()>>); 2],
+    outputs: [Pipe; 2],
     grace: std::time::Duration,
     exited: Option<ExitStatus>,
 }
@@ -197,7 +204,7 @@ impl Running {
     pub async fn output(&mut self) -> Output {
         let deadline = Instant::now() + self.grace;
         let mut texts = Vec::with_capacity(2);
-        for (captured, reader) in &mut self.outputs {
+        for Pipe { captured, reader } in &mut self.outputs {
             // Taken: a second call finds what the first left (nothing).
             if let Some(mut reader) = reader.take() {
                 if tokio::time::timeout_at(deadline, &mut reader)
@@ -230,7 +237,7 @@ impl Running {
 }
 
 /// Drains `pipe` in a task, keeping its first `cap` bytes.
-fn capture<R>(pipe: Option<R>, cap: usize) -> (Arc<Mutex<Captured>>, Option<JoinHandle<()>>)
+fn capture<R>(pipe: Option<R>, cap: usize) -> Pipe
 where
     R: AsyncRead + Unpin + Send + 'static,
 {
@@ -250,5 +257,8 @@ where
             c.dropped += (n - room) as u64;
         }
     });
-    (captured, Some(task))
+    Pipe {
+        captured,
+        reader: Some(task),
+    }
 }
