@@ -344,17 +344,7 @@ async fn a_timeout_kills_the_whole_process_group() {
         )),
         ..Default::default()
     });
-    let mut config = f.config.clone();
-    config.timeout = Duration::from_secs(2);
-    let mut b = ModuleBackend::new(config, "rec-module");
-    let started = Instant::now();
-    let err = install(&mut b, FILES).await.unwrap_err();
-    assert!(err.contains("timed out"), "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        started.elapsed()
-    );
+    fails_in_time(&f, |c| c.timeout = Duration::from_secs(2), "timed out").await;
     let pid: i32 = std::fs::read_to_string(f.rec("pid"))
         .unwrap()
         .trim()
@@ -365,6 +355,18 @@ async fn a_timeout_kills_the_whole_process_group() {
         "the module's background child {pid} outlived the timeout"
     );
     assert!(!f.states().contains(&"NeedsArtifactReboot".to_string()));
+}
+
+/// An install with the fixture's config changed by `set` fails with `want` within 10 s.
+async fn fails_in_time(f: &Fixture, set: impl FnOnce(&mut ModuleConfig), want: &str) {
+    let mut config = f.config.clone();
+    set(&mut config);
+    let mut b = ModuleBackend::new(config, "rec-module");
+    let started = Instant::now();
+    let err = install(&mut b, FILES).await.unwrap_err();
+    assert!(err.contains(want), "{err}");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "{took:?}");
 }
 
 /// `pid` is dead: no such process, or a zombie nobody reaped yet.
@@ -388,17 +390,12 @@ async fn a_module_that_never_opens_a_fifo_cannot_hang_the_bridge() {
             extra: Some(("Download", hang)),
             ..Default::default()
         });
-        let mut config = f.config.clone();
-        config.fifo_timeout = Duration::from_secs(1);
-        let mut b = ModuleBackend::new(config, "rec-module");
-        let started = Instant::now();
-        let err = install(&mut b, FILES).await.unwrap_err();
-        assert!(err.contains("did not open"), "{hang}: {err}");
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{:?}",
-            started.elapsed()
-        );
+        fails_in_time(
+            &f,
+            |c| c.fifo_timeout = Duration::from_secs(1),
+            "did not open",
+        )
+        .await;
         assert_eq!(
             f.states()[1..],
             ["Download", "ArtifactFailure", "Cleanup"],
