@@ -16,6 +16,8 @@ use bytes::Bytes;
 mod any;
 mod error;
 pub mod fsutil;
+pub mod module;
+pub mod process_group;
 pub mod rauc;
 pub mod raw;
 #[cfg(any(feature = "rauc", feature = "swupdate"))]
