@@ -53,7 +53,7 @@ impl std::fmt::Debug for AnyBackend {
 }
 
 impl Backend for AnyBackend {
-    fn payload_types(&self) -> &[&str] {
+    fn payload_types(&self) -> Vec<&str> {
         dispatch!(self, b => b.payload_types())
     }
 

@@ -80,7 +80,7 @@ pub trait ProgressSink: Send + Sync {
 /// activated, marked bootable or handed to an installer as complete before `finish`.
 pub trait Backend: Send {
     /// Payload types this backend installs.
-    fn payload_types(&self) -> &[&str];
+    fn payload_types(&self) -> Vec<&str>;
     /// Before the download starts: is the installer there and able to take an install
     /// (daemon reachable, spool space, not busy)? An error fails the deployment before a
     /// byte is fetched. The default has nothing to check.

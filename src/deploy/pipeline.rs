@@ -168,10 +168,11 @@ where
     check_depends(&header, device_type, current).map_err(PipelineError::from)?;
     let payload_type = header.payload.payload_type.clone();
     if let Some(t) = &payload_type {
-        if !backend.payload_types().contains(&t.as_str()) {
+        let types = backend.payload_types();
+        if !types.contains(&t.as_str()) {
             return Err(PipelineError::Unsupported(format!(
                 "no backend installs '{t}' payloads (this one takes: {})",
-                backend.payload_types().join(", ")
+                types.join(", ")
             ))
             .into());
         }

@@ -18,7 +18,6 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use bytes::Bytes;
 
@@ -32,7 +31,8 @@ use crate::{begun, Activation, Backend, BackendError, PayloadInfo, Progress, Pro
 #[derive(Debug)]
 pub struct ModuleBackend {
     config: ModuleConfig,
-    types: [&'static str; 1],
+    /// The payload type this backend installs (the module's file name).
+    payload_type: String,
     program: PathBuf,
     tree: PathBuf,
     /// `prepare` made the tree for this install.
@@ -50,7 +50,7 @@ impl ModuleBackend {
         ModuleBackend {
             program: config.module_path(payload_type),
             tree: config.tree_dir(),
-            types: [intern(payload_type)],
+            payload_type: payload_type.to_string(),
             config,
             prepared: false,
             download: None,
@@ -63,10 +63,10 @@ impl ModuleBackend {
     /// Before `begin`: the file tree for this install, from the verified header and the
     /// device's current provides (any earlier tree is removed).
     pub fn prepare(&mut self, header: &ModuleHeader) -> Result<(), BackendError> {
-        if header.payload_type != self.types[0] {
+        if header.payload_type != self.payload_type {
             return Err(BackendError::not_started(format!(
                 "header payload type '{}' given to the '{}' module",
-                header.payload_type, self.types[0]
+                header.payload_type, self.payload_type
             )));
         }
         self.download = None;
@@ -162,8 +162,8 @@ impl ModuleBackend {
 }
 
 impl Backend for ModuleBackend {
-    fn payload_types(&self) -> &[&str] {
-        &self.types
+    fn payload_types(&self) -> Vec<&str> {
+        vec![self.payload_type.as_str()]
     }
 
     async fn preflight(&mut self) -> Result<(), BackendError> {
@@ -175,17 +175,17 @@ impl Backend for ModuleBackend {
         } else {
             Err(BackendError::not_started(format!(
                 "no Update Module '{}' in {}",
-                self.types[0],
+                self.payload_type,
                 self.config.modules_dir.display()
             )))
         }
     }
 
     async fn begin(&mut self, payload: &PayloadInfo) -> Result<(), BackendError> {
-        if payload.payload_type != self.types[0] {
+        if payload.payload_type != self.payload_type {
             return Err(BackendError::not_started(format!(
                 "payload type '{}' given to the '{}' module",
-                payload.payload_type, self.types[0]
+                payload.payload_type, self.payload_type
             )));
         }
         let result = async {
@@ -226,7 +226,10 @@ impl Backend for ModuleBackend {
             bytes_done: 0,
             bytes_total: None,
             percent: None,
-            message: Some(format!("Update Module {}: ArtifactInstall", self.types[0])),
+            message: Some(format!(
+                "Update Module {}: ArtifactInstall",
+                self.payload_type
+            )),
         });
         self.installed = true;
         self.state("ArtifactInstall").await?;
@@ -279,7 +282,7 @@ impl Backend for ModuleBackend {
             if !self.supports_rollback().await? {
                 return Err(BackendError::failed(format!(
                     "the '{}' Update Module does not support rollback",
-                    self.types[0]
+                    self.payload_type
                 )));
             }
             self.state("ArtifactRollback").await?;
@@ -305,17 +308,4 @@ impl Backend for ModuleBackend {
     fn take_log(&mut self) -> Vec<String> {
         std::mem::take(&mut self.log)
     }
-}
-
-/// The payload type as a `&'static str` for [`Backend::payload_types`]; each distinct
-/// type is leaked once (they are the names in the modules directory, a short list).
-fn intern(payload_type: &str) -> &'static str {
-    static TYPES: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
-    let mut types = TYPES.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(t) = types.iter().find(|t| **t == payload_type) {
-        return t;
-    }
-    let t: &'static str = Box::leak(payload_type.to_owned().into_boxed_str());
-    types.push(t);
-    t
 }

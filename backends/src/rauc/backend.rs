@@ -187,8 +187,8 @@ impl RaucBackend {
 }
 
 impl Backend for RaucBackend {
-    fn payload_types(&self) -> &[&str] {
-        &["rauc"]
+    fn payload_types(&self) -> Vec<&str> {
+        vec!["rauc"]
     }
 
     async fn preflight(&mut self) -> Result<(), BackendError> {

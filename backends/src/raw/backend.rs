@@ -29,8 +29,8 @@ impl RawBackend {
 }
 
 impl Backend for RawBackend {
-    fn payload_types(&self) -> &[&str] {
-        &["rootfs-image"]
+    fn payload_types(&self) -> Vec<&str> {
+        vec!["rootfs-image"]
     }
 
     async fn begin(&mut self, payload: &PayloadInfo) -> Result<(), BackendError> {

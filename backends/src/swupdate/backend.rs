@@ -185,8 +185,8 @@ pub fn parse_sw_versions(text: &str) -> Vec<(String, serde_json::Value)> {
 }
 
 impl Backend for SwupdateBackend {
-    fn payload_types(&self) -> &[&str] {
-        &[PAYLOAD_TYPE]
+    fn payload_types(&self) -> Vec<&str> {
+        vec![PAYLOAD_TYPE]
     }
 
     /// The control socket answers GET_STATUS (the daemon is there, and the socket is
