@@ -27,11 +27,16 @@ use mender_bridge_backends::swupdate::{SwupdateBackend, SwupdateConfig, Swupdate
 use mender_bridge_backends::Backend;
 use serde_json::json;
 
-#[tokio::test]
-async fn a_swu_streams_into_swupdate_and_succeeds() {
+/// Every scenario's start: a simulator, a device on it and a SWUpdate directory.
+async fn parts() -> (TestSim, Device, SwuDir) {
     let sim = TestSim::start().await;
     let dev = Device::new(&sim).await;
-    let d = SwuDir::new();
+    (sim, dev, SwuDir::new())
+}
+
+#[tokio::test]
+async fn a_swu_streams_into_swupdate_and_succeeds() {
+    let (sim, dev, d) = parts().await;
     let daemon = SwuDaemon::start(&d);
     let img = image(3 << 20, 21);
     let swu = d.swu("ok", &img, "1.0", "dev");
@@ -85,9 +90,7 @@ async fn a_swu_streams_into_swupdate_and_succeeds() {
 
 #[tokio::test]
 async fn three_download_cuts_still_one_swupdate_install() {
-    let sim = TestSim::start().await;
-    let dev = Device::new(&sim).await;
-    let d = SwuDir::new();
+    let (sim, dev, d) = parts().await;
     let daemon = SwuDaemon::start(&d);
     let img = image(4 << 20, 23);
     let swu = d.swu("cuts", &img, "1.0", "dev");
@@ -124,9 +127,7 @@ async fn three_download_cuts_still_one_swupdate_install() {
 
 #[tokio::test]
 async fn a_mender_checksum_mismatch_makes_swupdate_fail_and_activates_nothing() {
-    let sim = TestSim::start().await;
-    let dev = Device::new(&sim).await;
-    let d = SwuDir::new();
+    let (sim, dev, d) = parts().await;
     let daemon = SwuDaemon::start(&d);
     let img = image(2 << 20, 25);
     let swu_path = d.swu("flip", &img, "1.0", "dev");
@@ -171,9 +172,7 @@ async fn a_mender_checksum_mismatch_makes_swupdate_fail_and_activates_nothing() 
 
 /// Deploys a .swu SWUpdate refuses; returns the uploaded log.
 async fn rejected(name: &str, hw: &str, signer: &str) -> (String, SwuDir) {
-    let sim = TestSim::start().await;
-    let dev = Device::new(&sim).await;
-    let d = SwuDir::new();
+    let (sim, dev, d) = parts().await;
     let daemon = SwuDaemon::start(&d);
     let img = image(1 << 20, 27);
     let swu = d.swu(name, &img, hw, signer);
@@ -213,9 +212,7 @@ async fn swupdate_rejects_the_wrong_hardware_with_its_message() {
 
 #[tokio::test]
 async fn a_busy_daemon_is_retried_then_the_deployment_fails() {
-    let sim = TestSim::start().await;
-    let dev = Device::new(&sim).await;
-    let d = SwuDir::new();
+    let (sim, dev, d) = parts().await;
     let daemon = SwuDaemon::start(&d);
     // Another client holds an install open: every other REQ_INSTALL gets NACK.
     let _holder = daemon.open_install("holder").await;
@@ -238,9 +235,7 @@ async fn a_busy_daemon_is_retried_then_the_deployment_fails() {
 
 #[tokio::test]
 async fn an_absent_daemon_fails_before_the_download() {
-    let sim = TestSim::start().await;
-    let dev = Device::new(&sim).await;
-    let d = SwuDir::new();
+    let (sim, dev, d) = parts().await;
     let swu = d.swu("absent", &image(1 << 20, 31), "1.0", "dev");
     let dep = upload_and_deploy(&sim, &dev.id, "release-2", d.artifact("release-2", &swu)).await;
     let mut cfg = SwupdateConfig {
@@ -283,9 +278,7 @@ fn set_ustate(d: &SwuDir, v: &str) {
 
 #[tokio::test]
 async fn ustate_installed_before_the_reboot_then_committed() {
-    let sim = TestSim::start().await;
-    let dev = Device::new(&sim).await;
-    let d = SwuDir::new();
+    let (sim, dev, d) = parts().await;
     let env = uboot_env(&d);
     let daemon = SwuDaemon::start_with(&d, Some(&env));
     let img = image(1 << 20, 33);
@@ -331,9 +324,7 @@ async fn ustate_installed_before_the_reboot_then_committed() {
 
 #[tokio::test]
 async fn ustate_failed_after_the_reboot_is_a_failure() {
-    let sim = TestSim::start().await;
-    let dev = Device::new(&sim).await;
-    let d = SwuDir::new();
+    let (sim, dev, d) = parts().await;
     let env = uboot_env(&d);
     let daemon = SwuDaemon::start_with(&d, Some(&env));
     let swu = d.swu("fellback", &image(1 << 20, 35), "1.0", "dev");
@@ -370,9 +361,7 @@ async fn ustate_failed_after_the_reboot_is_a_failure() {
 
 #[tokio::test]
 async fn without_the_progress_socket_get_status_gives_the_result() {
-    let sim = TestSim::start().await;
-    let dev = Device::new(&sim).await;
-    let d = SwuDir::new();
+    let (sim, dev, d) = parts().await;
     let daemon = SwuDaemon::start(&d);
     // A failed run first: its FAILURE stays in GET_STATUS's last_result until the next run
     // ends, so an early IDLE poll that believed it would fail this deployment.
@@ -402,9 +391,7 @@ async fn without_the_progress_socket_get_status_gives_the_result() {
 
 #[tokio::test]
 async fn a_dry_run_verifies_and_writes_nothing() {
-    let sim = TestSim::start().await;
-    let dev = Device::new(&sim).await;
-    let d = SwuDir::new();
+    let (sim, dev, d) = parts().await;
     let daemon = SwuDaemon::start(&d);
     let swu = d.swu("dry", &image(1 << 20, 39), "1.0", "dev");
     let target_before = std::fs::read(d.target()).unwrap();
@@ -433,9 +420,7 @@ async fn a_dry_run_verifies_and_writes_nothing() {
 
 #[tokio::test]
 async fn ustate_without_a_bootloader_fails_after_the_reboot_with_a_hint() {
-    let sim = TestSim::start().await;
-    let dev = Device::new(&sim).await;
-    let d = SwuDir::new();
+    let (sim, dev, d) = parts().await;
     // -B none: SWUpdate keeps ustate in memory only, so a restart loses it.
     let daemon = SwuDaemon::start(&d);
     let swu = d.swu("nobl", &image(1 << 20, 41), "1.0", "dev");
@@ -464,9 +449,7 @@ async fn ustate_without_a_bootloader_fails_after_the_reboot_with_a_hint() {
 
 #[tokio::test]
 async fn swupdate_progress_shows_while_an_image_installs_from_the_stream() {
-    let sim = TestSim::start().await;
-    let dev = Device::new(&sim).await;
-    let d = SwuDir::new();
+    let (sim, dev, d) = parts().await;
     let daemon = SwuDaemon::start(&d);
     let img = image(3 << 20, 43);
     let swu = d.swu_with("direct", &img, "1.0", "dev", true);
@@ -518,9 +501,7 @@ fn spool_is_empty(daemon: &SwuDaemon) -> bool {
 
 #[tokio::test]
 async fn stream_mode_streams_into_a_swupdate_that_enforces_signatures() {
-    let sim = TestSim::start().await;
-    let dev = Device::new(&sim).await;
-    let d = SwuDir::new();
+    let (sim, dev, d) = parts().await;
     let daemon = SwuDaemon::start(&d);
     let img = image(1 << 20, 51);
     let cfg = SwupdateConfig {
@@ -541,9 +522,7 @@ async fn stream_mode_streams_into_a_swupdate_that_enforces_signatures() {
 
 #[tokio::test]
 async fn stream_mode_is_refused_when_swupdate_accepts_unsigned_images() {
-    let sim = TestSim::start().await;
-    let dev = Device::new(&sim).await;
-    let d = SwuDir::new();
+    let (sim, dev, d) = parts().await;
     let daemon = SwuDaemon::start_unsigned(&d);
     let img = image(1 << 20, 53);
     let cfg = SwupdateConfig {
@@ -589,9 +568,7 @@ async fn stream_mode_is_refused_when_swupdate_accepts_unsigned_images() {
 
 #[tokio::test]
 async fn auto_spools_for_a_swupdate_that_accepts_unsigned_images_when_a_key_is_set() {
-    let sim = TestSim::start().await;
-    let dev = Device::new(&sim).await;
-    let d = SwuDir::new();
+    let (sim, dev, d) = parts().await;
     let daemon = SwuDaemon::start_unsigned(&d);
     let img = image(3 << 20, 55);
     let swu = d.swu("auto-spool", &img, "1.0", "dev");
@@ -650,9 +627,7 @@ async fn auto_spools_for_a_swupdate_that_accepts_unsigned_images_when_a_key_is_s
 
 #[tokio::test]
 async fn auto_without_a_key_streams_with_a_warning_that_nothing_authenticates_the_payload() {
-    let sim = TestSim::start().await;
-    let dev = Device::new(&sim).await;
-    let d = SwuDir::new();
+    let (sim, dev, d) = parts().await;
     let daemon = SwuDaemon::start_unsigned(&d);
     let img = image(1 << 20, 57);
     let (outcome, e) = deploy_with(&sim, &dev, &d, &img, daemon.config()).await;
@@ -666,9 +641,7 @@ async fn auto_without_a_key_streams_with_a_warning_that_nothing_authenticates_th
 
 #[tokio::test]
 async fn auto_streams_into_an_enforcing_swupdate_even_with_a_key() {
-    let sim = TestSim::start().await;
-    let dev = Device::new(&sim).await;
-    let d = SwuDir::new();
+    let (sim, dev, d) = parts().await;
     let daemon = SwuDaemon::start(&d);
     let img = image(1 << 20, 59);
     let cfg = SwupdateConfig {
@@ -684,9 +657,7 @@ async fn auto_streams_into_an_enforcing_swupdate_even_with_a_key() {
 #[tokio::test]
 async fn spool_mode_installs_into_either_swupdate_after_the_checksum_matched() {
     for enforcing in [true, false] {
-        let sim = TestSim::start().await;
-        let dev = Device::new(&sim).await;
-        let d = SwuDir::new();
+        let (sim, dev, d) = parts().await;
         let daemon = if enforcing {
             SwuDaemon::start(&d)
         } else {
@@ -714,9 +685,7 @@ async fn spool_mode_installs_into_either_swupdate_after_the_checksum_matched() {
 
 #[tokio::test]
 async fn spool_mode_never_lets_swupdate_see_a_payload_whose_checksum_mismatches() {
-    let sim = TestSim::start().await;
-    let dev = Device::new(&sim).await;
-    let d = SwuDir::new();
+    let (sim, dev, d) = parts().await;
     let daemon = SwuDaemon::start_unsigned(&d);
     let img = image(2 << 20, 63);
     let swu_path = d.swu("spool-flip", &img, "1.0", "dev");
@@ -766,9 +735,7 @@ async fn a_success_after_the_bridge_aborted_sets_ustate_failed() {
     // warning). The .swu is followed by 1 MiB of padding, so SWUpdate reads its cpio
     // trailer and installs long before the payload's end; the padding's last byte is
     // corrupted, so the Mender checksum never matches. The bridge must undo the install.
-    let sim = TestSim::start().await;
-    let dev = Device::new(&sim).await;
-    let d = SwuDir::new();
+    let (sim, dev, d) = parts().await;
     let daemon = SwuDaemon::start_unsigned(&d);
     let img = image(1 << 20, 65);
     let swu_path = d.swu("late", &img, "1.0", "dev");
@@ -825,9 +792,7 @@ async fn a_success_after_the_bridge_aborted_sets_ustate_failed() {
 /// `ArtifactInstall_Leave` fails, or the bridge dies while it runs: the deployment ends as
 /// a failure with ustate FAILED, so the bootloader keeps the old software.
 async fn failure_after_swupdate_installed(kill: bool) {
-    let sim = TestSim::start().await;
-    let dev = Device::new(&sim).await;
-    let d = SwuDir::new();
+    let (sim, dev, d) = parts().await;
     let env = uboot_env(&d);
     let daemon = SwuDaemon::start_with(&d, Some(&env));
     let swu = d.swu("leave", &image(256 << 10, 35), "1.0", "dev");

@@ -108,15 +108,7 @@ async fn inventory_put_patch_values_and_limit() {
         )
         .await;
     assert_eq!(r.status, 200);
-    let inv = w
-        .sim
-        .http
-        .manage_ok(
-            Method::GET,
-            &format!("/devices/{}/inventory", w.device),
-            None,
-        )
-        .await;
+    let inv = w.sim.inventory(&w.device).await;
     let names: Vec<&str> = inv
         .as_array()
         .unwrap()
@@ -132,15 +124,7 @@ async fn inventory_put_patch_values_and_limit() {
         Some(json!([{"name": "only", "value": "1"}])),
     )
     .await;
-    let inv = w
-        .sim
-        .http
-        .manage_ok(
-            Method::GET,
-            &format!("/devices/{}/inventory", w.device),
-            None,
-        )
-        .await;
+    let inv = w.sim.inventory(&w.device).await;
     assert_eq!(inv.as_array().unwrap().len(), 1);
     // Invalid values.
     for bad in [

@@ -550,15 +550,7 @@ impl Rig {
     }
 
     async fn inventory_name(&self) -> Option<String> {
-        let v = self
-            .sim
-            .http
-            .manage_ok(
-                Method::GET,
-                &format!("/devices/{}/inventory", self.id),
-                None,
-            )
-            .await;
+        let v = self.sim.inventory(&self.id).await;
         v.as_array()?
             .iter()
             .find(|a| a["name"] == "artifact_name")

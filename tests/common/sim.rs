@@ -319,6 +319,13 @@ impl TestSim {
         v["id"].as_str().expect("deployment id").to_string()
     }
 
+    /// The inventory the server holds for `device` (the management API's attribute list).
+    pub async fn inventory(&self, device: &str) -> Value {
+        self.http
+            .manage_ok(Method::GET, &format!("/devices/{device}/inventory"), None)
+            .await
+    }
+
     /// Throttles every download to `bytes_per_sec` (0: stalled) until [`Self::clear_faults`].
     pub async fn throttle(&self, bytes_per_sec: u64) {
         self.http
