@@ -331,7 +331,7 @@ impl Backend for SwupdateBackend {
         let r = self
             .wait_result(&inst.monitor, self.config.timeout, None, (0, 0))
             .await;
-        self.run_messages(&inst.monitor);
+        self.run_messages(&inst.monitor).await;
         match r {
             Ok(Status::Success) => Err(self
                 .success_after_abort("the payload did not verify, the stream was cut")

@@ -231,6 +231,31 @@ impl Monitor {
         lock(&self.shared)
     }
 
+    /// After a FAILURE: SWUpdate's error text comes on the notification stream, which may
+    /// trail the result on the progress socket (two sockets, no order between them). Waits
+    /// up to `limit` for the first error text, so that [`State::reason`] names the cause
+    /// and not the last information line. Returns at once when a text is already there,
+    /// the run did not fail, or notifications are not followed.
+    pub async fn await_reason(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            {
+                let s = self.state();
+                if !s.notifying || s.result != Some(Status::Failure) || !s.errors.is_empty() {
+                    return;
+                }
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return;
+            }
+            // Short steps: a notification between the check and the wait is not missed
+            // for longer than one step.
+            self.changed((deadline - now).min(Duration::from_millis(50)))
+                .await;
+        }
+    }
+
     /// Waits up to `limit` for a change.
     pub async fn changed(&self, limit: Duration) {
         let _ = tokio::time::timeout(limit, self.shared.changed.notified()).await;
@@ -338,132 +363,4 @@ async fn read_progress(s: UnixStream, sh: &Shared) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn frame(l: &ProgressLayout, version: u32, status: i32) -> Vec<u8> {
-        let mut b = vec![0u8; l.size];
-        b[0..4].copy_from_slice(&version.to_ne_bytes());
-        b[l.status..l.status + 4].copy_from_slice(&status.to_ne_bytes());
-        b
-    }
-
-    #[test]
-    fn v2_layout_from_where_the_first_frame_ends() {
-        let v = 0x0002_0000;
-        let mut two_packed = frame(&PROGRESS_PACKED, v, 1);
-        two_packed.extend(frame(&PROGRESS_PACKED, v, 2));
-        assert_eq!(detect_v2_layout(&two_packed, v), PROGRESS_PACKED);
-        assert_eq!(
-            detect_v2_layout(&frame(&PROGRESS_PACKED, v, 4), v),
-            PROGRESS_PACKED,
-            "a lone 2408-byte frame"
-        );
-        assert_eq!(
-            detect_v2_layout(&frame(&PROGRESS_ALIGNED, v, 1), v),
-            PROGRESS_ALIGNED
-        );
-        let mut two_aligned = frame(&PROGRESS_ALIGNED, v, 1);
-        two_aligned.extend(&frame(&PROGRESS_ALIGNED, v, 2)[..4]);
-        assert_eq!(detect_v2_layout(&two_aligned, v), PROGRESS_ALIGNED);
-    }
-
-    #[tokio::test]
-    async fn handshake_and_frames_over_a_socket() {
-        for (ack, layout, version) in [
-            (
-                false,
-                PROGRESS_NATIVE_UNPACKED,
-                ProgressVersion::Unversioned,
-            ),
-            (true, PROGRESS_ALIGNED, ProgressVersion::AckAligned),
-            (true, PROGRESS_PACKED, ProgressVersion::AckPacked),
-        ] {
-            let (a, mut b) = UnixStream::pair().unwrap();
-            let m = Monitor::new(Some(a));
-            use tokio::io::AsyncWriteExt;
-            let v = if ack { 0x0002_0000u32 } else { 0 };
-            if ack {
-                let mut h = v.to_ne_bytes().to_vec();
-                h.extend(b"ACK\0");
-                b.write_all(&h).await.unwrap();
-            }
-            // A stale FAILURE before the run was seen active is ignored.
-            b.write_all(&frame(&layout, v, 4)).await.unwrap();
-            b.write_all(&frame(&layout, v, 1)).await.unwrap();
-            b.write_all(&frame(&layout, v, 3)).await.unwrap();
-            for _ in 0..50 {
-                if m.state().result.is_some() {
-                    break;
-                }
-                m.changed(Duration::from_millis(100)).await;
-            }
-            let s = m.state();
-            assert_eq!(s.version, Some(version));
-            assert_eq!(s.result, Some(Status::Success), "{version:?}");
-        }
-    }
-
-    #[tokio::test]
-    async fn an_earlier_runs_result_is_not_taken_after_the_accept() {
-        let m = Monitor::new(None);
-        let f = |status| ProgressFrame {
-            apiversion: 0,
-            status: Some(status),
-            dwl_percent: 0,
-            nsteps: 0,
-            cur_step: 0,
-            cur_percent: 0,
-            image: String::new(),
-            handler: String::new(),
-            info: String::new(),
-        };
-        // The tail of another client's run, seen between connect and REQ_INSTALL.
-        m.state().on_frame(f(Status::Progress));
-        m.state().on_frame(f(Status::Success));
-        m.accepted();
-        assert_eq!(m.state().result, None);
-        // This run, refused early: RUN then FAILURE, no START.
-        m.state().on_frame(f(Status::Failure));
-        assert_eq!(m.state().result, None, "not active yet");
-        m.state().on_frame(f(Status::Run));
-        m.state().on_frame(f(Status::Failure));
-        assert_eq!(m.state().result, Some(Status::Failure));
-    }
-
-    #[test]
-    fn notifications_become_bounded_log_lines() {
-        let mut s = State::default();
-        for i in 0..MAX_LOG_LINES + 3 {
-            s.on_notification(Notification {
-                status: Some(Status::Run),
-                error: 0,
-                level: 3,
-                msg: format!("line {i}"),
-            });
-        }
-        s.on_notification(Notification {
-            status: Some(Status::Run),
-            error: 0,
-            level: 5,
-            msg: "trace".into(),
-        });
-        s.on_notification(Notification {
-            status: Some(Status::Failure),
-            error: 1,
-            level: 1,
-            msg: "HASH mismatch".into(),
-        });
-        assert_eq!(s.log.len(), MAX_LOG_LINES);
-        assert_eq!(s.dropped, 4);
-        assert_eq!(s.reason(), "HASH mismatch");
-        s.on_notification(Notification {
-            status: Some(Status::Failure),
-            error: 1,
-            level: 1,
-            msg: "Image invalid or corrupted".into(),
-        });
-        assert_eq!(s.reason(), "HASH mismatch", "the first error is the cause");
-        assert!(!s.log.iter().any(|l| l.contains("trace")));
-    }
-}
+mod tests;

@@ -20,6 +20,9 @@ use crate::{Activation, BackendError, Progress, ProgressSink};
 const SPOOL_CHUNK: usize = 256 * 1024;
 /// With the progress socket connected but silent this long, GET_STATUS is polled too.
 const PROGRESS_SILENCE: Duration = Duration::from_secs(2);
+/// How long a failed run's error text may trail its result (see
+/// [`Monitor::await_reason`]); seen here trailing by a few milliseconds.
+const REASON_GRACE: Duration = Duration::from_secs(1);
 
 impl SwupdateBackend {
     /// SWUpdate reported SUCCESS for an install the bridge did not let complete: the
@@ -211,8 +214,9 @@ impl SwupdateBackend {
     }
 
     /// The ended run's reason and SWUpdate's messages, the messages also kept for the
-    /// deployment log.
-    pub(super) fn run_messages(&mut self, monitor: &Monitor) -> (String, Vec<String>) {
+    /// deployment log. A failure's error text may trail its result: waited for briefly.
+    pub(super) async fn run_messages(&mut self, monitor: &Monitor) -> (String, Vec<String>) {
+        monitor.await_reason(REASON_GRACE).await;
         let (reason, lines) = {
             let s = monitor.state();
             (s.reason(), s.log.iter().cloned().collect::<Vec<_>>())
@@ -230,7 +234,7 @@ impl SwupdateBackend {
         let r = self
             .wait_result(&inst.monitor, self.config.timeout, None, (0, 0))
             .await;
-        let (reason, lines) = self.run_messages(&inst.monitor);
+        let (reason, lines) = self.run_messages(&inst.monitor).await;
         match r {
             // It read a complete .swu before the payload's end: installed, unverified.
             Ok(Status::Success) if !inst.verified => self.success_after_abort(&what).await,
@@ -366,7 +370,7 @@ impl SwupdateBackend {
                 (inst.sent, inst.size),
             )
             .await;
-        let (reason, lines) = self.run_messages(&inst.monitor);
+        let (reason, lines) = self.run_messages(&inst.monitor).await;
         match r {
             Ok(Status::Success) => {}
             Ok(_) => {
