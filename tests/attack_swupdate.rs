@@ -42,7 +42,6 @@ use mender_bridge_backends::swupdate::abi::{self, Abi};
 use mender_bridge_backends::swupdate::control::{Control, UpdateState};
 use serde_json::json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mender-bridge");
 /// In every attacker byte sequence (image, script): none may be left on the device.
 const MARKER: &[u8] = b"MENDER-BRIDGE-ATTACK-MARKER";
 /// `nobody`: the squatter's user.
@@ -133,16 +132,7 @@ fn self_check() -> String {
 
 /// `mender-bridge` with the device's configuration in `dir` and `args`.
 fn bridge(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("-c")
-        .arg(dir.join("mender.conf"))
-        .arg("-d")
-        .arg(dir.join("data"))
-        .arg("--bridge-config")
-        .arg(dir.join("bridge.toml"))
-        .args(args)
-        .env_remove("NOTIFY_SOCKET");
-    c
+    common::bridge_command(dir, args)
 }
 
 impl Rig {

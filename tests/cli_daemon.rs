@@ -22,7 +22,6 @@ use mender_artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOp
 use serde_json::{json, Value};
 
 const SLOT_SIZE: usize = 4 << 20;
-const BIN: &str = env!("CARGO_BIN_EXE_mender-bridge");
 
 struct Device {
     dir: tempfile::TempDir,
@@ -95,18 +94,7 @@ device_key_type = "p256"
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("-c")
-            .arg(self.path("mender.conf"))
-            .arg("-d")
-            .arg(self.path("data"))
-            .arg("--bridge-config")
-            .arg(self.path("bridge.toml"))
-            .args(args)
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .env_remove("WATCHDOG_PID");
-        c
+        common::bridge_command(self.dir.path(), args)
     }
 
     fn bridge(&self, args: &[&str]) -> Output {

@@ -52,14 +52,7 @@ artifact_info_file = "{info}"
 
     /// Runs `mender-bridge -c … -d … --bridge-config … ARGS`.
     fn bridge(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_mender-bridge"))
-            .arg("-c")
-            .arg(self.path("mender.conf"))
-            .arg("-d")
-            .arg(self.path("data"))
-            .arg("--bridge-config")
-            .arg(self.path("bridge.toml"))
-            .args(args)
+        common::bridge_command(self.dir.path(), args)
             .output()
             .expect("run mender-bridge")
     }

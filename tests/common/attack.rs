@@ -463,18 +463,7 @@ impl Rig {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("-c")
-            .arg(self.path("mender.conf"))
-            .arg("-d")
-            .arg(self.data_dir())
-            .arg("--bridge-config")
-            .arg(self.path("bridge.toml"))
-            .args(args)
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .env_remove("WATCHDOG_PID");
-        c
+        super::bridge_command(self.kit.dir.path(), args)
     }
 
     fn start_daemon(&mut self) {

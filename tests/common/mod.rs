@@ -44,6 +44,24 @@ pub fn device_data_dir(dir: &Path) -> PathBuf {
     data
 }
 
+/// `mender-bridge ARGS` for the device whose files are in `dir`: `-c dir/mender.conf`,
+/// `-d dir/data`, `--bridge-config dir/bridge.toml`, and none of systemd's variables
+/// (`NOTIFY_SOCKET`, `WATCHDOG_*`) inherited from the test runner.
+pub fn bridge_command(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mender-bridge"));
+    c.arg("-c")
+        .arg(dir.join("mender.conf"))
+        .arg("-d")
+        .arg(dir.join("data"))
+        .arg("--bridge-config")
+        .arg(dir.join("bridge.toml"))
+        .args(args)
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID");
+    c
+}
+
 /// The artifact states whose scripts ship in an artifact.
 pub const ARTIFACT_STATES: [&str; 6] = [
     "ArtifactInstall",
