@@ -13,7 +13,7 @@ use crate::rauc::RaucBackend;
 use crate::raw::RawBackend;
 #[cfg(feature = "swupdate")]
 use crate::swupdate::SwupdateBackend;
-use crate::{Activation, Backend, BackendError, PayloadInfo, ProgressSink};
+use crate::{Activation, Backend, BackendError, ModuleHeader, PayloadInfo, ProgressSink, Reboot};
 
 /// Whichever backend the configuration selected. (One per process, built once: the
 /// variants' size difference costs nothing.)
@@ -57,8 +57,20 @@ impl Backend for AnyBackend {
         dispatch!(self, b => b.payload_types())
     }
 
+    fn select(&mut self, payload_type: Option<&str>) -> Result<(), BackendError> {
+        dispatch!(self, b => b.select(payload_type))
+    }
+
     async fn preflight(&mut self) -> Result<(), BackendError> {
         dispatch!(self, b => b.preflight().await)
+    }
+
+    fn prepare(&mut self, header: &ModuleHeader) -> Result<(), BackendError> {
+        dispatch!(self, b => b.prepare(header))
+    }
+
+    fn whole_payload(&self) -> bool {
+        dispatch!(self, b => b.whole_payload())
     }
 
     async fn begin(&mut self, payload: &PayloadInfo) -> Result<(), BackendError> {
@@ -91,6 +103,38 @@ impl Backend for AnyBackend {
 
     async fn rollback(&mut self) -> Result<(), BackendError> {
         dispatch!(self, b => b.rollback().await)
+    }
+
+    async fn reboot(&mut self) -> Result<Reboot, BackendError> {
+        dispatch!(self, b => b.reboot().await)
+    }
+
+    async fn installer_reboot(&mut self) -> Result<(), BackendError> {
+        dispatch!(self, b => b.installer_reboot().await)
+    }
+
+    async fn installer_rollback_reboot(&mut self) -> Result<(), BackendError> {
+        dispatch!(self, b => b.installer_rollback_reboot().await)
+    }
+
+    async fn can_roll_back(&mut self) -> Result<bool, BackendError> {
+        dispatch!(self, b => b.can_roll_back().await)
+    }
+
+    async fn rollback_reboot(&mut self) -> Result<Reboot, BackendError> {
+        dispatch!(self, b => b.rollback_reboot().await)
+    }
+
+    async fn verify_rollback_reboot(&mut self) -> Result<(), BackendError> {
+        dispatch!(self, b => b.verify_rollback_reboot().await)
+    }
+
+    async fn failure(&mut self) -> Result<(), BackendError> {
+        dispatch!(self, b => b.failure().await)
+    }
+
+    async fn cleanup(&mut self) -> Result<(), BackendError> {
+        dispatch!(self, b => b.cleanup().await)
     }
 
     async fn inventory(&self) -> Vec<(String, serde_json::Value)> {

@@ -16,6 +16,7 @@ use bytes::Bytes;
 mod any;
 mod error;
 pub mod fsutil;
+mod installers;
 pub mod module;
 pub mod process_group;
 pub mod rauc;
@@ -27,6 +28,8 @@ pub mod swupdate;
 pub use any::AnyBackend;
 pub(crate) use error::begun;
 pub use error::BackendError;
+pub use installers::Installers;
+pub use module::ModuleHeader;
 
 /// What is known about a payload file before its first byte reaches a backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +66,19 @@ pub enum Activation {
     RebootRequired,
 }
 
+/// Which reboot a step takes (into the new software, or back out of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reboot {
+    /// No reboot.
+    None,
+    /// The engine reboots the host; start-up resumes from the saved phase.
+    Host,
+    /// The installer reboots what it updated itself and returns (an Update Module that
+    /// answered `Yes`, e.g. for a peripheral): [`Backend::installer_reboot`] or
+    /// [`Backend::installer_rollback_reboot`], then the engine goes on at once.
+    Installer,
+}
+
 /// Where a backend sends progress; the deployment engine turns it into Mender substates.
 pub trait ProgressSink: Send + Sync {
     fn report(&self, progress: Progress);
@@ -70,9 +86,14 @@ pub trait ProgressSink: Send + Sync {
 
 /// The seam between the deployment engine and an installer.
 ///
-/// Call order: `begin`, `write`* (the payload in order), then `finish` once the payload's
-/// hash has matched (or `abort` otherwise). After a reboot: `verify_reboot`, then `commit`
-/// or `rollback`.
+/// Call order: `select` (the payload type, from the verified header), `preflight`,
+/// `prepare` (the verified header), then `begin`, `write`* (each payload file in order),
+/// then `finish` once the whole artifact verified (or `abort` otherwise). When `finish`
+/// asked for a reboot: `reboot` (and `installer_reboot` for [`Reboot::Installer`]), after
+/// it `verify_reboot`; then `commit`, or `can_roll_back` and `rollback` (then
+/// `rollback_reboot`, `installer_rollback_reboot`, `verify_rollback_reboot` as it asks);
+/// a failed deployment then gets `failure`; every deployment ends with `cleanup`. After a restart the engine
+/// calls `select` with the recorded payload type before anything else.
 ///
 /// Invariant for implementors: bytes received through `write` are unverified until `finish`
 /// is called. The artifact reader withholds the last chunk of a payload until its SHA-256
@@ -81,11 +102,37 @@ pub trait ProgressSink: Send + Sync {
 pub trait Backend: Send {
     /// Payload types this backend installs.
     fn payload_types(&self) -> Vec<&str>;
-    /// Before the download starts: is the installer there and able to take an install
+    /// The payload of this install is of `payload_type` (`None`: an empty payload): take
+    /// it, or say why not. The default takes the types of [`Backend::payload_types`].
+    fn select(&mut self, payload_type: Option<&str>) -> Result<(), BackendError> {
+        let Some(t) = payload_type else {
+            return Ok(());
+        };
+        let types = self.payload_types();
+        if types.contains(&t) {
+            Ok(())
+        } else {
+            Err(BackendError::not_started(format!(
+                "no backend installs '{t}' payloads (this one takes: {})",
+                types.join(", ")
+            )))
+        }
+    }
+    /// Before the payload streams: is the installer there and able to take an install
     /// (daemon reachable, spool space, not busy)? An error fails the deployment before a
-    /// byte is fetched. The default has nothing to check.
+    /// payload byte is fetched. The default has nothing to check.
     fn preflight(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send {
         async { Ok(()) }
+    }
+    /// After `preflight`, before the first `begin`: the verified header of the artifact
+    /// (an Update Module's file tree is made from it). The default needs nothing.
+    fn prepare(&mut self, _header: &ModuleHeader) -> Result<(), BackendError> {
+        Ok(())
+    }
+    /// Takes every file of a payload (`begin` once per file) and is finished even when the
+    /// payload has no file at all (an Update Module). The default takes exactly one file.
+    fn whole_payload(&self) -> bool {
+        false
     }
     /// Checks space, slot and daemon before any byte is sent.
     fn begin(
@@ -109,6 +156,47 @@ pub trait Backend: Send {
     fn booted_slot(&mut self) -> impl Future<Output = Result<Option<String>, BackendError>> + Send;
     fn commit(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send;
     fn rollback(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send;
+    /// `finish` returned [`Activation::RebootRequired`]: which reboot it takes. The
+    /// default: the host.
+    fn reboot(&mut self) -> impl Future<Output = Result<Reboot, BackendError>> + Send {
+        async { Ok(Reboot::Host) }
+    }
+    /// For [`Reboot::Installer`]: the installer reboots what it updated. The default has
+    /// nothing to do.
+    fn installer_reboot(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send {
+        async { Ok(()) }
+    }
+    /// Can `rollback` undo this install? When it cannot, a failure after activation leaves
+    /// the device inconsistent (the official client's `_INCONSISTENT` artifact name). The
+    /// default: yes.
+    fn can_roll_back(&mut self) -> impl Future<Output = Result<bool, BackendError>> + Send {
+        async { Ok(true) }
+    }
+    /// After `rollback`: which reboot going back takes. The default: none.
+    fn rollback_reboot(&mut self) -> impl Future<Output = Result<Reboot, BackendError>> + Send {
+        async { Ok(Reboot::None) }
+    }
+    /// For a rollback's [`Reboot::Installer`]: the installer reboots what it rolled back.
+    /// Its outcome is judged by `verify_rollback_reboot`. The default has nothing to do.
+    fn installer_rollback_reboot(
+        &mut self,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send {
+        async { Ok(()) }
+    }
+    /// After the rollback reboot: is the old software back? The default: yes.
+    fn verify_rollback_reboot(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send {
+        async { Ok(()) }
+    }
+    /// The deployment failed (after `abort` or `rollback`): the installer's own failure
+    /// handling. The default has none.
+    fn failure(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send {
+        async { Ok(()) }
+    }
+    /// The deployment is over (committed or failed): the installer removes what it kept
+    /// for it. The default has nothing to remove.
+    fn cleanup(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send {
+        async { Ok(()) }
+    }
     /// Extra inventory attributes (booted slot, installer version, ...).
     fn inventory(&self) -> impl Future<Output = Vec<(String, serde_json::Value)>> + Send;
     /// Lines for the deployment log gathered since the last call: the installer's own

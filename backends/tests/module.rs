@@ -9,7 +9,7 @@ use bytes::Bytes;
 use mender_bridge_backends::module::{
     CurrentProvides, ModuleBackend, ModuleConfig, ModuleHeader, RebootAnswer,
 };
-use mender_bridge_backends::{Activation, Backend, PayloadInfo, Progress, ProgressSink};
+use mender_bridge_backends::{Activation, Backend, PayloadInfo, Progress, ProgressSink, Reboot};
 
 struct NoProgress;
 impl ProgressSink for NoProgress {
@@ -156,6 +156,7 @@ async fn streams_read_by_the_module_and_every_state_of_a_success() {
     let mut b = f.backend();
     assert_eq!(install(&mut b, FILES).await.unwrap(), Activation::Installed);
     b.commit().await.unwrap();
+    b.cleanup().await.unwrap();
     assert_eq!(
         f.states(),
         [
@@ -281,11 +282,27 @@ async fn needs_artifact_reboot_answers() {
             "{answer}"
         );
         assert_eq!(b.reboot_answer(), Some(parsed));
-        if answer == "Yes" {
-            b.artifact_reboot().await.unwrap();
-            assert!(b.verify_reboot().await.unwrap());
-            assert_eq!(f.states()[5..], ["ArtifactReboot", "ArtifactVerifyReboot"]);
+        let reboot = b.reboot().await.unwrap();
+        match answer {
+            "Yes" => {
+                assert_eq!(reboot, Reboot::Installer);
+                b.installer_reboot().await.unwrap();
+                assert!(b.verify_reboot().await.unwrap());
+                assert_eq!(f.states()[5..], ["ArtifactReboot", "ArtifactVerifyReboot"]);
+            }
+            "Automatic" => assert_eq!(reboot, Reboot::Host),
+            _ => assert_eq!(reboot, Reboot::None),
         }
+        // Asked once: a new backend (a restart) finds the answer kept.
+        let mut again = f.backend();
+        assert_eq!(again.reboot().await.unwrap(), reboot);
+        assert_eq!(
+            f.states()
+                .iter()
+                .filter(|s| *s == "NeedsArtifactReboot")
+                .count(),
+            1
+        );
     }
     let f = Fixture::new(Behaviour {
         reboot: "Maybe",
@@ -304,11 +321,18 @@ async fn rollback_when_supported_and_when_not() {
     });
     let mut b = f.backend();
     install(&mut b, FILES).await.unwrap();
+    // After a restart: a new backend, the answers kept beside the tree.
+    let mut b = f.backend();
+    assert!(b.can_roll_back().await.unwrap());
     b.rollback().await.unwrap();
+    assert_eq!(b.rollback_reboot().await.unwrap(), Reboot::Installer);
+    b.installer_rollback_reboot().await.unwrap();
+    b.verify_rollback_reboot().await.unwrap();
+    b.failure().await.unwrap();
+    b.cleanup().await.unwrap();
     assert_eq!(
         f.states()[5..],
         [
-            "SupportsRollback",
             "ArtifactRollback",
             "ArtifactRollbackReboot",
             "ArtifactVerifyRollbackReboot",
@@ -317,6 +341,7 @@ async fn rollback_when_supported_and_when_not() {
         ]
     );
     assert!(!f.config.tree_dir().exists());
+    assert!(!f.config.answers_path().exists());
 
     let f = Fixture::new(Behaviour {
         rollback: "No",
@@ -324,15 +349,15 @@ async fn rollback_when_supported_and_when_not() {
     });
     let mut b = f.backend();
     install(&mut b, FILES).await.unwrap();
+    assert!(!b.can_roll_back().await.unwrap());
     let err = b.rollback().await.unwrap_err();
     assert!(
         err.to_string().contains("does not support rollback"),
         "{err}"
     );
-    assert_eq!(
-        f.states()[5..],
-        ["SupportsRollback", "ArtifactFailure", "Cleanup"]
-    );
+    b.failure().await.unwrap();
+    b.cleanup().await.unwrap();
+    assert_eq!(f.states()[5..], ["ArtifactFailure", "Cleanup"]);
 }
 
 #[tokio::test]
@@ -367,6 +392,10 @@ async fn fails_in_time(f: &Fixture, set: impl FnOnce(&mut ModuleConfig), want: &
     assert!(err.contains(want), "{err}");
     let took = started.elapsed();
     assert!(took < Duration::from_secs(10), "{took:?}");
+    // The engine's failure path.
+    b.abort().await.unwrap();
+    b.failure().await.unwrap();
+    b.cleanup().await.unwrap();
 }
 
 /// `pid` is dead: no such process, or a zombie nobody reaped yet.
@@ -417,8 +446,10 @@ async fn a_stream_that_fails_verification_never_reaches_artifact_install() {
         .await
         .unwrap();
     b.write(Bytes::from_static(b"hello")).await.unwrap();
-    // The reader found the hash wrong: the engine aborts.
+    // The reader found the hash wrong: the engine aborts, then fails the deployment.
     b.abort().await.unwrap();
+    b.failure().await.unwrap();
+    b.cleanup().await.unwrap();
     assert_eq!(
         f.states(),
         [
@@ -481,5 +512,6 @@ async fn the_real_single_file_module_installs_a_file() {
     let mode = std::fs::metadata(&installed).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o640);
     b.commit().await.unwrap();
+    b.cleanup().await.unwrap();
     assert!(!config.tree_dir().exists());
 }

@@ -49,7 +49,13 @@ pub async fn run(args: Args, paths: &ConfigPaths) -> Result<ExitCode, Box<dyn st
         InstallOutcome::AwaitingCommit => {
             println!("Installed {name}. Use `mender-bridge commit` to keep it, or `mender-bridge rollback`.");
         }
-        InstallOutcome::Committed => println!("Installed {name} (no payload; provides stored)."),
+        InstallOutcome::Committed => println!("Installed and committed {name}."),
+        InstallOutcome::CommittedRebootRequired => {
+            println!("Installed and committed {name}. At least one payload requested a reboot of the device it updated.");
+            if args.reboot_exit_code {
+                return Ok(ExitCode::from(EXIT_REBOOT));
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -124,6 +124,7 @@ pub(crate) static ROOT: &[Field] = &[
     b("inventory_script_dir", Str),
     b("script_timeout_seconds", Int),
     b("state_scripts_dir", Str),
+    b("modules_dir", Str),
     b("artifact_info_file", Str),
     b("reboot_command", StrList),
     b("artifact", Table(ARTIFACT)),

@@ -98,6 +98,9 @@ pub struct Config {
     /// `state_scripts_dir` (`/etc/mender/scripts`): the rootfs state scripts (`Idle`,
     /// `Sync`, `Download`). Artifact scripts are kept in `<data_dir>/scripts`.
     pub state_scripts_dir: PathBuf,
+    /// `modules_dir` (`/usr/share/mender/modules/v3`): the Update Modules, one executable
+    /// per payload type; their file tree is kept in `<data_dir>/modules/v3`.
+    pub modules_dir: PathBuf,
     /// `artifact_info_file` (`/etc/mender/artifact_info`): `artifact_name=` of a device
     /// whose store has no installed artifact yet.
     pub artifact_info_file: PathBuf,

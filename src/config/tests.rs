@@ -634,6 +634,7 @@ fn example_bridge_toml_documents_every_setting() {
         "reboot_command",
         "script_timeout_seconds",
         "state_scripts_dir",
+        "modules_dir",
     ] {
         assert!(
             set_in_file.contains(&key),

@@ -113,6 +113,7 @@ pub(crate) fn build(
         inventory_script_dir: unchecked.inventory_script_dir,
         script_timeout: v.secs("script_timeout_seconds", unchecked.script_timeout_seconds)?,
         state_scripts_dir: v.path("state_scripts_dir", unchecked.state_scripts_dir)?,
+        modules_dir: v.path("modules_dir", unchecked.modules_dir)?,
         artifact_info_file: v.path("artifact_info_file", unchecked.artifact_info_file)?,
         reboot_command: v.argv("reboot_command", unchecked.reboot_command)?,
         artifact: v.artifact(&unchecked.artifact)?,

@@ -5,7 +5,7 @@ use crate::client::ClientError;
 use crate::deploy::engine::Engine;
 use crate::identity::{full_inventory, InventoryScripts};
 use mender_api::inventory::{Attribute, AttributeValue};
-use mender_bridge_backends::AnyBackend;
+use mender_bridge_backends::Installers;
 
 /// The backend's inventory pairs as API attributes (values that are not strings, numbers
 /// or lists of them are dropped).
@@ -26,7 +26,7 @@ fn backend_attributes(pairs: Vec<(String, serde_json::Value)>) -> Vec<Attribute>
 
 /// The full inventory: device type, provides, inventory scripts, backend attributes.
 pub async fn send_inventory(
-    engine: &Engine<AnyBackend>,
+    engine: &Engine<Installers>,
     scripts: &InventoryScripts,
 ) -> Result<(), ClientError> {
     use mender_bridge_backends::Backend as _;

@@ -46,7 +46,7 @@ use crate::deploy::store::Store;
 use crate::identity::InventoryScripts;
 use control::{Control, Wake};
 pub use inventory::send_inventory;
-use mender_bridge_backends::AnyBackend;
+use mender_bridge_backends::Installers;
 use pidfile::{PidError, PidLock};
 use schedule::{RetryPolicy, Timer};
 
@@ -77,7 +77,7 @@ pub struct DaemonSettings {
 
 /// What the daemon runs, built from the configuration once the pid file is held.
 pub struct DaemonParts {
-    pub engine: Engine<AnyBackend>,
+    pub engine: Engine<Installers>,
     /// Idle and Sync state scripts.
     pub scripts: ScriptRunner,
     pub store: Store,
@@ -118,7 +118,7 @@ struct Daemon {
     settings: DaemonSettings,
     scripts: ScriptRunner,
     store: Store,
-    engine: Engine<AnyBackend>,
+    engine: Engine<Installers>,
     inventory: InventoryScripts,
 }
 

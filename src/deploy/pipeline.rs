@@ -1,7 +1,8 @@
 //! The install sequence, once, for every way of installing an artifact (the deployment
 //! engine, the standalone `install`, and any later one): clear the previous artifact's
-//! scripts → `Download_Enter` → the backend's preflight → open the source and the verifying
-//! reader → the depends and payload-type checks → stream every payload byte into the backend
+//! scripts → `Download_Enter` → open the source and the verifying reader → the depends
+//! check → the backend's route by payload type (`select`), its preflight and `prepare`
+//! (the verified header) → stream every payload byte into the backend
 //! → `Download_Leave` → keep the verified artifact's scripts and provides →
 //! `ArtifactInstall_Enter` → `finish` (activation) → `ArtifactInstall_Leave`.
 //!
@@ -24,7 +25,8 @@
 
 use std::future::Future;
 
-use mender_bridge_backends::{Activation, Backend, BackendError};
+use mender_bridge_backends::module::CurrentProvides;
+use mender_bridge_backends::{Activation, Backend, BackendError, ModuleHeader};
 use tokio::io::AsyncRead;
 
 use super::scripts::{Action, ScriptError, ScriptRunner, State};
@@ -129,7 +131,8 @@ pub trait Hooks<B: Backend>: Send {
 }
 
 /// Runs the install sequence (see the module doc) over `target`, reading the artifact from
-/// `source` (awaited only after `Download_Enter` and the backend's preflight passed).
+/// `source` (awaited only after `Download_Enter` passed; the backend's route and preflight
+/// are decided by the verified header, before any payload byte).
 pub async fn install<B, R, P, H>(
     target: Target<'_, B>,
     source: impl Future<Output = Result<R, H::Error>> + Send,
@@ -155,10 +158,6 @@ where
         .await
         .map_err(PipelineError::from)?;
     script(scripts, hooks, State::Download, Action::Enter).await?;
-    backend
-        .preflight()
-        .await
-        .map_err(PipelineError::Preflight)?;
     let reader = ArtifactReader::open(source.await?, read.clone())
         .await
         .map_err(PipelineError::Open)?;
@@ -167,15 +166,18 @@ where
     let header = reader.info().header.clone();
     check_depends(&header, device_type, current).map_err(PipelineError::from)?;
     let payload_type = header.payload.payload_type.clone();
+    // The route by type, then the chosen installer's own checks, before a payload byte.
+    backend
+        .select(payload_type.as_deref())
+        .map_err(|e| PipelineError::Unsupported(e.to_string()))?;
+    backend
+        .preflight()
+        .await
+        .map_err(PipelineError::Preflight)?;
     if let Some(t) = &payload_type {
-        let types = backend.payload_types();
-        if !types.contains(&t.as_str()) {
-            return Err(PipelineError::Unsupported(format!(
-                "no backend installs '{t}' payloads (this one takes: {})",
-                types.join(", ")
-            ))
-            .into());
-        }
+        backend
+            .prepare(&module_header(&header, t, device_type, current))
+            .map_err(PipelineError::Preflight)?;
     }
     hooks.accepted(&header)?;
 
@@ -224,4 +226,59 @@ async fn script<B: Backend, H: Hooks<B>>(
         .run_logged(state, action, |line| hooks.script_output(line))
         .await;
     Ok(r.map_err(PipelineError::from)?)
+}
+
+/// What an Update Module's tree says about the artifact (`header/` and `current_*`), from
+/// its verified header, laid out as the official client's `header-info` and `type-info`.
+fn module_header(
+    header: &ArtifactHeader,
+    payload_type: &str,
+    device_type: &str,
+    current: &Provides,
+) -> ModuleHeader {
+    use serde_json::{json, Map, Value};
+    let mut provides = Map::new();
+    provides.insert("artifact_name".into(), json!(header.name));
+    if let Some(g) = &header.group {
+        provides.insert("artifact_group".into(), json!(g));
+    }
+    let d = &header.depends;
+    let mut depends = Map::new();
+    if !d.artifact_name.is_empty() {
+        depends.insert("artifact_name".into(), json!(d.artifact_name));
+    }
+    depends.insert("device_type".into(), json!(d.device_type));
+    if !d.artifact_group.is_empty() {
+        depends.insert("artifact_group".into(), json!(d.artifact_group));
+    }
+    let header_info = json!({
+        "payloads": [{"type": payload_type}],
+        "artifact_provides": provides,
+        "artifact_depends": depends,
+    });
+    let p = &header.payload;
+    let mut type_info = Map::new();
+    type_info.insert("type".into(), json!(payload_type));
+    if !p.depends.is_empty() {
+        type_info.insert("artifact_depends".into(), json!(p.depends));
+    }
+    if let Some(provides) = p.provides.as_ref().filter(|m| !m.is_empty()) {
+        type_info.insert("artifact_provides".into(), json!(provides));
+    }
+    if let Some(clears) = p.clears_provides.as_ref().filter(|c| !c.is_empty()) {
+        type_info.insert("clears_artifact_provides".into(), json!(clears));
+    }
+    ModuleHeader {
+        artifact_name: header.name.clone(),
+        artifact_group: header.group.clone().unwrap_or_default(),
+        payload_type: payload_type.to_string(),
+        header_info,
+        type_info: Value::Object(type_info),
+        meta_data: p.meta_data.clone().map(Value::Object),
+        current: CurrentProvides {
+            artifact_name: current.get("artifact_name").cloned().unwrap_or_default(),
+            artifact_group: current.get("artifact_group").cloned().unwrap_or_default(),
+            device_type: device_type.to_string(),
+        },
+    }
 }

@@ -14,7 +14,7 @@
 //! `ArtifactInstall_Leave`) is never committed: it is rolled back.
 use std::time::Instant;
 
-use mender_bridge_backends::{Activation, Backend, BackendError, Progress, ProgressSink};
+use mender_bridge_backends::{Activation, Backend, BackendError, Progress, ProgressSink, Reboot};
 use tokio::io::AsyncRead;
 
 use super::engine::EngineConfig;
@@ -92,8 +92,12 @@ pub enum InstallOutcome {
     RebootRequired,
     /// Installed, no reboot needed: `commit` (or `rollback`).
     AwaitingCommit,
-    /// An artifact without payload (bootstrap): its provides are stored, nothing to commit.
+    /// Committed at once: an artifact without payload (bootstrap, its provides stored), or
+    /// an installer that cannot roll back (as the official client does).
     Committed,
+    /// Committed at once (the installer cannot roll back), and the device must reboot to
+    /// run it.
+    CommittedRebootRequired,
 }
 
 /// How a rollback ended.
@@ -324,30 +328,120 @@ impl<B: Backend> Standalone<B> {
         };
         let reached = hooks.reached;
         let e = match result {
-            Ok(r) => return Ok(r),
+            Ok(r) if r.outcome == InstallOutcome::Committed => return Ok(r),
+            Ok(r) => return self.commit_unless_reversible(r).await,
             Err(e) if !opened => return Err(e),
             Err(e) => e,
         };
         if reached == Reached::Activated {
-            // `finish` activated the new software: undo it.
-            let _ = self.script(State::ArtifactRollback, Action::Enter).await;
-            if let Err(r) = self.backend.rollback().await {
-                tracing::error!("rolling back the failed install: {r}");
+            // `finish` activated the new software: undo it, if the installer can.
+            if matches!(self.backend.can_roll_back().await, Ok(true)) {
+                let _ = self.script(State::ArtifactRollback, Action::Enter).await;
+                let rolled_back = self.backend.rollback().await;
+                let _ = self.script(State::ArtifactRollback, Action::Leave).await;
+                match rolled_back {
+                    Ok(()) => {
+                        if let Err(r) = self.rollback_reboot_here().await {
+                            tracing::error!("rolling back the failed install: {r}");
+                        }
+                    }
+                    Err(r) => {
+                        tracing::error!("rolling back the failed install: {r}");
+                        self.inconsistent(&hooks.record.artifact_name);
+                    }
+                }
+            } else {
+                tracing::error!("the installer cannot roll back the failed install");
+                self.inconsistent(&hooks.record.artifact_name);
             }
-            let _ = self.script(State::ArtifactRollback, Action::Leave).await;
         } else {
             let _ = self.backend.abort().await;
             let _ = self.script(State::Download, Action::Error).await;
         }
-        // Artifact scripts exist (and run) only for an artifact that verified.
-        if reached != Reached::Nothing {
-            let _ = self.script(State::ArtifactFailure, Action::Enter).await;
-            let _ = self.script(State::ArtifactFailure, Action::Leave).await;
-        }
+        self.failure_states(reached != Reached::Nothing).await;
         if let Err(c) = self.store.clear_standalone() {
             tracing::warn!("removing the standalone record: {c}");
         }
         Err(e)
+    }
+
+    /// An installer that cannot roll back is committed at once, as the official client
+    /// does ("Artifact doesn't support rollback. Committing immediately.").
+    async fn commit_unless_reversible(
+        &mut self,
+        installed: Installed,
+    ) -> Result<Installed, StandaloneError> {
+        if self.backend.can_roll_back().await? {
+            return Ok(installed);
+        }
+        tracing::info!(
+            "the installer cannot roll back: committing at once, as the official client does"
+        );
+        let record = self
+            .store
+            .standalone()?
+            .ok_or(StandaloneError::NothingInProgress)?;
+        self.commit_states(&record).await?;
+        let outcome = match installed.outcome {
+            InstallOutcome::RebootRequired => InstallOutcome::CommittedRebootRequired,
+            _ => InstallOutcome::Committed,
+        };
+        Ok(Installed {
+            outcome,
+            ..installed
+        })
+    }
+
+    /// After a rollback: the installer's own reboot out of the new software (a module that
+    /// answered `Yes`), verified; `Ok(true)` when the host must reboot instead.
+    async fn rollback_reboot_here(&mut self) -> Result<bool, StandaloneError> {
+        match self.backend.rollback_reboot().await? {
+            Reboot::None => Ok(false),
+            Reboot::Host => Ok(true),
+            Reboot::Installer => {
+                let _ = self
+                    .script(State::ArtifactRollbackReboot, Action::Enter)
+                    .await;
+                if let Err(e) = self.backend.installer_rollback_reboot().await {
+                    tracing::error!("rollback reboot: {e}");
+                }
+                let verified = self.backend.verify_rollback_reboot().await;
+                let _ = self
+                    .script(State::ArtifactRollbackReboot, Action::Leave)
+                    .await;
+                verified?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// `ArtifactFailure` scripts (for an artifact that verified) around the installer's
+    /// failure handling, then its cleanup; errors only logged.
+    async fn failure_states(&mut self, scripts: bool) {
+        if scripts {
+            let _ = self.script(State::ArtifactFailure, Action::Enter).await;
+        }
+        if let Err(e) = self.backend.failure().await {
+            tracing::error!("failure handling: {e}");
+        }
+        if scripts {
+            let _ = self.script(State::ArtifactFailure, Action::Leave).await;
+        }
+        if let Err(e) = self.backend.cleanup().await {
+            tracing::error!("cleanup: {e}");
+        }
+    }
+
+    /// A failed install the installer could not undo: the artifact name becomes
+    /// `<name>_INCONSISTENT`, as the official client records it.
+    fn inconsistent(&self, artifact: &str) {
+        let mut provides = self.store.provides_or(&self.cfg.artifact_info);
+        let name = format!("{artifact}_INCONSISTENT");
+        tracing::error!("the device is inconsistent: artifact name set to {name}");
+        provides.insert("artifact_name".into(), name);
+        if let Err(e) = self.store.set_installed(&provides) {
+            tracing::error!("recording the inconsistent state: {e}");
+        }
     }
 
     /// Makes the standalone install permanent and stores its provides. A backend that
@@ -361,9 +455,27 @@ impl<B: Backend> Standalone<B> {
         if record.phase != StandalonePhase::Installed {
             return Err(StandaloneError::Interrupted { artifact });
         }
+        self.select(&record);
         if record.reboot_required && !self.backend.verify_reboot().await? {
             return Err(StandaloneError::NotRebooted { artifact });
         }
+        self.commit_states(&record).await?;
+        Ok(artifact)
+    }
+
+    /// The recorded install's backend (or Update Module) takes the calls that follow.
+    fn select(&mut self, record: &StandaloneRecord) {
+        if record.payload_type.is_empty() {
+            return;
+        }
+        if let Err(e) = self.backend.select(Some(&record.payload_type)) {
+            tracing::error!("{e}");
+        }
+    }
+
+    /// `ArtifactCommit` scripts around the backend's commit, the provides stored, the
+    /// backend's cleanup, the record removed.
+    async fn commit_states(&mut self, record: &StandaloneRecord) -> Result<(), StandaloneError> {
         if let Err(e) = self.script(State::ArtifactCommit, Action::Enter).await {
             let _ = self.script(State::ArtifactCommit, Action::Error).await;
             return Err(e.into());
@@ -373,9 +485,12 @@ impl<B: Backend> Standalone<B> {
         if let Err(e) = self.script(State::ArtifactCommit, Action::Leave).await {
             tracing::warn!("after the commit: {e}");
         }
+        if let Err(e) = self.backend.cleanup().await {
+            tracing::warn!("cleanup after the commit: {e}");
+        }
         self.store.clear_standalone()?;
-        tracing::info!(%artifact, "committed");
-        Ok(artifact)
+        tracing::info!(artifact = %record.artifact_name, "committed");
+        Ok(())
     }
 
     /// Reverts the backend to the software that ran before the install.
@@ -384,7 +499,14 @@ impl<B: Backend> Standalone<B> {
         let Some(record) = self.store.standalone()? else {
             return Err(StandaloneError::NothingInProgress);
         };
-        let reboot_needed = record.reboot_required && self.backend.verify_reboot().await?;
+        self.select(&record);
+        if !self.backend.can_roll_back().await? {
+            return Err(StandaloneError::Unsupported(format!(
+                "the installer of {} cannot roll it back",
+                record.artifact_name
+            )));
+        }
+        let mut reboot_needed = record.reboot_required && self.backend.verify_reboot().await?;
         if record.phase == StandalonePhase::Installing {
             // Interrupted while streaming or inside `finish`: stop what may still run.
             self.backend.abort().await?;
@@ -392,8 +514,8 @@ impl<B: Backend> Standalone<B> {
         let _ = self.script(State::ArtifactRollback, Action::Enter).await;
         self.backend.rollback().await?;
         let _ = self.script(State::ArtifactRollback, Action::Leave).await;
-        let _ = self.script(State::ArtifactFailure, Action::Enter).await;
-        let _ = self.script(State::ArtifactFailure, Action::Leave).await;
+        reboot_needed |= self.rollback_reboot_here().await?;
+        self.failure_states(true).await;
         self.store.clear_standalone()?;
         tracing::info!(artifact = %record.artifact_name, "rolled back");
         Ok(RolledBack {

@@ -61,6 +61,9 @@ pub enum Phase {
     Committing,
     /// Rolling back. Resume: roll back again (idempotent), then report failure.
     RollingBack,
+    /// Rolled back; the host reboots out of the new software (an Update Module that
+    /// answered `Automatic`). Resume: verify the rollback reboot, then report failure.
+    RollbackRebooting,
     /// Only the final status is left to report (and, for failures, the log).
     ReportSuccess,
     ReportFailure,

@@ -37,10 +37,12 @@ pub enum StreamError {
 
 /// Streams the payload of `reader` into `backend` and verifies the rest of the artifact.
 /// `payload_type` is the header's (`None` for an empty payload, which must carry no file);
-/// backends take one payload file. `progress.update(done, size)` runs after every chunk — the
-/// caller throttles — and returning `false` stops the stream. On any error after `begin`
-/// the backend is aborted. Returns whether a file was installed (false for an empty
-/// payload).
+/// a backend takes one payload file unless it takes the whole payload
+/// ([`Backend::whole_payload`]: every file, `begin` for each, and none at all is fine).
+/// `progress.update(done, size)` runs after every chunk — the caller throttles — and
+/// returning `false` stops the stream. On any error after `begin` the backend is aborted.
+/// Returns whether the backend has something to finish (false for an empty payload, and
+/// for a typed payload without files unless the backend takes whole payloads).
 pub async fn stream_payload<R, B, P>(
     mut reader: ArtifactReader<R>,
     backend: &mut B,
@@ -59,7 +61,7 @@ where
                 "an empty payload carries a file".into(),
             ));
         };
-        if installed {
+        if installed && !backend.whole_payload() {
             backend.abort().await?;
             return Err(StreamError::Unsupported(format!(
                 "the '{t}' backend takes one payload file; the artifact has more"
@@ -101,5 +103,5 @@ where
         }
         return Err(e.into());
     }
-    Ok(installed)
+    Ok(installed || (payload_type.is_some() && backend.whole_payload()))
 }

@@ -20,7 +20,8 @@ use crate::config::{
     BackendType, BootEnvSettings, BootEnvType, Config, ConfigError, RaucBackendSettings,
     RawBackendSettings, SlotSettings, SwupdateSettings,
 };
-use mender_bridge_backends::AnyBackend;
+use mender_bridge_backends::module::ModuleConfig;
+use mender_bridge_backends::{AnyBackend, Installers};
 
 /// The backend `backend.type` selects. RAUC's record of the activated slot lives in the
 /// store's directory, and so do the RAUC and SWUpdate spool directories by default. The
@@ -43,6 +44,21 @@ pub fn backend(cfg: &Config) -> Result<AnyBackend, SetupError> {
         #[cfg(not(all(feature = "rauc", feature = "swupdate")))]
         other => return Err(SetupError::NotBuilt(other.name())),
     })
+}
+
+/// The configured backend and the Update Modules (`modules_dir`, `ModuleTimeoutSeconds`,
+/// their tree in `<data_dir>/modules/v3`), routed by payload type.
+pub fn installers(cfg: &Config) -> Result<Installers, SetupError> {
+    Ok(Installers::new(backend(cfg)?, module_config(cfg)))
+}
+
+/// Where the Update Modules are, where their tree goes, and how long a state may run.
+pub fn module_config(cfg: &Config) -> ModuleConfig {
+    ModuleConfig {
+        modules_dir: cfg.modules_dir.clone(),
+        timeout: cfg.module_timeout,
+        ..ModuleConfig::for_data_dir(&cfg.data_dir)
+    }
 }
 
 const FILE_HINT: &str = "the raw backend (backend.type = \"raw\") needs both slots: set \

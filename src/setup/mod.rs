@@ -16,7 +16,7 @@ mod backend;
 mod client;
 mod identity;
 
-pub use backend::{backend, rauc_config, raw_config, swupdate_config};
+pub use backend::{backend, installers, module_config, rauc_config, raw_config, swupdate_config};
 pub use client::client_config;
 pub use identity::{identity, inventory_scripts, script_limits};
 
@@ -31,7 +31,9 @@ use crate::deploy::store::Store;
 use crate::identity::{read_device_type, DeviceTypeError, IdentityError};
 use crate::keys::{DeviceKey, KeyError};
 use mender_artifact::{ReadOptions, VerifyKey};
+#[cfg(test)]
 use mender_bridge_backends::AnyBackend;
+use mender_bridge_backends::Installers;
 
 /// Progress substates: at most one every 5 s unless the percentage moved by 10.
 const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
@@ -143,11 +145,11 @@ pub async fn client(cfg: &Config) -> Result<Client, SetupError> {
 
 /// Everything the daemon runs: the engine over the configured backend. Configuration
 /// errors (backend, device type, verify keys) come before the key is loaded or made.
-pub async fn engine(cfg: &Config) -> Result<Engine<AnyBackend>, SetupError> {
+pub async fn engine(cfg: &Config) -> Result<Engine<Installers>, SetupError> {
     if cfg.servers.is_empty() {
         return Err(SetupError::NoServer);
     }
-    let backend = backend(cfg)?;
+    let backend = installers(cfg)?;
     let engine_cfg = engine_config(cfg)?;
     let client = client(cfg).await?;
     Ok(Engine::new(client, store(cfg), backend, engine_cfg))
@@ -181,10 +183,10 @@ pub async fn daemon_parts(cfg: &Config) -> Result<DaemonParts, SetupError> {
 }
 
 /// The standalone `install` / `commit` / `rollback` over the configured store and backend.
-pub fn standalone(cfg: &Config) -> Result<Standalone<AnyBackend>, SetupError> {
+pub fn standalone(cfg: &Config) -> Result<Standalone<Installers>, SetupError> {
     Ok(Standalone::new(
         store(cfg),
-        backend(cfg)?,
+        installers(cfg)?,
         engine_config(cfg)?,
     ))
 }

@@ -3,29 +3,36 @@
 //! `prepare` (the tree) → `begin` (`ProvidePayloadFileSizes`, then `Download` or
 //! `DownloadWithFileSizes`, and each further `begin` the next file) → `write`* →
 //! `finish` (end of streams, `Download` must succeed, `SupportsRollback`,
-//! `ArtifactInstall`, `NeedsArtifactReboot`) → after a reboot `verify_reboot`
-//! (`ArtifactVerifyReboot`) → `commit` (`ArtifactCommit`, `Cleanup`) or `rollback`
-//! (`SupportsRollback`, `ArtifactRollback`, for a `Yes` reboot `ArtifactRollbackReboot` and
-//! `ArtifactVerifyRollbackReboot`, then `ArtifactFailure`, `Cleanup`); `abort`
-//! (`ArtifactFailure`, `Cleanup`).
+//! `ArtifactInstall`, `NeedsArtifactReboot`) → `reboot` (`ArtifactReboot` for a `Yes`, the
+//! host for `Automatic`) → after it `verify_reboot` (`ArtifactVerifyReboot`) → `commit`
+//! (`ArtifactCommit`) or `rollback` (`ArtifactRollback`, `NeedsArtifactReboot` if not
+//! asked yet), `rollback_reboot` (`ArtifactRollbackReboot` for a `Yes`, the host for
+//! `Automatic`), `verify_rollback_reboot` (`ArtifactVerifyRollbackReboot`) → `failure`
+//! (`ArtifactFailure`) → `cleanup` (`Cleanup`, then the tree removed). `abort` only stops
+//! a running `Download`.
 //!
 //! Invariants (the trust model's Update Module row): before `finish` the module has run
 //! only `ProvidePayloadFileSizes` and `Download` and has had only payload bytes and the
 //! verified header; `ArtifactInstall` runs only in `finish`, after `Download` ended
-//! successfully. A download that fails never reaches `ArtifactInstall`: the module gets
-//! `ArtifactFailure` and `Cleanup`. `Cleanup` runs only while the tree exists, and the tree
-//! is removed after it.
+//! successfully. A download that fails never reaches `ArtifactInstall`. The module's
+//! answers to `SupportsRollback` and `NeedsArtifactReboot` are kept next to the tree
+//! (`answers.json`), so after a restart the module is not asked again and the sequence
+//! stays the official client's. No state but `Cleanup` runs once the tree is gone, and the
+//! tree and the answers are removed after `Cleanup`.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 
 use bytes::Bytes;
 
+use super::answers::Answers;
 use super::config::ModuleConfig;
 use super::run::{self, RebootAnswer};
 use super::streams::Download;
 use super::tree::{self, ModuleHeader};
-use crate::{begun, Activation, Backend, BackendError, PayloadInfo, Progress, ProgressSink};
+use crate::{
+    begun, Activation, Backend, BackendError, PayloadInfo, Progress, ProgressSink, Reboot,
+};
 
 /// The Update Module backend for one payload type.
 #[derive(Debug)]
@@ -38,9 +45,6 @@ pub struct ModuleBackend {
     /// `prepare` made the tree for this install.
     prepared: bool,
     download: Option<Download>,
-    /// `ArtifactInstall` ran (in this process).
-    installed: bool,
-    reboot: Option<RebootAnswer>,
     log: Vec<String>,
 }
 
@@ -54,39 +58,28 @@ impl ModuleBackend {
             config,
             prepared: false,
             download: None,
-            installed: false,
-            reboot: None,
             log: Vec::new(),
         }
     }
 
-    /// Before `begin`: the file tree for this install, from the verified header and the
-    /// device's current provides (any earlier tree is removed).
-    pub fn prepare(&mut self, header: &ModuleHeader) -> Result<(), BackendError> {
-        if header.payload_type != self.payload_type {
-            return Err(BackendError::not_started(format!(
-                "header payload type '{}' given to the '{}' module",
-                header.payload_type, self.payload_type
-            )));
-        }
-        self.download = None;
-        self.installed = false;
-        self.reboot = None;
-        tree::create(&self.tree, header)?;
-        self.prepared = true;
-        Ok(())
+    /// Is `<modules_dir>/<payload_type>` an executable file?
+    pub fn installed(&self) -> bool {
+        std::fs::metadata(&self.program)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
     }
 
-    /// The module's `NeedsArtifactReboot` answer from `finish` (`None` before it).
-    /// `Yes` means the engine calls [`ModuleBackend::artifact_reboot`] instead of rebooting
-    /// the host; `Automatic` means the host reboots.
+    /// The module's `NeedsArtifactReboot` answer, once given (kept across restarts).
     pub fn reboot_answer(&self) -> Option<RebootAnswer> {
-        self.reboot
+        self.answers().reboot
     }
 
-    /// `ArtifactReboot`: for a module that answered `Yes`, it reboots what it updated.
-    pub async fn artifact_reboot(&mut self) -> Result<(), BackendError> {
-        self.state("ArtifactReboot").await.map(drop)
+    fn answers(&self) -> Answers {
+        Answers::load(&self.config.answers_path())
+    }
+
+    fn keep_answers(&mut self, answers: &Answers) -> Result<(), BackendError> {
+        answers.save(&self.config.answers_path())
     }
 
     /// Runs one state and keeps its output in the log.
@@ -104,9 +97,40 @@ impl ModuleBackend {
         }
     }
 
+    /// Runs a state only while the tree exists (a restart after `Cleanup` finds none).
+    async fn state_in_tree(&mut self, state: &str) -> Result<Option<String>, BackendError> {
+        if !self.tree.is_dir() {
+            self.log.push(format!(
+                "no Update Module tree: {state} skipped (cleaned up before)"
+            ));
+            return Ok(None);
+        }
+        self.state(state).await.map(Some)
+    }
+
+    /// `SupportsRollback`, asked once per install (the answer kept).
     async fn supports_rollback(&mut self) -> Result<bool, BackendError> {
+        let mut answers = self.answers();
+        if let Some(known) = answers.supports_rollback {
+            return Ok(known);
+        }
         let answer = self.state("SupportsRollback").await?;
-        run::yes_no("SupportsRollback", &answer)
+        let yes = run::yes_no("SupportsRollback", &answer)?;
+        answers.supports_rollback = Some(yes);
+        self.keep_answers(&answers)?;
+        Ok(yes)
+    }
+
+    /// `NeedsArtifactReboot`, asked once per install (the answer kept).
+    async fn needs_reboot(&mut self) -> Result<RebootAnswer, BackendError> {
+        let mut answers = self.answers();
+        if let Some(known) = answers.reboot {
+            return Ok(known);
+        }
+        let answer = run::reboot_answer(&self.state("NeedsArtifactReboot").await?)?;
+        answers.reboot = Some(answer);
+        self.keep_answers(&answers)?;
+        Ok(answer)
     }
 
     /// Starts `Download` if it has not started: asks `ProvidePayloadFileSizes` first.
@@ -126,38 +150,20 @@ impl ModuleBackend {
         Ok(())
     }
 
-    /// A failed download: the module killed if still running, then `ArtifactFailure` and
-    /// `Cleanup`. Returns `err`, its log extended.
-    async fn fail_download(&mut self, err: BackendError) -> BackendError {
+    /// Stops a running `Download` (the module's process group killed).
+    async fn stop_download(&mut self) {
         if let Some(d) = self.download.take() {
             self.log.extend(d.abort().await.log);
         }
-        if let Err(e) = self.failure_states().await {
-            tracing::warn!(error = %e, "Update Module failure states");
-        }
-        err
     }
+}
 
-    /// `ArtifactFailure` then `Cleanup` (which removes the tree); the first error.
-    async fn failure_states(&mut self) -> Result<(), BackendError> {
-        if !self.tree.is_dir() {
-            return Ok(());
-        }
-        let failure = self.state("ArtifactFailure").await.map(drop);
-        let cleanup = self.cleanup().await;
-        failure.and(cleanup)
-    }
-
-    /// `Cleanup`, then the tree removed; skipped when the tree is gone (done before).
-    async fn cleanup(&mut self) -> Result<(), BackendError> {
-        if !self.tree.is_dir() {
-            tracing::info!(tree = %self.tree.display(), "no module tree: Cleanup already done");
-            return Ok(());
-        }
-        let result = self.state("Cleanup").await.map(drop);
-        self.prepared = false;
-        tree::remove(&self.tree)?;
-        result
+/// The reboot a `NeedsArtifactReboot` answer takes.
+fn reboot_of(answer: RebootAnswer) -> Reboot {
+    match answer {
+        RebootAnswer::No => Reboot::None,
+        RebootAnswer::Automatic => Reboot::Host,
+        RebootAnswer::Yes => Reboot::Installer,
     }
 }
 
@@ -166,11 +172,12 @@ impl Backend for ModuleBackend {
         vec![self.payload_type.as_str()]
     }
 
+    fn whole_payload(&self) -> bool {
+        true
+    }
+
     async fn preflight(&mut self) -> Result<(), BackendError> {
-        let executable = std::fs::metadata(&self.program)
-            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false);
-        if executable {
+        if self.installed() {
             Ok(())
         } else {
             Err(BackendError::not_started(format!(
@@ -179,6 +186,22 @@ impl Backend for ModuleBackend {
                 self.config.modules_dir.display()
             )))
         }
+    }
+
+    /// The tree for this install, from the verified header and the device's current
+    /// provides (any earlier tree and answers are removed).
+    fn prepare(&mut self, header: &ModuleHeader) -> Result<(), BackendError> {
+        if header.payload_type != self.payload_type {
+            return Err(BackendError::not_started(format!(
+                "header payload type '{}' given to the '{}' module",
+                header.payload_type, self.payload_type
+            )));
+        }
+        self.download = None;
+        Answers::remove(&self.config.answers_path())?;
+        tree::create(&self.tree, header)?;
+        self.prepared = true;
+        Ok(())
     }
 
     async fn begin(&mut self, payload: &PayloadInfo) -> Result<(), BackendError> {
@@ -194,10 +217,10 @@ impl Backend for ModuleBackend {
             download.next_file(&payload.file_name, payload.size).await
         }
         .await;
-        match result {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.fail_download(e).await),
+        if result.is_err() {
+            self.stop_download().await;
         }
+        result
     }
 
     async fn write(&mut self, chunk: Bytes) -> Result<(), BackendError> {
@@ -216,12 +239,14 @@ impl Backend for ModuleBackend {
             self.log.push(taken.to_string());
             let out = download.finish().await?;
             self.log.extend(out.log);
-            self.supports_rollback().await
+            Ok::<(), BackendError>(())
         }
         .await;
         if let Err(e) = downloaded {
-            return Err(self.fail_download(e).await);
+            self.stop_download().await;
+            return Err(e);
         }
+        self.supports_rollback().await?;
         progress.report(Progress {
             bytes_done: 0,
             bytes_total: None,
@@ -231,27 +256,30 @@ impl Backend for ModuleBackend {
                 self.payload_type
             )),
         });
-        self.installed = true;
         self.state("ArtifactInstall").await?;
-        let answer = self.state("NeedsArtifactReboot").await?;
-        let reboot = run::reboot_answer(&answer)?;
-        self.reboot = Some(reboot);
-        Ok(match reboot {
+        Ok(match self.needs_reboot().await? {
             RebootAnswer::No => Activation::Installed,
             RebootAnswer::Yes | RebootAnswer::Automatic => Activation::RebootRequired,
         })
     }
 
     async fn abort(&mut self) -> Result<(), BackendError> {
-        if let Some(d) = self.download.take() {
-            self.log.extend(d.abort().await.log);
-        }
-        self.failure_states().await
+        self.stop_download().await;
+        Ok(())
+    }
+
+    /// `Yes`: the module's `ArtifactReboot` reboots what it updated; `Automatic`: the host.
+    async fn reboot(&mut self) -> Result<Reboot, BackendError> {
+        Ok(reboot_of(self.needs_reboot().await?))
+    }
+
+    async fn installer_reboot(&mut self) -> Result<(), BackendError> {
+        self.state_in_tree("ArtifactReboot").await.map(drop)
     }
 
     async fn verify_reboot(&mut self) -> Result<bool, BackendError> {
-        match self.state("ArtifactVerifyReboot").await {
-            Ok(_) => Ok(true),
+        match self.state_in_tree("ArtifactVerifyReboot").await {
+            Ok(ran) => Ok(ran.is_some()),
             Err(BackendError::Failed { message, .. }) => {
                 self.log.push(message);
                 Ok(false)
@@ -265,40 +293,69 @@ impl Backend for ModuleBackend {
     }
 
     async fn commit(&mut self) -> Result<(), BackendError> {
-        self.state("ArtifactCommit").await?;
-        self.cleanup().await
+        self.state_in_tree("ArtifactCommit").await.map(drop)
     }
 
-    async fn rollback(&mut self) -> Result<(), BackendError> {
-        if let Some(d) = self.download.take() {
-            self.log.extend(d.abort().await.log);
+    async fn can_roll_back(&mut self) -> Result<bool, BackendError> {
+        if !self.tree.is_dir() {
+            return Ok(false);
         }
+        self.supports_rollback().await
+    }
+
+    /// `ArtifactRollback`; the engine asks [`Backend::can_roll_back`] first.
+    async fn rollback(&mut self) -> Result<(), BackendError> {
+        self.stop_download().await;
         if !self.tree.is_dir() {
             self.log
                 .push("no Update Module tree: nothing to roll back".into());
             return Ok(());
         }
-        let rolled_back = async {
-            if !self.supports_rollback().await? {
-                return Err(BackendError::failed(format!(
-                    "the '{}' Update Module does not support rollback",
-                    self.payload_type
-                )));
-            }
-            self.state("ArtifactRollback").await?;
-            let reboot = match self.reboot {
-                Some(r) => r,
-                None => run::reboot_answer(&self.state("NeedsArtifactReboot").await?)?,
-            };
-            if reboot == RebootAnswer::Yes {
-                self.state("ArtifactRollbackReboot").await?;
-                self.state("ArtifactVerifyRollbackReboot").await?;
-            }
-            Ok(())
+        if !self.supports_rollback().await? {
+            return Err(BackendError::failed(format!(
+                "the '{}' Update Module does not support rollback",
+                self.payload_type
+            )));
         }
-        .await;
-        let failure = self.failure_states().await;
-        rolled_back.and(failure)
+        self.state("ArtifactRollback").await.map(drop)
+    }
+
+    /// As the official client: the reboot answer (asked now if `ArtifactInstall` never got
+    /// to it); `Yes` takes `ArtifactRollbackReboot`, `Automatic` the host.
+    async fn rollback_reboot(&mut self) -> Result<Reboot, BackendError> {
+        if !self.tree.is_dir() {
+            return Ok(Reboot::None);
+        }
+        Ok(reboot_of(self.needs_reboot().await?))
+    }
+
+    async fn installer_rollback_reboot(&mut self) -> Result<(), BackendError> {
+        self.state_in_tree("ArtifactRollbackReboot").await.map(drop)
+    }
+
+    async fn verify_rollback_reboot(&mut self) -> Result<(), BackendError> {
+        self.state_in_tree("ArtifactVerifyRollbackReboot")
+            .await
+            .map(drop)
+    }
+
+    async fn failure(&mut self) -> Result<(), BackendError> {
+        self.stop_download().await;
+        self.state_in_tree("ArtifactFailure").await.map(drop)
+    }
+
+    /// `Cleanup`, then the tree and the answers removed; skipped when the tree is gone.
+    async fn cleanup(&mut self) -> Result<(), BackendError> {
+        self.stop_download().await;
+        if !self.tree.is_dir() {
+            tracing::info!(tree = %self.tree.display(), "no module tree: Cleanup already done");
+            return Answers::remove(&self.config.answers_path());
+        }
+        let result = self.state("Cleanup").await.map(drop);
+        self.prepared = false;
+        tree::remove(&self.tree)?;
+        Answers::remove(&self.config.answers_path())?;
+        result
     }
 
     async fn inventory(&self) -> Vec<(String, serde_json::Value)> {

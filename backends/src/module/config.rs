@@ -51,6 +51,34 @@ impl ModuleConfig {
         self.work_dir.join("payloads").join("0000").join("tree")
     }
 
+    /// The module's answers for the install in progress, beside the tree.
+    pub fn answers_path(&self) -> PathBuf {
+        self.work_dir
+            .join("payloads")
+            .join("0000")
+            .join("answers.json")
+    }
+
+    /// The installed modules: executable files in `modules_dir`, sorted (none when the
+    /// directory is missing).
+    pub fn installed_modules(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.modules_dir) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter(|e| {
+                std::fs::metadata(e.path()).is_ok_and(|m| {
+                    use std::os::unix::fs::PermissionsExt as _;
+                    m.is_file() && m.permissions().mode() & 0o111 != 0
+                })
+            })
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// The executable for `payload_type`.
     pub fn module_path(&self, payload_type: &str) -> PathBuf {
         self.modules_dir.join(payload_type)

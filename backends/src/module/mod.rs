@@ -2,19 +2,19 @@
 //! executable `<modules_dir>/<type>`, called as the official client calls it. `config`
 //! (where modules and their tree live, the bounds), `tree` (the file tree the module works
 //! in), `run` (one state in its own process group, output bounded, answers parsed),
-//! `streams` (the `Download` state's FIFOs or `files/`), `backend` ([`ModuleBackend`]).
+//! `streams` (the `Download` state's FIFOs or `files/`), `answers` (the module's answers,
+//! kept across restarts), `backend` ([`ModuleBackend`]). [`crate::Installers`] picks it
+//! for a payload type no built-in backend takes.
 //!
 //! Invariants: nothing but verified header data and payload bytes reaches a module before
 //! `finish`; `ArtifactInstall` runs only in `finish`, after `Download` succeeded; every
 //! state and every FIFO wait is bounded, and a module over its time is killed with its
 //! whole process group.
 //!
-//! NOT YET: wired into `AnyBackend`, setup and the engine (the engine must call
-//! [`ModuleBackend::prepare`] before `begin`, pass every file of the payload through
-//! `begin`/`write`, and call [`ModuleBackend::artifact_reboot`] instead of rebooting the
-//! host when [`ModuleBackend::reboot_answer`] is `Yes`); augmented artifacts; payload
-//! indices other than `0000`.
+//! NOT YET: augmented artifacts (`SupportsAugmentedArtifacts` and friends); payload
+//! indices other than `0000` (the artifact format allows one payload).
 
+mod answers;
 mod backend;
 mod config;
 mod run;

@@ -57,7 +57,7 @@ pub(crate) struct Output {
 }
 
 /// The answer to `NeedsArtifactReboot`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RebootAnswer {
     /// No reboot (also an empty answer).
     No,

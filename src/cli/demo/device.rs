@@ -10,7 +10,7 @@ use sha2::{Digest as _, Sha256};
 use crate::config::{Config, ConfigPaths};
 use crate::deploy::engine::EngineConfig;
 use crate::setup::{self, SetupError};
-use mender_bridge_backends::AnyBackend;
+use mender_bridge_backends::Installers;
 
 /// The demo's device: its directory and its configuration, loaded from the `mender.conf`
 /// and `mender-bridge.toml` written there, as a device's would be.
@@ -122,9 +122,10 @@ impl DemoDevice {
         &self.config
     }
 
-    /// The configured backend: the raw A/B writer on the two slot files.
-    pub fn backend(&self) -> Result<AnyBackend, SetupError> {
-        setup::backend(&self.config)
+    /// The configured backend (the raw A/B writer on the two slot files), with the Update
+    /// Modules, as the daemon builds it.
+    pub fn backend(&self) -> Result<Installers, SetupError> {
+        setup::installers(&self.config)
     }
 
     /// The engine's settings from the configuration, with the waits shortened so the demo

@@ -13,7 +13,7 @@ use crate::deploy::report::{report_until_taken, upload_log, Reported};
 use crate::deploy::scripts::{Action, State};
 use crate::deploy::store::{DeploymentRecord, Phase};
 use mender_api::DeploymentStatus;
-use mender_bridge_backends::Backend;
+use mender_bridge_backends::{Backend, Reboot};
 
 impl<B: Backend> Engine<B> {
     /// In `Committing` after a restart: the trial is over (the backend no longer reports the
@@ -70,13 +70,18 @@ impl<B: Backend> Engine<B> {
         self.store.set_installed(&rec.new_provides)?;
         let _ = self.scripts(State::ArtifactCommit, Action::Leave).await;
         self.log("info", format!("committed {}", rec.artifact_name));
+        self.cleanup_backend().await;
         rec.phase = Phase::ReportSuccess;
         self.store.save(&mut rec)?;
         self.finish_report(rec).await
     }
 
-    /// Ends a deployment as a failure: the backend aborts or rolls back, the failure
-    /// scripts run, the final status and the log are reported.
+    /// Ends a deployment as a failure: the backend aborts or rolls back (rebooting out of
+    /// the new software when the rollback asks for it), the failure scripts and the
+    /// backend's failure handling run, then its cleanup, and the final status and the log
+    /// are reported. A rollback that is not possible or fails leaves the device
+    /// inconsistent: the artifact name becomes `<name>_INCONSISTENT`, as the official
+    /// client records it.
     pub(super) async fn fail(
         &mut self,
         mut rec: DeploymentRecord,
@@ -84,29 +89,145 @@ impl<B: Backend> Engine<B> {
     ) -> Result<Outcome, EngineError> {
         self.backend_log();
         self.log("error", format!("deployment failed: {reason}"));
-        // Artifact scripts run only for an artifact that verified (always the case once
-        // the backend was asked to activate).
-        let scripts = rec.verified || rec.phase != Phase::Installing;
+        rec.failure = Some(reason);
         if rec.phase.may_be_activated() {
             if rec.phase == Phase::Activating {
                 // `finish` may still be at work in the installer: stop it first.
                 self.abort_backend().await;
             }
-            rec.phase = Phase::RollingBack;
-            if self.store.save(&mut rec).is_ok() {
-                self.rollback_backend().await;
+            match self.backend.can_roll_back().await {
+                Ok(true) => {
+                    rec.phase = Phase::RollingBack;
+                    self.store.save(&mut rec)?;
+                    if !self.rollback_backend().await {
+                        self.inconsistent(&rec);
+                    } else if let Some(outcome) = self.rollback_reboot(&mut rec).await? {
+                        return Ok(outcome);
+                    }
+                }
+                Ok(false) => {
+                    self.log(
+                        "error",
+                        "the installer cannot roll back this install: the device is left \
+                         as the failed install left it",
+                    );
+                    self.inconsistent(&rec);
+                }
+                Err(e) => {
+                    self.log("error", format!("rollback support: {e}"));
+                    self.inconsistent(&rec);
+                }
             }
         } else {
             self.abort_backend().await;
         }
+        self.failed(rec).await
+    }
+
+    /// After a rollback: the reboot out of the new software, if the backend asks for one.
+    /// `Some`: the host reboots now (start-up resumes in `RollbackRebooting`).
+    async fn rollback_reboot(
+        &mut self,
+        rec: &mut DeploymentRecord,
+    ) -> Result<Option<Outcome>, EngineError> {
+        let reboot = match self.backend.rollback_reboot().await {
+            Ok(r) => r,
+            Err(e) => {
+                self.log("error", format!("rollback reboot: {e}"));
+                self.inconsistent(rec);
+                return Ok(None);
+            }
+        };
+        if reboot == Reboot::None {
+            return Ok(None);
+        }
+        rec.phase = Phase::RollbackRebooting;
+        self.store.save(rec)?;
+        let _ = self
+            .scripts(State::ArtifactRollbackReboot, Action::Enter)
+            .await;
+        if reboot == Reboot::Host {
+            self.log("info", "rebooting out of the failed install");
+            return Ok(Some(Outcome::RebootRequired));
+        }
+        let rebooted = self.backend.installer_rollback_reboot().await;
+        self.backend_log();
+        if let Err(e) = rebooted {
+            self.log("error", format!("rollback reboot: {e}"));
+        }
+        self.verify_rollback_reboot(rec).await;
+        Ok(None)
+    }
+
+    /// `ArtifactRollbackReboot_Leave` after checking the old software is back (a failed
+    /// check leaves the device inconsistent).
+    async fn verify_rollback_reboot(&mut self, rec: &DeploymentRecord) {
+        let verified = self.backend.verify_rollback_reboot().await;
+        self.backend_log();
+        if let Err(e) = verified {
+            self.log("error", format!("after the rollback reboot: {e}"));
+            self.inconsistent(rec);
+        }
+        let _ = self
+            .scripts(State::ArtifactRollbackReboot, Action::Leave)
+            .await;
+    }
+
+    /// Start-up after the host rebooted out of a failed install.
+    pub(super) async fn after_rollback_reboot(
+        &mut self,
+        rec: DeploymentRecord,
+    ) -> Result<Outcome, EngineError> {
+        self.verify_rollback_reboot(&rec).await;
+        self.failed(rec).await
+    }
+
+    /// The end of every failure: `ArtifactFailure` scripts around the backend's failure
+    /// handling (for an artifact that verified), its cleanup, the report.
+    async fn failed(&mut self, mut rec: DeploymentRecord) -> Result<Outcome, EngineError> {
+        // Artifact scripts run only for an artifact that verified (always the case once
+        // the backend was asked to activate).
+        let scripts = rec.verified || rec.phase != Phase::Installing;
         if scripts {
             let _ = self.scripts(State::ArtifactFailure, Action::Enter).await;
+        }
+        let failed = self.backend.failure().await;
+        self.backend_log();
+        if let Err(e) = failed {
+            self.log("error", format!("failure handling: {e}"));
+        }
+        if scripts {
             let _ = self.scripts(State::ArtifactFailure, Action::Leave).await;
         }
-        rec.failure = Some(reason);
+        self.cleanup_backend().await;
         rec.phase = Phase::ReportFailure;
         self.store.save(&mut rec)?;
         self.finish_report(rec).await
+    }
+
+    /// The rollback is not possible or did not complete: the device runs neither artifact
+    /// for sure. Its artifact name becomes `<new name>_INCONSISTENT` (the other provides
+    /// stay), so the server and the next update check see it.
+    fn inconsistent(&mut self, rec: &DeploymentRecord) {
+        let mut provides = self.provides();
+        let name = format!("{}_INCONSISTENT", rec.artifact_name);
+        self.log(
+            "error",
+            format!("the device is inconsistent: artifact name set to {name}"),
+        );
+        provides.insert("artifact_name".into(), name);
+        if let Err(e) = self.store.set_installed(&provides) {
+            self.log("error", format!("recording the inconsistent state: {e}"));
+        }
+    }
+
+    /// The backend removes what it kept for the deployment (errors only logged).
+    pub(super) async fn cleanup_backend(&mut self) {
+        let cleaned = self.backend.cleanup().await;
+        self.backend_log();
+        if let Err(e) = cleaned {
+            self.log("error", format!("cleanup: {e}"));
+        }
     }
 
     /// Stops the installer (nothing may be activated afterwards), its messages and any
@@ -120,15 +241,20 @@ impl<B: Backend> Engine<B> {
     }
 
     /// Rolls the backend back between the `ArtifactRollback` scripts, its messages and any
-    /// error into the deployment log.
-    pub(super) async fn rollback_backend(&mut self) {
+    /// error into the deployment log. `false`: the rollback failed.
+    pub(super) async fn rollback_backend(&mut self) -> bool {
         let _ = self.scripts(State::ArtifactRollback, Action::Enter).await;
         let rolled_back = self.backend.rollback().await;
         self.backend_log();
-        if let Err(e) = rolled_back {
-            self.log("error", format!("rollback: {e}"));
-        }
+        let ok = match rolled_back {
+            Ok(()) => true,
+            Err(e) => {
+                self.log("error", format!("rollback: {e}"));
+                false
+            }
+        };
         let _ = self.scripts(State::ArtifactRollback, Action::Leave).await;
+        ok
     }
 
     /// The server aborted the deployment: clean up, report nothing more.
@@ -142,6 +268,8 @@ impl<B: Backend> Engine<B> {
         } else {
             let _ = self.backend.abort().await;
         }
+        let _ = self.backend.failure().await;
+        let _ = self.backend.cleanup().await;
         self.store.clear_deployment()?;
         Ok(Outcome::Aborted)
     }

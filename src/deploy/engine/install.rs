@@ -175,6 +175,8 @@ impl<B: Backend> Hooks<B> for EngineHooks<'_> {
         log_to(self.store, "info", line);
     }
 
+    /// The payload type is recorded before any payload byte: after a restart it names the
+    /// backend (or Update Module) that must clean up.
     fn accepted(&mut self, header: &ArtifactHeader) -> Result<(), Stop> {
         if header.name != self.offered {
             return Err(Stop::Failed(format!(
@@ -182,7 +184,8 @@ impl<B: Backend> Hooks<B> for EngineHooks<'_> {
                 header.name, self.offered
             )));
         }
-        Ok(())
+        self.rec.payload_type = header.payload.payload_type.clone().unwrap_or_default();
+        self.save()
     }
 
     async fn verified(&mut self, verified: Verified) -> Result<(), Stop> {

@@ -12,7 +12,7 @@ mod install;
 
 use std::time::Duration;
 
-use mender_bridge_backends::{Activation, Backend};
+use mender_bridge_backends::{Activation, Backend, Reboot};
 
 use super::report::{log_line, report, Reported};
 use super::scripts::{Action, ScriptRunner, State};
@@ -145,6 +145,12 @@ impl<B: Backend> Engine<B> {
             Err(e) => return Err(e.into()),
         };
         tracing::info!(deployment = %rec.id, phase = ?rec.phase, "resuming a deployment");
+        if !rec.payload_type.is_empty() {
+            // The backend (or Update Module) this deployment's payload went to.
+            if let Err(e) = self.backend.select(Some(&rec.payload_type)) {
+                self.log("error", format!("resuming: {e}"));
+            }
+        }
         let outcome = match rec.phase {
             Phase::Installing => {
                 self.fail(
@@ -167,28 +173,12 @@ impl<B: Backend> Engine<B> {
                 self.log("info", "the commit had happened before the restart");
                 self.committed(rec).await?
             }
-            Phase::Rebooting | Phase::Committing => {
-                let running_new = self.backend.verify_reboot().await;
-                self.backend_log();
-                let _ = self.scripts(State::ArtifactReboot, Action::Leave).await;
-                match running_new {
-                    Ok(true) => self.commit(rec).await?,
-                    Ok(false) => {
-                        self.fail(
-                            rec,
-                            "after the reboot the device is not running the new software \
-                             (the bootloader fell back, or the reboot did not happen)"
-                                .into(),
-                        )
-                        .await?
-                    }
-                    Err(e) => self.fail(rec, format!("verifying the reboot: {e}")).await?,
-                }
-            }
+            Phase::Rebooting | Phase::Committing => self.after_reboot(rec).await?,
             Phase::RollingBack => {
                 self.fail(rec, "resuming an interrupted rollback".into())
                     .await?
             }
+            Phase::RollbackRebooting => self.after_rollback_reboot(rec).await?,
             Phase::ReportSuccess | Phase::ReportFailure | Phase::ReportAlreadyInstalled => {
                 self.finish_report(rec).await?
             }
@@ -300,12 +290,48 @@ impl<B: Backend> Engine<B> {
                 if let Err(e) = self.scripts(State::ArtifactReboot, Action::Enter).await {
                     return self.fail(rec, e).await;
                 }
-                self.log("info", "rebooting into the new software");
-                Ok(Outcome::RebootRequired)
+                match self.backend.reboot().await {
+                    Ok(Reboot::Host) => {
+                        self.log("info", "rebooting into the new software");
+                        Ok(Outcome::RebootRequired)
+                    }
+                    Ok(Reboot::Installer) => {
+                        self.log("info", "the installer reboots what it updated");
+                        let rebooted = self.backend.installer_reboot().await;
+                        self.backend_log();
+                        match rebooted {
+                            Ok(()) => self.after_reboot(rec).await,
+                            Err(e) => self.fail(rec, format!("reboot: {e}")).await,
+                        }
+                    }
+                    Ok(Reboot::None) => self.after_reboot(rec).await,
+                    Err(e) => self.fail(rec, format!("reboot: {e}")).await,
+                }
             }
             Ok(Activation::Installed) => self.commit(rec).await,
             Err(Stop::Aborted) => self.aborted(rec).await,
             Err(Stop::Failed(msg)) => self.fail(rec, msg).await,
+        }
+    }
+
+    /// After the reboot into the new software (a restart, or an installer's own reboot):
+    /// verify it runs, `ArtifactReboot_Leave`, then commit or fail.
+    async fn after_reboot(&mut self, rec: DeploymentRecord) -> Result<Outcome, EngineError> {
+        let running_new = self.backend.verify_reboot().await;
+        self.backend_log();
+        let _ = self.scripts(State::ArtifactReboot, Action::Leave).await;
+        match running_new {
+            Ok(true) => self.commit(rec).await,
+            Ok(false) => {
+                self.fail(
+                    rec,
+                    "after the reboot the device is not running the new software \
+                     (the bootloader fell back, or the reboot did not happen)"
+                        .into(),
+                )
+                .await
+            }
+            Err(e) => self.fail(rec, format!("verifying the reboot: {e}")).await,
         }
     }
 

@@ -1,0 +1,209 @@
+//! [`Installers`]: the configured built-in backend and the Update Modules, as one backend
+//! that routes each install by its payload type (issue 12): a type the built-in backend
+//! takes (`rootfs-image` for the raw writer, or RAUC/SWUpdate where they claim it; `rauc`;
+//! `swu`) goes to it, any other type to the Update Module of that name.
+//!
+//! Invariants: the route is decided by [`Backend::select`] only (from the verified header,
+//! or after a restart from the recorded payload type) and holds until the next `select`;
+//! every call goes to the selected backend alone; before any `select` the built-in backend
+//! is selected (a record without a payload type is the built-in backend's, as before
+//! modules existed).
+
+use bytes::Bytes;
+
+use crate::module::{ModuleBackend, ModuleConfig};
+use crate::{
+    Activation, AnyBackend, Backend, BackendError, ModuleHeader, PayloadInfo, ProgressSink, Reboot,
+};
+
+/// The built-in backend plus the Update Modules of `modules.modules_dir`.
+#[derive(Debug)]
+pub struct Installers {
+    builtin: AnyBackend,
+    modules: ModuleConfig,
+    /// The module selected for the current install (`None`: the built-in backend).
+    module: Option<ModuleBackend>,
+}
+
+/// `route!(self, b => b.call(...))`: `call` on the selected backend.
+macro_rules! route {
+    ($self:expr, $b:ident => $call:expr) => {
+        match &mut $self.module {
+            Some($b) => $call,
+            None => {
+                let $b = &mut $self.builtin;
+                $call
+            }
+        }
+    };
+}
+
+impl Installers {
+    pub fn new(builtin: AnyBackend, modules: ModuleConfig) -> Self {
+        Installers {
+            builtin,
+            modules,
+            module: None,
+        }
+    }
+
+    /// The built-in backend.
+    pub fn builtin(&self) -> &AnyBackend {
+        &self.builtin
+    }
+
+    /// Where the modules are and how they run.
+    pub fn modules(&self) -> &ModuleConfig {
+        &self.modules
+    }
+
+    /// The selected Update Module, if the current install is a module's.
+    pub fn module(&self) -> Option<&ModuleBackend> {
+        self.module.as_ref()
+    }
+}
+
+impl Backend for Installers {
+    /// The built-in backend's types, then the installed modules'.
+    fn payload_types(&self) -> Vec<&str> {
+        match &self.module {
+            Some(m) => m.payload_types(),
+            None => self.builtin.payload_types(),
+        }
+    }
+
+    /// The built-in backend if it takes `payload_type`, else its Update Module (which must
+    /// be installed: "no Update Module 'X' in <dir>").
+    fn select(&mut self, payload_type: Option<&str>) -> Result<(), BackendError> {
+        self.module = None;
+        let Some(t) = payload_type else {
+            return Ok(());
+        };
+        if self.builtin.payload_types().contains(&t) {
+            return Ok(());
+        }
+        let module = ModuleBackend::new(self.modules.clone(), t);
+        if !module.installed() {
+            let mut takes = self.builtin.payload_types().join(", ");
+            if takes.is_empty() {
+                takes = "nothing".into();
+            }
+            return Err(BackendError::not_started(format!(
+                "no Update Module '{t}' in {} (and the built-in backend takes: {takes})",
+                self.modules.modules_dir.display()
+            )));
+        }
+        tracing::info!(payload_type = t, "the payload goes to its Update Module");
+        self.module = Some(module);
+        Ok(())
+    }
+
+    async fn preflight(&mut self) -> Result<(), BackendError> {
+        route!(self, b => b.preflight().await)
+    }
+
+    fn prepare(&mut self, header: &ModuleHeader) -> Result<(), BackendError> {
+        route!(self, b => b.prepare(header))
+    }
+
+    fn whole_payload(&self) -> bool {
+        match &self.module {
+            Some(m) => m.whole_payload(),
+            None => self.builtin.whole_payload(),
+        }
+    }
+
+    async fn begin(&mut self, payload: &PayloadInfo) -> Result<(), BackendError> {
+        route!(self, b => b.begin(payload).await)
+    }
+
+    async fn write(&mut self, chunk: Bytes) -> Result<(), BackendError> {
+        route!(self, b => b.write(chunk).await)
+    }
+
+    async fn finish(&mut self, progress: &dyn ProgressSink) -> Result<Activation, BackendError> {
+        route!(self, b => b.finish(progress).await)
+    }
+
+    async fn abort(&mut self) -> Result<(), BackendError> {
+        route!(self, b => b.abort().await)
+    }
+
+    async fn verify_reboot(&mut self) -> Result<bool, BackendError> {
+        route!(self, b => b.verify_reboot().await)
+    }
+
+    async fn booted_slot(&mut self) -> Result<Option<String>, BackendError> {
+        route!(self, b => b.booted_slot().await)
+    }
+
+    async fn commit(&mut self) -> Result<(), BackendError> {
+        route!(self, b => b.commit().await)
+    }
+
+    async fn rollback(&mut self) -> Result<(), BackendError> {
+        route!(self, b => b.rollback().await)
+    }
+
+    async fn reboot(&mut self) -> Result<Reboot, BackendError> {
+        route!(self, b => b.reboot().await)
+    }
+
+    async fn installer_reboot(&mut self) -> Result<(), BackendError> {
+        route!(self, b => b.installer_reboot().await)
+    }
+
+    async fn installer_rollback_reboot(&mut self) -> Result<(), BackendError> {
+        route!(self, b => b.installer_rollback_reboot().await)
+    }
+
+    async fn can_roll_back(&mut self) -> Result<bool, BackendError> {
+        route!(self, b => b.can_roll_back().await)
+    }
+
+    async fn rollback_reboot(&mut self) -> Result<Reboot, BackendError> {
+        route!(self, b => b.rollback_reboot().await)
+    }
+
+    async fn verify_rollback_reboot(&mut self) -> Result<(), BackendError> {
+        route!(self, b => b.verify_rollback_reboot().await)
+    }
+
+    async fn failure(&mut self) -> Result<(), BackendError> {
+        route!(self, b => b.failure().await)
+    }
+
+    async fn cleanup(&mut self) -> Result<(), BackendError> {
+        route!(self, b => b.cleanup().await)
+    }
+
+    /// The built-in backend's attributes, and `update_modules` as the official client's
+    /// inventory script reports it: one name, a list of names, or `""` for none.
+    async fn inventory(&self) -> Vec<(String, serde_json::Value)> {
+        let mut attrs = self.builtin.inventory().await;
+        let names = self.modules.installed_modules();
+        let value = match names.len() {
+            0 => serde_json::Value::String(String::new()),
+            1 => serde_json::Value::String(names[0].clone()),
+            _ => serde_json::Value::from(names),
+        };
+        attrs.push(("update_modules".to_string(), value));
+        attrs
+    }
+
+    fn take_log(&mut self) -> Vec<String> {
+        // Both: a module's lines may wait while the built-in backend is selected again.
+        let mut lines = self.builtin.take_log();
+        if let Some(m) = &mut self.module {
+            lines.extend(m.take_log());
+        }
+        lines
+    }
+
+    fn stream_note(&self) -> Option<String> {
+        match &self.module {
+            Some(m) => m.stream_note(),
+            None => self.builtin.stream_note(),
+        }
+    }
+}
