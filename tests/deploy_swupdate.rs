@@ -234,7 +234,7 @@ async fn a_busy_daemon_is_retried_then_the_deployment_fails() {
 }
 
 #[tokio::test]
-async fn an_absent_daemon_fails_before_the_download() {
+async fn an_absent_daemon_fails_before_the_payload_streams() {
     let (sim, dev, d) = parts().await;
     let swu = d.swu("absent", &image(1 << 20, 31), "1.0", "dev");
     let dep = upload_and_deploy(&sim, &dev.id, "release-2", d.artifact("release-2", &swu)).await;
@@ -249,7 +249,7 @@ async fn an_absent_daemon_fails_before_the_download() {
         engine.check_update().await.unwrap(),
         Outcome::Finished(DeploymentStatus::Failure)
     );
-    assert!(engine.last_download().is_none(), "not a byte downloaded");
+    common::device::assert_stopped_after_the_header(&engine, 1 << 20);
     let log = deployment_log(&sim, &dep, &dev.id).await;
     assert!(
         log.contains("backend not ready")
@@ -538,7 +538,7 @@ async fn stream_mode_is_refused_when_swupdate_accepts_unsigned_images() {
         e.check_update().await.unwrap(),
         Outcome::Finished(DeploymentStatus::Failure)
     );
-    assert!(e.last_download().is_none(), "refused before the download");
+    common::device::assert_stopped_after_the_header(&e, img.len() as u64);
     let log = deployment_log(&sim, &dep, &dev.id).await;
     assert!(
         log.contains("backend not ready")

@@ -241,3 +241,14 @@ pub async fn assert_one_final_still_release_1(sim: &TestSim, dep: &str, dev: &De
         "release-1"
     );
 }
+
+/// A backend's preflight refused: it runs once the verified header named the payload type
+/// (issue 12 routes by it), so the artifact download was opened for the header and stopped
+/// there, far short of the `payload` bytes.
+pub fn assert_stopped_after_the_header<B: Backend>(e: &Engine<B>, payload: u64) {
+    let delivered = e.last_download().map_or(0, |d| d.delivered());
+    assert!(
+        delivered < payload / 4,
+        "{delivered} bytes read (payload {payload}) before the preflight refused"
+    );
+}
