@@ -98,27 +98,33 @@ impl Device {
     /// A fresh engine over `backend` with the device's client, store and scripts, as a
     /// (re)started process builds it.
     pub fn engine_with<B: Backend>(&self, sim: &TestSim, backend: B) -> Engine<B> {
-        let cfg = EngineConfig {
-            device_type: DEVICE_TYPE.into(),
-            read: ReadOptions::default(),
-            scripts: ScriptRunner {
-                rootfs_dir: self.dir.path().join("rootfs-scripts"),
-                artifact_dir: self.dir.path().join("store/scripts"),
-                timeout: Duration::from_secs(10),
-                retry_interval: Duration::from_millis(100),
-                retry_timeout: Duration::from_secs(1),
-            },
-            artifact_info: self.dir.path().join("artifact_info"),
-            retry_initial: Duration::from_millis(50),
-            retry_cap: Duration::from_millis(500),
-            progress_interval: Duration::from_millis(50),
-            progress_step: 10,
-        };
-        Engine::new(self.client(sim), self.store(), backend, cfg)
+        Engine::new(self.client(sim), self.store(), backend, engine_config(self))
     }
 
     pub fn store(&self) -> Store {
         Store::new(self.dir.path().join("store"))
+    }
+}
+
+/// The engine settings of a device's engine (and its standalone operations): its scripts,
+/// short retries and progress intervals.
+pub fn engine_config(dev: &Device) -> EngineConfig {
+    let dir = dev.dir.path();
+    EngineConfig {
+        device_type: DEVICE_TYPE.into(),
+        read: ReadOptions::default(),
+        scripts: ScriptRunner {
+            rootfs_dir: dir.join("rootfs-scripts"),
+            artifact_dir: dir.join("store/scripts"),
+            timeout: Duration::from_secs(10),
+            retry_interval: Duration::from_millis(100),
+            retry_timeout: Duration::from_secs(1),
+        },
+        artifact_info: dir.join("artifact_info"),
+        retry_initial: Duration::from_millis(50),
+        retry_cap: Duration::from_millis(500),
+        progress_interval: Duration::from_millis(50),
+        progress_step: 10,
     }
 }
 

@@ -39,6 +39,10 @@ enum Mode {
     Files(Option<std::fs::File>),
 }
 
+/// How long a module that broke its stream may take to exit before the bridge reports the
+/// broken pipe alone.
+const STREAM_EXIT_GRACE: Duration = Duration::from_secs(2);
+
 /// The result of waiting for the module to open a FIFO.
 enum Opened {
     Reader(pipe::Sender),
@@ -122,7 +126,7 @@ impl Download {
             Mode::Module(Some(stream)) => {
                 match tokio::time::timeout_at(limit, stream.write_all(&chunk)).await {
                     Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => Err(BackendError::io("write to the Update Module's stream", e)),
+                    Ok(Err(e)) => Err(self.stream_broken(e).await),
                     Err(_) => Err(BackendError::failed(
                         "the Update Module stopped reading its stream (timed out)",
                     )),
@@ -144,6 +148,27 @@ impl Download {
             _ => Err(BackendError::failed(
                 "write before a payload file was begun",
             )),
+        }
+    }
+
+    /// The module closed its stream early: most likely `Download` exited. Waits a moment
+    /// for it, so the error names its exit status and carries its output.
+    async fn stream_broken(&mut self, e: std::io::Error) -> BackendError {
+        let state = if self.with_sizes {
+            "DownloadWithFileSizes"
+        } else {
+            "Download"
+        };
+        let grace = (Instant::now() + STREAM_EXIT_GRACE).min(self.deadline);
+        match self.running.wait(grace).await {
+            Some(status) => BackendError::failed_with_log(
+                format!(
+                    "Update Module state {state} ended ({status}) before reading the whole \
+                     payload stream"
+                ),
+                self.running.output().await.log,
+            ),
+            None => BackendError::io(format!("write to the Update Module's stream in {state}"), e),
         }
     }
 

@@ -1,0 +1,874 @@
+//! Update Modules through the engine and the simulator (issue 12): a recording shell module
+//! (every call with its working directory, the streams it read, the state scripts in the
+//! same trace) deployed as a device does, with the raw A/B writer as the built-in backend.
+//! What the dashboard shows, what the module was called with and in which order, what the
+//! device records afterwards (provides, `_INCONSISTENT`), and the standalone install.
+#![cfg(feature = "sim")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::device::{history, Device, DEVICE_TYPE};
+use common::sim::TestSim;
+use common::{finals, script};
+use hyper::Method;
+use mender_api::DeploymentStatus;
+use mender_artifact::writer::{
+    write_artifact, ArtifactSpec, PayloadFile, ScriptFile, WriteOptions,
+};
+use mender_bridge::deploy::engine::{Engine, Outcome};
+use mender_bridge::deploy::standalone::{InstallOutcome, Standalone};
+use mender_bridge_backends::module::ModuleConfig;
+use mender_bridge_backends::raw::RawBackend;
+use mender_bridge_backends::{AnyBackend, Backend, Installers};
+
+const TYPE: &str = "rec-module";
+const FILES: [(&str, &[u8]); 2] = [("a.bin", b"first payload file"), ("b.txt", b"second")];
+
+/// How the recording module behaves (its `behaviour` file, read at every call).
+#[derive(Clone)]
+struct Behaviour {
+    /// Reads the streams in Download (else the bridge stores files/).
+    read: bool,
+    /// Answers.
+    sizes: &'static str,
+    reboot: &'static str,
+    rollback: &'static str,
+    /// This state exits 1.
+    fail: &'static str,
+    /// Shell run at the start of this state.
+    extra: Option<(&'static str, &'static str)>,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Behaviour {
+            read: true,
+            sizes: "",
+            reboot: "No",
+            rollback: "Yes",
+            fail: "none",
+            extra: None,
+        }
+    }
+}
+
+/// A device with the recording module in its own modules directory.
+struct Rig {
+    sim: TestSim,
+    dev: Device,
+    modules: PathBuf,
+    rec: PathBuf,
+    timeout: Duration,
+}
+
+impl Rig {
+    async fn new(b: Behaviour) -> Self {
+        let sim = TestSim::start().await;
+        let dev = Device::new(&sim).await;
+        let modules = dev.dir.path().join("modules");
+        let rec = dev.dir.path().join("rec");
+        std::fs::create_dir_all(&modules).unwrap();
+        std::fs::create_dir_all(&rec).unwrap();
+        let rig = Rig {
+            sim,
+            dev,
+            modules,
+            rec,
+            timeout: Duration::from_secs(30),
+        };
+        rig.behave(b);
+        script(&rig.modules.join(TYPE), &recording_module(&rig.rec));
+        rig
+    }
+
+    /// Changes how the module behaves from its next call on.
+    fn behave(&self, b: Behaviour) {
+        let (extra_state, extra) = b.extra.unwrap_or(("none", ":"));
+        let text = format!(
+            "READ={}\nSIZES='{}'\nREBOOT='{}'\nROLLBACK='{}'\nFAIL='{}'\nEXTRA_STATE='{}'\nextra() {{ {}\n}}\n",
+            if b.read { "yes" } else { "no" },
+            b.sizes,
+            b.reboot,
+            b.rollback,
+            b.fail,
+            extra_state,
+            extra
+        );
+        std::fs::write(self.rec.join("behaviour"), text).unwrap();
+    }
+
+    fn module_config(&self) -> ModuleConfig {
+        let mut c = ModuleConfig::for_data_dir(&self.dev.dir.path().join("data"));
+        c.modules_dir = self.modules.clone();
+        c.timeout = self.timeout;
+        c.fifo_timeout = Duration::from_secs(10);
+        c
+    }
+
+    fn installers(&self) -> Installers {
+        Installers::new(
+            AnyBackend::Raw(RawBackend::new(self.dev.rig.config.clone())),
+            self.module_config(),
+        )
+    }
+
+    /// A fresh engine, as a (re)started process builds it.
+    fn engine(&self) -> Engine<Installers> {
+        self.dev.engine_with(&self.sim, self.installers())
+    }
+
+    /// Writes a `rec-module` artifact with `files`, uploads and deploys it.
+    async fn deploy(&self, spec: ArtifactSpec, files: &[(&str, &[u8])]) -> String {
+        let name = spec.name.clone();
+        self.sim.upload(artifact(spec, files).await).await;
+        self.sim.deploy(&name, &self.dev.id).await
+    }
+
+    /// The states the module was called in, and the state scripts, in order.
+    fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.rec.join("calls"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn rec(&self, name: &str) -> PathBuf {
+        self.rec.join(name)
+    }
+
+    fn tree(&self) -> PathBuf {
+        self.module_config().tree_dir()
+    }
+
+    fn installed_name(&self) -> String {
+        self.dev.store().installed().unwrap().unwrap()["artifact_name"].clone()
+    }
+
+    async fn statuses(&self, dep: &str) -> Vec<String> {
+        let mut s: Vec<String> = history(&self.sim, dep, &self.dev.id)
+            .await
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        s.dedup();
+        s
+    }
+
+    async fn failure_substate(&self, dep: &str) -> String {
+        history(&self.sim, dep, &self.dev.id)
+            .await
+            .into_iter()
+            .find(|(s, _)| s == "failure")
+            .and_then(|(_, sub)| sub)
+            .unwrap_or_default()
+    }
+
+    async fn log(&self, dep: &str) -> String {
+        self.sim
+            .http
+            .manage_ok(
+                Method::GET,
+                &format!("/deployments/{dep}/devices/{}/log", self.dev.id),
+                None,
+            )
+            .await
+            .to_string()
+    }
+}
+
+/// The recording module: each call appends its state to `calls` (and a line to `wrong-cwd`
+/// if the working directory is not the tree it was given); the query states answer from
+/// `behaviour`; `Download` reads every stream (or none), recording the `stream-next` lines
+/// and what each stream held.
+fn recording_module(rec: &Path) -> String {
+    format!(
+        r#"#!/bin/sh
+REC={rec}
+. "$REC/behaviour"
+STATE="$1"
+echo "$STATE" >> "$REC/calls"
+[ "$(pwd)" = "$2" ] || echo "$STATE $(pwd) $2" >> "$REC/wrong-cwd"
+[ "$STATE" = "$EXTRA_STATE" ] && extra
+[ "$STATE" = "$FAIL" ] && {{ echo "failing $STATE on purpose" >&2; exit 1; }}
+case "$STATE" in
+  ProvidePayloadFileSizes) echo "$SIZES" ;;
+  NeedsArtifactReboot) echo "$REBOOT" ;;
+  SupportsRollback) echo "$ROLLBACK" ;;
+  ArtifactInstall) ls > "$REC/tree-at-install"; [ -d files ] && cp files/* "$REC/" ;;
+  Download|DownloadWithFileSizes)
+    if [ "$READ" = yes ]; then
+      while true; do
+        line=$(cat stream-next)
+        [ -z "$line" ] && break
+        echo "$line" >> "$REC/streams"
+        name=${{line%% *}}
+        cat "$name" > "$REC/got-$(basename "$name")"
+      done
+    fi ;;
+esac
+exit 0
+"#,
+        rec = rec.display()
+    )
+}
+
+/// Artifact scripts that record themselves in the module's trace.
+fn recording_scripts(rec: &Path) -> Vec<ScriptFile> {
+    [
+        "ArtifactInstall_Enter_01",
+        "ArtifactInstall_Leave_01",
+        "ArtifactReboot_Enter_01",
+        "ArtifactReboot_Leave_01",
+        "ArtifactCommit_Enter_01",
+        "ArtifactCommit_Leave_01",
+        "ArtifactRollback_Enter_01",
+        "ArtifactRollback_Leave_01",
+        "ArtifactRollbackReboot_Enter_01",
+        "ArtifactRollbackReboot_Leave_01",
+        "ArtifactFailure_Enter_01",
+        "ArtifactFailure_Leave_01",
+    ]
+    .into_iter()
+    .map(|name| {
+        ScriptFile::new(
+            name,
+            format!(
+                "#!/bin/sh\necho 'script {name}' >> {}/calls\n",
+                rec.display()
+            ),
+        )
+    })
+    .collect()
+}
+
+fn spec(name: &str) -> ArtifactSpec {
+    ArtifactSpec::module(name, [DEVICE_TYPE], TYPE)
+}
+
+async fn artifact(spec: ArtifactSpec, files: &[(&str, &[u8])]) -> Vec<u8> {
+    let files = files
+        .iter()
+        .map(|(name, data)| {
+            PayloadFile::new(
+                *name,
+                data.len() as u64,
+                std::io::Cursor::new(data.to_vec()),
+            )
+        })
+        .collect();
+    let opts = WriteOptions {
+        compression: mender_artifact::Compression::None,
+        ..WriteOptions::default()
+    };
+    let mut out = Vec::new();
+    write_artifact(&mut out, &spec, files, &opts).await.unwrap();
+    out
+}
+
+/// The module states of a full install, from the first call to `NeedsArtifactReboot`.
+fn install_states(download: &str) -> Vec<&str> {
+    vec![
+        "ProvidePayloadFileSizes",
+        download,
+        "SupportsRollback",
+        "ArtifactInstall",
+        "NeedsArtifactReboot",
+    ]
+}
+
+fn with(mut states: Vec<&'static str>, more: &[&'static str]) -> Vec<String> {
+    states.extend_from_slice(more);
+    states.into_iter().map(str::to_string).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_install_streams_every_file_and_runs_every_state_of_a_success() {
+    let rig = Rig::new(Behaviour::default()).await;
+    let mut spec = spec("release-2");
+    spec.scripts = recording_scripts(&rig.rec);
+    let dep = rig.deploy(spec, &FILES).await;
+    assert_eq!(
+        rig.engine().check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Success)
+    );
+    assert_eq!(
+        rig.calls(),
+        [
+            "ProvidePayloadFileSizes",
+            "Download",
+            "script ArtifactInstall_Enter_01",
+            "SupportsRollback",
+            "ArtifactInstall",
+            "NeedsArtifactReboot",
+            "script ArtifactInstall_Leave_01",
+            "script ArtifactCommit_Enter_01",
+            "ArtifactCommit",
+            "script ArtifactCommit_Leave_01",
+            "Cleanup",
+        ]
+    );
+    assert!(!rig.rec("wrong-cwd").exists(), "every call ran in the tree");
+    assert_eq!(
+        std::fs::read_to_string(rig.rec("streams")).unwrap(),
+        "streams/a.bin\nstreams/b.txt\n"
+    );
+    assert_eq!(std::fs::read(rig.rec("got-a.bin")).unwrap(), FILES[0].1);
+    assert_eq!(std::fs::read(rig.rec("got-b.txt")).unwrap(), FILES[1].1);
+    let at_install = std::fs::read_to_string(rig.rec("tree-at-install")).unwrap();
+    assert!(!at_install.contains("files"), "{at_install}");
+    assert_eq!(
+        rig.statuses(&dep).await,
+        ["downloading", "installing", "success"]
+    );
+    assert_eq!(rig.installed_name(), "release-2");
+    assert!(!rig.tree().exists(), "the tree is removed after Cleanup");
+    let log = rig.log(&dep).await;
+    assert!(log.is_empty() || !log.contains("error"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_that_reads_no_streams_gets_its_files_stored() {
+    let rig = Rig::new(Behaviour {
+        read: false,
+        ..Behaviour::default()
+    })
+    .await;
+    let dep = rig.deploy(spec("release-2"), &FILES).await;
+    assert_eq!(
+        rig.engine().check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Success)
+    );
+    assert_eq!(
+        rig.calls(),
+        with(install_states("Download"), &["ArtifactCommit", "Cleanup"])
+    );
+    // ArtifactInstall copied files/ out of the tree.
+    assert_eq!(std::fs::read(rig.rec("a.bin")).unwrap(), FILES[0].1);
+    assert_eq!(std::fs::read(rig.rec("b.txt")).unwrap(), FILES[1].1);
+    let at_install = std::fs::read_to_string(rig.rec("tree-at-install")).unwrap();
+    assert!(
+        at_install.contains("files") && !at_install.contains("stream"),
+        "{at_install}"
+    );
+    assert_eq!(rig.statuses(&dep).await.last().unwrap(), "success");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn download_with_file_sizes_carries_the_sizes() {
+    let rig = Rig::new(Behaviour {
+        sizes: "Yes",
+        ..Behaviour::default()
+    })
+    .await;
+    rig.deploy(spec("release-2"), &FILES).await;
+    assert_eq!(
+        rig.engine().check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Success)
+    );
+    assert_eq!(rig.calls()[1], "DownloadWithFileSizes");
+    assert_eq!(
+        std::fs::read_to_string(rig.rec("streams")).unwrap(),
+        "streams/a.bin 18\nstreams/b.txt 6\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_without_files_still_goes_through_its_module() {
+    let rig = Rig::new(Behaviour::default()).await;
+    rig.deploy(spec("release-2"), &[]).await;
+    assert_eq!(
+        rig.engine().check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Success)
+    );
+    assert_eq!(
+        rig.calls(),
+        with(install_states("Download"), &["ArtifactCommit", "Cleanup"])
+    );
+    assert!(!rig.rec("streams").exists(), "no stream was offered");
+    assert_eq!(rig.installed_name(), "release-2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn needs_artifact_reboot_yes_runs_artifact_reboot_and_goes_on() {
+    let rig = Rig::new(Behaviour {
+        reboot: "Yes",
+        ..Behaviour::default()
+    })
+    .await;
+    let mut spec = spec("release-2");
+    spec.scripts = recording_scripts(&rig.rec);
+    let dep = rig.deploy(spec, &FILES).await;
+    assert_eq!(
+        rig.engine().check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Success)
+    );
+    let calls = rig.calls();
+    assert_eq!(
+        calls[calls
+            .iter()
+            .position(|c| c == "NeedsArtifactReboot")
+            .unwrap()..],
+        [
+            "NeedsArtifactReboot",
+            "script ArtifactInstall_Leave_01",
+            "script ArtifactReboot_Enter_01",
+            "ArtifactReboot",
+            "ArtifactVerifyReboot",
+            "script ArtifactReboot_Leave_01",
+            "script ArtifactCommit_Enter_01",
+            "ArtifactCommit",
+            "script ArtifactCommit_Leave_01",
+            "Cleanup",
+        ]
+    );
+    assert_eq!(
+        rig.statuses(&dep).await,
+        [
+            "downloading",
+            "installing",
+            "rebooting",
+            "installing",
+            "success"
+        ]
+    );
+    assert_eq!(rig.installed_name(), "release-2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn needs_artifact_reboot_automatic_reboots_the_host_and_resumes() {
+    let rig = Rig::new(Behaviour {
+        reboot: "Automatic",
+        ..Behaviour::default()
+    })
+    .await;
+    let dep = rig.deploy(spec("release-2"), &FILES).await;
+    assert_eq!(
+        rig.engine().check_update().await.unwrap(),
+        Outcome::RebootRequired
+    );
+    assert!(!rig.calls().contains(&"ArtifactReboot".to_string()));
+    // The host rebooted: a new process resumes.
+    assert_eq!(
+        rig.engine().resume().await.unwrap(),
+        Some(Outcome::Finished(DeploymentStatus::Success))
+    );
+    assert_eq!(
+        rig.calls(),
+        with(
+            install_states("Download"),
+            &["ArtifactVerifyReboot", "ArtifactCommit", "Cleanup"]
+        )
+    );
+    assert_eq!(rig.installed_name(), "release-2");
+    assert_eq!(finals(&history(&rig.sim, &dep, &rig.dev.id).await), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_verify_reboot_rolls_back_through_the_module() {
+    let rig = Rig::new(Behaviour {
+        reboot: "Yes",
+        fail: "ArtifactVerifyReboot",
+        ..Behaviour::default()
+    })
+    .await;
+    let mut spec = spec("release-2");
+    spec.scripts = recording_scripts(&rig.rec);
+    let dep = rig.deploy(spec, &FILES).await;
+    assert_eq!(
+        rig.engine().check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Failure)
+    );
+    let calls = rig.calls();
+    assert_eq!(
+        calls[calls.iter().position(|c| c == "ArtifactReboot").unwrap()..],
+        [
+            "ArtifactReboot",
+            "ArtifactVerifyReboot",
+            "script ArtifactReboot_Leave_01",
+            "script ArtifactRollback_Enter_01",
+            "ArtifactRollback",
+            "script ArtifactRollback_Leave_01",
+            "script ArtifactRollbackReboot_Enter_01",
+            "ArtifactRollbackReboot",
+            "ArtifactVerifyRollbackReboot",
+            "script ArtifactRollbackReboot_Leave_01",
+            "script ArtifactFailure_Enter_01",
+            "ArtifactFailure",
+            "script ArtifactFailure_Leave_01",
+            "Cleanup",
+        ]
+    );
+    assert_eq!(rig.installed_name(), "release-1", "rolled back");
+    assert!(rig
+        .log(&dep)
+        .await
+        .contains("failing ArtifactVerifyReboot on purpose"));
+    assert!(!rig.tree().exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_automatic_rollback_reboots_the_host_and_verifies_after_it() {
+    let rig = Rig::new(Behaviour {
+        reboot: "Automatic",
+        fail: "ArtifactVerifyReboot",
+        ..Behaviour::default()
+    })
+    .await;
+    let dep = rig.deploy(spec("release-2"), &FILES).await;
+    assert_eq!(
+        rig.engine().check_update().await.unwrap(),
+        Outcome::RebootRequired
+    );
+    // After the reboot the new software fails its check: roll back, reboot the host again.
+    assert_eq!(
+        rig.engine().resume().await.unwrap(),
+        Some(Outcome::RebootRequired)
+    );
+    assert_eq!(finals(&history(&rig.sim, &dep, &rig.dev.id).await), 0);
+    assert_eq!(
+        rig.engine().resume().await.unwrap(),
+        Some(Outcome::Finished(DeploymentStatus::Failure))
+    );
+    assert_eq!(
+        rig.calls(),
+        with(
+            install_states("Download"),
+            &[
+                "ArtifactVerifyReboot",
+                "ArtifactRollback",
+                "ArtifactVerifyRollbackReboot",
+                "ArtifactFailure",
+                "Cleanup"
+            ]
+        )
+    );
+    assert_eq!(rig.installed_name(), "release-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_install_failure_rolls_back_or_leaves_the_device_inconsistent() {
+    // SupportsRollback: Yes — rolled back; the reboot question is asked for the rollback.
+    let rig = Rig::new(Behaviour {
+        fail: "ArtifactInstall",
+        ..Behaviour::default()
+    })
+    .await;
+    let dep = rig.deploy(spec("release-2"), &FILES).await;
+    assert_eq!(
+        rig.engine().check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Failure)
+    );
+    assert_eq!(
+        rig.calls(),
+        [
+            "ProvidePayloadFileSizes",
+            "Download",
+            "SupportsRollback",
+            "ArtifactInstall",
+            "ArtifactRollback",
+            "NeedsArtifactReboot",
+            "ArtifactFailure",
+            "Cleanup"
+        ]
+    );
+    assert_eq!(rig.installed_name(), "release-1");
+    assert!(rig.failure_substate(&dep).await.contains("ArtifactInstall"));
+
+    // SupportsRollback: No — nothing to undo with: `<name>_INCONSISTENT`, as the official
+    // client records it.
+    let rig = Rig::new(Behaviour {
+        fail: "ArtifactInstall",
+        rollback: "No",
+        ..Behaviour::default()
+    })
+    .await;
+    let dep = rig.deploy(spec("release-2"), &FILES).await;
+    assert_eq!(
+        rig.engine().check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Failure)
+    );
+    assert_eq!(
+        rig.calls(),
+        [
+            "ProvidePayloadFileSizes",
+            "Download",
+            "SupportsRollback",
+            "ArtifactInstall",
+            "ArtifactFailure",
+            "Cleanup"
+        ]
+    );
+    assert_eq!(rig.installed_name(), "release-2_INCONSISTENT");
+    assert_eq!(
+        rig.engine().device_provides().artifact_name,
+        "release-2_INCONSISTENT",
+        "the next update check says so"
+    );
+    assert!(rig.log(&dep).await.contains("inconsistent"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_over_its_timeout_is_killed_with_its_process_group() {
+    let mut rig = Rig::new(Behaviour {
+        extra: Some((
+            "ArtifactInstall",
+            "sleep 1000 & echo $! > \"$REC/pid\"; sleep 1000",
+        )),
+        ..Behaviour::default()
+    })
+    .await;
+    rig.timeout = Duration::from_secs(2);
+    let dep = rig.deploy(spec("release-2"), &FILES).await;
+    let started = Instant::now();
+    assert_eq!(
+        rig.engine().check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Failure)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let sub = rig.failure_substate(&dep).await;
+    assert!(
+        sub.contains("ArtifactInstall") && sub.contains("timed out"),
+        "{sub}"
+    );
+    let pid: i32 = std::fs::read_to_string(rig.rec("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(gone(pid), "the module's child {pid} outlived the timeout");
+    assert_eq!(
+        rig.calls()[3..],
+        [
+            "ArtifactInstall",
+            "ArtifactRollback",
+            "NeedsArtifactReboot",
+            "ArtifactFailure",
+            "Cleanup"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_dying_mid_stream_never_reaches_artifact_install() {
+    let rig = Rig::new(Behaviour {
+        extra: Some((
+            "Download",
+            "line=$(cat stream-next); head -c 5 \"${line%% *}\" > /dev/null; exit 3",
+        )),
+        ..Behaviour::default()
+    })
+    .await;
+    let big = common::image(4 << 20, 7);
+    let dep = rig
+        .deploy(spec("release-2"), &[("big.bin", &big), ("b.txt", b"x")])
+        .await;
+    assert_eq!(
+        rig.engine().check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Failure)
+    );
+    assert_eq!(
+        rig.calls(),
+        [
+            "ProvidePayloadFileSizes",
+            "Download",
+            "ArtifactFailure",
+            "Cleanup"
+        ]
+    );
+    let sub = rig.failure_substate(&dep).await;
+    assert!(
+        sub.contains("Download ended (exit status: 3) before reading the whole payload stream"),
+        "{sub}"
+    );
+    assert_eq!(rig.installed_name(), "release-1");
+    assert!(!rig.tree().exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_fails_verification_never_reaches_artifact_install() {
+    let rig = Rig::new(Behaviour::default()).await;
+    let big = common::image(1 << 20, 9);
+    let good = artifact(spec("release-2"), &[("a.bin", b"small"), ("big.bin", &big)]).await;
+    // Flip a byte near the end of the second file, inside the (uncompressed) data tar.
+    let mut bytes = good.clone();
+    let tail = &big[big.len() - 64..];
+    let at = bytes.windows(tail.len()).position(|w| w == tail).unwrap();
+    bytes[at] ^= 0xff;
+    let id = rig.sim.upload(good).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    rig.sim.http.replace_content(&id, bytes).await;
+    let dep = rig.sim.deploy("release-2", &rig.dev.id).await;
+    assert_eq!(
+        rig.engine().check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Failure)
+    );
+    assert_eq!(
+        rig.calls(),
+        [
+            "ProvidePayloadFileSizes",
+            "Download",
+            "ArtifactFailure",
+            "Cleanup"
+        ]
+    );
+    // The module had the first file, verified, and the second one cut short.
+    assert_eq!(std::fs::read(rig.rec("got-a.bin")).unwrap(), b"small");
+    let got = std::fs::read(rig.rec("got-big.bin")).unwrap_or_default();
+    assert!(got.len() < big.len(), "the unverified tail was withheld");
+    let sub = rig.failure_substate(&dep).await;
+    assert!(sub.contains("big.bin") || sub.contains("checksum"), "{sub}");
+    assert_eq!(rig.installed_name(), "release-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_type_without_a_module_fails_before_the_payload_streams() {
+    let rig = Rig::new(Behaviour::default()).await;
+    let big = common::image(1 << 20, 3);
+    let dep = rig
+        .deploy(
+            ArtifactSpec::module("release-2", [DEVICE_TYPE], "nosuch"),
+            &[("big.bin", &big)],
+        )
+        .await;
+    let mut e = rig.engine();
+    assert_eq!(
+        e.check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Failure)
+    );
+    let sub = rig.failure_substate(&dep).await;
+    let want = format!("no Update Module 'nosuch' in {}", rig.modules.display());
+    assert!(sub.contains(&want), "{sub}");
+    common::device::assert_stopped_after_the_header(&e, big.len() as u64);
+    assert!(rig.calls().is_empty(), "{:?}", rig.calls());
+    assert_eq!(rig.installed_name(), "release-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rootfs_images_still_go_to_the_built_in_backend() {
+    let rig = Rig::new(Behaviour::default()).await;
+    let img = common::image(1 << 20, 5);
+    let (dep, _) = common::device::deploy(&rig.sim, &rig.dev.id, "release-2", &img, None).await;
+    assert_eq!(
+        rig.engine().check_update().await.unwrap(),
+        Outcome::RebootRequired
+    );
+    assert!(
+        rig.calls().is_empty(),
+        "no module was called: {:?}",
+        rig.calls()
+    );
+    assert_eq!(rig.statuses(&dep).await.last().unwrap(), "rebooting");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inventory_lists_the_installed_modules() {
+    let rig = Rig::new(Behaviour::default()).await;
+    assert_eq!(
+        update_modules(&rig.installers()).await,
+        Some(serde_json::json!(TYPE))
+    );
+    script(&rig.modules.join("other"), "#!/bin/sh\n");
+    std::fs::write(rig.modules.join("not-executable"), "x").unwrap();
+    assert_eq!(
+        update_modules(&rig.installers()).await,
+        Some(serde_json::json!(["other", TYPE]))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_install_commit_and_rollback_with_a_module() {
+    let rig = Rig::new(Behaviour::default()).await;
+    let file = rig.dev.dir.path().join("release-2.mender");
+    std::fs::write(&file, artifact(spec("release-2"), &FILES).await).unwrap();
+    let standalone = || Standalone::new(rig.dev.store(), rig.installers(), engine_config(&rig));
+    let source = || tokio::fs::File::open(file.clone());
+
+    // Rollback supported: install, then commit in a separate run.
+    let installed = standalone()
+        .install(source().await.unwrap(), &mut |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(installed.outcome, InstallOutcome::AwaitingCommit);
+    assert_eq!(rig.installed_name(), "release-1");
+    assert_eq!(standalone().commit().await.unwrap(), "release-2");
+    assert_eq!(
+        rig.calls(),
+        with(install_states("Download"), &["ArtifactCommit", "Cleanup"])
+    );
+    assert_eq!(rig.installed_name(), "release-2");
+    assert!(!rig.tree().exists());
+
+    // Roll back a second install.
+    std::fs::remove_file(rig.rec("calls")).unwrap();
+    std::fs::write(&file, artifact(spec("release-3"), &FILES).await).unwrap();
+    standalone()
+        .install(source().await.unwrap(), &mut |_, _| {})
+        .await
+        .unwrap();
+    standalone().rollback().await.unwrap();
+    assert_eq!(
+        rig.calls(),
+        with(
+            install_states("Download"),
+            &["ArtifactRollback", "ArtifactFailure", "Cleanup"]
+        )
+    );
+    assert_eq!(rig.installed_name(), "release-2");
+
+    // No rollback support: committed at once, as the official client does.
+    std::fs::remove_file(rig.rec("calls")).unwrap();
+    rig.behave(Behaviour {
+        rollback: "No",
+        reboot: "Automatic",
+        ..Behaviour::default()
+    });
+    std::fs::write(&file, artifact(spec("release-4"), &FILES).await).unwrap();
+    let installed = standalone()
+        .install(source().await.unwrap(), &mut |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(installed.outcome, InstallOutcome::CommittedRebootRequired);
+    assert_eq!(rig.installed_name(), "release-4");
+    assert_eq!(
+        rig.calls(),
+        with(install_states("Download"), &["ArtifactCommit", "Cleanup"])
+    );
+}
+
+/// The `update_modules` inventory attribute.
+async fn update_modules(i: &Installers) -> Option<serde_json::Value> {
+    i.inventory()
+        .await
+        .into_iter()
+        .find(|(k, _)| k == "update_modules")
+        .map(|(_, v)| v)
+}
+
+/// The engine settings of [`Device::engine_with`], for the standalone operations.
+fn engine_config(rig: &Rig) -> mender_bridge::deploy::engine::EngineConfig {
+    common::device::engine_config(&rig.dev)
+}
+
+/// `pid` is dead: no such process, or a zombie nobody reaped yet.
+fn gone(pid: i32) -> bool {
+    for _ in 0..50 {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return true,
+            Ok(stat) if stat.rsplit(") ").next().is_some_and(|s| s.starts_with('Z')) => {
+                return true
+            }
+            Ok(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    false
+}
