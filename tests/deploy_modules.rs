@@ -872,3 +872,43 @@ fn gone(pid: i32) -> bool {
     }
     false
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_type_that_is_a_path_runs_nothing() {
+    // Attack: the type names an executable outside the modules directory.
+    let rig = Rig::new(Behaviour::default()).await;
+    let canary = rig.rec("canary");
+    script(
+        &rig.rec("evil"),
+        &format!("#!/bin/sh\ntouch {}\n", canary.display()),
+    );
+    // Our writer refuses such a type; the real mender-artifact writes it.
+    let payload = rig.rec("payload.bin");
+    std::fs::write(&payload, "x").unwrap();
+    let out = rig.rec("evil.mender");
+    common::run(std::process::Command::new("mender-artifact").args([
+        "write",
+        "module-image",
+        "-T",
+        "../rec/evil",
+        "-t",
+        DEVICE_TYPE,
+        "-n",
+        "release-2",
+        "-f",
+        payload.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]));
+    rig.sim.upload(std::fs::read(&out).unwrap()).await;
+    let dep = rig.sim.deploy("release-2", &rig.dev.id).await;
+    assert_eq!(
+        rig.engine().check_update().await.unwrap(),
+        Outcome::Finished(DeploymentStatus::Failure)
+    );
+    let sub = rig.failure_substate(&dep).await;
+    assert!(sub.contains("cannot name an Update Module"), "{sub}");
+    assert!(!canary.exists(), "the attacker's program ran");
+    assert!(rig.calls().is_empty());
+    assert_eq!(rig.installed_name(), "release-1");
+}

@@ -82,6 +82,12 @@ impl Backend for Installers {
         if self.builtin.payload_types().contains(&t) {
             return Ok(());
         }
+        // The type names a file in the modules directory: never a path out of it.
+        if crate::module::check_module_name(t).is_err() {
+            return Err(BackendError::not_started(format!(
+                "payload type {t:?} cannot name an Update Module (not a plain file name)"
+            )));
+        }
         let module = ModuleBackend::new(self.modules.clone(), t);
         if !module.installed() {
             let mut takes = self.builtin.payload_types().join(", ");
@@ -205,5 +211,47 @@ impl Backend for Installers {
             Some(m) => m.stream_note(),
             None => self.builtin.stream_note(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raw::{RawBackend, RawConfig};
+
+    fn installers(modules: &std::path::Path) -> Installers {
+        let raw: RawConfig = serde_json::from_value(serde_json::json!({
+            "slots": {
+                "a": {"name": "a", "device": modules.join("a"), "boot_part": 2},
+                "b": {"name": "b", "device": modules.join("b"), "boot_part": 3},
+                "active": {"named": "a"},
+            },
+            "bootenv": {"type": "uboot"},
+        }))
+        .unwrap();
+        let mut modules_cfg = ModuleConfig::for_data_dir(&modules.join("data"));
+        modules_cfg.modules_dir = modules.to_path_buf();
+        Installers::new(AnyBackend::Raw(RawBackend::new(raw)), modules_cfg)
+    }
+
+    #[test]
+    fn a_payload_type_never_names_a_path_out_of_the_modules_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut i = installers(dir.path());
+        for bad in ["../../bin/sh", "/bin/sh", "..", ".", "a/b", ""] {
+            let err = i.select(Some(bad)).unwrap_err().to_string();
+            assert!(err.contains("cannot name an Update Module"), "{bad}: {err}");
+            assert!(i.module().is_none());
+        }
+        let err = i.select(Some("nosuch")).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "no Update Module 'nosuch' in {}",
+                dir.path().display()
+            )),
+            "{err}"
+        );
+        i.select(Some("rootfs-image")).unwrap();
+        assert!(i.module().is_none(), "rootfs-image stays built in");
     }
 }

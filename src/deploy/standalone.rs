@@ -327,12 +327,23 @@ impl<B: Backend> Standalone<B> {
             Err(e) => Err(e),
         };
         let reached = hooks.reached;
+        let artifact = std::mem::take(&mut hooks.record.artifact_name);
         let e = match result {
-            Ok(r) if r.outcome == InstallOutcome::Committed => return Ok(r),
-            Ok(r) => return self.commit_unless_reversible(r).await,
+            Ok(r) if r.outcome == InstallOutcome::Committed => {
+                self.backend_log(false);
+                return Ok(r);
+            }
+            Ok(r) => {
+                self.backend_log(false);
+                let r = self.commit_unless_reversible(r).await;
+                self.backend_log(r.is_err());
+                return r;
+            }
             Err(e) if !opened => return Err(e),
             Err(e) => e,
         };
+        // What the installer said (an Update Module's output) explains the failure.
+        self.backend_log(true);
         if reached == Reached::Activated {
             // `finish` activated the new software: undo it, if the installer can.
             if matches!(self.backend.can_roll_back().await, Ok(true)) {
@@ -347,22 +358,61 @@ impl<B: Backend> Standalone<B> {
                     }
                     Err(r) => {
                         tracing::error!("rolling back the failed install: {r}");
-                        self.inconsistent(&hooks.record.artifact_name);
+                        self.inconsistent(&artifact);
                     }
                 }
             } else {
                 tracing::error!("the installer cannot roll back the failed install");
-                self.inconsistent(&hooks.record.artifact_name);
+                self.inconsistent(&artifact);
             }
         } else {
             let _ = self.backend.abort().await;
             let _ = self.script(State::Download, Action::Error).await;
         }
         self.failure_states(reached != Reached::Nothing).await;
+        self.backend_log(true);
         if let Err(c) = self.store.clear_standalone() {
             tracing::warn!("removing the standalone record: {c}");
         }
         Err(e)
+    }
+
+    /// The installer's own lines (an Update Module's output): at warning level when the
+    /// operation failed, so the user sees why without `-l info`.
+    fn backend_log(&mut self, failed: bool) {
+        for line in self.backend.take_log() {
+            if failed {
+                tracing::warn!("{line}");
+            } else {
+                tracing::info!("{line}");
+            }
+        }
+    }
+
+    /// Rolls the recorded install back; `Ok(true)` when a reboot returns to the old
+    /// software.
+    async fn rollback_states(
+        &mut self,
+        record: &StandaloneRecord,
+    ) -> Result<bool, StandaloneError> {
+        if !self.backend.can_roll_back().await? {
+            return Err(StandaloneError::Unsupported(format!(
+                "the installer of {} cannot roll it back",
+                record.artifact_name
+            )));
+        }
+        let mut reboot_needed = record.reboot_required && self.backend.verify_reboot().await?;
+        if record.phase == StandalonePhase::Installing {
+            // Interrupted while streaming or inside `finish`: stop what may still run.
+            self.backend.abort().await?;
+        }
+        let _ = self.script(State::ArtifactRollback, Action::Enter).await;
+        self.backend.rollback().await?;
+        let _ = self.script(State::ArtifactRollback, Action::Leave).await;
+        reboot_needed |= self.rollback_reboot_here().await?;
+        self.failure_states(true).await;
+        self.store.clear_standalone()?;
+        Ok(reboot_needed)
     }
 
     /// An installer that cannot roll back is committed at once, as the official client
@@ -456,11 +506,17 @@ impl<B: Backend> Standalone<B> {
             return Err(StandaloneError::Interrupted { artifact });
         }
         self.select(&record);
-        if record.reboot_required && !self.backend.verify_reboot().await? {
-            return Err(StandaloneError::NotRebooted { artifact });
+        let committed = async {
+            if record.reboot_required && !self.backend.verify_reboot().await? {
+                return Err(StandaloneError::NotRebooted {
+                    artifact: artifact.clone(),
+                });
+            }
+            self.commit_states(&record).await
         }
-        self.commit_states(&record).await?;
-        Ok(artifact)
+        .await;
+        self.backend_log(committed.is_err());
+        committed.map(|()| artifact)
     }
 
     /// The recorded install's backend (or Update Module) takes the calls that follow.
@@ -500,23 +556,9 @@ impl<B: Backend> Standalone<B> {
             return Err(StandaloneError::NothingInProgress);
         };
         self.select(&record);
-        if !self.backend.can_roll_back().await? {
-            return Err(StandaloneError::Unsupported(format!(
-                "the installer of {} cannot roll it back",
-                record.artifact_name
-            )));
-        }
-        let mut reboot_needed = record.reboot_required && self.backend.verify_reboot().await?;
-        if record.phase == StandalonePhase::Installing {
-            // Interrupted while streaming or inside `finish`: stop what may still run.
-            self.backend.abort().await?;
-        }
-        let _ = self.script(State::ArtifactRollback, Action::Enter).await;
-        self.backend.rollback().await?;
-        let _ = self.script(State::ArtifactRollback, Action::Leave).await;
-        reboot_needed |= self.rollback_reboot_here().await?;
-        self.failure_states(true).await;
-        self.store.clear_standalone()?;
+        let rolled_back = self.rollback_states(&record).await;
+        self.backend_log(rolled_back.is_err());
+        let reboot_needed = rolled_back?;
         tracing::info!(artifact = %record.artifact_name, "rolled back");
         Ok(RolledBack {
             artifact: record.artifact_name,

@@ -31,8 +31,6 @@ use crate::deploy::store::Store;
 use crate::identity::{read_device_type, DeviceTypeError, IdentityError};
 use crate::keys::{DeviceKey, KeyError};
 use mender_artifact::{ReadOptions, VerifyKey};
-#[cfg(test)]
-use mender_bridge_backends::AnyBackend;
 use mender_bridge_backends::Installers;
 
 /// Progress substates: at most one every 5 s unless the percentage moved by 10.
@@ -205,7 +203,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let c = config(dir.path(), "[backend]\ntype = \"swupdate\"\n");
         #[cfg(feature = "swupdate")]
-        assert!(matches!(backend(&c), Ok(AnyBackend::Swupdate(_))));
+        assert!(matches!(
+            backend(&c),
+            Ok(mender_bridge_backends::AnyBackend::Swupdate(_))
+        ));
         #[cfg(not(feature = "swupdate"))]
         assert_eq!(
             backend(&c).err().map(|e| e.to_string()).unwrap_or_default(),
@@ -214,7 +215,7 @@ mod tests {
         let c = config(dir.path(), "[backend]\ntype = \"rauc\"\n");
         #[cfg(feature = "rauc")]
         match backend(&c) {
-            Ok(AnyBackend::Rauc(b)) => {
+            Ok(mender_bridge_backends::AnyBackend::Rauc(b)) => {
                 assert_eq!(b.config().state_dir, store_dir(&c));
                 assert_eq!(b.config().spool_dir, store_dir(&c).join("rauc-spool"));
             }

@@ -25,3 +25,8 @@ pub use backend::ModuleBackend;
 pub use config::{ModuleConfig, DEFAULT_MODULES_DIR, DEFAULT_MODULE_TIMEOUT};
 pub use run::RebootAnswer;
 pub use tree::{CurrentProvides, ModuleHeader};
+
+/// `name` as an Update Module's file name: one plain path component, or an error.
+pub fn check_module_name(name: &str) -> Result<&str, crate::BackendError> {
+    tree::check_name(name)
+}
