@@ -274,8 +274,10 @@ async fn assert_deployed(sim: &TestSim, dev: &ModDevice, mut d: Deployed, name: 
 }
 
 /// What every failed module deployment shows: `downloading → installing → failure`, one
-/// final status, no reboot, the tree gone, the device still on `release-1`.
-fn assert_failed(dev: &ModDevice, d: &Deployed) {
+/// final status, no reboot, the tree gone, and the device's artifact name `artifact_name`:
+/// still `release-1` after a rollback, `<name>_INCONSISTENT` when the module cannot roll
+/// back (as the official client records it).
+fn assert_failed(dev: &ModDevice, d: &Deployed, artifact_name: &str) {
     assert_eq!(
         status_sequence(&d.history),
         ["downloading", "installing", "failure"],
@@ -291,45 +293,83 @@ fn assert_failed(dev: &ModDevice, d: &Deployed) {
         d.context()
     );
     let provides = dev.provides();
-    assert!(provides.contains("artifact_name=release-1\n"), "{provides}");
+    assert!(
+        provides.contains(&format!("artifact_name={artifact_name}\n")),
+        "{provides}\n{}",
+        d.context()
+    );
+}
+
+/// When a standalone install of a module that needs no reboot is committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    /// The module supports rollback: `install` leaves it to `commit` (or `rollback`).
+    ByTheUser,
+    /// The module cannot roll back: `install` commits at once, as the official client does
+    /// ("Artifact doesn't support rollback. Committing immediately.").
+    AtOnce,
 }
 
 /// `mender-bridge install <artifact>` then `commit`, as a user runs them: `install` exits
-/// 0 and the module has done its work (`effect`); either it says to commit, and `commit`
-/// exits 0 and stores the new provides, or (the official client's way with a module that
-/// cannot roll back) it committed at once, and `commit` finds nothing (2). Either way the
-/// device then provides `name` (and the payload's own provide), the tree is gone, and a
-/// second `commit` exits 2.
-fn install_then_commit(dev: &ModDevice, artifact: &Path, name: &str, ty: &str, effect: impl Fn()) {
+/// 0 and the module has done its work (`effect`, checked after each step). With
+/// [`Commit::ByTheUser`] `install` says to commit, the device still provides `release-1`
+/// and the module's tree waits for `ArtifactCommit`; `commit` exits 0. With
+/// [`Commit::AtOnce`] `install` says it committed, and `commit` finds nothing (2). Either
+/// way the device then provides `name` (and the payload's own provide), the tree is gone
+/// (`Cleanup`), and a second `commit` exits 2.
+fn install_then_commit(
+    dev: &ModDevice,
+    artifact: &Path,
+    name: &str,
+    ty: &str,
+    when: Commit,
+    effect: impl Fn(),
+) {
     let o = dev.bridge(&["install", artifact.to_str().expect("utf8")]);
     assert_eq!(o.status.code(), Some(0), "install: {}", text(&o));
-    assert!(
-        stdout(&o).contains(&format!("Installed {name}")),
-        "install: {}",
-        text(&o)
-    );
     effect();
     assert!(!dev.rebooted());
-    let committed_by_install = dev.provides().contains(&format!("artifact_name={name}\n"));
-    let says_commit = stdout(&o).contains("mender-bridge commit");
-    assert_eq!(
-        says_commit,
-        !committed_by_install,
-        "install tells the user to commit exactly when the install awaits it: {}\nprovides: {}",
-        text(&o),
-        dev.provides()
-    );
-    let c = dev.bridge(&["commit"]);
-    if committed_by_install {
-        assert_eq!(c.status.code(), Some(2), "commit: {}", text(&c));
-    } else {
-        assert_eq!(c.status.code(), Some(0), "commit: {}", text(&c));
-        assert!(
-            stdout(&c).contains(&format!("Committed {name}")),
-            "commit: {}",
-            text(&c)
-        );
+    let provides = dev.provides();
+    match when {
+        Commit::ByTheUser => {
+            assert!(
+                stdout(&o).contains(&format!("Installed {name}."))
+                    && stdout(&o).contains("mender-bridge commit"),
+                "install: {}",
+                text(&o)
+            );
+            assert!(
+                provides.contains("artifact_name=release-1\n"),
+                "not committed yet: {provides}"
+            );
+            assert!(
+                dev.tree().is_dir(),
+                "the tree waits for ArtifactCommit and Cleanup"
+            );
+            let c = dev.bridge(&["commit"]);
+            assert_eq!(c.status.code(), Some(0), "commit: {}", text(&c));
+            assert!(
+                stdout(&c).contains(&format!("Committed {name}")),
+                "commit: {}",
+                text(&c)
+            );
+        }
+        Commit::AtOnce => {
+            assert!(
+                stdout(&o).contains(&format!("Installed and committed {name}.")),
+                "install: {}",
+                text(&o)
+            );
+            let c = dev.bridge(&["commit"]);
+            assert_eq!(
+                c.status.code(),
+                Some(2),
+                "nothing left to commit: {}",
+                text(&c)
+            );
+        }
     }
+    effect();
     let provides = dev.provides();
     assert!(
         provides.contains(&format!("artifact_name={name}\n")),
@@ -346,7 +386,6 @@ fn install_then_commit(dev: &ModDevice, artifact: &Path, name: &str, ty: &str, e
     );
     let c = dev.bridge(&["commit"]);
     assert_eq!(c.status.code(), Some(2), "second commit: {}", text(&c));
-    effect();
 }
 
 // ---------------------------------------------------------------------------- single-file
@@ -396,7 +435,7 @@ async fn single_file_standalone_install_and_commit() {
     let dest = dev.path("target");
     previous_file(&dest, "old\n", 0o600);
     let art = single_file(&dev, "sf-2", &dest, "release two\n", 0o640);
-    install_then_commit(&dev, &art, "sf-2", "single-file", || {
+    install_then_commit(&dev, &art, "sf-2", "single-file", Commit::ByTheUser, || {
         assert_eq!(read(&dest.join("hello.txt")), "release two\n");
         assert_eq!(mode(&dest.join("hello.txt")), 0o640);
         assert_eq!(listing(&dest), ["hello.txt"]);
@@ -414,7 +453,7 @@ async fn single_file_into_an_impossible_place_fails_with_the_modules_stderr() {
     let art = single_file(&dev, "sf-bad", &blocker.join("sub"), "never\n", 0o644);
 
     let mut d = deploy_through_daemon(&sim, &dev, &art, "sf-bad").await;
-    assert_failed(&dev, &d);
+    assert_failed(&dev, &d, "release-1");
     assert!(
         d.log.contains("cannot create directory") && d.log.contains("Not a directory"),
         "mkdir's stderr is in the deployment log: {}",
@@ -425,18 +464,19 @@ async fn single_file_into_an_impossible_place_fails_with_the_modules_stderr() {
     assert_eq!(d.daemon.stop(STOP_LIMIT), 0, "{}", d.daemon.log_tail(40));
     sim.handle.shutdown().await;
 
-    // The same artifact standalone: exit 1, the module's reason shown, nothing to commit.
+    // The same artifact standalone: exit 1, nothing to commit, the module's reason shown.
     let o = dev.bridge(&["install", art.to_str().expect("utf8")]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(!dev.tree().exists(), "{:?}", listing(&dev.tree()));
+    let c = dev.bridge(&["commit"]);
+    assert_eq!(c.status.code(), Some(2), "{}", text(&c));
+    assert!(dev.provides().contains("artifact_name=release-1\n"));
+    assert_eq!(read(&blocker), "blocker\n");
     assert!(
         stderr(&o).contains("Not a directory"),
         "install shows the module's stderr: {}",
         text(&o)
     );
-    assert!(!dev.tree().exists(), "{:?}", listing(&dev.tree()));
-    let c = dev.bridge(&["commit"]);
-    assert_eq!(c.status.code(), Some(2), "{}", text(&c));
-    assert!(dev.provides().contains("artifact_name=release-1\n"));
 }
 
 /// The module installs the new file, then the artifact's `ArtifactInstall_Leave` script
@@ -462,7 +502,7 @@ async fn single_file_rolled_back_after_a_failing_leave_script_restores_the_previ
             .write();
 
     let mut d = deploy_through_daemon(&sim, &dev, &art, "sf-2").await;
-    assert_failed(&dev, &d);
+    assert_failed(&dev, &d, "release-1");
     assert_eq!(
         read(&seen),
         "new\n",
@@ -552,7 +592,7 @@ async fn directory_standalone_install_and_commit() {
     old_directory(&dest);
     let tree = directory_tree(&dev);
     let art = ModuleArtifact::directory(dev.dir.path(), "dir-2", &dest, &tree).write();
-    install_then_commit(&dev, &art, "dir-2", "directory", || {
+    install_then_commit(&dev, &art, "dir-2", "directory", Commit::ByTheUser, || {
         assert_directory_replaced(&dest, "")
     });
 }
@@ -602,7 +642,7 @@ async fn script_standalone_install_and_commit() {
         &marker_script(&marker),
     )
     .write();
-    install_then_commit(&dev, &art, "script-2", "script", || {
+    install_then_commit(&dev, &art, "script-2", "script", Commit::AtOnce, || {
         assert_eq!(
             std::fs::read_to_string(&marker).unwrap_or_default(),
             "ran run.sh\n",
@@ -612,7 +652,8 @@ async fn script_standalone_install_and_commit() {
 }
 
 /// A `script` payload that exits 1: `failure`, its stderr in the deployment log; the
-/// module cannot roll back, the deployment still ends with one `failure`.
+/// module cannot roll back, so the deployment ends with one `failure` and the device's
+/// artifact name becomes `script-bad_INCONSISTENT`, as the official client records it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_script_payload_exiting_1_fails_with_its_stderr() {
     let sim = TestSim::start().await;
@@ -626,7 +667,7 @@ async fn a_script_payload_exiting_1_fails_with_its_stderr() {
     .write();
 
     let mut d = deploy_through_daemon(&sim, &dev, &art, "script-bad").await;
-    assert_failed(&dev, &d);
+    assert_failed(&dev, &d, "script-bad_INCONSISTENT");
     assert!(
         d.log.contains("script payload failed on purpose"),
         "{}",
@@ -635,17 +676,23 @@ async fn a_script_payload_exiting_1_fails_with_its_stderr() {
     assert_eq!(d.daemon.stop(STOP_LIMIT), 0, "{}", d.daemon.log_tail(40));
     sim.handle.shutdown().await;
 
+    // Standalone: the same failure, the same record (the module cannot undo what the
+    // script did), and the reason shown to the user.
     let o = dev.bridge(&["install", art.to_str().expect("utf8")]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(!dev.tree().exists(), "{:?}", listing(&dev.tree()));
+    let c = dev.bridge(&["commit"]);
+    assert_eq!(c.status.code(), Some(2), "{}", text(&c));
+    let provides = dev.provides();
+    assert!(
+        provides.contains("artifact_name=script-bad_INCONSISTENT\n"),
+        "{provides}"
+    );
     assert!(
         stderr(&o).contains("script payload failed on purpose"),
         "install shows the module's stderr: {}",
         text(&o)
     );
-    assert!(!dev.tree().exists(), "{:?}", listing(&dev.tree()));
-    let c = dev.bridge(&["commit"]);
-    assert_eq!(c.status.code(), Some(2), "{}", text(&c));
-    assert!(dev.provides().contains("artifact_name=release-1\n"));
 }
 
 // ------------------------------------------------------------------------------------ deb
@@ -689,7 +736,7 @@ async fn deb_standalone_install_and_commit() {
     let deb = TestDeb::build(dev.dir.path(), "standalone");
     assert_eq!(deb.status(), None, "not installed before");
     let art = ModuleArtifact::deb(dev.dir.path(), "deb-2", &deb.deb).write();
-    install_then_commit(&dev, &art, "deb-2", "deb", || {
+    install_then_commit(&dev, &art, "deb-2", "deb", Commit::AtOnce, || {
         assert_deb_installed(&deb, "")
     });
 }
