@@ -8,7 +8,8 @@
 //! (`downloading → installing → success`, no reboot; what the module did on disk; the module
 //! tree `<data_dir>/modules/v3/payloads/0000/tree` removed by `Cleanup`; the new artifact
 //! name in the inventory and `show-provides`), and the same artifact through
-//! `mender-bridge install` and `commit`. Failures: `single-file` into an impossible place
+//! `mender-bridge install` and `commit` (committed at once by `install` for the modules
+//! that cannot roll back, as the official client does), or `rollback`. Failures: `single-file` into an impossible place
 //! (the module's stderr in the deployment log), `single-file` rolled back after a failing
 //! `ArtifactInstall_Leave` (the previous file restored), a `script` payload exiting 1, a
 //! payload type with no module (refused before the payload streams). The inventory's
@@ -440,6 +441,32 @@ async fn single_file_standalone_install_and_commit() {
         assert_eq!(mode(&dest.join("hello.txt")), 0o640);
         assert_eq!(listing(&dest), ["hello.txt"]);
     });
+}
+
+/// `install` then `rollback`: `single-file`'s `ArtifactRollback` puts the previous file
+/// back (content and mode), the device still provides `release-1`, the tree is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_file_standalone_rollback_restores_the_previous_file() {
+    let dev = ModDevice::new(None, "02:00:00:00:a2:02");
+    let dest = dev.path("target");
+    previous_file(&dest, "old\n", 0o600);
+    let art = single_file(&dev, "sf-2", &dest, "release two\n", 0o640);
+    let o = dev.bridge(&["install", art.to_str().expect("utf8")]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(read(&dest.join("hello.txt")), "release two\n");
+
+    let r = dev.bridge(&["rollback"]);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r));
+    assert!(stdout(&r).contains("Rolled back sf-2"), "{}", text(&r));
+    assert_eq!(read(&dest.join("hello.txt")), "old\n");
+    assert_eq!(mode(&dest.join("hello.txt")), 0o600);
+    assert_eq!(listing(&dest), ["hello.txt"]);
+    assert!(!dev.tree().exists(), "{:?}", listing(&dev.tree()));
+    let provides = dev.provides();
+    assert!(provides.contains("artifact_name=release-1\n"), "{provides}");
+    assert!(!provides.contains("single-file"), "{provides}");
+    let c = dev.bridge(&["commit"]);
+    assert_eq!(c.status.code(), Some(2), "{}", text(&c));
 }
 
 /// `dest_dir` below a regular file: `mkdir -p` fails in `ArtifactInstall`; its message is
