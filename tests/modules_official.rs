@@ -9,11 +9,13 @@
 //! tree `<data_dir>/modules/v3/payloads/0000/tree` removed by `Cleanup`; the new artifact
 //! name in the inventory and `show-provides`), and the same artifact through
 //! `mender-bridge install` and `commit` (committed at once by `install` for the modules
-//! that cannot roll back, as the official client does), or `rollback`. Failures: `single-file` into an impossible place
-//! (the module's stderr in the deployment log), `single-file` rolled back after a failing
-//! `ArtifactInstall_Leave` (the previous file restored), a `script` payload exiting 1, a
-//! payload type with no module (refused before the payload streams). The inventory's
-//! `update_modules`.
+//! that cannot roll back, as the official client does), or `rollback`.
+//!
+//! Failures: `single-file` into an impossible place (the module's stderr in the deployment
+//! log and in what `install` prints), `single-file` rolled back after a failing
+//! `ArtifactInstall_Leave` (the previous file restored), a `script` payload exiting 1
+//! (`<name>_INCONSISTENT`), a payload type with no module (refused before the payload
+//! streams). The inventory's `update_modules`.
 //!
 //! Each device lives in a temp dir; the `deb` tests purge their package when they end,
 //! however they end, and run one at a time (dpkg's lock).
