@@ -212,7 +212,24 @@ async fn deploy_through_daemon(
         )
     });
     let history = wait_final(sim, &dep, &id, DEPLOYMENT_LIMIT, what).await;
-    let log = sim.deployment_log(&dep, &id).await;
+    // A failure's log follows its status (the official client's order too): wait for it.
+    let log = if history.last().is_some_and(|h| h.0 == "failure") {
+        wait_for(
+            Duration::from_secs(20),
+            "the deployment log after the failure",
+            || async {
+                let log = sim.deployment_log(&dep, &id).await;
+                if log.is_empty() {
+                    Err(log)
+                } else {
+                    Ok(log)
+                }
+            },
+        )
+        .await
+    } else {
+        sim.deployment_log(&dep, &id).await
+    };
     Deployed {
         id,
         dep,
