@@ -194,6 +194,38 @@ pub async fn history(sim: &TestSim, dep: &str, dev: &str) -> Vec<(String, Option
         .collect()
 }
 
+/// Waits (at most `limit`) until `dep` on `dev` has a final status; returns the history
+/// then. The timeout message names `what` (a [`super::wait::Lazy`] can add a log tail).
+pub async fn wait_final(
+    sim: &TestSim,
+    dep: &str,
+    dev: &str,
+    limit: Duration,
+    what: impl std::fmt::Display,
+) -> Vec<(String, Option<String>)> {
+    super::wait::wait_for(limit, what, || async {
+        let h = history(sim, dep, dev).await;
+        if super::finals(&h) > 0 {
+            Ok(h)
+        } else {
+            Err(h)
+        }
+    })
+    .await
+}
+
+/// The statuses of `history` in order, consecutive repeats (progress substates) folded:
+/// `[downloading, installing, success]` for an install without reboot.
+pub fn status_sequence(history: &[(String, Option<String>)]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (s, _) in history {
+        if out.last() != Some(s) {
+            out.push(s.clone());
+        }
+    }
+    out
+}
+
 /// The `ArtifactInstall_Leave_01` script of the failure-after-activation scenarios: with
 /// `kill`, it touches `marker` and sleeps while the test kills the bridge; else it fails.
 pub fn leave_script(kill: bool, marker: &Path) -> String {

@@ -6,7 +6,10 @@
 #[cfg(feature = "sim")]
 pub mod attack;
 #[cfg(feature = "sim")]
+pub mod daemon;
+#[cfg(feature = "sim")]
 pub mod device;
+pub mod modules;
 pub mod openapi;
 #[cfg(all(feature = "sim", feature = "rauc"))]
 pub mod rauc;

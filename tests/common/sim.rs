@@ -326,6 +326,41 @@ impl TestSim {
             .await
     }
 
+    /// The deployment log `device` uploaded for `dep`, one message a line (empty when it
+    /// sent none).
+    pub async fn deployment_log(&self, dep: &str, device: &str) -> String {
+        let v = self
+            .http
+            .manage_ok(
+                Method::GET,
+                &format!("/deployments/{dep}/devices/{device}/log"),
+                None,
+            )
+            .await;
+        v["messages"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .map(|l| match l["message"].as_str() {
+                        Some(text) => text.to_string(),
+                        None => l.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .unwrap_or_default()
+    }
+
+    /// The downloads the simulator served (bytes sent, complete or not).
+    pub async fn downloads(&self) -> Vec<Value> {
+        self.http
+            .manage_ok(Method::GET, "/downloads", None)
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Throttles every download to `bytes_per_sec` (0: stalled) until [`Self::clear_faults`].
     pub async fn throttle(&self, bytes_per_sec: u64) {
         self.http

@@ -1,0 +1,94 @@
+//! `mender-bridge daemon` as a child process of a test: started with its log in a file,
+//! stopped with SIGTERM within a bound, killed when dropped (a failing test leaves no
+//! daemon behind); and the device's admission on the simulator.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use hyper::Method;
+
+use super::sim::TestSim;
+use super::wait::{stop_within, wait_for};
+
+/// A running daemon and the file its standard error goes to.
+pub struct Daemon {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `cmd` (a `bridge_command(…, &["-l", "debug", "daemon"])`), stderr into `log`.
+    pub fn start(mut cmd: Command, log: &Path) -> Self {
+        let file = std::fs::File::create(log).expect("daemon log");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start the daemon");
+        Daemon {
+            child: Some(child),
+            log: log.to_path_buf(),
+        }
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last `n` lines of the log (for failure messages).
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// SIGTERM, then its exit code within `limit` (panics with the log if it does not stop).
+    pub fn stop(&mut self, limit: Duration) -> i32 {
+        let Some(mut child) = self.child.take() else {
+            panic!("the daemon was stopped already");
+        };
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        match stop_within(&mut child, limit) {
+            Some(status) => status.code().unwrap_or(-1),
+            None => panic!(
+                "the daemon did not stop within {limit:?} of SIGTERM\n{}",
+                self.log_tail(40)
+            ),
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Waits (at most `limit`) for the device whose identity has `mac` to ask for admission,
+/// accepts it, and returns its id.
+pub async fn accept(sim: &TestSim, mac: &str, limit: Duration) -> String {
+    let id = wait_for(
+        limit,
+        format!("device {mac} to ask for admission"),
+        || async {
+            let devs = sim.http.manage_ok(Method::GET, "/devices", None).await;
+            devs.as_array()?
+                .iter()
+                .find(|d| d["identity_data"]["mac"] == mac)
+                .and_then(|d| d["id"].as_str())
+                .map(str::to_string)
+        },
+    )
+    .await;
+    sim.http
+        .manage_ok(Method::POST, &format!("/devices/{id}/accept"), None)
+        .await;
+    id
+}
