@@ -3,6 +3,10 @@
 //! takes (`rootfs-image` for the raw writer, or RAUC/SWUpdate where they claim it; `rauc`;
 //! `swu`) goes to it, any other type to the Update Module of that name.
 //!
+//! A device may have no built-in backend at all (the raw backend with no slots configured:
+//! a device that only takes Update Modules, as the official client allows): then every
+//! payload type but a module's fails, naming what is not configured.
+//!
 //! Invariants: the route is decided by [`Backend::select`] only (from the verified header,
 //! or after a restart from the recorded payload type) and holds until the next `select`;
 //! every call goes to the selected backend alone; before any `select` the built-in backend
@@ -19,7 +23,8 @@ use crate::{
 /// The built-in backend plus the Update Modules of `modules.modules_dir`.
 #[derive(Debug)]
 pub struct Installers {
-    builtin: AnyBackend,
+    /// The built-in backend, or why there is none.
+    builtin: Result<AnyBackend, String>,
     modules: ModuleConfig,
     /// The module selected for the current install (`None`: the built-in backend).
     module: Option<ModuleBackend>,
@@ -28,12 +33,10 @@ pub struct Installers {
 /// `route!(self, b => b.call(...))`: `call` on the selected backend.
 macro_rules! route {
     ($self:expr, $b:ident => $call:expr) => {
-        match &mut $self.module {
-            Some($b) => $call,
-            None => {
-                let $b = &mut $self.builtin;
-                $call
-            }
+        match (&mut $self.module, &mut $self.builtin) {
+            (Some($b), _) => $call,
+            (None, Ok($b)) => $call,
+            (None, Err(why)) => Err(BackendError::not_started(why.clone())),
         }
     };
 }
@@ -41,15 +44,33 @@ macro_rules! route {
 impl Installers {
     pub fn new(builtin: AnyBackend, modules: ModuleConfig) -> Self {
         Installers {
-            builtin,
+            builtin: Ok(builtin),
             modules,
             module: None,
         }
     }
 
-    /// The built-in backend.
-    pub fn builtin(&self) -> &AnyBackend {
-        &self.builtin
+    /// Update Modules only; `why` says why there is no built-in backend (it is the error of
+    /// any other payload type).
+    pub fn modules_only(modules: ModuleConfig, why: String) -> Self {
+        Installers {
+            builtin: Err(why),
+            modules,
+            module: None,
+        }
+    }
+
+    /// The built-in backend, if there is one.
+    pub fn builtin(&self) -> Option<&AnyBackend> {
+        self.builtin.as_ref().ok()
+    }
+
+    /// The payload types of the built-in backend (none without one).
+    fn builtin_types(&self) -> Vec<&str> {
+        match &self.builtin {
+            Ok(b) => b.payload_types(),
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Where the modules are and how they run.
@@ -68,7 +89,7 @@ impl Backend for Installers {
     fn payload_types(&self) -> Vec<&str> {
         match &self.module {
             Some(m) => m.payload_types(),
-            None => self.builtin.payload_types(),
+            None => self.builtin_types(),
         }
     }
 
@@ -79,7 +100,7 @@ impl Backend for Installers {
         let Some(t) = payload_type else {
             return Ok(());
         };
-        if self.builtin.payload_types().contains(&t) {
+        if self.builtin_types().contains(&t) {
             return Ok(());
         }
         // The type names a file in the modules directory: never a path out of it.
@@ -90,12 +111,15 @@ impl Backend for Installers {
         }
         let module = ModuleBackend::new(self.modules.clone(), t);
         if !module.installed() {
-            let mut takes = self.builtin.payload_types().join(", ");
-            if takes.is_empty() {
-                takes = "nothing".into();
-            }
+            let builtin = match &self.builtin {
+                Ok(b) => format!(
+                    "the built-in backend takes: {}",
+                    b.payload_types().join(", ")
+                ),
+                Err(why) => format!("no built-in backend: {why}"),
+            };
             return Err(BackendError::not_started(format!(
-                "no Update Module '{t}' in {} (and the built-in backend takes: {takes})",
+                "no Update Module '{t}' in {} ({builtin})",
                 self.modules.modules_dir.display()
             )));
         }
@@ -113,9 +137,10 @@ impl Backend for Installers {
     }
 
     fn whole_payload(&self) -> bool {
-        match &self.module {
-            Some(m) => m.whole_payload(),
-            None => self.builtin.whole_payload(),
+        match (&self.module, &self.builtin) {
+            (Some(m), _) => m.whole_payload(),
+            (None, Ok(b)) => b.whole_payload(),
+            (None, Err(_)) => false,
         }
     }
 
@@ -186,7 +211,10 @@ impl Backend for Installers {
     /// The built-in backend's attributes, and `update_modules` as the official client's
     /// inventory script reports it: one name, a list of names, or `""` for none.
     async fn inventory(&self) -> Vec<(String, serde_json::Value)> {
-        let mut attrs = self.builtin.inventory().await;
+        let mut attrs = match &self.builtin {
+            Ok(b) => b.inventory().await,
+            Err(_) => Vec::new(),
+        };
         let names = self.modules.installed_modules();
         let value = match names.len() {
             0 => serde_json::Value::String(String::new()),
@@ -199,7 +227,10 @@ impl Backend for Installers {
 
     fn take_log(&mut self) -> Vec<String> {
         // Both: a module's lines may wait while the built-in backend is selected again.
-        let mut lines = self.builtin.take_log();
+        let mut lines = match &mut self.builtin {
+            Ok(b) => b.take_log(),
+            Err(_) => Vec::new(),
+        };
         if let Some(m) = &mut self.module {
             lines.extend(m.take_log());
         }
@@ -207,9 +238,10 @@ impl Backend for Installers {
     }
 
     fn stream_note(&self) -> Option<String> {
-        match &self.module {
-            Some(m) => m.stream_note(),
-            None => self.builtin.stream_note(),
+        match (&self.module, &self.builtin) {
+            (Some(m), _) => m.stream_note(),
+            (None, Ok(b)) => b.stream_note(),
+            (None, Err(_)) => None,
         }
     }
 }
@@ -253,5 +285,32 @@ mod tests {
         );
         i.select(Some("rootfs-image")).unwrap();
         assert!(i.module().is_none(), "rootfs-image stays built in");
+    }
+
+    #[tokio::test]
+    async fn without_a_built_in_backend_only_modules_install() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = ModuleConfig::for_data_dir(&dir.path().join("data"));
+        cfg.modules_dir = dir.path().to_path_buf();
+        let module = dir.path().join("app");
+        std::fs::write(&module, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&module, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let mut i = Installers::modules_only(cfg, "backend.raw.a.device is not set".into());
+        let err = i.select(Some("rootfs-image")).unwrap_err().to_string();
+        assert!(
+            err.contains("no built-in backend: backend.raw.a.device is not set"),
+            "{err}"
+        );
+        // Before any select (a resumed record without a type): the reason, not a panic.
+        let err = i.preflight().await.unwrap_err().to_string();
+        assert!(err.contains("backend.raw.a.device is not set"), "{err}");
+        i.select(Some("app")).unwrap();
+        i.preflight().await.unwrap();
+        let inv = i.inventory().await;
+        assert_eq!(
+            inv,
+            [("update_modules".to_string(), serde_json::json!("app"))]
+        );
     }
 }

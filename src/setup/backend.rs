@@ -47,9 +47,20 @@ pub fn backend(cfg: &Config) -> Result<AnyBackend, SetupError> {
 }
 
 /// The configured backend and the Update Modules (`modules_dir`, `ModuleTimeoutSeconds`,
-/// their tree in `<data_dir>/modules/v3`), routed by payload type.
+/// their tree in `<data_dir>/modules/v3`), routed by payload type. The raw backend with
+/// neither slot configured means a device that takes only Update Modules (as the official
+/// client allows); a half-configured backend is still an error.
 pub fn installers(cfg: &Config) -> Result<Installers, SetupError> {
-    Ok(Installers::new(backend(cfg)?, module_config(cfg)))
+    let r = &cfg.backend.raw;
+    let no_slots = r.a.device.is_none() && r.b.device.is_none();
+    match backend(cfg) {
+        Ok(b) => Ok(Installers::new(b, module_config(cfg))),
+        Err(SetupError::Config(e)) if cfg.backend.kind == BackendType::Raw && no_slots => {
+            tracing::info!("no A/B slots configured ({e}): Update Modules only");
+            Ok(Installers::modules_only(module_config(cfg), e.to_string()))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Where the Update Modules are, where their tree goes, and how long a state may run.

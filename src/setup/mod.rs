@@ -228,6 +228,17 @@ mod tests {
         let c = config(dir.path(), "");
         let e = backend(&c).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.starts_with("backend.raw.a.device is not set"), "{e}");
+        // No slots at all: a device that takes Update Modules only.
+        let i = installers(&c).unwrap_or_else(|e| panic!("{e}"));
+        assert!(i.builtin().is_none());
+        assert_eq!(i.modules().work_dir, c.data_dir.join("modules/v3"));
+        // Half a slot is a mistake, not a choice.
+        let c = config(dir.path(), "[backend.raw.a]\ndevice = \"/x\"\n");
+        let e = installers(&c)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.starts_with("backend.raw.a.boot_part is not set"), "{e}");
     }
 
     #[test]

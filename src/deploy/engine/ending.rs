@@ -274,8 +274,8 @@ impl<B: Backend> Engine<B> {
         Ok(Outcome::Aborted)
     }
 
-    /// Reports the final status until taken (uploading the log first for failures), then
-    /// forgets the deployment.
+    /// Reports the final status until taken (then, for a failure, uploads the log, as the
+    /// official client does), then forgets the deployment.
     pub(super) async fn finish_report(
         &mut self,
         rec: DeploymentRecord,
