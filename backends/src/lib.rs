@@ -1,9 +1,11 @@
 //! Installer backends for mender-bridge: the [`Backend`] trait every backend implements,
 //! the progress events they report, [`BackendError`], and the backends themselves, each
 //! laid out the same way (`<name>/{mod.rs, config.rs, backend.rs}`): `raw` (the A/B
-//! writer, always built), `rauc` (RAUC over D-Bus, feature `rauc`) and `swupdate`
-//! (SWUpdate over its IPC sockets, feature `swupdate`). [`AnyBackend`] is whichever one the
-//! configuration selected.
+//! writer, always built), `rauc` (RAUC over D-Bus, feature `rauc`), `swupdate` (SWUpdate
+//! over its IPC sockets, feature `swupdate`) and `module` (Update Modules v3, always
+//! built). [`AnyBackend`] is whichever built-in one the configuration selected;
+//! [`Installers`] is what the engine holds: that backend plus the Update Modules, routing
+//! each install by its payload type.
 //!
 //! Invariants: every backend's configuration type is built whatever the features, so the
 //! configuration layer reads and checks `[backend.*]` in every build; only the backends
