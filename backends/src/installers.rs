@@ -94,7 +94,7 @@ impl Backend for Installers {
     }
 
     /// The built-in backend if it takes `payload_type`, else its Update Module (which must
-    /// be installed: "no Update Module 'X' in <dir>").
+    /// be installed: `no Update Module 'X' in <dir>`).
     fn select(&mut self, payload_type: Option<&str>) -> Result<(), BackendError> {
         self.module = None;
         let Some(t) = payload_type else {
