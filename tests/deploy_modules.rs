@@ -912,3 +912,69 @@ async fn a_payload_type_that_is_a_path_runs_nothing() {
     assert!(rig.calls().is_empty());
     assert_eq!(rig.installed_name(), "release-1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_on_a_modules_only_device_with_reboot_exit_code() {
+    // A device with no A/B slots: Update Modules only, as with the official client.
+    let rig = Rig::new(Behaviour {
+        reboot: "Automatic",
+        ..Behaviour::default()
+    })
+    .await;
+    let dir = rig.dev.dir.path().join("cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    common::device_data_dir(&dir);
+    std::fs::write(dir.join("mender.conf"), "{}").unwrap();
+    std::fs::write(
+        dir.join("bridge.toml"),
+        format!("modules_dir = \"{}\"\n", rig.modules.display()),
+    )
+    .unwrap();
+    let file = dir.join("release-2.mender");
+    std::fs::write(&file, artifact(spec("release-2"), &FILES).await).unwrap();
+    let run = |args: &[&str]| {
+        let out = common::bridge_command(&dir, args).output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code, text) = run(&["install", file.to_str().unwrap(), "--reboot-exit-code"]);
+    assert_eq!(code, Some(4), "{text}");
+    assert!(text.contains("reboot"), "{text}");
+    // After the (host) reboot.
+    let (code, text) = run(&["commit"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(
+        rig.calls(),
+        with(
+            install_states("Download"),
+            &["ArtifactVerifyReboot", "ArtifactCommit", "Cleanup"]
+        )
+    );
+    let (_, text) = run(&["show-artifact"]);
+    assert_eq!(text.trim(), "release-2");
+
+    // A rootfs image has nowhere to go: the error names the missing setting.
+    let rootfs = dir.join("rootfs.mender");
+    let img = common::image(64 << 10, 1);
+    let mut out = Vec::new();
+    write_artifact(
+        &mut out,
+        &ArtifactSpec::rootfs("release-3", [DEVICE_TYPE]),
+        vec![PayloadFile::new(
+            "rootfs.ext4",
+            img.len() as u64,
+            std::io::Cursor::new(img),
+        )],
+        &WriteOptions::default(),
+    )
+    .await
+    .unwrap();
+    std::fs::write(&rootfs, out).unwrap();
+    let (code, text) = run(&["install", rootfs.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("backend.raw.a.device is not set"), "{text}");
+}
