@@ -232,6 +232,16 @@ mod tests {
         let i = installers(&c).unwrap_or_else(|e| panic!("{e}"));
         assert!(i.builtin().is_none());
         assert_eq!(i.modules().work_dir, c.data_dir.join("modules/v3"));
+        assert_eq!(i.modules().modules_dir, c.modules_dir);
+        let c = crate::config::testing::load_in(
+            dir.path(),
+            r#"{"ServerURL":"https://mender.example","ModuleTimeoutSeconds":7}"#,
+            "modules_dir = \"/m\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let m = module_config(&c);
+        assert_eq!(m.timeout, Duration::from_secs(7), "ModuleTimeoutSeconds");
+        assert_eq!(m.modules_dir, std::path::Path::new("/m"));
         // Half a slot is a mistake, not a choice.
         let c = config(dir.path(), "[backend.raw.a]\ndevice = \"/x\"\n");
         let e = installers(&c)
