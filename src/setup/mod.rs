@@ -31,7 +31,7 @@ use crate::deploy::store::Store;
 use crate::identity::{read_device_type, DeviceTypeError, IdentityError};
 use crate::keys::{DeviceKey, KeyError};
 use mender_artifact::{ReadOptions, VerifyKey};
-#[cfg(test)]
+#[cfg(all(test, any(feature = "rauc", feature = "swupdate")))]
 use mender_bridge_backends::AnyBackend;
 use mender_bridge_backends::Installers;
 
