@@ -793,6 +793,14 @@ scenario!(
         ..BASE
     }
 );
+scenario!(
+    commit_fails,
+    Scenario {
+        fail: Some("ArtifactCommit"),
+        artifact_after: "release-1",
+        ..BASE
+    }
+);
 
 // The client killed (kill -9 of the module's parent) in each state.
 scenario!(

@@ -5,9 +5,10 @@
 //! `finish` (end of streams, `Download` must succeed, `SupportsRollback`,
 //! `ArtifactInstall`, `NeedsArtifactReboot`) → `reboot` (`ArtifactReboot` for a `Yes`, the
 //! host for `Automatic`) → after it `verify_reboot` (`ArtifactVerifyReboot`) → `commit`
-//! (`ArtifactCommit`) or `rollback` (`ArtifactRollback`, `NeedsArtifactReboot` if not
-//! asked yet), `rollback_reboot` (`ArtifactRollbackReboot` for a `Yes`, the host for
-//! `Automatic`), `verify_rollback_reboot` (`ArtifactVerifyRollbackReboot`) → `failure`
+//! (`ArtifactCommit`) or `rollback` (`ArtifactRollback`), `rollback_reboot`
+//! (`NeedsArtifactReboot` again unless it answered `Yes` or `Automatic`; then
+//! `ArtifactRollbackReboot` for a `Yes`, the host for `Automatic`),
+//! `verify_rollback_reboot` (`ArtifactVerifyRollbackReboot`) → `failure`
 //! (`ArtifactFailure`) → `cleanup` (`Cleanup`, then the tree removed). `abort` only stops
 //! a running `Download`.
 //!
@@ -320,13 +321,33 @@ impl Backend for ModuleBackend {
         self.state("ArtifactRollback").await.map(drop)
     }
 
-    /// As the official client: the reboot answer (asked now if `ArtifactInstall` never got
-    /// to it); `Yes` takes `ArtifactRollbackReboot`, `Automatic` the host.
+    /// As the official client (3.x `queryUpdateModuleReboot`): a kept `Yes` or `Automatic`
+    /// holds; otherwise (`No`, or `ArtifactInstall` never got to ask) `NeedsArtifactReboot`
+    /// is asked now, and a failed or unexpected answer means no reboot. `Yes` takes
+    /// `ArtifactRollbackReboot`, `Automatic` the host.
     async fn rollback_reboot(&mut self) -> Result<Reboot, BackendError> {
         if !self.tree.is_dir() {
             return Ok(Reboot::None);
         }
-        Ok(reboot_of(self.needs_reboot().await?))
+        let mut answers = self.answers();
+        if let Some(known @ (RebootAnswer::Yes | RebootAnswer::Automatic)) = answers.reboot {
+            return Ok(reboot_of(known));
+        }
+        let asked = match self.state("NeedsArtifactReboot").await {
+            Ok(answer) => run::reboot_answer(&answer),
+            Err(e) => Err(e),
+        };
+        match asked {
+            Ok(answer) => {
+                answers.reboot = Some(answer);
+                self.keep_answers(&answers)?;
+                Ok(reboot_of(answer))
+            }
+            Err(e) => {
+                self.log.push(format!("{e}: no rollback reboot"));
+                Ok(Reboot::None)
+            }
+        }
     }
 
     async fn installer_rollback_reboot(&mut self) -> Result<(), BackendError> {
