@@ -829,6 +829,23 @@ scenario!(
     }
 );
 scenario!(
+    killed_in_artifact_verify_reboot,
+    Scenario {
+        reboot: "Yes",
+        kill: Some("ArtifactVerifyReboot"),
+        artifact_after: "release-1",
+        ..BASE
+    }
+);
+scenario!(
+    killed_in_artifact_commit,
+    Scenario {
+        kill: Some("ArtifactCommit"),
+        artifact_after: "release-1",
+        ..BASE
+    }
+);
+scenario!(
     killed_in_artifact_rollback,
     Scenario {
         fail: Some("ArtifactInstall"),
@@ -854,6 +871,25 @@ scenario!(
         reboot: "Yes",
         fail: Some("ArtifactVerifyReboot"),
         kill: Some("ArtifactVerifyRollbackReboot"),
+        artifact_after: "release-1",
+        ..BASE
+    }
+);
+// The same states again, with a reboot before them or the client's host reboot.
+scenario!(
+    killed_in_artifact_verify_reboot_after_automatic,
+    Scenario {
+        reboot: "Automatic",
+        kill: Some("ArtifactVerifyReboot"),
+        artifact_after: "release-1",
+        ..BASE
+    }
+);
+scenario!(
+    killed_in_artifact_commit_after_a_reboot,
+    Scenario {
+        reboot: "Yes",
+        kill: Some("ArtifactCommit"),
         artifact_after: "release-1",
         ..BASE
     }
