@@ -804,6 +804,14 @@ scenario!(
 
 // The client killed (kill -9 of the module's parent) in each state.
 scenario!(
+    killed_in_download,
+    Scenario {
+        kill: Some("Download"),
+        artifact_after: "release-1",
+        ..BASE
+    }
+);
+scenario!(
     killed_in_artifact_install,
     Scenario {
         kill: Some("ArtifactInstall"),
@@ -876,6 +884,15 @@ scenario!(
     }
 );
 // The same states again, with a reboot before them or the client's host reboot.
+scenario!(
+    killed_in_download_reading_no_streams,
+    Scenario {
+        streams: false,
+        kill: Some("Download"),
+        artifact_after: "release-1",
+        ..BASE
+    }
+);
 scenario!(
     killed_in_artifact_verify_reboot_after_automatic,
     Scenario {

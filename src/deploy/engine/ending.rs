@@ -5,8 +5,9 @@
 //! Invariants: what undoing takes is read from the record's phase alone (so a restart in
 //! any phase undoes the same way): a phase in which the installer may have activated the
 //! new software rolls back (after stopping a `finish` that may still run), any other
-//! aborts; the artifact's scripts run only for an artifact that verified; the record is
-//! forgotten only after the final status was taken (or the server aborted).
+//! aborts; a restart while streaming only cleans up, as both official clients do; the
+//! artifact's scripts run only for an artifact that verified; the record is forgotten only
+//! after the final status was taken (or the server aborted).
 
 use super::{Engine, EngineError, Outcome};
 use crate::deploy::report::{report_until_taken, upload_log, Reported};
@@ -199,6 +200,26 @@ impl<B: Backend> Engine<B> {
         if scripts {
             let _ = self.scripts(State::ArtifactFailure, Action::Leave).await;
         }
+        self.cleanup_backend().await;
+        rec.phase = Phase::ReportFailure;
+        self.store.save(&mut rec)?;
+        self.finish_report(rec).await
+    }
+
+    /// Start-up in `Installing`: the process stopped while the artifact streamed (or before
+    /// its install began). As both official clients, nothing was activated, so nothing is
+    /// undone and no artifact state runs: the installer is stopped, cleaned up, and the
+    /// deployment fails. (A download that fails while the process runs also takes the
+    /// failure handling: [`Self::fail`].)
+    pub(super) async fn interrupted_download(
+        &mut self,
+        mut rec: DeploymentRecord,
+    ) -> Result<Outcome, EngineError> {
+        let reason = "the bridge stopped while the artifact was streaming; nothing was activated";
+        self.backend_log();
+        self.log("error", format!("deployment failed: {reason}"));
+        rec.failure = Some(reason.into());
+        self.abort_backend().await;
         self.cleanup_backend().await;
         rec.phase = Phase::ReportFailure;
         self.store.save(&mut rec)?;

@@ -152,14 +152,7 @@ impl<B: Backend> Engine<B> {
             }
         }
         let outcome = match rec.phase {
-            Phase::Installing => {
-                self.fail(
-                    rec,
-                    "the bridge stopped while the artifact was streaming; nothing was activated"
-                        .into(),
-                )
-                .await?
-            }
+            Phase::Installing => self.interrupted_download(rec).await?,
             Phase::Activating | Phase::Activated => {
                 self.fail(
                     rec,
