@@ -862,6 +862,22 @@ scenario!(
         ..BASE
     }
 );
+scenario!(
+    killed_in_artifact_failure,
+    Scenario {
+        fail: Some("ArtifactInstall"),
+        kill: Some("ArtifactFailure"),
+        artifact_after: "release-1",
+        ..BASE
+    }
+);
+scenario!(
+    killed_in_cleanup,
+    Scenario {
+        kill: Some("Cleanup"),
+        ..BASE
+    }
+);
 
 scenario!(
     killed_in_artifact_rollback_reboot,

@@ -64,6 +64,12 @@ pub enum Phase {
     /// Rolled back; the host reboots out of the new software (an Update Module that
     /// answered `Automatic`). Resume: verify the rollback reboot, then report failure.
     RollbackRebooting,
+    /// Undone (aborted or rolled back); the failure handling (`ArtifactFailure`) runs.
+    /// Resume: run it again, clean up, report failure.
+    Failing,
+    /// The backend's cleanup (an Update Module's `Cleanup`) runs. Resume: clean up again
+    /// and report failure, as both official clients do (a committed artifact stays).
+    CleaningUp,
     /// Only the final status is left to report (and, for failures, the log).
     ReportSuccess,
     ReportFailure,

@@ -5,9 +5,10 @@
 //! Invariants: what undoing takes is read from the record's phase alone (so a restart in
 //! any phase undoes the same way): a phase in which the installer may have activated the
 //! new software rolls back (after stopping a `finish` that may still run), any other
-//! aborts; a restart while streaming only cleans up, as both official clients do; the
-//! artifact's scripts run only for an artifact that verified; the record is forgotten only
-//! after the final status was taken (or the server aborted).
+//! aborts; a restart while streaming, in the failure handling or in the cleanup resumes as
+//! both official clients do (cleanup only; the failure handling again; the cleanup again,
+//! then `failure`); the artifact's scripts run only for an artifact that verified; the
+//! record is forgotten only after the final status was taken (or the server aborted).
 
 use super::{Engine, EngineError, Outcome};
 use crate::deploy::report::{report_until_taken, upload_log, Reported};
@@ -63,18 +64,15 @@ impl<B: Backend> Engine<B> {
         self.committed(rec).await
     }
 
-    /// After the backend committed: store the provides, report success.
+    /// After the backend committed: store the provides, clean up, report success.
     pub(super) async fn committed(
         &mut self,
-        mut rec: DeploymentRecord,
+        rec: DeploymentRecord,
     ) -> Result<Outcome, EngineError> {
         self.store.set_installed(&rec.new_provides)?;
         let _ = self.scripts(State::ArtifactCommit, Action::Leave).await;
         self.log("info", format!("committed {}", rec.artifact_name));
-        self.cleanup_backend().await;
-        rec.phase = Phase::ReportSuccess;
-        self.store.save(&mut rec)?;
-        self.finish_report(rec).await
+        self.clean_up(rec, Phase::ReportSuccess).await
     }
 
     /// Ends a deployment as a failure: the backend aborts or rolls back (rebooting out of
@@ -184,11 +182,17 @@ impl<B: Backend> Engine<B> {
     }
 
     /// The end of every failure: `ArtifactFailure` scripts around the backend's failure
-    /// handling (for an artifact that verified), its cleanup, the report.
-    async fn failed(&mut self, mut rec: DeploymentRecord) -> Result<Outcome, EngineError> {
+    /// handling (for an artifact that verified), its cleanup, the report. `Failing` is
+    /// saved first: a restart runs the failure handling again, as the official clients do.
+    pub(super) async fn failed(
+        &mut self,
+        mut rec: DeploymentRecord,
+    ) -> Result<Outcome, EngineError> {
         // Artifact scripts run only for an artifact that verified (always the case once
         // the backend was asked to activate).
-        let scripts = rec.verified || rec.phase != Phase::Installing;
+        let scripts = rec.verified || !matches!(rec.phase, Phase::Installing | Phase::Failing);
+        rec.phase = Phase::Failing;
+        self.save_step(&mut rec);
         if scripts {
             let _ = self.scripts(State::ArtifactFailure, Action::Enter).await;
         }
@@ -200,10 +204,7 @@ impl<B: Backend> Engine<B> {
         if scripts {
             let _ = self.scripts(State::ArtifactFailure, Action::Leave).await;
         }
-        self.cleanup_backend().await;
-        rec.phase = Phase::ReportFailure;
-        self.store.save(&mut rec)?;
-        self.finish_report(rec).await
+        self.clean_up(rec, Phase::ReportFailure).await
     }
 
     /// Start-up in `Installing`: the process stopped while the artifact streamed (or before
@@ -220,10 +221,42 @@ impl<B: Backend> Engine<B> {
         self.log("error", format!("deployment failed: {reason}"));
         rec.failure = Some(reason.into());
         self.abort_backend().await;
+        self.clean_up(rec, Phase::ReportFailure).await
+    }
+
+    /// Start-up in `CleaningUp`: the cleanup runs again and, as both official clients
+    /// report it, the deployment ends as a failure (a committed artifact stays installed).
+    pub(super) async fn interrupted_cleanup(
+        &mut self,
+        mut rec: DeploymentRecord,
+    ) -> Result<Outcome, EngineError> {
+        let reason = "the bridge stopped during the cleanup";
+        self.log("error", format!("deployment failed: {reason}"));
+        rec.failure.get_or_insert_with(|| reason.into());
+        self.clean_up(rec, Phase::ReportFailure).await
+    }
+
+    /// The backend's cleanup (`CleaningUp` saved first), then `report` saved and sent.
+    async fn clean_up(
+        &mut self,
+        mut rec: DeploymentRecord,
+        report: Phase,
+    ) -> Result<Outcome, EngineError> {
+        rec.phase = Phase::CleaningUp;
+        self.save_step(&mut rec);
         self.cleanup_backend().await;
-        rec.phase = Phase::ReportFailure;
+        rec.phase = report;
         self.store.save(&mut rec)?;
         self.finish_report(rec).await
+    }
+
+    /// Saves a step of the ending whose only purpose is how a restart resumes; if the save
+    /// fails (the loop guard), the step is taken anyway and a restart resumes from the
+    /// phase saved before, so the deployment still ends.
+    fn save_step(&mut self, rec: &mut DeploymentRecord) {
+        if let Err(e) = self.store.save(rec) {
+            self.log("warning", format!("saving the {:?} step: {e}", rec.phase));
+        }
     }
 
     /// The rollback is not possible or did not complete: the device runs neither artifact

@@ -172,6 +172,11 @@ impl<B: Backend> Engine<B> {
                     .await?
             }
             Phase::RollbackRebooting => self.after_rollback_reboot(rec).await?,
+            Phase::Failing => {
+                self.log("info", "resuming the failure handling");
+                self.failed(rec).await?
+            }
+            Phase::CleaningUp => self.interrupted_cleanup(rec).await?,
             Phase::ReportSuccess | Phase::ReportFailure | Phase::ReportAlreadyInstalled => {
                 self.finish_report(rec).await?
             }
