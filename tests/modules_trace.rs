@@ -927,6 +927,31 @@ scenario!(
         ..BASE
     }
 );
+// A rollback reboot after which the old software is not found back is tried again (here
+// `ArtifactVerifyRollbackReboot` fails once; the kill in `ArtifactVerifyReboot` starts the
+// rollback).
+scenario!(
+    verify_rollback_reboot_fails_once,
+    Scenario {
+        reboot: "Yes",
+        kill: Some("ArtifactVerifyReboot"),
+        fail: Some("ArtifactVerifyRollbackReboot"),
+        fail_once: true,
+        artifact_after: "release-1",
+        ..BASE
+    }
+);
+scenario!(
+    verify_rollback_reboot_fails_once_after_automatic,
+    Scenario {
+        reboot: "Automatic",
+        kill: Some("ArtifactVerifyReboot"),
+        fail: Some("ArtifactVerifyRollbackReboot"),
+        fail_once: true,
+        artifact_after: "release-1",
+        ..BASE
+    }
+);
 
 // Differences that stay, each run with `--ignored` to see it.
 //

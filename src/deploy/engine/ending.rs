@@ -124,60 +124,77 @@ impl<B: Backend> Engine<B> {
     }
 
     /// After a rollback: the reboot out of the new software, if the backend asks for one.
-    /// `Some`: the host reboots now (start-up resumes in `RollbackRebooting`).
+    /// `Some`: the host reboots now (start-up resumes in `RollbackRebooting`). As the
+    /// official client, a reboot after which the old software is not found back is tried
+    /// again; each try is saved, so the store's loop guard ends the tries (the device is
+    /// then left inconsistent).
     async fn rollback_reboot(
         &mut self,
         rec: &mut DeploymentRecord,
     ) -> Result<Option<Outcome>, EngineError> {
-        let reboot = match self.backend.rollback_reboot().await {
-            Ok(r) => r,
-            Err(e) => {
-                self.log("error", format!("rollback reboot: {e}"));
+        loop {
+            let reboot = match self.backend.rollback_reboot().await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.log("error", format!("rollback reboot: {e}"));
+                    self.inconsistent(rec);
+                    return Ok(None);
+                }
+            };
+            if reboot == Reboot::None {
+                return Ok(None);
+            }
+            rec.phase = Phase::RollbackRebooting;
+            if let Err(e) = self.store.save(rec) {
+                self.log("error", format!("no more rollback reboots: {e}"));
                 self.inconsistent(rec);
                 return Ok(None);
             }
-        };
-        if reboot == Reboot::None {
-            return Ok(None);
+            let _ = self
+                .scripts(State::ArtifactRollbackReboot, Action::Enter)
+                .await;
+            if reboot == Reboot::Host {
+                self.log("info", "rebooting out of the failed install");
+                return Ok(Some(Outcome::RebootRequired));
+            }
+            let rebooted = self.backend.installer_rollback_reboot().await;
+            self.backend_log();
+            if let Err(e) = rebooted {
+                self.log("error", format!("rollback reboot: {e}"));
+            }
+            if self.verify_rollback_reboot().await {
+                return Ok(None);
+            }
         }
-        rec.phase = Phase::RollbackRebooting;
-        self.store.save(rec)?;
-        let _ = self
-            .scripts(State::ArtifactRollbackReboot, Action::Enter)
-            .await;
-        if reboot == Reboot::Host {
-            self.log("info", "rebooting out of the failed install");
-            return Ok(Some(Outcome::RebootRequired));
-        }
-        let rebooted = self.backend.installer_rollback_reboot().await;
-        self.backend_log();
-        if let Err(e) = rebooted {
-            self.log("error", format!("rollback reboot: {e}"));
-        }
-        self.verify_rollback_reboot(rec).await;
-        Ok(None)
     }
 
-    /// `ArtifactRollbackReboot_Leave` after checking the old software is back (a failed
-    /// check leaves the device inconsistent).
-    async fn verify_rollback_reboot(&mut self, rec: &DeploymentRecord) {
+    /// `ArtifactRollbackReboot_Leave` after checking the old software is back. `false`:
+    /// it is not (the rollback reboot is tried again).
+    async fn verify_rollback_reboot(&mut self) -> bool {
         let verified = self.backend.verify_rollback_reboot().await;
         self.backend_log();
-        if let Err(e) = verified {
-            self.log("error", format!("after the rollback reboot: {e}"));
-            self.inconsistent(rec);
+        if let Err(e) = &verified {
+            self.log(
+                "error",
+                format!("after the rollback reboot: {e}; rebooting again"),
+            );
         }
         let _ = self
             .scripts(State::ArtifactRollbackReboot, Action::Leave)
             .await;
+        verified.is_ok()
     }
 
     /// Start-up after the host rebooted out of a failed install.
     pub(super) async fn after_rollback_reboot(
         &mut self,
-        rec: DeploymentRecord,
+        mut rec: DeploymentRecord,
     ) -> Result<Outcome, EngineError> {
-        self.verify_rollback_reboot(&rec).await;
+        if !self.verify_rollback_reboot().await {
+            if let Some(outcome) = self.rollback_reboot(&mut rec).await? {
+                return Ok(outcome);
+            }
+        }
         self.failed(rec).await
     }
 
