@@ -62,8 +62,15 @@ pub enum Phase {
     /// Rolling back. Resume: roll back again (idempotent), then report failure.
     RollingBack,
     /// Rolled back; the host reboots out of the new software (an Update Module that
-    /// answered `Automatic`). Resume: verify the rollback reboot, then report failure.
+    /// answered `Automatic`). Resume: verify the rollback reboot (reboot again while the
+    /// old software is not back), then report failure.
     RollbackRebooting,
+    /// Undone (aborted or rolled back); the failure handling (`ArtifactFailure`) runs.
+    /// Resume: run it again, clean up, report failure.
+    Failing,
+    /// The backend's cleanup (an Update Module's `Cleanup`) runs. Resume: clean up again
+    /// and report failure, as both official clients do (a committed artifact stays).
+    CleaningUp,
     /// Only the final status is left to report (and, for failures, the log).
     ReportSuccess,
     ReportFailure,

@@ -1,7 +1,9 @@
 //! The module's answers to `SupportsRollback` and `NeedsArtifactReboot` for the install in
-//! progress, kept in `<work_dir>/payloads/0000/answers.json` (beside the tree), as the
-//! official client keeps them in its state data: after a restart the module is not asked
-//! again, and a rollback reboots the way the install would have.
+//! progress, and how far its reboot verification and commit got, kept in
+//! `<work_dir>/payloads/0000/answers.json` (beside the tree), as the official client keeps
+//! them in its state data: after a restart the module is not asked again, a rollback
+//! reboots the way the install would have, and a restart after `ArtifactVerifyReboot`
+//! started rolls back as the official client's does.
 //!
 //! Invariants: written atomically before the answer is acted on; an unreadable file counts
 //! as no answers (the module is asked again, which is what a module must bear anyway);
@@ -24,6 +26,13 @@ pub(crate) struct Answers {
     pub supports_rollback: Option<bool>,
     #[serde(default)]
     pub reboot: Option<RebootAnswer>,
+    /// `ArtifactVerifyReboot` was started (saved before it runs): a later verification can
+    /// only come from a restart after it started.
+    #[serde(default)]
+    pub verify_started: bool,
+    /// `ArtifactCommit` succeeded.
+    #[serde(default)]
+    pub committed: bool,
 }
 
 impl Answers {
@@ -75,6 +84,8 @@ mod tests {
         let a = Answers {
             supports_rollback: Some(true),
             reboot: Some(RebootAnswer::Automatic),
+            verify_started: true,
+            committed: false,
         };
         a.save(&path).unwrap();
         assert_eq!(Answers::load(&path), a);

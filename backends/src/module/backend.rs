@@ -5,9 +5,10 @@
 //! `finish` (end of streams, `Download` must succeed, `SupportsRollback`,
 //! `ArtifactInstall`, `NeedsArtifactReboot`) → `reboot` (`ArtifactReboot` for a `Yes`, the
 //! host for `Automatic`) → after it `verify_reboot` (`ArtifactVerifyReboot`) → `commit`
-//! (`ArtifactCommit`) or `rollback` (`ArtifactRollback`, `NeedsArtifactReboot` if not
-//! asked yet), `rollback_reboot` (`ArtifactRollbackReboot` for a `Yes`, the host for
-//! `Automatic`), `verify_rollback_reboot` (`ArtifactVerifyRollbackReboot`) → `failure`
+//! (`ArtifactCommit`) or `rollback` (`ArtifactRollback`), `rollback_reboot`
+//! (`NeedsArtifactReboot` again unless it answered `Yes` or `Automatic`; then
+//! `ArtifactRollbackReboot` for a `Yes`, the host for `Automatic`),
+//! `verify_rollback_reboot` (`ArtifactVerifyRollbackReboot`) → `failure`
 //! (`ArtifactFailure`) → `cleanup` (`Cleanup`, then the tree removed). `abort` only stops
 //! a running `Download`.
 //!
@@ -15,9 +16,10 @@
 //! only `ProvidePayloadFileSizes` and `Download` and has had only payload bytes and the
 //! verified header; `ArtifactInstall` runs only in `finish`, after `Download` ended
 //! successfully. A download that fails never reaches `ArtifactInstall`. The module's
-//! answers to `SupportsRollback` and `NeedsArtifactReboot` are kept next to the tree
+//! answers to `SupportsRollback` and `NeedsArtifactReboot`, and whether
+//! `ArtifactVerifyReboot` started and `ArtifactCommit` succeeded, are kept next to the tree
 //! (`answers.json`), so after a restart the module is not asked again and the sequence
-//! stays the official client's. No state but `Cleanup` runs once the tree is gone, and the
+//! stays the official client's (tests/modules_trace.rs compares the two). No state but `Cleanup` runs once the tree is gone, and the
 //! tree and the answers are removed after `Cleanup`.
 
 use std::os::unix::fs::PermissionsExt as _;
@@ -277,9 +279,41 @@ impl Backend for ModuleBackend {
         self.state_in_tree("ArtifactReboot").await.map(drop)
     }
 
+    /// `ArtifactVerifyReboot`, at most once per install. As the official clients, a restart
+    /// after it started, or in the middle of the commit, rolls back: a later call (only a
+    /// restart brings one) answers "not verified" without calling the module, and so does a
+    /// call after a `No` to `NeedsArtifactReboot` (no reboot: the engine gets here then only
+    /// from a restart in the middle of the commit). Once `ArtifactCommit` succeeded the
+    /// answer is yes, and the commit is not run again.
     async fn verify_reboot(&mut self) -> Result<bool, BackendError> {
-        match self.state_in_tree("ArtifactVerifyReboot").await {
-            Ok(ran) => Ok(ran.is_some()),
+        if !self.tree.is_dir() {
+            return self
+                .state_in_tree("ArtifactVerifyReboot")
+                .await
+                .map(|_| false);
+        }
+        let mut answers = self.answers();
+        if answers.committed {
+            self.log
+                .push("ArtifactCommit had succeeded before the restart".into());
+            return Ok(true);
+        }
+        let rebooted = matches!(
+            answers.reboot,
+            Some(RebootAnswer::Yes | RebootAnswer::Automatic)
+        );
+        if answers.verify_started || !rebooted {
+            self.log.push(
+                "restarted after ArtifactVerifyReboot had started, or during the commit: \
+                 as the official client, the install is rolled back"
+                    .into(),
+            );
+            return Ok(false);
+        }
+        answers.verify_started = true;
+        self.keep_answers(&answers)?;
+        match self.state("ArtifactVerifyReboot").await {
+            Ok(_) => Ok(true),
             Err(BackendError::Failed { message, .. }) => {
                 self.log.push(message);
                 Ok(false)
@@ -292,8 +326,17 @@ impl Backend for ModuleBackend {
         Ok(None)
     }
 
+    /// `ArtifactCommit` (not again once it succeeded: the success is kept).
     async fn commit(&mut self) -> Result<(), BackendError> {
-        self.state_in_tree("ArtifactCommit").await.map(drop)
+        let mut answers = self.answers();
+        if answers.committed {
+            return Ok(());
+        }
+        if self.state_in_tree("ArtifactCommit").await?.is_some() {
+            answers.committed = true;
+            self.keep_answers(&answers)?;
+        }
+        Ok(())
     }
 
     async fn can_roll_back(&mut self) -> Result<bool, BackendError> {
@@ -320,13 +363,33 @@ impl Backend for ModuleBackend {
         self.state("ArtifactRollback").await.map(drop)
     }
 
-    /// As the official client: the reboot answer (asked now if `ArtifactInstall` never got
-    /// to it); `Yes` takes `ArtifactRollbackReboot`, `Automatic` the host.
+    /// As the official client (3.x `queryUpdateModuleReboot`): a kept `Yes` or `Automatic`
+    /// holds; otherwise (`No`, or `ArtifactInstall` never got to ask) `NeedsArtifactReboot`
+    /// is asked now, and a failed or unexpected answer means no reboot. `Yes` takes
+    /// `ArtifactRollbackReboot`, `Automatic` the host.
     async fn rollback_reboot(&mut self) -> Result<Reboot, BackendError> {
         if !self.tree.is_dir() {
             return Ok(Reboot::None);
         }
-        Ok(reboot_of(self.needs_reboot().await?))
+        let mut answers = self.answers();
+        if let Some(known @ (RebootAnswer::Yes | RebootAnswer::Automatic)) = answers.reboot {
+            return Ok(reboot_of(known));
+        }
+        let asked = match self.state("NeedsArtifactReboot").await {
+            Ok(answer) => run::reboot_answer(&answer),
+            Err(e) => Err(e),
+        };
+        match asked {
+            Ok(answer) => {
+                answers.reboot = Some(answer);
+                self.keep_answers(&answers)?;
+                Ok(reboot_of(answer))
+            }
+            Err(e) => {
+                self.log.push(format!("{e}: no rollback reboot"));
+                Ok(Reboot::None)
+            }
+        }
     }
 
     async fn installer_rollback_reboot(&mut self) -> Result<(), BackendError> {

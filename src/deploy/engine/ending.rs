@@ -5,8 +5,10 @@
 //! Invariants: what undoing takes is read from the record's phase alone (so a restart in
 //! any phase undoes the same way): a phase in which the installer may have activated the
 //! new software rolls back (after stopping a `finish` that may still run), any other
-//! aborts; the artifact's scripts run only for an artifact that verified; the record is
-//! forgotten only after the final status was taken (or the server aborted).
+//! aborts; a restart while streaming, in the failure handling or in the cleanup resumes as
+//! both official clients do (cleanup only; the failure handling again; the cleanup again,
+//! then `failure`); the artifact's scripts run only for an artifact that verified; the
+//! record is forgotten only after the final status was taken (or the server aborted).
 
 use super::{Engine, EngineError, Outcome};
 use crate::deploy::report::{report_until_taken, upload_log, Reported};
@@ -62,18 +64,15 @@ impl<B: Backend> Engine<B> {
         self.committed(rec).await
     }
 
-    /// After the backend committed: store the provides, report success.
+    /// After the backend committed: store the provides, clean up, report success.
     pub(super) async fn committed(
         &mut self,
-        mut rec: DeploymentRecord,
+        rec: DeploymentRecord,
     ) -> Result<Outcome, EngineError> {
         self.store.set_installed(&rec.new_provides)?;
         let _ = self.scripts(State::ArtifactCommit, Action::Leave).await;
         self.log("info", format!("committed {}", rec.artifact_name));
-        self.cleanup_backend().await;
-        rec.phase = Phase::ReportSuccess;
-        self.store.save(&mut rec)?;
-        self.finish_report(rec).await
+        self.clean_up(rec, Phase::ReportSuccess).await
     }
 
     /// Ends a deployment as a failure: the backend aborts or rolls back (rebooting out of
@@ -125,69 +124,92 @@ impl<B: Backend> Engine<B> {
     }
 
     /// After a rollback: the reboot out of the new software, if the backend asks for one.
-    /// `Some`: the host reboots now (start-up resumes in `RollbackRebooting`).
+    /// `Some`: the host reboots now (start-up resumes in `RollbackRebooting`). As the
+    /// official client, a reboot after which the old software is not found back is tried
+    /// again; each try is saved, so the store's loop guard ends the tries (the device is
+    /// then left inconsistent).
     async fn rollback_reboot(
         &mut self,
         rec: &mut DeploymentRecord,
     ) -> Result<Option<Outcome>, EngineError> {
-        let reboot = match self.backend.rollback_reboot().await {
-            Ok(r) => r,
-            Err(e) => {
-                self.log("error", format!("rollback reboot: {e}"));
+        loop {
+            let reboot = match self.backend.rollback_reboot().await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.log("error", format!("rollback reboot: {e}"));
+                    self.inconsistent(rec);
+                    return Ok(None);
+                }
+            };
+            if reboot == Reboot::None {
+                return Ok(None);
+            }
+            rec.phase = Phase::RollbackRebooting;
+            if let Err(e) = self.store.save(rec) {
+                self.log("error", format!("no more rollback reboots: {e}"));
                 self.inconsistent(rec);
                 return Ok(None);
             }
-        };
-        if reboot == Reboot::None {
-            return Ok(None);
+            let _ = self
+                .scripts(State::ArtifactRollbackReboot, Action::Enter)
+                .await;
+            if reboot == Reboot::Host {
+                self.log("info", "rebooting out of the failed install");
+                return Ok(Some(Outcome::RebootRequired));
+            }
+            let rebooted = self.backend.installer_rollback_reboot().await;
+            self.backend_log();
+            if let Err(e) = rebooted {
+                self.log("error", format!("rollback reboot: {e}"));
+            }
+            if self.verify_rollback_reboot().await {
+                return Ok(None);
+            }
         }
-        rec.phase = Phase::RollbackRebooting;
-        self.store.save(rec)?;
-        let _ = self
-            .scripts(State::ArtifactRollbackReboot, Action::Enter)
-            .await;
-        if reboot == Reboot::Host {
-            self.log("info", "rebooting out of the failed install");
-            return Ok(Some(Outcome::RebootRequired));
-        }
-        let rebooted = self.backend.installer_rollback_reboot().await;
-        self.backend_log();
-        if let Err(e) = rebooted {
-            self.log("error", format!("rollback reboot: {e}"));
-        }
-        self.verify_rollback_reboot(rec).await;
-        Ok(None)
     }
 
-    /// `ArtifactRollbackReboot_Leave` after checking the old software is back (a failed
-    /// check leaves the device inconsistent).
-    async fn verify_rollback_reboot(&mut self, rec: &DeploymentRecord) {
+    /// `ArtifactRollbackReboot_Leave` after checking the old software is back. `false`:
+    /// it is not (the rollback reboot is tried again).
+    async fn verify_rollback_reboot(&mut self) -> bool {
         let verified = self.backend.verify_rollback_reboot().await;
         self.backend_log();
-        if let Err(e) = verified {
-            self.log("error", format!("after the rollback reboot: {e}"));
-            self.inconsistent(rec);
+        if let Err(e) = &verified {
+            self.log(
+                "error",
+                format!("after the rollback reboot: {e}; rebooting again"),
+            );
         }
         let _ = self
             .scripts(State::ArtifactRollbackReboot, Action::Leave)
             .await;
+        verified.is_ok()
     }
 
     /// Start-up after the host rebooted out of a failed install.
     pub(super) async fn after_rollback_reboot(
         &mut self,
-        rec: DeploymentRecord,
+        mut rec: DeploymentRecord,
     ) -> Result<Outcome, EngineError> {
-        self.verify_rollback_reboot(&rec).await;
+        if !self.verify_rollback_reboot().await {
+            if let Some(outcome) = self.rollback_reboot(&mut rec).await? {
+                return Ok(outcome);
+            }
+        }
         self.failed(rec).await
     }
 
     /// The end of every failure: `ArtifactFailure` scripts around the backend's failure
-    /// handling (for an artifact that verified), its cleanup, the report.
-    async fn failed(&mut self, mut rec: DeploymentRecord) -> Result<Outcome, EngineError> {
+    /// handling (for an artifact that verified), its cleanup, the report. `Failing` is
+    /// saved first: a restart runs the failure handling again, as the official clients do.
+    pub(super) async fn failed(
+        &mut self,
+        mut rec: DeploymentRecord,
+    ) -> Result<Outcome, EngineError> {
         // Artifact scripts run only for an artifact that verified (always the case once
         // the backend was asked to activate).
-        let scripts = rec.verified || rec.phase != Phase::Installing;
+        let scripts = rec.verified || !matches!(rec.phase, Phase::Installing | Phase::Failing);
+        rec.phase = Phase::Failing;
+        self.save_step(&mut rec);
         if scripts {
             let _ = self.scripts(State::ArtifactFailure, Action::Enter).await;
         }
@@ -199,10 +221,59 @@ impl<B: Backend> Engine<B> {
         if scripts {
             let _ = self.scripts(State::ArtifactFailure, Action::Leave).await;
         }
+        self.clean_up(rec, Phase::ReportFailure).await
+    }
+
+    /// Start-up in `Installing`: the process stopped while the artifact streamed (or before
+    /// its install began). As both official clients, nothing was activated, so nothing is
+    /// undone and no artifact state runs: the installer is stopped, cleaned up, and the
+    /// deployment fails. (A download that fails while the process runs also takes the
+    /// failure handling: [`Self::fail`].)
+    pub(super) async fn interrupted_download(
+        &mut self,
+        mut rec: DeploymentRecord,
+    ) -> Result<Outcome, EngineError> {
+        let reason = "the bridge stopped while the artifact was streaming; nothing was activated";
+        self.backend_log();
+        self.log("error", format!("deployment failed: {reason}"));
+        rec.failure = Some(reason.into());
+        self.abort_backend().await;
+        self.clean_up(rec, Phase::ReportFailure).await
+    }
+
+    /// Start-up in `CleaningUp`: the cleanup runs again and, as both official clients
+    /// report it, the deployment ends as a failure (a committed artifact stays installed).
+    pub(super) async fn interrupted_cleanup(
+        &mut self,
+        mut rec: DeploymentRecord,
+    ) -> Result<Outcome, EngineError> {
+        let reason = "the bridge stopped during the cleanup";
+        self.log("error", format!("deployment failed: {reason}"));
+        rec.failure.get_or_insert_with(|| reason.into());
+        self.clean_up(rec, Phase::ReportFailure).await
+    }
+
+    /// The backend's cleanup (`CleaningUp` saved first), then `report` saved and sent.
+    async fn clean_up(
+        &mut self,
+        mut rec: DeploymentRecord,
+        report: Phase,
+    ) -> Result<Outcome, EngineError> {
+        rec.phase = Phase::CleaningUp;
+        self.save_step(&mut rec);
         self.cleanup_backend().await;
-        rec.phase = Phase::ReportFailure;
+        rec.phase = report;
         self.store.save(&mut rec)?;
         self.finish_report(rec).await
+    }
+
+    /// Saves a step of the ending whose only purpose is how a restart resumes; if the save
+    /// fails (the loop guard), the step is taken anyway and a restart resumes from the
+    /// phase saved before, so the deployment still ends.
+    fn save_step(&mut self, rec: &mut DeploymentRecord) {
+        if let Err(e) = self.store.save(rec) {
+            self.log("warning", format!("saving the {:?} step: {e}", rec.phase));
+        }
     }
 
     /// The rollback is not possible or did not complete: the device runs neither artifact

@@ -152,14 +152,7 @@ impl<B: Backend> Engine<B> {
             }
         }
         let outcome = match rec.phase {
-            Phase::Installing => {
-                self.fail(
-                    rec,
-                    "the bridge stopped while the artifact was streaming; nothing was activated"
-                        .into(),
-                )
-                .await?
-            }
+            Phase::Installing => self.interrupted_download(rec).await?,
             Phase::Activating | Phase::Activated => {
                 self.fail(
                     rec,
@@ -179,6 +172,11 @@ impl<B: Backend> Engine<B> {
                     .await?
             }
             Phase::RollbackRebooting => self.after_rollback_reboot(rec).await?,
+            Phase::Failing => {
+                self.log("info", "resuming the failure handling");
+                self.failed(rec).await?
+            }
+            Phase::CleaningUp => self.interrupted_cleanup(rec).await?,
             Phase::ReportSuccess | Phase::ReportFailure | Phase::ReportAlreadyInstalled => {
                 self.finish_report(rec).await?
             }
