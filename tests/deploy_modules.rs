@@ -300,8 +300,8 @@ async fn a_module_install_streams_every_file_and_runs_every_state_of_a_success()
         [
             "ProvidePayloadFileSizes",
             "Download",
-            "script ArtifactInstall_Enter_01",
             "SupportsRollback",
+            "script ArtifactInstall_Enter_01",
             "ArtifactInstall",
             "NeedsArtifactReboot",
             "script ArtifactInstall_Leave_01",
@@ -820,7 +820,14 @@ async fn standalone_install_commit_and_rollback_with_a_module() {
         rig.calls(),
         with(
             install_states("Download"),
-            &["ArtifactRollback", "ArtifactFailure", "Cleanup"]
+            // As the official client: the reboot question again after the rollback, unless
+            // the answer was a reboot.
+            &[
+                "ArtifactRollback",
+                "NeedsArtifactReboot",
+                "ArtifactFailure",
+                "Cleanup"
+            ]
         )
     );
     assert_eq!(rig.installed_name(), "release-2");

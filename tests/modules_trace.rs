@@ -966,15 +966,9 @@ scenario!(
         ..BASE
     }
 );
-// The bridge saves `Activating` before the backend's `finish`, which for a module ends
-// `Download` (end of streams, the module's exit) and asks `SupportsRollback` before
-// `ArtifactInstall`; the official client finishes both before `Download_Leave`. A restart
-// in that window: the official client runs `Cleanup` alone, the bridge rolls back
-// (`SupportsRollback`, `ArtifactRollback`, `NeedsArtifactReboot`, `ArtifactFailure`,
-// `Cleanup`). Closing it takes a backend step between the payload's end and
-// `Download_Leave` (the pipeline and the `Backend` trait).
+// A restart after the payload's end and before `ArtifactInstall`: both end `Download` and ask
+// `SupportsRollback` before `Download_Leave`, so both only clean up.
 scenario!(
-    #[ignore = "known difference: a restart between the end of the payload and ArtifactInstall rolls back in the bridge, only cleans up in the official client"]
     killed_in_supports_rollback,
     Scenario {
         kill: Some("SupportsRollback"),

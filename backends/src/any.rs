@@ -81,6 +81,10 @@ impl Backend for AnyBackend {
         dispatch!(self, b => b.write(chunk).await)
     }
 
+    async fn downloaded(&mut self) -> Result<(), BackendError> {
+        dispatch!(self, b => b.downloaded().await)
+    }
+
     async fn finish(&mut self, progress: &dyn ProgressSink) -> Result<Activation, BackendError> {
         dispatch!(self, b => b.finish(progress).await)
     }

@@ -152,6 +152,10 @@ impl Backend for Installers {
         route!(self, b => b.write(chunk).await)
     }
 
+    async fn downloaded(&mut self) -> Result<(), BackendError> {
+        route!(self, b => b.downloaded().await)
+    }
+
     async fn finish(&mut self, progress: &dyn ProgressSink) -> Result<Activation, BackendError> {
         route!(self, b => b.finish(progress).await)
     }

@@ -90,7 +90,7 @@ pub trait ProgressSink: Send + Sync {
 ///
 /// Call order: `select` (the payload type, from the verified header), `preflight`,
 /// `prepare` (the verified header), then `begin`, `write`* (each payload file in order),
-/// then `finish` once the whole artifact verified (or `abort` otherwise). When `finish`
+/// then `downloaded` and `finish` once the whole artifact verified (or `abort` otherwise). When `finish`
 /// asked for a reboot: `reboot` (and `installer_reboot` for [`Reboot::Installer`]), after
 /// it `verify_reboot`; then `commit`, or `can_roll_back` and `rollback` (then
 /// `rollback_reboot`, `installer_rollback_reboot`, `verify_rollback_reboot` as it asks);
@@ -143,6 +143,13 @@ pub trait Backend: Send {
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
     /// Feeds the next chunk of the payload.
     fn write(&mut self, chunk: Bytes) -> impl Future<Output = Result<(), BackendError>> + Send;
+    /// Every payload byte was delivered and the whole artifact verified, before
+    /// `Download_Leave`: an installer that downloads in a step of its own ends it here (an
+    /// Update Module's `Download`, then `SupportsRollback`). Nothing may be activated. The
+    /// default has nothing to end.
+    fn downloaded(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send {
+        async { Ok(()) }
+    }
     /// All bytes delivered and verified: let the install complete.
     fn finish(
         &mut self,

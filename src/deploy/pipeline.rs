@@ -2,7 +2,7 @@
 //! engine, the standalone `install`, and any later one): clear the previous artifact's
 //! scripts → `Download_Enter` → open the source and the verifying reader → the depends
 //! check → the backend's route by payload type (`select`), its preflight and `prepare`
-//! (the verified header) → stream every payload byte into the backend
+//! (the verified header) → stream every payload byte into the backend → its `downloaded`
 //! → `Download_Leave` → keep the verified artifact's scripts and provides →
 //! `ArtifactInstall_Enter` → `finish` (activation) → `ArtifactInstall_Leave`.
 //!
@@ -191,6 +191,14 @@ where
         Err(StreamError::Stopped) => return Err(PipelineError::Aborted.into()),
         Err(e) => return Err(PipelineError::Stream(e).into()),
     };
+    if has_payload {
+        // The download's own end (an Update Module's `Download` exits), still before
+        // `Download_Leave`: a restart up to here only cleans up.
+        if let Err(e) = backend.downloaded().await {
+            let _ = backend.abort().await;
+            return Err(PipelineError::Stream(StreamError::Backend(e)).into());
+        }
+    }
     script(scripts, hooks, State::Download, Action::Leave).await?;
     // Verified: now, and only now, the header's scripts and provides are kept.
     scripts

@@ -2,8 +2,8 @@
 //! client's sequence mapped onto [`Backend`]:
 //! `prepare` (the tree) → `begin` (`ProvidePayloadFileSizes`, then `Download` or
 //! `DownloadWithFileSizes`, and each further `begin` the next file) → `write`* →
-//! `finish` (end of streams, `Download` must succeed, `SupportsRollback`,
-//! `ArtifactInstall`, `NeedsArtifactReboot`) → `reboot` (`ArtifactReboot` for a `Yes`, the
+//! `downloaded` (end of streams, `Download` must succeed, `SupportsRollback`) → `finish`
+//! (`ArtifactInstall`, `NeedsArtifactReboot`) → `reboot` (`ArtifactReboot` for a `Yes`, the
 //! host for `Automatic`) → after it `verify_reboot` (`ArtifactVerifyReboot`) → `commit`
 //! (`ArtifactCommit`) or `rollback` (`ArtifactRollback`), `rollback_reboot`
 //! (`NeedsArtifactReboot` again unless it answered `Yes` or `Automatic`; then
@@ -47,6 +47,8 @@ pub struct ModuleBackend {
     /// `prepare` made the tree for this install.
     prepared: bool,
     download: Option<Download>,
+    /// `Download` ended successfully for this install.
+    download_done: bool,
     log: Vec<String>,
 }
 
@@ -60,6 +62,7 @@ impl ModuleBackend {
             config,
             prepared: false,
             download: None,
+            download_done: false,
             log: Vec::new(),
         }
     }
@@ -200,6 +203,7 @@ impl Backend for ModuleBackend {
             )));
         }
         self.download = None;
+        self.download_done = false;
         Answers::remove(&self.config.answers_path())?;
         tree::create(&self.tree, header)?;
         self.prepared = true;
@@ -229,10 +233,16 @@ impl Backend for ModuleBackend {
         begun(self.download.as_mut(), "write")?.write(chunk).await
     }
 
-    async fn finish(&mut self, progress: &dyn ProgressSink) -> Result<Activation, BackendError> {
-        let downloaded = async {
+    /// The end of the streams, `Download` must exit successfully, then `SupportsRollback`:
+    /// all before `Download_Leave`, as the official client (so a restart here only cleans
+    /// up).
+    async fn downloaded(&mut self) -> Result<(), BackendError> {
+        if self.download_done {
+            return Ok(());
+        }
+        let ended = async {
             self.start_download().await?;
-            let download = begun(self.download.take(), "finish")?;
+            let download = begun(self.download.take(), "downloaded")?;
             let taken = if download.module_reads_streams() {
                 "the Update Module read the payload streams"
             } else {
@@ -244,11 +254,16 @@ impl Backend for ModuleBackend {
             Ok::<(), BackendError>(())
         }
         .await;
-        if let Err(e) = downloaded {
+        if let Err(e) = ended {
             self.stop_download().await;
             return Err(e);
         }
-        self.supports_rollback().await?;
+        self.download_done = true;
+        self.supports_rollback().await.map(drop)
+    }
+
+    async fn finish(&mut self, progress: &dyn ProgressSink) -> Result<Activation, BackendError> {
+        self.downloaded().await?;
         progress.report(Progress {
             bytes_done: 0,
             bytes_total: None,
