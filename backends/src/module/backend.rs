@@ -19,8 +19,9 @@
 //! answers to `SupportsRollback` and `NeedsArtifactReboot`, and whether
 //! `ArtifactVerifyReboot` started and `ArtifactCommit` succeeded, are kept next to the tree
 //! (`answers.json`), so after a restart the module is not asked again and the sequence
-//! stays the official client's (tests/modules_trace.rs compares the two). No state but `Cleanup` runs once the tree is gone, and the
-//! tree and the answers are removed after `Cleanup`.
+//! stays the official client's (`tests/modules_trace.rs` compares the two). No state but
+//! `Cleanup` runs once the tree is gone, and the tree and the answers are removed after
+//! `Cleanup`.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
