@@ -13,13 +13,14 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::daemon::{sim_conf, write_device_files, DeviceFiles};
 use common::sim::TestSim;
 use common::slots::SlotRig;
 use common::wait::{stop_within, wait_for};
-use common::{device_data_dir, finals, script, DEVICE_TYPE};
+use common::{finals, script, DEVICE_TYPE};
 use hyper::Method;
 use mender_artifact::writer::{write_artifact, ArtifactSpec, PayloadFile, WriteOptions};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 const SLOT_SIZE: usize = 4 << 20;
 
@@ -37,11 +38,17 @@ impl Device {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
         let rig = SlotRig::new(&d.join("slots"), SLOT_SIZE);
-        device_data_dir(d);
-        std::fs::create_dir_all(d.join("inventory")).expect("inventory");
-        std::fs::write(d.join("artifact_info"), "artifact_name=release-1\n").expect("info");
+        write_device_files(
+            d,
+            DeviceFiles {
+                mac,
+                conf: sim_conf(sim, update_poll, 3600),
+                reboot: &d.join("reboot.sh"),
+                modules_dir: None,
+                raw_toml: rig.raw_backend_toml(),
+            },
+        );
         std::fs::write(d.join("probe"), "one").expect("probe");
-        script(&d.join("identity"), &format!("echo mac={mac}"));
         script(
             &d.join("inventory/mender-inventory-probe"),
             &format!("echo probe=$(cat {})", d.join("probe").display()),
@@ -55,33 +62,6 @@ impl Device {
                 d.join("rebooted").display()
             ),
         );
-        let conf = json!({
-            "ServerURL": sim.handle.base_url(),
-            "ServerCertificate": sim.handle.ca_path(),
-            "UpdatePollIntervalSeconds": update_poll,
-            "InventoryPollIntervalSeconds": 3600,
-            "RetryPollIntervalSeconds": 1,
-        });
-        std::fs::write(d.join("mender.conf"), conf.to_string()).expect("mender.conf");
-        std::fs::write(
-            d.join("bridge.toml"),
-            format!(
-                r#"identity_script = "{identity}"
-inventory_script_dir = "{inventory}"
-state_scripts_dir = "{scripts}"
-artifact_info_file = "{info}"
-reboot_command = ["{reboot}"]
-device_key_type = "p256"
-{raw}"#,
-                identity = d.join("identity").display(),
-                inventory = d.join("inventory").display(),
-                scripts = d.join("scripts").display(),
-                info = d.join("artifact_info").display(),
-                reboot = d.join("reboot.sh").display(),
-                raw = rig.raw_backend_toml(),
-            ),
-        )
-        .expect("bridge.toml");
         Device {
             dir,
             rig,

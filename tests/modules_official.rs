@@ -28,13 +28,13 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use common::daemon::{accept, Daemon};
+use common::daemon::{accept, sim_conf, write_device_files, Daemon, DeviceFiles};
 use common::device::{status_sequence, wait_final};
 use common::modules::{copy_official_modules, ModuleArtifact, TestDeb, DPKG, OFFICIAL_MODULES};
 use common::sim::TestSim;
 use common::slots::SlotRig;
 use common::wait::{wait_for, Lazy};
-use common::{device_data_dir, finals, image, listing, script};
+use common::{finals, image, listing, script};
 use serde_json::{json, Value};
 
 /// `ModuleTimeoutSeconds`: no state of these modules takes more than a moment.
@@ -58,45 +58,23 @@ impl ModDevice {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
         let rig = SlotRig::new(&d.join("slots"), 1 << 20);
-        device_data_dir(d);
         copy_official_modules(&d.join("modules"));
-        std::fs::create_dir_all(d.join("inventory")).expect("inventory dir");
-        std::fs::write(d.join("artifact_info"), "artifact_name=release-1\n").expect("info");
-        script(&d.join("identity"), &format!("echo mac={mac}"));
         script(
             &d.join("reboot.sh"),
             &format!("touch {}", d.join("rebooted").display()),
         );
-        let mut conf = json!({ "ModuleTimeoutSeconds": MODULE_TIMEOUT_SECS });
-        if let Some(sim) = sim {
-            conf["ServerURL"] = json!(sim.handle.base_url());
-            conf["ServerCertificate"] = json!(sim.handle.ca_path());
-            conf["UpdatePollIntervalSeconds"] = json!(1);
-            conf["InventoryPollIntervalSeconds"] = json!(3600);
-            conf["RetryPollIntervalSeconds"] = json!(1);
-        }
-        std::fs::write(d.join("mender.conf"), conf.to_string()).expect("mender.conf");
-        std::fs::write(
-            d.join("bridge.toml"),
-            format!(
-                r#"identity_script = "{identity}"
-inventory_script_dir = "{inventory}"
-state_scripts_dir = "{scripts}"
-artifact_info_file = "{info}"
-reboot_command = ["{reboot}"]
-device_key_type = "p256"
-modules_dir = "{modules}"
-{raw}"#,
-                identity = d.join("identity").display(),
-                inventory = d.join("inventory").display(),
-                scripts = d.join("scripts").display(),
-                info = d.join("artifact_info").display(),
-                reboot = d.join("reboot.sh").display(),
-                modules = d.join("modules").display(),
-                raw = rig.raw_backend_toml(),
-            ),
-        )
-        .expect("bridge.toml");
+        let mut conf = sim.map_or_else(|| json!({}), |sim| sim_conf(sim, 1, 3600));
+        conf["ModuleTimeoutSeconds"] = json!(MODULE_TIMEOUT_SECS);
+        write_device_files(
+            d,
+            DeviceFiles {
+                mac,
+                conf,
+                reboot: &d.join("reboot.sh"),
+                modules_dir: Some(&d.join("modules")),
+                raw_toml: rig.raw_backend_toml(),
+            },
+        );
         ModDevice {
             dir,
             _rig: rig,

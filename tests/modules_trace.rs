@@ -32,9 +32,10 @@ use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use common::daemon::{sim_conf, write_device_files, DeviceFiles};
 use common::sim::TestSim;
 use common::slots::SlotRig;
-use common::{device_data_dir, script, DEVICE_TYPE};
+use common::{script, DEVICE_TYPE};
 use hyper::Method;
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
@@ -357,39 +358,16 @@ impl Bridge {
         std::fs::create_dir_all(&d).expect("device dir");
         let (mods, _, reboot) = module_rig(work, sc);
         let rig = SlotRig::new(&d.join("slots"), 64 * 1024);
-        device_data_dir(&d);
-        std::fs::create_dir_all(d.join("inventory")).expect("inventory");
-        std::fs::write(d.join("artifact_info"), "artifact_name=release-1\n").expect("info");
-        script(&d.join("identity"), &format!("echo mac={MAC}"));
-        let conf = json!({
-            "ServerURL": sim.handle.base_url(),
-            "ServerCertificate": sim.handle.ca_path(),
-            "UpdatePollIntervalSeconds": 1,
-            "InventoryPollIntervalSeconds": 5,
-            "RetryPollIntervalSeconds": 1,
-        });
-        std::fs::write(d.join("mender.conf"), conf.to_string()).expect("mender.conf");
-        std::fs::write(
-            d.join("bridge.toml"),
-            format!(
-                r#"identity_script = "{identity}"
-inventory_script_dir = "{inventory}"
-state_scripts_dir = "{scripts}"
-artifact_info_file = "{info}"
-modules_dir = "{mods}"
-reboot_command = ["{reboot}"]
-device_key_type = "p256"
-{raw}"#,
-                identity = d.join("identity").display(),
-                inventory = d.join("inventory").display(),
-                scripts = d.join("scripts").display(),
-                info = d.join("artifact_info").display(),
-                mods = mods.display(),
-                reboot = reboot.display(),
-                raw = rig.raw_backend_toml(),
-            ),
-        )
-        .expect("bridge.toml");
+        write_device_files(
+            &d,
+            DeviceFiles {
+                mac: MAC,
+                conf: sim_conf(sim, 1, 5),
+                reboot: &reboot,
+                modules_dir: Some(&mods),
+                raw_toml: rig.raw_backend_toml(),
+            },
+        );
         Bridge {
             dir: d,
             _rig: rig,

@@ -92,3 +92,62 @@ pub async fn accept(sim: &TestSim, mac: &str, limit: Duration) -> String {
         .await;
     id
 }
+
+/// What [`write_device_files`] writes for a daemon device.
+pub struct DeviceFiles<'a> {
+    /// The identity script prints `mac=<mac>`.
+    pub mac: &'a str,
+    /// `mender.conf` as JSON ([`sim_conf`] for a device of a simulator).
+    pub conf: serde_json::Value,
+    /// `reboot_command`.
+    pub reboot: &'a Path,
+    /// `modules_dir`, if not the default.
+    pub modules_dir: Option<&'a Path>,
+    /// The `[backend.raw…]` tables (`SlotRig::raw_backend_toml`).
+    pub raw_toml: String,
+}
+
+/// `mender.conf` for a device of `sim`: its URL and CA, the poll intervals, retries after 1 s.
+pub fn sim_conf(sim: &TestSim, update_poll: u64, inventory_poll: u64) -> serde_json::Value {
+    serde_json::json!({
+        "ServerURL": sim.handle.base_url(),
+        "ServerCertificate": sim.handle.ca_path(),
+        "UpdatePollIntervalSeconds": update_poll,
+        "InventoryPollIntervalSeconds": inventory_poll,
+        "RetryPollIntervalSeconds": 1,
+    })
+}
+
+/// A daemon device's files in `d`, as `bridge_command(d, …)` reads them: the data dir
+/// (with `device_type`), `inventory/`, `artifact_info` saying `release-1`, the identity
+/// script, `mender.conf`, and `bridge.toml` pointing at all of them with a P-256 device key.
+pub fn write_device_files(d: &Path, files: DeviceFiles) {
+    super::device_data_dir(d);
+    std::fs::create_dir_all(d.join("inventory")).expect("inventory");
+    std::fs::write(d.join("artifact_info"), "artifact_name=release-1\n").expect("info");
+    super::script(&d.join("identity"), &format!("echo mac={}", files.mac));
+    std::fs::write(d.join("mender.conf"), files.conf.to_string()).expect("mender.conf");
+    let modules = files
+        .modules_dir
+        .map(|m| format!("modules_dir = \"{}\"\n", m.display()))
+        .unwrap_or_default();
+    std::fs::write(
+        d.join("bridge.toml"),
+        format!(
+            r#"identity_script = "{identity}"
+inventory_script_dir = "{inventory}"
+state_scripts_dir = "{scripts}"
+artifact_info_file = "{info}"
+reboot_command = ["{reboot}"]
+device_key_type = "p256"
+{modules}{raw}"#,
+            identity = d.join("identity").display(),
+            inventory = d.join("inventory").display(),
+            scripts = d.join("scripts").display(),
+            info = d.join("artifact_info").display(),
+            reboot = files.reboot.display(),
+            raw = files.raw_toml,
+        ),
+    )
+    .expect("bridge.toml");
+}
