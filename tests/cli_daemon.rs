@@ -14,6 +14,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::daemon::{sim_conf, write_device_files, DeviceFiles};
+use common::device::statuses;
 use common::sim::TestSim;
 use common::slots::SlotRig;
 use common::wait::{stop_within, wait_for};
@@ -309,26 +310,6 @@ async fn deploy(sim: &TestSim, id: &str, name: &str, img: &[u8]) -> String {
         .unwrap_or_else(|e| panic!("write: {e}"));
     sim.upload(out).await;
     sim.deploy(name, id).await
-}
-
-async fn statuses(sim: &TestSim, dep: &str, id: &str) -> Vec<String> {
-    let v = sim
-        .http
-        .manage_ok(
-            Method::GET,
-            &format!("/deployments/{dep}/devices/{id}"),
-            None,
-        )
-        .await;
-    v["history"]
-        .as_array()
-        .map(|h| {
-            h.iter()
-                .filter(|e| e["source"] == "device")
-                .filter_map(|e| e["status"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,6 +33,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::daemon::{sim_conf, write_device_files, DeviceFiles};
+use common::device::statuses;
 use common::sim::TestSim;
 use common::slots::SlotRig;
 use common::{script, DEVICE_TYPE};
@@ -422,27 +423,6 @@ async fn device_id(sim: &TestSim) -> Option<String> {
         .find(|d| d["identity_data"]["mac"] == MAC)
         .and_then(|d| d["id"].as_str())
         .map(str::to_string)
-}
-
-/// The device's statuses for the deployment, in order.
-async fn statuses(sim: &TestSim, dep: &str, id: &str) -> Vec<String> {
-    let v = sim
-        .http
-        .manage_ok(
-            Method::GET,
-            &format!("/deployments/{dep}/devices/{id}"),
-            None,
-        )
-        .await;
-    v["history"]
-        .as_array()
-        .map(|h| {
-            h.iter()
-                .filter(|e| e["source"] == "device")
-                .filter_map(|e| e["status"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 async fn inventory_artifact(sim: &TestSim, id: &str) -> Option<String> {

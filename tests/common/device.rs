@@ -226,6 +226,15 @@ pub fn status_sequence(history: &[(String, Option<String>)]) -> Vec<String> {
     out
 }
 
+/// The statuses the device reported for the deployment, in order.
+pub async fn statuses(sim: &TestSim, dep: &str, dev: &str) -> Vec<String> {
+    history(sim, dep, dev)
+        .await
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect()
+}
+
 /// The `ArtifactInstall_Leave_01` script of the failure-after-activation scenarios: with
 /// `kill`, it touches `marker` and sleeps while the test kills the bridge; else it fails.
 pub fn leave_script(kill: bool, marker: &Path) -> String {
