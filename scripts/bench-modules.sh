@@ -16,16 +16,19 @@
 #          script writes into a temp modules dir: its `Download` reads `stream-next` and
 #          `cat`s each `streams/<name>` into a destination under the temp dir,
 #          `ArtifactInstall` fsyncs and renames it into place, no reboot, no rollback;
-#   3. the official client (Debian mender-client 3.4, `mender daemon`, run as in
-#      tests/sim_mender_client.rs: its own /etc/mender, identity script and data dir by bind
-#      mounts in a private mount namespace; the modules dir it sees is a temp dir holding
-#      the real /usr/share/mender/modules/v3/single-file (bind-mounted) and `bench-stream`)
-#      installs the single-file artifact BENCH_RUNS times, then the streaming one BENCH_RUNS
-#      times;
-#   4. `mender-bridge daemon` installs the single-file artifact BENCH_RUNS times with the
-#      default modules dir (the real single-file module), then, restarted with
-#      `modules_dir` = the temp dir, the streaming one BENCH_RUNS times;
-#   5. prints every figure with its target, the official client's in the same run as the
+#   3. starts both clients and has the simulator accept them: the official client (Debian
+#      mender-client 3.4, `mender daemon`, run as in tests/sim_mender_client.rs: its own
+#      /etc/mender, identity script and data dir by bind mounts in a private mount
+#      namespace; the modules dir it sees is a temp dir holding the real
+#      /usr/share/mender/modules/v3/single-file, bind-mounted, and `bench-stream`) and
+#      `mender-bridge daemon` with the default modules dir (the real single-file module);
+#   4. single-file: the official client, then the bridge, installs the artifact, BENCH_RUNS
+#      times in turn (alternating, so that a machine shared with other work weighs on both
+#      alike);
+#   5. the streaming module: the bridge restarted with `modules_dir` = the temp dir; the two
+#      clients in turn BENCH_RUNS times, then the bridge once more with a 64 KiB file (the
+#      control: what it writes then is its own bookkeeping);
+#   6. prints every figure with its target, the official client's from the same run as the
 #      baseline, and the machine.
 #
 # For every deployment of both clients: the time from the deployment's creation to
@@ -45,12 +48,12 @@
 # which leaves it out, is printed next to them.
 #
 # Between runs the destination files are removed (the single-file module backs up an
-# existing file first) and `sync` flushes dirty pages. Before each client's runs the
-# script writes and deletes a scratch file of 3 x the image: these VMs back guest memory
-# lazily, and a first write into never-used page cache costs ~10 x a warm one. The script
-# reports; it does not assert (exit status non-zero only if something broke). Needs root
-# (the official client's private mount namespace; clear_refs). Figures from a busy machine
-# are noisy: the load average is printed at the start and the end.
+# existing file first) and `sync` flushes dirty pages. Before the runs the script writes and
+# deletes a scratch file of 3 x the image: these VMs back guest memory lazily, and a first
+# write into never-used page cache costs ~10 x a warm one. The script reports; it does not
+# assert (exit status non-zero only if something broke). Needs root (the official client's
+# private mount namespace; clear_refs). Figures from a busy machine are noisy: the load
+# average is printed at the start and the end.
 #
 # Environment: BENCH_MIB   size of the file in MiB (default 256)
 #              BENCH_RUNS  deployments per client and case (default 3)
@@ -125,9 +128,17 @@ for n in 1 2; do
         -f image.img -o "$TMP/a.mender") >"$TMP/write.log" 2>&1 || { cat "$TMP/write.log" >&2; exit 1; }
     upload "$TMP/a.mender"
 done
-rm -rf "$TMP/img"
+# The control: the streaming case with a 64 KiB file. What the bridge writes for it besides the
+# module is its own bookkeeping; the big runs may only write as much.
+mkdir -p "$TMP/small"
+head -c 65536 /dev/urandom >"$TMP/small/image.img"
+SMALL_SHA=$(sha256sum "$TMP/small/image.img" | cut -d' ' -f1)
+(cd "$TMP/small" && mender-artifact write module-image -T "$STREAM_TYPE" -t bench-dev -n bench-stream-small \
+    -f image.img -o "$TMP/a.mender") >"$TMP/write.log" 2>&1 || { cat "$TMP/write.log" >&2; exit 1; }
+upload "$TMP/a.mender"
+rm -rf "$TMP/img" "$TMP/small"
 api "$M/artifacts" | jq -r '.[] | "   \(.name): \(.payload_type), \(.size / 1048576 * 10 | round / 10) MiB"'
-echo "   4 artifacts written and uploaded in $(dt "$t0" "$(now_ns)") s"
+echo "   5 artifacts written and uploaded in $(dt "$t0" "$(now_ns)") s"
 
 # The streaming Update Module (protocol v3), in a temp modules dir. `Download` takes every
 # stream; its own write_bytes (with its reaped `cat`s) go to $STREAM_DEST/download-io.
@@ -187,16 +198,17 @@ seen_list() {
     done
     echo "${out%, }"
 }
-file_ok() { # path: "= image" or "DIFFERS"
-    if [ -f "$1" ] && [ "$(sha256sum <"$1" | cut -d' ' -f1)" = "$IMG_SHA" ]; then echo "= image"; else echo "DIFFERS"; fi
+file_ok() { # path, SHA-256: "= artifact's" or "DIFFERS"
+    if [ -f "$1" ] && [ "$(sha256sum <"$1" | cut -d' ' -f1)" = "$2" ]; then echo "= artifact's"; else echo "DIFFERS"; fi
 }
 
 # One deployment of artifact $2 to device $3 whose daemon is PID $4, logging to $5; case
-# $1 (sf or stream). Appends to the arrays <CLIENT>_<case>_{T,DL,INST,HWM,W,MOD}, where
-# CLIENT is $CLIENT: T creation -> success, DL downloading -> success, INST installing ->
-# success, HWM peak RSS (KiB), W write_bytes of the daemon, MOD the module's own (stream).
+# $1 (sf, stream, or control: the 64 KiB streaming one). Appends to the arrays
+# <CLIENT>_<case>_{T,DL,ST,INST,HWM,W,MOD}, where CLIENT is $CLIENT: T creation -> success,
+# DL downloading -> success, ST downloading -> installing, INST installing -> success, HWM
+# peak RSS (KiB), W write_bytes of the daemon, MOD the module's own (streaming cases).
 run_once() {
-    local case=$1 artifact=$2 id=$3 pid=$4 log=$5 w0 w1 t0 dep hwm mod=0 dest where
+    local case=$1 artifact=$2 id=$3 pid=$4 log=$5 w0 w1 t0 dep hwm mod=0 dest sha=$IMG_SHA where
     rm -rf "$SF_DEST" "$STREAM_DEST"
     mkdir -p "$STREAM_DEST"
     sync
@@ -213,26 +225,29 @@ run_once() {
         dest=$SF_DEST/image.img
     else
         dest=$STREAM_DEST/image.img
+        [ "$case" = stream ] || sha=$SMALL_SHA
         mod=$(cat "$STREAM_DEST/download-io" 2>/dev/null || echo 0)
     fi
-    local -n T=${CLIENT}_${case}_T DL=${CLIENT}_${case}_DL INST=${CLIENT}_${case}_INST
+    local -n T=${CLIENT}_${case}_T DL=${CLIENT}_${case}_DL ST=${CLIENT}_${case}_ST INST=${CLIENT}_${case}_INST
     local -n HWM=${CLIENT}_${case}_HWM W=${CLIENT}_${case}_W MOD=${CLIENT}_${case}_MOD
     T+=("${SEEN[success]}")
     DL+=("$(awk -v a="${SEEN[downloading]:-0}" -v b="${SEEN[success]}" 'BEGIN { printf "%.2f", b - a }')")
+    ST+=("$(awk -v a="${SEEN[downloading]:-0}" -v b="${SEEN[installing]:-${SEEN[success]}}" 'BEGIN { printf "%.2f", b - a }')")
     INST+=("$(awk -v a="${SEEN[installing]:-${SEEN[success]}}" -v b="${SEEN[success]}" 'BEGIN { printf "%.2f", b - a }')")
     HWM+=("$hwm") W+=("$((w1 - w0))") MOD+=("$mod")
     where=""
     [ "$case" = sf ] || where=", of which the module's Download $(kib "$mod") KiB: own $(kib "$((w1 - w0 - mod))") KiB"
-    echo "   run: $(seen_list) s; file $(file_ok "$dest"); VmHWM $(mib "$hwm") MiB; write_bytes $(kib "$((w1 - w0))") KiB$where"
+    echo "$(seen_list) s; file $(file_ok "$dest" "$sha"); VmHWM $(mib "$hwm") MiB; write_bytes $(kib "$((w1 - w0))") KiB$where"
 }
 # shellcheck disable=SC2034 # filled by run_once through namerefs
-declare -a official_sf_T=() official_sf_DL=() official_sf_INST=() official_sf_HWM=() official_sf_W=() official_sf_MOD=() \
-    official_stream_T=() official_stream_DL=() official_stream_INST=() official_stream_HWM=() official_stream_W=() official_stream_MOD=() \
-    bridge_sf_T=() bridge_sf_DL=() bridge_sf_INST=() bridge_sf_HWM=() bridge_sf_W=() bridge_sf_MOD=() \
-    bridge_stream_T=() bridge_stream_DL=() bridge_stream_INST=() bridge_stream_HWM=() bridge_stream_W=() bridge_stream_MOD=()
+declare -a official_sf_T=() official_sf_DL=() official_sf_ST=() official_sf_INST=() official_sf_HWM=() official_sf_W=() official_sf_MOD=() \
+    official_stream_T=() official_stream_DL=() official_stream_ST=() official_stream_INST=() official_stream_HWM=() official_stream_W=() official_stream_MOD=() \
+    bridge_sf_T=() bridge_sf_DL=() bridge_sf_ST=() bridge_sf_INST=() bridge_sf_HWM=() bridge_sf_W=() bridge_sf_MOD=() \
+    bridge_stream_T=() bridge_stream_DL=() bridge_stream_ST=() bridge_stream_INST=() bridge_stream_HWM=() bridge_stream_W=() bridge_stream_MOD=() \
+    bridge_control_T=() bridge_control_DL=() bridge_control_ST=() bridge_control_INST=() bridge_control_HWM=() bridge_control_W=() bridge_control_MOD=()
 
 # ---------------------------------------------------------------------------------------
-echo "== 3. official client: mender $(mender --version 2>/dev/null | awk 'NR == 1 { print $1 }')"
+echo "== 3. both clients, accepted: the official client (mender $(mender --version 2>/dev/null | awk 'NR == 1 { print $1 }')) and mender-bridge daemon (full build)"
 O=$TMP/official
 OM=$TMP/official-modules # its /usr/share/mender/modules/v3: the real single-file and bench-stream
 mkdir -p "$O/etc" "$O/identity" "$O/data" "$OM"
@@ -256,23 +271,7 @@ OFF_PID=$!
 PIDS+=("$OFF_PID")
 OFF_ID=$(accept_device "$MAC_OFFICIAL") || { show_tail "$O/mender.log"; exit 1; }
 wait_for "the official client's inventory" 90 has_inventory "$OFF_ID" || { show_tail "$O/mender.log"; exit 1; }
-sleep 3
-echo "   device accepted; idle RSS $(mib "$(proc_kib "$OFF_PID" VmRSS)") MiB"
-CLIENT=official
-warm_up
-echo "   single-file ($REAL_MODULES/single-file):"
-for run in $(seq "$RUNS"); do
-    run_once sf "bench-single-file-$((2 - run % 2))" "$OFF_ID" "$OFF_PID" "$O/mender.log"
-done
-echo "   $STREAM_TYPE (the streaming module):"
-for run in $(seq "$RUNS"); do
-    run_once stream "bench-stream-$((2 - run % 2))" "$OFF_ID" "$OFF_PID" "$O/mender.log"
-done
-stop_pid "$OFF_PID"
-rm -rf "$O/data/modules" "$SF_DEST" "$STREAM_DEST"
 
-# ---------------------------------------------------------------------------------------
-echo "== 4. mender-bridge daemon (full build)"
 B=$TMP/bridge
 mkdir -p "$B/data" "$B/inventory" "$B/scripts"
 printf 'artifact_name=bench-0\n' >"$B/artifact_info"
@@ -334,23 +333,37 @@ start_bridge
 BR_ID=$(accept_device "$MAC_BRIDGE") || { show_tail "$BR_LOG"; exit 1; }
 wait_for "the bridge's inventory" 90 has_inventory "$BR_ID" || { show_tail "$BR_LOG"; exit 1; }
 sleep 3
-echo "   device accepted; idle RSS $(mib "$(proc_kib "$BR_PID" VmRSS)") MiB"
-CLIENT=bridge
+echo "   idle RSS: official $(mib "$(proc_kib "$OFF_PID" VmRSS)") MiB, bridge $(mib "$(proc_kib "$BR_PID" VmRSS)") MiB"
+official() { CLIENT=official run_once "$1" "$2" "$OFF_ID" "$OFF_PID" "$O/mender.log"; }
+bridge() { CLIENT=bridge run_once "$1" "$2" "$BR_ID" "$BR_PID" "$BR_LOG"; }
 warm_up
-echo "   single-file (modules_dir unset: $REAL_MODULES/single-file):"
+
+# ---------------------------------------------------------------------------------------
+echo "== 4. single-file: $REAL_MODULES/single-file for both (the bridge's modules_dir unset), the clients alternating"
 for run in $(seq "$RUNS"); do
-    run_once sf "bench-single-file-$((2 - run % 2))" "$BR_ID" "$BR_PID" "$BR_LOG"
+    echo -n "   official "
+    official sf "bench-single-file-$((2 - run % 2))"
+    echo -n "   bridge   "
+    bridge sf "bench-single-file-$((2 - run % 2))"
 done
+
+# ---------------------------------------------------------------------------------------
+echo "== 5. $STREAM_TYPE, the streaming module; the bridge restarted with modules_dir = \"$MODS\""
 stop_pid "$BR_PID"
 bridge_toml "modules_dir = \"$MODS\"" >"$B/bridge.toml"
 start_bridge
 wait_for "the restarted bridge to authenticate" 60 grep -q 'authenticated' "$BR_LOG" || { show_tail "$BR_LOG"; exit 1; }
 sleep 2
-echo "   $STREAM_TYPE (restarted with modules_dir = \"$MODS\"):"
 for run in $(seq "$RUNS"); do
-    run_once stream "bench-stream-$((2 - run % 2))" "$BR_ID" "$BR_PID" "$BR_LOG"
+    echo -n "   official "
+    official stream "bench-stream-$((2 - run % 2))"
+    echo -n "   bridge   "
+    bridge stream "bench-stream-$((2 - run % 2))"
 done
+echo -n "   control, a 64 KiB file: bridge "
+bridge control bench-stream-small
 stop_pid "$BR_PID"
+stop_pid "$OFF_PID"
 [ ! -e "$B/rebooted" ] || echo "   NOTE: the bridge ran its reboot command"
 stop_pid "$SIM_PID"
 
@@ -364,12 +377,14 @@ awk -v mib="$MIB" -v runs="$RUNS" -v nproc="$(nproc)" \
     -v ot="$ot" -v otimes="${official_sf_T[*]}" -v bt="$bt" -v btimes="${bridge_sf_T[*]}" \
     -v odl="$(median "${official_sf_DL[@]}")" -v bdl="$(median "${bridge_sf_DL[@]}")" \
     -v oinst="$(median "${official_sf_INST[@]}")" -v binst="$(median "${bridge_sf_INST[@]}")" \
+    -v ost1="$(median "${official_sf_ST[@]}")" -v bst1="$(median "${bridge_sf_ST[@]}")" \
     -v ohwm="$(maximum "${official_sf_HWM[@]}")" -v bhwm="$(maximum "${bridge_sf_HWM[@]}")" \
     -v ow="$(median "${official_sf_W[@]}")" -v bw="$(median "${bridge_sf_W[@]}")" \
     -v ost="$(median "${official_stream_T[@]}")" -v bst="$(median "${bridge_stream_T[@]}")" \
     -v oshwm="$(maximum "${official_stream_HWM[@]}")" -v bshwm="$(maximum "${bridge_stream_HWM[@]}")" \
     -v osw="$(median "${official_stream_W[@]}")" -v bsw="$(median "${bridge_stream_W[@]}")" \
     -v osmod="$(median "${official_stream_MOD[@]}")" -v bsmod="$(median "${bridge_stream_MOD[@]}")" \
+    -v bcown="$((bridge_control_W[0] - bridge_control_MOD[0]))" \
     -v bsown="$(for i in "${!bridge_stream_W[@]}"; do echo $((bridge_stream_W[i] - bridge_stream_MOD[i])); done | sort -n | tail -n1)" '
 function met(c) { return c ? "met" : "not met" }
 function row(name, value, unit, target, ratio, verdict) {
@@ -386,8 +401,10 @@ BEGIN {
     row("single-file: bridge, creation -> success", sprintf("%.2f", bt), "s", "<= 0.8 x official", sprintf("%.2f", bt / ot), met(bt <= 0.8 * ot) "  runs: " btimes)
     row("  official: downloading -> success", sprintf("%.2f", odl), "s", "info", "", "without the update check")
     row("  bridge: downloading -> success", sprintf("%.2f", bdl), "s", "info", sprintf("%.2f", bdl / odl), "")
-    row("  official: installing -> success", sprintf("%.2f", oinst), "s", "info", "", "ArtifactInstall (cp -a, sync) and the rest")
-    row("  bridge: installing -> success", sprintf("%.2f", binst), "s", "info", "", "")
+    row("  official: downloading -> installing", sprintf("%.2f", ost1), "s", "info", "", "download, stored in files/")
+    row("  bridge: downloading -> installing", sprintf("%.2f", bst1), "s", "info", sprintf("%.2f", bst1 / ost1), "")
+    row("  official: installing -> success", sprintf("%.2f", oinst), "s", "info", "", "sync, ArtifactInstall (cp -a, fsync), Cleanup")
+    row("  bridge: installing -> success", sprintf("%.2f", binst), "s", "info", sprintf("%.2f", binst / oinst), "")
     row("single-file: official, peak RSS (VmHWM)", sprintf("%.1f", ohwm / 1024), "MiB", "reference", "", "")
     row("single-file: bridge, peak RSS (VmHWM)", sprintf("%.1f", bhwm / 1024), "MiB", "<= 16 MiB", sprintf("%.2f", bhwm / 1024 / 16), met(bhwm <= 16 * 1024))
     row("single-file: official, write_bytes", k(ow), "KiB", "reference", sprintf("%.2f", ow / 1024 / P), "x payload: files/ + the module'"'"'s cp")
@@ -398,5 +415,8 @@ BEGIN {
     row("stream: bridge, peak RSS (VmHWM)", sprintf("%.1f", bshwm / 1024), "MiB", "<= 16 MiB", sprintf("%.2f", bshwm / 1024 / 16), met(bshwm <= 16 * 1024))
     row("stream: official, write_bytes (all)", k(osw), "KiB", "info", "", "module Download " k(osmod) " KiB: own " k(osw - osmod) " KiB")
     row("stream: bridge, write_bytes (all)", k(bsw), "KiB", "info", "", "module Download " k(bsmod) " KiB")
-    row("stream: bridge, write_bytes less the module", k(bsown), "KiB", "<= 1 MiB (~0)", sprintf("%.4f", bsown / 1024 / P), met(bsown <= 1048576) " (largest run; x payload)")
+    row("stream: bridge, write_bytes less the module", k(bsown), "KiB", "<< payload", sprintf("%.4f", bsown / 1024 / P), met(bsown <= 1048576) " (largest run; ratio: x payload)")
+    row("  the same, 64 KiB control", k(bcown), "KiB", "info", "", "its records: deployment state, log, module tree")
+    grow = bsown - bcown
+    row("stream: payload bytes written (run - control)", k(grow > 0 ? grow : 0), "KiB", "~0 (< 256 KiB)", "", met(grow < 256 * 1024) (grow < 256 * 1024 ? ": nothing grows with the payload" : ""))
 }'
