@@ -278,14 +278,11 @@ printf 'artifact_name=bench-0\n' >"$B/artifact_info"
 printf 'device_type=bench-dev\n' >"$B/data/device_type"
 printf '#!/bin/sh\necho mac=%s\n' "$MAC_BRIDGE" >"$B/identity"
 chmod 755 "$B/identity"
-# Two 1 MiB file slots for the raw backend, which takes rootfs-image payloads (none here).
-truncate -s 1M "$B/a.img" "$B/b.img"
-printf 'root=%s\n' "$B/a.img" >"$B/cmdline"
-printf 'mender_boot_part=2\nupgrade_available=0\n' >"$B/bootenv"
 jq -n --arg url "$URL" --arg ca "$CA" --arg dt "$B/data/device_type" '{
     ServerURL: $url, ServerCertificate: $ca, DeviceTypeFile: $dt,
     UpdatePollIntervalSeconds: 1, InventoryPollIntervalSeconds: 5, RetryPollIntervalSeconds: 1
 }' >"$B/mender.conf"
+# A modules-only device: no A/B slots, so every payload type goes to its Update Module.
 bridge_toml() { # $1: a modules_dir line, or nothing (the default: the real modules dir)
     cat <<EOF
 identity_script = "$B/identity"
@@ -294,29 +291,6 @@ state_scripts_dir = "$B/scripts"
 artifact_info_file = "$B/artifact_info"
 reboot_command = ["touch", "$B/rebooted"]
 $1
-
-[backend]
-type = "raw"
-
-[backend.raw]
-cmdline = "$B/cmdline"
-
-[backend.raw.a]
-device = "$B/a.img"
-boot_part = 2
-size = 1048576
-
-[backend.raw.b]
-device = "$B/b.img"
-boot_part = 3
-size = 1048576
-
-[backend.raw.bootenv]
-type = "command"
-activate = ["true"]
-commit = ["true"]
-revert = ["true"]
-state = ["cat", "$B/bootenv"]
 EOF
 }
 BOOTS=0
