@@ -1,4 +1,5 @@
-# Helpers shared by the benchmark scripts (bench-deploy.sh, bench-rauc.sh, bench-swupdate.sh).
+# Helpers shared by the benchmark scripts (bench-deploy.sh, bench-rauc.sh, bench-swupdate.sh,
+# bench-modules.sh).
 # Sourced after the script sets BENCH (its name, for messages and the temp dir).
 # bench_setup makes $TMP and stops every process in PIDS, then removes $TMP, on exit.
 
