@@ -277,7 +277,11 @@ impl Backend for ModuleBackend {
         self.state("ArtifactInstall").await?;
         Ok(match self.needs_reboot().await? {
             RebootAnswer::No => Activation::Installed,
-            RebootAnswer::Yes | RebootAnswer::Automatic => Activation::RebootRequired,
+            RebootAnswer::Yes | RebootAnswer::Automatic => {
+                // What the module finds after the reboot must survive it.
+                tree::sync().await;
+                Activation::RebootRequired
+            }
         })
     }
 
@@ -432,7 +436,11 @@ impl Backend for ModuleBackend {
         }
         let result = self.state("Cleanup").await.map(drop);
         self.prepared = false;
-        tree::remove(&self.tree)?;
+        // A stored payload can be large: removed off the async workers.
+        let tree = self.tree.clone();
+        tokio::task::spawn_blocking(move || tree::remove(&tree))
+            .await
+            .map_err(|e| BackendError::failed(format!("removing the module tree: {e}")))??;
         Answers::remove(&self.config.answers_path())?;
         result
     }

@@ -173,7 +173,9 @@ impl Download {
     }
 
     /// All files delivered: ends the streams (a zero-length `stream-next`) and waits for
-    /// the module to exit successfully; in files mode, syncs the files.
+    /// the module to exit successfully. Files stored in `files/` are not synced here: they
+    /// are read from the page cache within this boot, and made durable only when a reboot
+    /// follows ([`super::tree::sync`]).
     pub async fn finish(mut self) -> Result<Output, BackendError> {
         self.close_current();
         if matches!(self.mode, Mode::Unknown) {
@@ -188,8 +190,6 @@ impl Download {
                     tracing::debug!(%status, "Update Module exited before the end of streams");
                 }
             }
-        } else {
-            nix::unistd::sync();
         }
         let deadline = self.deadline;
         self.running.wait_success(deadline).await

@@ -45,7 +45,8 @@ pub struct ModuleHeader {
 }
 
 /// Removes any old tree at `dir` and creates the tree for `header`: the value files,
-/// `header/`, `tmp/`, `streams/` and the `stream-next` FIFO, all synced to disk.
+/// `header/`, `tmp/`, `streams/` and the `stream-next` FIFO. Not synced: a restart before
+/// `ArtifactInstall` only cleans up; [`sync`] makes the tree durable when a reboot follows.
 pub fn create(dir: &Path, header: &ModuleHeader) -> Result<(), BackendError> {
     remove(dir)?;
     for sub in ["header", "tmp", "streams"] {
@@ -87,8 +88,18 @@ pub fn create(dir: &Path, header: &ModuleHeader) -> Result<(), BackendError> {
         write_value(&dir.join(name), content.as_bytes())?;
     }
     mkfifo(&dir.join("stream-next"))?;
-    nix::unistd::sync();
     Ok(())
+}
+
+/// Makes the tree (and whatever else is dirty) durable before a reboot: after the reboot
+/// the module's `ArtifactVerifyReboot` and `ArtifactCommit` may read `files/` and `tmp/`.
+/// The official client syncs after every download instead; within one boot the page cache
+/// serves the module the same bytes, and a restart before `ArtifactInstall` only cleans
+/// up, so the bridge pays for the flush only when a reboot comes.
+pub async fn sync() {
+    if let Err(e) = tokio::task::spawn_blocking(nix::unistd::sync).await {
+        tracing::warn!(error = %e, "sync before the reboot");
+    }
 }
 
 /// The module did not read `stream-next`: the streams tree gives way to the files tree
