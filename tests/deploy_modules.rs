@@ -985,3 +985,49 @@ async fn the_cli_on_a_modules_only_device_with_reboot_exit_code() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("backend.raw.a.device is not set"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relative_data_dir_still_gives_the_module_its_tree() {
+    // `mender-bridge -d data install …` from the device's directory: the module runs in
+    // the tree, so the path it gets must not be relative to where the bridge started.
+    let rig = Rig::new(Behaviour {
+        read: false,
+        ..Behaviour::default()
+    })
+    .await;
+    let dir = rig.dev.dir.path().join("cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    common::device_data_dir(&dir);
+    std::fs::write(dir.join("mender.conf"), "{}").unwrap();
+    std::fs::write(
+        dir.join("bridge.toml"),
+        format!("modules_dir = \"{}\"\n", rig.modules.display()),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("release-2.mender"),
+        artifact(spec("release-2"), &FILES).await,
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mender-bridge"))
+        .current_dir(&dir)
+        .args([
+            "-c",
+            "mender.conf",
+            "-d",
+            "data",
+            "--bridge-config",
+            "bridge.toml",
+        ])
+        .args(["install", "release-2.mender"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        !rig.rec("wrong-cwd").exists(),
+        "{:?}",
+        std::fs::read_to_string(rig.rec("wrong-cwd"))
+    );
+    assert_eq!(std::fs::read(rig.rec("a.bin")).unwrap(), FILES[0].1);
+}

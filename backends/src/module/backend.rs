@@ -56,9 +56,12 @@ pub struct ModuleBackend {
 impl ModuleBackend {
     /// The backend for `payload_type`, whose module is `<modules_dir>/<payload_type>`.
     pub fn new(config: ModuleConfig, payload_type: &str) -> Self {
+        // The module runs in the tree and gets its path: a relative one (a relative data
+        // directory, `-d data`) would point nowhere from there.
+        let tree = config.tree_dir();
         ModuleBackend {
-            program: config.module_path(payload_type),
-            tree: config.tree_dir(),
+            program: absolute(config.module_path(payload_type)),
+            tree: absolute(tree),
             payload_type: payload_type.to_string(),
             config,
             prepared: false,
@@ -162,6 +165,11 @@ impl ModuleBackend {
             self.log.extend(d.abort().await.log);
         }
     }
+}
+
+/// `path` made absolute against the current directory (as it is, if that fails).
+fn absolute(path: PathBuf) -> PathBuf {
+    std::path::absolute(&path).unwrap_or(path)
 }
 
 /// The reboot a `NeedsArtifactReboot` answer takes.

@@ -39,6 +39,9 @@ enum Mode {
     Files(Option<std::fs::File>),
 }
 
+/// The pipe buffer asked for each stream (the default maximum for unprivileged processes).
+const PIPE_SIZE: nix::libc::c_int = 1 << 20;
+
 /// How long a module that broke its stream may take to exit before the bridge reports the
 /// broken pipe alone.
 const STREAM_EXIT_GRACE: Duration = Duration::from_secs(2);
@@ -235,7 +238,15 @@ impl Download {
         }
         drop(next);
         let opened = self.open_reader(&stream).await?;
-        self.expect_reader(opened, &format!("streams/{name}")).await
+        let sender = self
+            .expect_reader(opened, &format!("streams/{name}"))
+            .await?;
+        // Room for whole reader chunks: fewer wake-ups of the module per chunk. The
+        // default (64 KiB) still works if the system refuses.
+        if let Err(e) = nix::fcntl::fcntl(&sender, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE)) {
+            tracing::debug!(error = %e, "stream pipe size unchanged");
+        }
+        Ok(sender)
     }
 
     /// A FIFO the module must read: its exit instead is a failure.
