@@ -36,7 +36,60 @@ enum Mode {
     /// The module reads the streams; the open stream, if any.
     Module(Option<pipe::Sender>),
     /// The module exited without reading: files go to `files/`; the open file, if any.
-    Files(Option<std::fs::File>),
+    Files(Option<StoredFile>),
+}
+
+/// Bytes gathered for one write to `files/`: a handoff to a blocking thread per chunk costs
+/// more than the write itself.
+const FILE_BATCH: usize = 1 << 20;
+
+/// A file being stored in `files/`, with the chunks not yet written.
+#[derive(Debug)]
+struct StoredFile {
+    file: Option<std::fs::File>,
+    pending: Vec<Bytes>,
+    pending_len: usize,
+}
+
+impl StoredFile {
+    fn new(file: std::fs::File) -> Self {
+        StoredFile {
+            file: Some(file),
+            pending: Vec::new(),
+            pending_len: 0,
+        }
+    }
+
+    async fn write(&mut self, chunk: Bytes) -> Result<(), BackendError> {
+        self.pending_len += chunk.len();
+        self.pending.push(chunk);
+        if self.pending_len >= FILE_BATCH {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is pending, off the async workers.
+    async fn flush(&mut self) -> Result<(), BackendError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let Some(mut file) = self.file.take() else {
+            return Err(BackendError::failed("files/: the file was lost"));
+        };
+        let chunks = std::mem::take(&mut self.pending);
+        self.pending_len = 0;
+        let (file, result) = tokio::task::spawn_blocking(move || {
+            let r = chunks
+                .iter()
+                .try_for_each(|c| std::io::Write::write_all(&mut file, c));
+            (file, r)
+        })
+        .await
+        .map_err(|e| BackendError::failed(format!("file writer: {e}")))?;
+        self.file = Some(file);
+        result.map_err(|e| BackendError::io("write to files/", e))
+    }
 }
 
 /// The pipe buffer asked for each stream (the default maximum for unprivileged processes).
@@ -96,6 +149,7 @@ impl Download {
     /// `files/`. The previous file, if any, is closed first.
     pub async fn next_file(&mut self, name: &str, size: u64) -> Result<(), BackendError> {
         let name = tree::check_name(name)?;
+        self.flush_current().await?;
         self.close_current();
         if matches!(self.mode, Mode::Unknown) {
             self.decide().await?;
@@ -110,7 +164,7 @@ impl Download {
                     .custom_flags(nix::libc::O_NOFOLLOW)
                     .open(&path)
                     .map_err(|e| BackendError::io(format!("create {}", path.display()), e))?;
-                *current = Some(file);
+                *current = Some(StoredFile::new(file));
                 Ok(())
             }
             Mode::Module(_) => {
@@ -135,19 +189,7 @@ impl Download {
                     )),
                 }
             }
-            Mode::Files(slot @ Some(_)) => {
-                let Some(mut file) = slot.take() else {
-                    return Err(BackendError::failed("no open file"));
-                };
-                let (file, result) = tokio::task::spawn_blocking(move || {
-                    let r = std::io::Write::write_all(&mut file, &chunk);
-                    (file, r)
-                })
-                .await
-                .map_err(|e| BackendError::failed(format!("file writer: {e}")))?;
-                *slot = Some(file);
-                result.map_err(|e| BackendError::io("write to files/", e))
-            }
+            Mode::Files(Some(file)) => file.write(chunk).await,
             _ => Err(BackendError::failed(
                 "write before a payload file was begun",
             )),
@@ -180,6 +222,7 @@ impl Download {
     /// are read from the page cache within this boot, and made durable only when a reboot
     /// follows ([`super::tree::sync`]).
     pub async fn finish(mut self) -> Result<Output, BackendError> {
+        self.flush_current().await?;
         self.close_current();
         if matches!(self.mode, Mode::Unknown) {
             self.decide().await?;
@@ -305,6 +348,14 @@ impl Download {
     /// The bound of the next FIFO wait: `fifo_timeout` from now, within the module timeout.
     fn limit(&self) -> Instant {
         (Instant::now() + self.fifo_timeout).min(self.deadline)
+    }
+
+    /// Writes what the current stored file still holds.
+    async fn flush_current(&mut self) -> Result<(), BackendError> {
+        match &mut self.mode {
+            Mode::Files(Some(file)) => file.flush().await,
+            _ => Ok(()),
+        }
     }
 
     fn close_current(&mut self) {
