@@ -171,17 +171,7 @@ accept_device() {
     api -X POST "$M/devices/$id/accept" >/dev/null
     echo "$id"
 }
-has_inventory() { # device id: its inventory has artifact_name
-    api "$M/devices/$1/inventory" | jq -e 'any(.[]; .name == "artifact_name")' >/dev/null
-}
 
-seen_list() {
-    local s out=
-    for s in downloading installing rebooting success; do
-        [ -z "${SEEN[$s]:-}" ] || out+="$s ${SEEN[$s]}, "
-    done
-    echo "${out%, }"
-}
 
 # ---------------------------------------------------------------------------------------
 echo "== 3. official client: mender $(mender --version 2>/dev/null | awk 'NR == 1 { print $1 }'), single-file update module"

@@ -99,3 +99,17 @@ follow() {
         sleep 0.05
     done
 }
+
+# Device id: its inventory has artifact_name (the device reported at least once).
+has_inventory() {
+    api "$M/devices/$1/inventory" | jq -e 'any(.[]; .name == "artifact_name")' >/dev/null
+}
+
+# The statuses seen so far with their times, from the associative array SEEN.
+seen_list() {
+    local s out=
+    for s in downloading installing rebooting success; do
+        [ -z "${SEEN[$s]:-}" ] || out+="$s ${SEEN[$s]}, "
+    done
+    echo "${out%, }"
+}

@@ -188,16 +188,6 @@ accept_device() {
     api -X POST "$M/devices/$PENDING_ID/accept" >/dev/null
     echo "$PENDING_ID"
 }
-has_inventory() { # device id: its inventory has artifact_name
-    api "$M/devices/$1/inventory" | jq -e 'any(.[]; .name == "artifact_name")' >/dev/null
-}
-seen_list() {
-    local s out=
-    for s in downloading installing rebooting success; do
-        [ -z "${SEEN[$s]:-}" ] || out+="$s ${SEEN[$s]}, "
-    done
-    echo "${out%, }"
-}
 file_ok() { # path, SHA-256: "= artifact's" or "DIFFERS"
     if [ -f "$1" ] && [ "$(sha256sum <"$1" | cut -d' ' -f1)" = "$2" ]; then echo "= artifact's"; else echo "DIFFERS"; fi
 }
