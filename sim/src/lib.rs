@@ -22,6 +22,7 @@
 mod artifacts;
 pub mod auth;
 mod call;
+pub mod connect;
 mod deployments;
 mod device_auth;
 mod download;
@@ -181,6 +182,7 @@ impl ServerHandle {
     /// Stops accepting, lets open connections finish briefly, and waits for the server.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
+        self.sim.connect().close_all();
         if let Some(task) = self.task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
@@ -194,6 +196,7 @@ impl ServerHandle {
                 _ = &mut task => {}
                 _ = stop => {
                     let _ = self.shutdown.send(true);
+                    self.sim.connect().close_all();
                     let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
                 }
             }
@@ -204,6 +207,7 @@ impl ServerHandle {
 impl Drop for ServerHandle {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
+        self.sim.connect().close_all();
         if let Some(task) = self.task.take() {
             task.abort();
         }

@@ -133,6 +133,10 @@ pub async fn handle(sim: &Sim, req: Request<Incoming>, rid: &str) -> Response {
         Ok(b) => b,
         Err(e) => return error(e.status(), &e.to_string(), rid),
     };
+    let query = parts.uri.query();
+    if let Some(r) = crate::connect::manage::route(sim, &method, &segs, query, &body, rid).await {
+        return r;
+    }
     match route(sim, &method, &segs, &body) {
         Ok(r) => r,
         Err(e) => op_error(&e, rid),

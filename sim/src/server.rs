@@ -20,7 +20,7 @@ use super::records::RequestRecord;
 use super::routes::{dispatch, DeviceRoute};
 use super::stall::WriteStallTimeout;
 use super::state::Sim;
-use super::{download, manage, DOWNLOAD_PREFIX};
+use super::{connect, download, manage, DOWNLOAD_PREFIX};
 use mender_api::error::REQUEST_ID_HEADER;
 use mender_api::MAX_BODY;
 
@@ -75,7 +75,8 @@ pub async fn serve(
                 .serve_connection(
                     TokioIo::new(WriteStallTimeout::new(tls, WRITE_STALL_TIMEOUT)),
                     svc,
-                );
+                )
+                .with_upgrades();
             tokio::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => {
@@ -96,7 +97,9 @@ async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Result<Response, Infal
     let rid = ids::uuid();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let mut resp = if let Some(route) = DeviceRoute::classify(&path) {
+    let mut resp = if path.trim_end_matches('/') == connect::CONNECT_PATH {
+        connect_request(&sim, req, &rid)
+    } else if let Some(route) = DeviceRoute::classify(&path) {
         device_request(&sim, req, route, &rid).await
     } else if let Some(id) = path
         .strip_prefix(DOWNLOAD_PREFIX)
@@ -114,6 +117,31 @@ async fn handle(sim: Arc<Sim>, req: Request<Incoming>) -> Result<Response, Infal
     }
     tracing::info!(request_id = %rid, %method, %path, status = resp.status().as_u16(), "request");
     Ok(resp)
+}
+
+/// The deviceconnect upgrade, recorded like the other device requests.
+fn connect_request(sim: &Arc<Sim>, req: Request<Incoming>, rid: &str) -> Response {
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().map(str::to_string);
+    let authorization = req.headers().contains_key(AUTHORIZATION);
+    let resp = connect::upgrade::handle(sim, req, rid);
+    let status = resp.status().as_u16();
+    sim.requests().push(|seq| RequestRecord {
+        seq,
+        time: ids::now_rfc3339(),
+        method,
+        path,
+        query,
+        content_type: None,
+        content_length: None,
+        chunked: false,
+        authorization,
+        body_len: 0,
+        body: None,
+        status,
+    });
+    resp
 }
 
 async fn device_request(

@@ -88,6 +88,7 @@ pub struct Sim {
     jwt_key: Vec<u8>,
     link_key: Vec<u8>,
     max_artifact_size: u64,
+    connect: crate::connect::Registry,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -140,6 +141,7 @@ impl Sim {
             jwt_key: key(&secrets.jwt_key)?,
             link_key: key(&secrets.link_key)?,
             max_artifact_size,
+            connect: Default::default(),
         })
     }
 
@@ -163,6 +165,11 @@ impl Sim {
 
     pub fn settings(&self) -> Settings {
         lock(&self.data).settings.clone()
+    }
+
+    /// The deviceconnect links and terminal sessions (not persisted).
+    pub fn connect(&self) -> &crate::connect::Registry {
+        &self.connect
     }
 
     pub fn faults(&self) -> MutexGuard<'_, Faults> {
