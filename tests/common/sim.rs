@@ -71,6 +71,7 @@ impl Resp {
 }
 
 /// HTTPS client for one simulator.
+#[derive(Clone)]
 pub struct SimHttp {
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>,
     pub base: String,
@@ -250,7 +251,8 @@ impl SimHttp {
     }
 }
 
-fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+/// The certificates of a PEM file.
+pub fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls::pki_types::CertificateDer<'static>> {
     use rustls::pki_types::pem::PemObject;
     rustls::pki_types::CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()

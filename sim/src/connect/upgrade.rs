@@ -72,16 +72,22 @@ pub fn handle(sim: &Arc<Sim>, mut req: Request<Incoming>, rid: &str) -> Response
         Err(msg) => return error(StatusCode::BAD_REQUEST, msg, rid),
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
+    // Registered before the 101, so a management call right after the device's handshake
+    // finds the link; a failed upgrade detaches it again.
+    let attached = sim.connect().attach(&device);
+    let generation = attached.generation;
     let sim = sim.clone();
     tokio::spawn(async move {
         let upgraded = match tokio::time::timeout(UPGRADE_TIMEOUT, on_upgrade).await {
             Ok(Ok(u)) => u,
             Ok(Err(e)) => {
                 tracing::warn!(device, "deviceconnect: upgrade failed: {e}");
+                sim.connect().detach(&device, generation);
                 return;
             }
             Err(_) => {
                 tracing::warn!(device, "deviceconnect: upgrade timed out");
+                sim.connect().detach(&device, generation);
                 return;
             }
         };
@@ -91,7 +97,6 @@ pub fn handle(sim: &Arc<Sim>, mut req: Request<Incoming>, rid: &str) -> Response
             Some(socket::config()),
         )
         .await;
-        let attached = sim.connect().attach(&device);
         socket::run(sim, device, ws, attached).await;
     });
     let mut resp = empty(StatusCode::SWITCHING_PROTOCOLS);
