@@ -5,6 +5,7 @@
 
 #[cfg(feature = "sim")]
 pub mod attack;
+pub mod bus;
 #[cfg(feature = "sim")]
 pub mod daemon;
 #[cfg(feature = "sim")]

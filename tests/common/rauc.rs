@@ -165,32 +165,6 @@ fn write_system_conf(w: &Path, bootloader: Bootloader) {
     .unwrap();
 }
 
-/// A private system-like bus (`dbus-daemon`) listening on `bus.sock`.
-fn start_bus(w: &Path) -> Child {
-    std::fs::write(
-        w.join("bus.conf"),
-        format!(
-            r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig><type>system</type><listen>unix:path={}/bus.sock</listen><auth>EXTERNAL</auth>
-<policy context="default"><allow user="*"/><allow own="*"/><allow send_destination="*"/>
-<allow receive_sender="*"/></policy></busconfig>
-"#,
-            w.display()
-        ),
-    )
-    .unwrap();
-    Command::new("dbus-daemon")
-        .arg(format!("--config-file={}/bus.conf", w.display()))
-        .args(["--nofork", "--nopidfile"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("dbus-daemon: {e}; install the test dependencies (scripts/setup-test-deps.sh)")
-        })
-}
-
 impl RaucRig {
     /// Bus, PKI, slots, the custom bootloader, system.conf; the service running as
     /// booted from A.
@@ -210,7 +184,7 @@ impl RaucRig {
         write_custom_bootloader(&w);
         write_uboot_env(&w);
         write_system_conf(&w, bootloader);
-        let bus = start_bus(&w);
+        let bus = super::bus::start_bus(&w);
         let address = format!("unix:path={}/bus.sock", w.display());
         let mut rig = RaucRig {
             dir,
