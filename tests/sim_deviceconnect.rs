@@ -248,6 +248,20 @@ async fn a_remote_shell_round_trips_through_the_management_api() {
         (pong.hdr.proto, pong.hdr.typ.as_str()),
         (PROTO_CONTROL, "pong")
     );
+    // mender-connect's WebSocket ping (connection/connection.go: the payload is its
+    // ping wait in seconds) is answered with a pong carrying the same payload.
+    dev.ws
+        .send(Message::Ping(b"60".to_vec().into()))
+        .await
+        .unwrap();
+    let pong = loop {
+        match tokio::time::timeout(WAIT, dev.ws.next()).await.unwrap() {
+            Some(Ok(Message::Pong(p))) => break p,
+            Some(Ok(Message::Ping(_))) => continue,
+            other => panic!("expected a pong, got {other:?}"),
+        }
+    };
+    assert_eq!(&pong[..], b"60");
 
     // Stop.
     let http = sim.http.clone();

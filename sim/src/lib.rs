@@ -2,6 +2,8 @@
 //! behaves (`../shared/docs/PROTOCOL.md`), presigned artifact downloads, and a JSON
 //! management API under `/api/sim/` to accept devices, upload artifacts, deploy, read what
 //! devices reported and inject faults. HTTPS with a CA it generates (`DIR/ca.pem`).
+//! deviceconnect (`connect/`): devices open the WebSocket route, and the management API
+//! opens remote shells on them (`/api/sim/devices/{id}/shell`).
 //!
 //! Tampering, for attack tests: `PUT /api/sim/artifacts/{id}/content` replaces the stored
 //! bytes of an uploaded artifact with any body, unchecked; its record (name, device types)
