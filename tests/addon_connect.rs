@@ -88,7 +88,8 @@ async fn mender_connect_runs_a_remote_shell_through_the_simulator() {
         sock.exists()
     })
     .await;
-    let _service = zbus::connection::Builder::address(address.as_str())
+    let announced = token.clone();
+    let service = zbus::connection::Builder::address(address.as_str())
         .unwrap()
         .name("io.mender.AuthenticationManager")
         .unwrap()
@@ -132,6 +133,23 @@ async fn mender_connect_runs_a_remote_shell_through_the_simulator() {
         });
     let _connect = Reaped(child);
 
+    // mender-connect acts on its reconnect request only after JwtTokenStateChange arrives or
+    // its 10 s wait for the signal ends (app/daemon.go dbusEventLoop); announce the token
+    // as mender-auth does after fetching one, until the link is up.
+    let (token, url) = (announced, sim.handle.base_url().to_string());
+    let conn = service.clone();
+    let announcer = tokio::spawn(async move {
+        let iface = conn
+            .object_server()
+            .interface::<_, TokenService>("/io/mender/AuthenticationManager")
+            .await
+            .expect("the token service object");
+        loop {
+            let _ =
+                TokenService::jwt_token_state_change(iface.signal_emitter(), &token, &url).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
     let status = format!("/devices/{id}/connect");
     let limit = Duration::from_secs(30);
     common::wait::poll(limit, || async {
@@ -145,6 +163,7 @@ async fn mender_connect_runs_a_remote_shell_through_the_simulator() {
         )
     });
 
+    announcer.abort();
     let r = sim
         .http
         .manage(
