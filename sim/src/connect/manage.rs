@@ -193,7 +193,10 @@ async fn open(sim: &Sim, dev: &str, body: &[u8]) -> Result<Response, ConnectErro
             .with_prop("terminal_width", w)
             .with_prop("terminal_height", h);
     }
-    queue(&tx, msg).await?;
+    if let Err(e) = queue(&tx, msg).await {
+        session.set_state(SessionState::Closed);
+        return Err(e);
+    }
     let (snap, answered) = session
         .wait_until(REPLY_TIMEOUT, |s| s.state != SessionState::Opening)
         .await;
