@@ -239,10 +239,14 @@ fn bytes(v: Value, what: &'static str) -> Result<Vec<u8>, DecodeError> {
 mod tests {
     use super::*;
 
+    // The byte strings below are what Go writes: `msgpack.Marshal(&ws.ProtoMsg{...})` with
+    // the go-lib-micro `ws` package and vmihailenco/msgpack v5.3.5 vendored in
+    // mender-connect 2.1.2 (`go run` of a 20-line program against its `vendor/`, go 1.19).
+
     /// What mender-connect 2.1 (`app/daemon_shell.go` `routeMessageSpawnShell`) sends after
-    /// starting a shell, encoded by hand by msgpack v5.3.5's rules:
-    /// `ProtoMsg{Header: ProtoHdr{Proto: 1, MsgType: "new", SessionID: "s1",
-    /// Properties: {"status": wsshell.NormalMessage}}, Body: []byte("Shell started")}`.
+    /// starting a shell: `ProtoMsg{Header: ProtoHdr{Proto: 1, MsgType: "new", SessionID:
+    /// "s1", Properties: {"status": wsshell.NormalMessage}}, Body: []byte("Shell started")}`
+    /// (Go: `82a368647284a570726f746fcd0001…c40d5368656c6c2073746172746564`).
     const SPAWN_REPLY: &[u8] = b"\x82\
         \xa3hdr\x84\
             \xa5proto\xcd\x00\x01\
@@ -267,6 +271,29 @@ mod tests {
             .with_prop("status", shell::STATUS_NORMAL)
             .with_body(&b"Shell started"[..]);
         assert_eq!(m.encode(), SPAWN_REPLY);
+    }
+
+    /// `session/shell.go` `healthcheckPing` with one property (Go's map order is random):
+    /// `ProtoMsg{Header: ProtoHdr{Proto: 1, MsgType: "ping", SessionID: "ab",
+    /// Properties: {"timeout": int(65)}}, Body: nil}`.
+    const GO_PING: &str = "81a368647284a570726f746fcd0001a3747970a470696e67a3736964a26162a570726f707381a774696d656f757441";
+    /// `ProtoMsg{Header: ProtoHdr{Proto: ws.ProtoTypeControl}}`.
+    const GO_CONTROL: &str = "81a368647281a570726f746fcdffff";
+
+    #[test]
+    fn matches_go_byte_for_byte() {
+        let ping = ProtoMsg::new(PROTO_SHELL, shell::PING, "ab").with_prop("timeout", 65);
+        assert_eq!(hex::encode(ping.encode()), GO_PING);
+        assert_eq!(
+            ProtoMsg::decode(&hex::decode(GO_PING).unwrap()).unwrap(),
+            ping
+        );
+        let control = ProtoMsg::new(PROTO_CONTROL, "", "");
+        assert_eq!(hex::encode(control.encode()), GO_CONTROL);
+        assert_eq!(
+            ProtoMsg::decode(&hex::decode(GO_CONTROL).unwrap()).unwrap(),
+            control
+        );
     }
 
     #[test]
