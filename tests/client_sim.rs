@@ -667,7 +667,8 @@ async fn expired_link_mid_download_gets_a_fresh_url() {
 
 /// `Client::authorization` (the D-Bus token API's hook): nothing before acceptance, each
 /// new token (auth, re-auth after a 401, after `invalidate_token`) with its server, and
-/// `None` when the server refuses the device.
+/// `None` when the server refuses the device. Feature `dbus`.
+#[cfg(feature = "dbus")]
 #[tokio::test]
 async fn every_new_token_is_published() {
     let sim = TestSim::start_with(|c| c.jwt_lifetime_secs = Some(1)).await;

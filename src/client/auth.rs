@@ -131,7 +131,9 @@ impl Client {
 
     /// Every token the client obtains (first auth, re-auth after a 401 or no answer, the
     /// deliberate re-auth before commit) and every loss of authorization (`None`, when the
-    /// server refuses the device): the hook of the D-Bus token API. The value is the latest.
+    /// server refuses the device): the hook of the D-Bus token API (feature `dbus`; the
+    /// device build without it carries none of this). The value is the latest.
+    #[cfg(feature = "dbus")]
     pub fn authorization(&self) -> tokio::sync::watch::Receiver<Option<Authorization>> {
         self.inner.authorization.subscribe()
     }
@@ -179,7 +181,16 @@ impl Client {
     /// new token, or `None` when refused); call with the session locked.
     async fn auth_locked(&self) -> Result<Session, ClientError> {
         let result = self.auth_servers().await;
-        match &result {
+        #[cfg(feature = "dbus")]
+        self.publish(&result);
+        result
+    }
+
+    /// A new token, or the loss of authorization (a refusal after a token), to
+    /// [`authorization`](Self::authorization)'s subscribers.
+    #[cfg(feature = "dbus")]
+    fn publish(&self, result: &Result<Session, ClientError>) {
+        match result {
             Ok(s) => {
                 self.inner.authorization.send_replace(Some(Authorization {
                     token: s.token.clone(),
@@ -193,7 +204,6 @@ impl Client {
             }
             Err(_) => {}
         }
-        result
     }
 
     async fn auth_servers(&self) -> Result<Session, ClientError> {

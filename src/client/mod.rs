@@ -71,6 +71,7 @@ struct Inner {
     id_data: String,
     session: tokio::sync::Mutex<Option<auth::Session>>,
     /// The latest token (or `None` after a refusal), for [`Client::authorization`].
+    #[cfg(feature = "dbus")]
     authorization: tokio::sync::watch::Sender<Option<auth::Authorization>>,
     /// SHA-256 of the last inventory body the server accepted (since the last auth).
     inventory_sent: std::sync::Mutex<Option<[u8; 32]>>,
@@ -105,6 +106,7 @@ impl Client {
                 key,
                 id_data,
                 session: tokio::sync::Mutex::new(None),
+                #[cfg(feature = "dbus")]
                 authorization: tokio::sync::watch::Sender::new(None),
                 inventory_sent: std::sync::Mutex::new(None),
             }),
