@@ -96,8 +96,8 @@ impl Drop for Bus {
     }
 }
 
-/// A device of `sim` in `d` whose bridge.toml has `extra` appended.
-fn device(sim: &TestSim, d: &Path, mac: &str, conf: serde_json::Value, extra: &str) {
+/// A device in `d` with `conf` as mender.conf and `extra` appended to its bridge.toml.
+fn device(d: &Path, mac: &str, conf: serde_json::Value, extra: &str) {
     write_device_files(
         d,
         DeviceFiles {
@@ -108,7 +108,6 @@ fn device(sim: &TestSim, d: &Path, mac: &str, conf: serde_json::Value, extra: &s
             raw_toml: String::new(),
         },
     );
-    let _ = sim;
     let mut toml = std::fs::read_to_string(d.join("bridge.toml")).expect("bridge.toml");
     toml.push_str(extra);
     std::fs::write(d.join("bridge.toml"), toml).expect("bridge.toml");
@@ -195,7 +194,6 @@ async fn token_api_on_the_bus() {
     let bus = Bus::start(d);
     let mac = "02:00:00:00:db:01";
     device(
-        &sim,
         d,
         mac,
         sim_conf(&sim, 1, 3600),
@@ -308,7 +306,6 @@ async fn no_bus_no_problem() {
     let mac = "02:00:00:00:db:02";
     let absent = d.join("absent.sock");
     device(
-        &sim,
         d,
         mac,
         sim_conf(&sim, 1, 3600),
