@@ -7,14 +7,15 @@ packages=(
   mender-artifact   # writes the real artifacts the reader is tested against
   mender-client     # the official client 3.4: interop ground truth for the simulator
   mender-connect    # the official add-on 2.1: deviceconnect interop (tests/addon_connect.rs)
-  util-linux        # unshare: the interop test gives mender private /etc/mender paths
+  util-linux        # unshare: the interop test gives mender private /etc/mender paths; setpriv
   openssl           # makes the tests' RSA and ECDSA keys
   ca-certificates
   time              # /usr/bin/time: peak RSS in the benchmark
   libubootenv-tool  # fw_printenv / fw_setenv: the raw backend's U-Boot environment
   u-boot-tools      # mkenvimage: file-backed U-Boot environments in tests
   grub-common       # grub-editenv: the raw backend's GRUB environment
-  dbus              # a private system bus for the RAUC service and mender-connect
+  dbus              # a private system bus for the RAUC service, the token API and mender-connect
+  systemd           # busctl: tests/dbus_auth.rs calls the token API as nobody
   rauc rauc-service # the real RAUC 1.8 service the rauc backend talks to over D-Bus
   squashfs-tools    # mksquashfs: rauc bundle
   swupdate          # the real SWUpdate daemon the swupdate backend streams into

@@ -10,9 +10,9 @@ cd "$(dirname "$0")/.."
 ./scripts/setup-test-deps.sh
 cargo fmt --all -- --check
 # The device build (default features: the raw backend), each optional part alone (the
-# RAUC and SWUpdate backends, the simulator), and everything together.
+# RAUC and SWUpdate backends, the simulator, the D-Bus token API), and everything together.
 cargo clippy --workspace --all-targets --locked -- -D warnings
-for feature in rauc swupdate sim; do
+for feature in rauc swupdate sim dbus; do
   cargo clippy --workspace --all-targets --features "$feature" --locked -- -D warnings
 done
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings

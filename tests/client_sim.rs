@@ -664,3 +664,49 @@ async fn expired_link_mid_download_gets_a_fresh_url() {
         .unwrap();
     assert!(from <= cut);
 }
+
+/// `Client::authorization` (the D-Bus token API's hook): nothing before acceptance, each
+/// new token (auth, re-auth after a 401, after `invalidate_token`) with its server, and
+/// `None` when the server refuses the device. Feature `dbus`.
+#[cfg(feature = "dbus")]
+#[tokio::test]
+async fn every_new_token_is_published() {
+    let sim = TestSim::start_with(|c| c.jwt_lifetime_secs = Some(1)).await;
+    let mac = "02:00:00:00:03:09";
+    let c = client(&sim, KeyType::P256, mac);
+    let mut rx = c.authorization();
+    let url = sim.handle.base_url().trim_end_matches('/').to_string();
+    let id = admit(&sim, &c, mac).await;
+    assert!(rx.has_changed().unwrap());
+    let first = rx.borrow_and_update().clone().expect("a token");
+    assert_eq!(first.server_url(), url);
+    assert_eq!(first.token().split('.').count(), 3);
+    assert!(
+        !format!("{first:?}").contains(first.token()),
+        "Debug hides it"
+    );
+
+    // Expired → 401 → re-auth: published.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    c.send_inventory(&[Attribute::new("a", "1")]).await.unwrap();
+    assert!(rx.has_changed().unwrap(), "the re-auth after the 401");
+    let second = rx.borrow_and_update().clone().expect("a token");
+    assert_ne!(second.token(), first.token());
+
+    // The deliberate re-auth (before a commit): published when it happens.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    c.invalidate_token().await;
+    assert!(!rx.has_changed().unwrap(), "forgetting alone is not news");
+    c.send_inventory(&[Attribute::new("a", "2")]).await.unwrap();
+    assert!(rx.has_changed().unwrap());
+    assert!(rx.borrow_and_update().is_some());
+
+    // Refused: None.
+    sim.http
+        .manage_ok(Method::POST, &format!("/devices/{id}/reject"), None)
+        .await;
+    let e = c.authenticate().await.unwrap_err();
+    assert!(matches!(e, ClientError::AuthRejected { .. }), "{e}");
+    assert!(rx.has_changed().unwrap());
+    assert!(rx.borrow_and_update().is_none());
+}

@@ -64,6 +64,35 @@ impl std::fmt::Debug for Token {
     }
 }
 
+/// What the device holds now, as the D-Bus token API publishes it: the token and the
+/// server that issued it. `Debug` shows only the token's fingerprint.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Authorization {
+    token: Token,
+    server_url: String,
+}
+
+impl Authorization {
+    /// The JWT itself: a secret, for the D-Bus API only; never log it.
+    pub fn token(&self) -> &str {
+        &self.token.0
+    }
+
+    /// The configured server URL that issued the token (no trailing slash).
+    pub fn server_url(&self) -> &str {
+        &self.server_url
+    }
+}
+
+impl std::fmt::Debug for Authorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorization")
+            .field("token", &self.token)
+            .field("server_url", &self.server_url)
+            .finish()
+    }
+}
+
 /// The current token and the index of the server that issued it.
 #[derive(Debug, Clone)]
 pub(crate) struct Session {
@@ -98,6 +127,15 @@ impl Client {
         *session = None;
         *session = Some(self.auth_locked().await?);
         Ok(())
+    }
+
+    /// Every token the client obtains (first auth, re-auth after a 401 or no answer, the
+    /// deliberate re-auth before commit) and every loss of authorization (`None`, when the
+    /// server refuses the device): the hook of the D-Bus token API (feature `dbus`; the
+    /// device build without it carries none of this). The value is the latest.
+    #[cfg(feature = "dbus")]
+    pub fn authorization(&self) -> tokio::sync::watch::Receiver<Option<Authorization>> {
+        self.inner.authorization.subscribe()
     }
 
     /// [`authenticate`](Self::authenticate) until accepted, waiting by the configured
@@ -139,8 +177,36 @@ impl Client {
         s.as_ref().map(|s| self.inner.servers[s.server].clone())
     }
 
-    /// Runs the auth request against every server in order; call with the session locked.
+    /// Runs the auth request against every server in order and publishes the outcome (a
+    /// new token, or `None` when refused); call with the session locked.
     async fn auth_locked(&self) -> Result<Session, ClientError> {
+        let result = self.auth_servers().await;
+        #[cfg(feature = "dbus")]
+        self.publish(&result);
+        result
+    }
+
+    /// A new token, or the loss of authorization (a refusal after a token), to
+    /// [`authorization`](Self::authorization)'s subscribers.
+    #[cfg(feature = "dbus")]
+    fn publish(&self, result: &Result<Session, ClientError>) {
+        match result {
+            Ok(s) => {
+                self.inner.authorization.send_replace(Some(Authorization {
+                    token: s.token.clone(),
+                    server_url: self.inner.servers[s.server].clone(),
+                }));
+            }
+            Err(ClientError::AuthRejected { .. }) => {
+                self.inner
+                    .authorization
+                    .send_if_modified(|a| a.take().is_some());
+            }
+            Err(_) => {}
+        }
+    }
+
+    async fn auth_servers(&self) -> Result<Session, ClientError> {
         let inner = &self.inner;
         let body = Bytes::from(auth_body(
             &inner.id_data,

@@ -31,6 +31,7 @@ mod tls;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub use auth::Authorization;
 pub use backoff::Backoff;
 pub use config::{ClientConfig, DownloadConfig, Timeouts, TlsConfig};
 pub use download::{Download, DownloadReader, DownloadStats, Downloader, RefreshUrl};
@@ -69,6 +70,9 @@ struct Inner {
     /// The identity attributes as a JSON object text (keys sorted): the auth `id_data`.
     id_data: String,
     session: tokio::sync::Mutex<Option<auth::Session>>,
+    /// The latest token (or `None` after a refusal), for [`Client::authorization`].
+    #[cfg(feature = "dbus")]
+    authorization: tokio::sync::watch::Sender<Option<auth::Authorization>>,
     /// SHA-256 of the last inventory body the server accepted (since the last auth).
     inventory_sent: std::sync::Mutex<Option<[u8; 32]>>,
 }
@@ -102,6 +106,8 @@ impl Client {
                 key,
                 id_data,
                 session: tokio::sync::Mutex::new(None),
+                #[cfg(feature = "dbus")]
+                authorization: tokio::sync::watch::Sender::new(None),
                 inventory_sent: std::sync::Mutex::new(None),
             }),
         })

@@ -150,7 +150,7 @@ static CONNECTIVITY: &[Field] = &[
     m("idle_conn_timeout_seconds", "IdleConnTimeoutSeconds", Int),
 ];
 
-static DBUS: &[Field] = &[m("enabled", "Enabled", Bool)];
+static DBUS: &[Field] = &[m("enabled", "Enabled", Bool), b("bus", Str)];
 
 static ARTIFACT: &[Field] = &[
     b("decoder_memory_mib", Int),

@@ -113,6 +113,8 @@ pub struct Config {
     pub download: DownloadSettings,
     /// `[backend]`: which installer receives the payload.
     pub backend: BackendSettings,
+    /// `[dbus]` (`DBus`): the token API for the add-ons.
+    pub dbus: Dbus,
 }
 
 /// A Mender server's base URL: `http` or `https`, with a host, no query or fragment, no
@@ -240,8 +242,6 @@ pub struct Mender3 {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub update_control_map_boot_expiration_time_seconds: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub dbus: Option<Dbus>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub rootfs_part_a: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rootfs_part_b: Option<String>,
@@ -251,11 +251,15 @@ pub struct Mender3 {
     pub boot_utilities_get_next_active_part: Option<String>,
 }
 
-/// `DBus{Enabled}` (Mender 3.x).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// `[dbus]` (mender.conf's `DBus`): the D-Bus token API for the Mender add-ons.
+/// Invariant (checked at load): `bus` is `system`, `session` or an address with a `:`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Dbus {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub enabled: Option<bool>,
+    /// `DBus.Enabled` / `enabled` (true, as the official client).
+    pub enabled: bool,
+    /// `bus` (`system`): `system` (honours `DBUS_SYSTEM_BUS_ADDRESS`), `session`, or a
+    /// D-Bus address such as `unix:path=/run/dbus/system_bus_socket`.
+    pub bus: String,
 }
 
 /// `Connectivity{DisableKeepAlive, IdleConnTimeoutSeconds}` (Mender 3.x).

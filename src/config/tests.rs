@@ -218,10 +218,11 @@ fn mender_conf_keys_are_case_insensitive() {
     assert_eq!(c.device_type_file, Path::new("/dt"));
     assert_eq!(c.state_script_timeout, Duration::from_secs(7));
     assert_eq!(
-        c.mender3.dbus,
-        Some(Dbus {
-            enabled: Some(true)
-        })
+        c.dbus,
+        Dbus {
+            enabled: true,
+            bus: "system".into()
+        }
     );
     assert!(l.warnings.is_empty(), "{:?}", l.warnings);
 }
@@ -276,6 +277,29 @@ fn servers_list_and_conflicts() {
         source_of(&l, "servers"),
         "the environment (MENDER_BRIDGE_SERVERS)"
     );
+}
+
+#[test]
+fn dbus_settings_layer_and_are_checked() {
+    let f = Fixture::new();
+    let c = f.load_ok(&[]).config;
+    assert!(c.dbus.enabled, "on by default, as the official client");
+    assert_eq!(c.dbus.bus, "system");
+    f.write("mender.conf", r#"{"DBus": {"Enabled": false}}"#);
+    assert!(!f.load_ok(&[]).config.dbus.enabled);
+    f.write(
+        "bridge.toml",
+        "[dbus]\nenabled = true\nbus = \"unix:path=/tmp/x\"\n",
+    );
+    let c = f.load_ok(&[]).config;
+    assert!(c.dbus.enabled, "the bridge's file wins over mender.conf");
+    assert_eq!(c.dbus.bus, "unix:path=/tmp/x");
+    f.write("bridge.toml", "[dbus]\nbus = \"nowhere\"\n");
+    let e = f.load_err(&[]);
+    assert!(e.starts_with("dbus.bus in "), "{e}");
+    f.write("bridge.toml", "[dbus]\nenabled = \"yes\"\n");
+    let e = f.load_err(&[]);
+    assert!(e.starts_with("dbus.enabled in "), "{e}");
 }
 
 #[test]
@@ -468,6 +492,7 @@ fn mender3_keys_are_accepted_silently() {
     assert_eq!(c.state_script_retry_interval, Duration::from_secs(2));
     assert_eq!(c.daemon_log_level.as_deref(), Some("info"));
     assert_eq!(c.https_client.ssl_engine.as_deref(), Some("pkcs11"));
+    assert!(!c.dbus.enabled, "DBus.Enabled is honoured");
 }
 
 #[test]
@@ -530,7 +555,6 @@ fn schema_matches_unchecked_config() {
     };
     unchecked.update_control_map_expiration_time_seconds = Some(1);
     unchecked.update_control_map_boot_expiration_time_seconds = Some(1);
-    unchecked.dbus.enabled = Some(true);
     unchecked.rootfs_part_a = Some(String::new());
     unchecked.rootfs_part_b = Some(String::new());
     unchecked.boot_utilities_set_active_part = Some(String::new());
@@ -624,6 +648,8 @@ fn example_bridge_toml_documents_every_setting() {
         "backend.swupdate.write_timeout_seconds",
         "backend.type",
         "data_dir",
+        "dbus.bus",
+        "dbus.enabled",
         "device_key_type",
         "download.backoff_initial_ms",
         "download.backoff_max_ms",

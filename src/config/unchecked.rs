@@ -90,10 +90,22 @@ pub(crate) struct UncheckedConnectivity {
     pub idle_conn_timeout_seconds: Option<i64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub(crate) struct UncheckedDbus {
-    pub enabled: Option<bool>,
+    /// `DBus.Enabled` in mender.conf; `[dbus] enabled` in the bridge's file wins.
+    pub enabled: bool,
+    pub bus: String,
+}
+
+impl Default for UncheckedDbus {
+    fn default() -> Self {
+        UncheckedDbus {
+            // The official client's default.
+            enabled: true,
+            bus: "system".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -11,8 +11,8 @@ use super::settings::{
 use super::sources::Sources;
 use super::swupdate::UncheckedSwupdate;
 use super::unchecked::{
-    UncheckedArtifact, UncheckedBackend, UncheckedConfig, UncheckedDownload, UncheckedRauc,
-    UncheckedSlot,
+    UncheckedArtifact, UncheckedBackend, UncheckedConfig, UncheckedDbus, UncheckedDownload,
+    UncheckedRauc, UncheckedSlot,
 };
 use super::ConfigError;
 use super::SwupdateSettings;
@@ -101,7 +101,6 @@ pub(crate) fn build(
                 .update_control_map_expiration_time_seconds,
             update_control_map_boot_expiration_time_seconds: unchecked
                 .update_control_map_boot_expiration_time_seconds,
-            dbus: unchecked.dbus.enabled.map(|e| Dbus { enabled: Some(e) }),
             rootfs_part_a: unchecked.rootfs_part_a,
             rootfs_part_b: unchecked.rootfs_part_b,
             boot_utilities_set_active_part: unchecked.boot_utilities_set_active_part,
@@ -119,6 +118,7 @@ pub(crate) fn build(
         artifact: v.artifact(&unchecked.artifact)?,
         download: v.download(&unchecked.download)?,
         backend: v.backend(unchecked.backend)?,
+        dbus: v.dbus(unchecked.dbus)?,
     };
     Ok((config, aliases))
 }
@@ -322,6 +322,20 @@ impl Check<'_> {
                 b: bs,
                 bootenv,
             },
+        })
+    }
+
+    fn dbus(&self, d: UncheckedDbus) -> Result<Dbus, ConfigError> {
+        let bus = d.bus.trim();
+        if !(bus == "system" || bus == "session" || bus.contains(':')) {
+            return Err(self.src.invalid(
+                "dbus.bus",
+                "must be \"system\", \"session\" or a D-Bus address (unix:path=...)",
+            ));
+        }
+        Ok(Dbus {
+            enabled: d.enabled,
+            bus: bus.to_string(),
         })
     }
 

@@ -29,6 +29,7 @@
 //! directory, found by `check-update` / `send-inventory`) and `inventory`.
 
 mod control;
+pub mod dbus;
 mod inventory;
 pub mod notify;
 pub mod pidfile;
@@ -73,6 +74,8 @@ pub struct DaemonSettings {
     pub retry: RetryPolicy,
     pub reboot_command: Vec<String>,
     pub shutdown_grace: Duration,
+    /// The D-Bus token API for the add-ons.
+    pub dbus: dbus::DbusSettings,
 }
 
 /// What the daemon runs, built from the configuration once the pid file is held.
@@ -100,6 +103,8 @@ where
     let _pid = PidLock::acquire(pid_file)?;
     let parts = parts.await.map_err(|e| DaemonError::Setup(Box::new(e)))?;
     tracing::info!(pid = std::process::id(), pid_file = %pid_file.display(), "daemon starting");
+    // Before the first authentication, so its token is signalled.
+    let _dbus = dbus::start(&settings.dbus, parts.engine.client()).await;
     let mut daemon = Daemon {
         settings,
         scripts: parts.scripts,

@@ -22,6 +22,7 @@ pub use identity::{identity, inventory_scripts, script_limits};
 
 use crate::client::{Client, ClientError};
 use crate::config::{Config, ConfigError};
+use crate::daemon::dbus::{Bus, DbusSettings};
 use crate::daemon::schedule::RetryPolicy;
 use crate::daemon::{DaemonParts, DaemonSettings, SHUTDOWN_GRACE};
 use crate::deploy::engine::{Engine, EngineConfig};
@@ -166,6 +167,10 @@ pub fn daemon_settings(cfg: &Config) -> DaemonSettings {
         },
         reboot_command: cfg.reboot_command.clone(),
         shutdown_grace: SHUTDOWN_GRACE,
+        dbus: DbusSettings {
+            enabled: cfg.dbus.enabled,
+            bus: Bus::parse(&cfg.dbus.bus),
+        },
     }
 }
 

@@ -1,0 +1,100 @@
+//! The D-Bus token API the Mender add-ons use (mender-connect, mender-configure):
+//! `io.mender.AuthenticationManager` at `/io/mender/AuthenticationManager`, interface
+//! `io.mender.Authentication1` (`dbus/io.mender.Authentication1.xml`).
+//!
+//! - `GetJwtToken() → (token, server_url)`: the current token, or two empty strings;
+//! - `FetchJwtToken() → b`: authenticate now (true when started); the signal follows;
+//! - `JwtTokenStateChange(token, server_url)`: on every new token the client obtains and on
+//!   loss of authorization (empty strings). The hook is [`Client::authorization`].
+//!
+//! Invariants: the service never stops the daemon from starting (disabled, not built in,
+//! or no bus: one log line, and the daemon runs without it); the token lives in memory and
+//! is never logged. `server_url` is the configured server that issued the token, as the
+//! Mender 3.0/3.1 clients returned it (README "Add-ons").
+
+#[cfg(feature = "dbus")]
+mod service;
+
+use crate::client::Client;
+
+/// The well-known name, object path and interface, as the official client's.
+pub const NAME: &str = "io.mender.AuthenticationManager";
+pub const PATH: &str = "/io/mender/AuthenticationManager";
+pub const INTERFACE: &str = "io.mender.Authentication1";
+
+/// Which bus the service is offered on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bus {
+    /// The system bus (honours `DBUS_SYSTEM_BUS_ADDRESS`), where the add-ons look.
+    System,
+    /// The session bus.
+    Session,
+    /// A D-Bus address (`unix:path=/run/dbus/system_bus_socket`).
+    Address(String),
+}
+
+impl Bus {
+    /// `system`, `session`, or a D-Bus address.
+    pub fn parse(s: &str) -> Bus {
+        match s {
+            "system" => Bus::System,
+            "session" => Bus::Session,
+            a => Bus::Address(a.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Bus::System => f.write_str("the system bus"),
+            Bus::Session => f.write_str("the session bus"),
+            Bus::Address(a) => write!(f, "bus {a}"),
+        }
+    }
+}
+
+/// `[dbus]` / `DBus`: whether to offer the token API, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbusSettings {
+    pub enabled: bool,
+    pub bus: Bus,
+}
+
+/// The running service; dropping it leaves the bus.
+pub struct DbusService {
+    #[cfg(feature = "dbus")]
+    _inner: service::Running,
+}
+
+/// Offers the token API over `client` when enabled and built in. Never fails: without
+/// the service, one line says why and `None` is returned.
+pub async fn start(settings: &DbusSettings, client: &Client) -> Option<DbusService> {
+    if !settings.enabled {
+        tracing::info!("D-Bus token API disabled (DBus.Enabled / [dbus] enabled = false)");
+        return None;
+    }
+    #[cfg(feature = "dbus")]
+    {
+        match service::start(&settings.bus, client.clone()).await {
+            Ok(running) => {
+                tracing::info!(bus = %settings.bus, "D-Bus token API: {NAME} on {PATH}");
+                Some(DbusService { _inner: running })
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "D-Bus token API not offered: {e}; running without it (the add-ons get no token)"
+                );
+                None
+            }
+        }
+    }
+    #[cfg(not(feature = "dbus"))]
+    {
+        let _ = client;
+        tracing::info!(
+            "D-Bus is enabled in the configuration but not built in (build with `--features dbus`); running without the token API"
+        );
+        None
+    }
+}
