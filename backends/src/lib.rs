@@ -16,6 +16,7 @@ use std::future::Future;
 use bytes::Bytes;
 
 mod any;
+mod bus;
 mod error;
 pub mod fsutil;
 mod installers;
@@ -28,6 +29,7 @@ pub mod spool;
 pub mod swupdate;
 
 pub use any::AnyBackend;
+pub use bus::Bus;
 pub(crate) use error::begun;
 pub use error::BackendError;
 pub use installers::Installers;

@@ -6,37 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Which bus RAUC is on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Bus {
-    /// The system bus (honours `DBUS_SYSTEM_BUS_ADDRESS`), where RAUC normally runs.
-    System,
-    /// The session bus (RAUC with `DBUS_STARTER_BUS_TYPE=session`).
-    Session,
-    /// A bus address (`unix:path=/run/dbus/system_bus_socket`).
-    Address(String),
-}
-
-impl Bus {
-    /// `system`, `session`, or a D-Bus address.
-    pub fn parse(s: &str) -> Bus {
-        match s {
-            "system" => Bus::System,
-            "session" => Bus::Session,
-            a => Bus::Address(a.to_string()),
-        }
-    }
-}
-
-impl std::fmt::Display for Bus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Bus::System => f.write_str("the system bus"),
-            Bus::Session => f.write_str("the session bus"),
-            Bus::Address(a) => write!(f, "bus {a}"),
-        }
-    }
-}
+pub use crate::bus::Bus;
 
 /// Configuration of the RAUC backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
