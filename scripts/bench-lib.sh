@@ -113,3 +113,9 @@ seen_list() {
     done
     echo "${out%, }"
 }
+
+# Uploads artifact file $1 to the simulator, then removes it (the sim keeps its own copy).
+upload() {
+    api -H 'Expect:' -T "$1" -X POST "$M/artifacts" >/dev/null
+    rm -f "$1"
+}

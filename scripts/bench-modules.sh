@@ -115,10 +115,6 @@ printf '%s' "$SF_DEST" >"$TMP/img/dest_dir"
 printf 'image.img' >"$TMP/img/filename"
 printf '644' >"$TMP/img/permissions"
 t0=$(now_ns)
-upload() {
-    api -H 'Expect:' -T "$1" -X POST "$M/artifacts" >/dev/null
-    rm -f "$1" # the sim keeps its own copy
-}
 for n in 1 2; do
     (cd "$TMP/img" && mender-artifact write module-image -T single-file -t bench-dev -n "bench-single-file-$n" \
         -f dest_dir -f filename -f permissions -f image.img -o "$TMP/a.mender") >"$TMP/write.log" 2>&1 ||

@@ -485,12 +485,12 @@ impl<B: Backend> Standalone<B> {
     /// A failed install the installer could not undo: the artifact name becomes
     /// `<name>_INCONSISTENT`, as the official client records it.
     fn inconsistent(&self, artifact: &str) {
-        let mut provides = self.store.provides_or(&self.cfg.artifact_info);
-        let name = format!("{artifact}_INCONSISTENT");
-        tracing::error!("the device is inconsistent: artifact name set to {name}");
-        provides.insert("artifact_name".into(), name);
-        if let Err(e) = self.store.set_installed(&provides) {
-            tracing::error!("recording the inconsistent state: {e}");
+        match self
+            .store
+            .mark_inconsistent(artifact, &self.cfg.artifact_info)
+        {
+            Ok(name) => tracing::error!("the device is inconsistent: artifact name set to {name}"),
+            Err(e) => tracing::error!("recording the inconsistent state: {e}"),
         }
     }
 

@@ -314,6 +314,21 @@ impl Store {
 
     /// The device's provides: the installed ones, else only `artifact_name` from
     /// `artifact_info` (or `unknown`), as the engine reports them.
+    /// A failed install that could not be undone: the artifact name becomes
+    /// `<artifact>_INCONSISTENT` (the other provides stay), as the official client records
+    /// it. Returns the name written.
+    pub fn mark_inconsistent(
+        &self,
+        artifact: &str,
+        artifact_info: &Path,
+    ) -> Result<String, StoreError> {
+        let mut provides = self.provides_or(artifact_info);
+        let name = format!("{artifact}_INCONSISTENT");
+        provides.insert("artifact_name".into(), name.clone());
+        self.set_installed(&provides)?;
+        Ok(name)
+    }
+
     pub fn provides_or(&self, artifact_info: &Path) -> Provides {
         match self.installed() {
             Ok(Some(p)) if p.contains_key("artifact_name") => p,

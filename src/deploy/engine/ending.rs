@@ -280,15 +280,15 @@ impl<B: Backend> Engine<B> {
     /// for sure. Its artifact name becomes `<new name>_INCONSISTENT` (the other provides
     /// stay), so the server and the next update check see it.
     fn inconsistent(&mut self, rec: &DeploymentRecord) {
-        let mut provides = self.provides();
-        let name = format!("{}_INCONSISTENT", rec.artifact_name);
-        self.log(
-            "error",
-            format!("the device is inconsistent: artifact name set to {name}"),
-        );
-        provides.insert("artifact_name".into(), name);
-        if let Err(e) = self.store.set_installed(&provides) {
-            self.log("error", format!("recording the inconsistent state: {e}"));
+        match self
+            .store
+            .mark_inconsistent(&rec.artifact_name, &self.cfg.artifact_info)
+        {
+            Ok(name) => self.log(
+                "error",
+                format!("the device is inconsistent: artifact name set to {name}"),
+            ),
+            Err(e) => self.log("error", format!("recording the inconsistent state: {e}")),
         }
     }
 
