@@ -1,65 +1,209 @@
-//! Interop ground truth for deviceconnect: the real add-on (Debian `mender-connect` 2.1)
-//! against the simulator. mender-connect gets its token and server URL over D-Bus
-//! (`io.mender.Authentication1.GetJwtToken` on the system bus); here a fake token service
-//! on a private bus hands out a token the simulator issued to an accepted device (the
-//! bridge's own service is on another branch). mender-connect 2.1 ignores
-//! `ServerCertificate`/`SkipVerify` (deprecated: since client 4.x it talks to a local
-//! forwarder), so it trusts the simulator's CA through Go's `SSL_CERT_FILE`; its
-//! configuration comes from `--config` (and a missing `--fallback-config`), so no host file
-//! is read or written. The test opens a shell through the management API, sends
-//! `echo bridge-ok-$RANDOM`, reads the evaluated number back, and stops the shell.
-#![cfg(feature = "sim")]
+//! The real add-on on top of the bridge: Debian's `mender-connect` 2.1 takes its token and
+//! server URL from `mender-bridge daemon`'s own D-Bus service
+//! (`io.mender.Authentication1` on a private bus with the system bus's default-deny rules
+//! and our policy file) and opens a remote terminal through the simulator, as the
+//! dashboard's "Troubleshoot" tab would.
+//!
+//! The boot order is the real one: the daemon and mender-connect start while the device is
+//! pending (mender-connect gets empty strings and waits); acceptance gives the daemon a
+//! token, its `JwtTokenStateChange` wakes mender-connect, which connects. When the server
+//! expires the token, the daemon's next call gets 401, it authenticates again and signals
+//! the new token, and mender-connect reconnects with it (the simulator refuses the old one,
+//! so the new link proves the new token).
+//!
+//! mender-connect 2.1 ignores `ServerCertificate`/`SkipVerify` (deprecated: since client 4.x
+//! it talks to a local forwarder), so it trusts the simulator's CA through Go's
+//! `SSL_CERT_FILE`; its configuration comes from `--config` (and a missing
+//! `--fallback-config`), so no host file is read or written.
+#![cfg(all(feature = "sim", feature = "dbus"))]
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::bus::{bus_address, start_bus};
-use common::sim::{TestKey, TestSim};
-use common::wait::wait_for;
+use common::bus::TestBus;
+use common::daemon::{accept, device_with_toml, sim_conf, Daemon};
+use common::sim::TestSim;
+use common::wait::{poll, wait_for};
 use hyper::Method;
 use serde_json::json;
 
-/// The fake `io.mender.Authentication1` service.
-struct TokenService {
-    token: String,
-    server_url: String,
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// mender-connect, killed and reaped when dropped.
+struct Connect {
+    child: Child,
+    log: PathBuf,
 }
 
-#[zbus::interface(name = "io.mender.Authentication1")]
-impl TokenService {
-    async fn get_jwt_token(&self) -> (String, String) {
-        (self.token.clone(), self.server_url.clone())
+impl Connect {
+    fn start(dir: &Path, bus: &TestBus, sim: &TestSim) -> Self {
+        let config = dir.join("mender-connect.conf");
+        std::fs::write(
+            &config,
+            json!({"ShellCommand": "/bin/bash", "User": "root"}).to_string(),
+        )
+        .expect("mender-connect.conf");
+        let log = dir.join("mender-connect.log");
+        let out = std::fs::File::create(&log).expect("mender-connect.log");
+        let child = Command::new("mender-connect")
+            .arg("--config")
+            .arg(&config)
+            .arg("--fallback-config")
+            .arg(dir.join("absent.conf"))
+            .arg("--debug")
+            .arg("daemon")
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+            .env("SSL_CERT_FILE", sim.handle.ca_path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out.try_clone().expect("log handle")))
+            .stderr(Stdio::from(out))
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "mender-connect: {e}; install the test dependencies (scripts/setup-test-deps.sh)"
+                )
+            });
+        Connect { child, log }
     }
 
-    async fn fetch_jwt_token(&self) -> bool {
-        true
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
     }
-
-    #[zbus(signal)]
-    async fn jwt_token_state_change(
-        emitter: &zbus::object_server::SignalEmitter<'_>,
-        token: &str,
-        server_url: &str,
-    ) -> zbus::Result<()>;
 }
 
-/// Kills and reaps a child when dropped.
-struct Reaped(Child);
-
-impl Drop for Reaped {
+impl Drop for Connect {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
-fn log_tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let tail: Vec<&str> = text.lines().rev().take(30).collect();
-    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+/// A device running the bridge daemon and mender-connect on one private policy bus.
+struct Device {
+    sim: TestSim,
+    id: String,
+    daemon: Daemon,
+    connect: Connect,
+    _bus: TestBus,
+    _dir: tempfile::TempDir,
+}
+
+impl Device {
+    /// Starts both while the device is pending, accepts it, and waits for mender-connect's
+    /// link to the simulator.
+    async fn start(mac: &str) -> Self {
+        let sim = TestSim::start().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let bus = TestBus::with_policy(d);
+        device_with_toml(
+            d,
+            mac,
+            sim_conf(&sim, 1, 3600),
+            &format!("\n[dbus]\nbus = \"{}\"\n", bus.address),
+        );
+        let daemon = Daemon::start(
+            common::bridge_command(d, &["-l", "debug", "daemon"]),
+            &d.join("daemon.log"),
+        );
+        wait_for(LIMIT, "the daemon to offer the token API", || async {
+            daemon
+                .log()
+                .contains("D-Bus token API: io.mender.AuthenticationManager")
+        })
+        .await;
+        let connect = Connect::start(d, &bus, &sim);
+        let id = accept(&sim, mac, LIMIT).await;
+        let dev = Device {
+            sim,
+            id,
+            daemon,
+            connect,
+            _bus: bus,
+            _dir: dir,
+        };
+        dev.wait_link(None).await;
+        dev
+    }
+
+    /// The failure context: both logs' tails.
+    fn logs(&self) -> String {
+        format!(
+            "mender-connect:\n{}\ndaemon:\n{}",
+            self.connect.log_tail(),
+            self.daemon.log_tail(30)
+        )
+    }
+
+    /// Waits for a link other than `old` and returns its number.
+    async fn wait_link(&self, old: Option<u64>) -> u64 {
+        let status = format!("/devices/{}/connect", self.id);
+        poll(LIMIT, || async {
+            let s = self.sim.http.manage_ok(Method::GET, &status, None).await;
+            s["link"].as_u64().filter(|l| Some(*l) != old).ok_or(s)
+        })
+        .await
+        .unwrap_or_else(|seen| {
+            panic!(
+                "no new mender-connect link within {LIMIT:?} (last status {seen:?}); {}",
+                self.logs()
+            )
+        })
+    }
+
+    /// Opens a shell through the management API, sends `echo bridge-ok-$RANDOM`, reads the
+    /// evaluated number back (the terminal echoes the command line too, among prompts and
+    /// escape sequences; only the shell's answer has digits after "bridge-ok-"), stops it.
+    async fn shell_round_trip(&self) {
+        let sim = &self.sim;
+        let r = sim
+            .http
+            .manage(
+                Method::POST,
+                &format!("/devices/{}/shell", self.id),
+                Some(json!({"terminal_width": 120, "terminal_height": 40})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}\n{}", r.text(), self.logs());
+        let sid = r.json()["session_id"]
+            .as_str()
+            .expect("session_id")
+            .to_string();
+        let r = sim
+            .http
+            .send(
+                Method::POST,
+                &format!("/api/sim/devices/{}/shell/{sid}/input", self.id),
+                &[("content-type", "application/octet-stream")],
+                common::sim::full(&b"echo bridge-ok-$RANDOM\n"[..]),
+            )
+            .await;
+        assert_eq!(r.status, 204, "{}", r.text());
+        let read = format!("/devices/{}/shell/{sid}", self.id);
+        let answer = poll(Duration::from_secs(20), || async {
+            let out = sim.http.manage_ok(Method::GET, &read, None).await;
+            let text = out["output"].as_str().unwrap_or_default().to_string();
+            evaluated(&text).ok_or(text)
+        })
+        .await
+        .unwrap_or_else(|seen| panic!("no answer in {seen:?}\n{}", self.logs()));
+        assert!(answer.parse::<u16>().is_ok(), "{answer}");
+        let r = sim
+            .http
+            .manage(
+                Method::POST,
+                &format!("/devices/{}/shell/{sid}/stop", self.id),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}\n{}", r.text(), self.logs());
+        assert_eq!(r.json()["state"], "stopped", "{}", r.text());
+    }
 }
 
 /// The number after the first "bridge-ok-" that is followed by a digit.
@@ -74,137 +218,34 @@ fn evaluated(text: &str) -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mender_connect_runs_a_remote_shell_through_the_simulator() {
-    let sim = TestSim::start().await;
-    let key = TestKey::generate(sim.dir.path(), "ec");
-    let (id, token) = sim.admit(&key, "02:00:00:00:c0:01").await;
+async fn mender_connect_runs_a_remote_shell_on_the_bridges_token() {
+    let mut dev = Device::start("02:00:00:00:c0:01").await;
+    dev.shell_round_trip().await;
+    assert_eq!(dev.daemon.stop(LIMIT), 0);
+}
 
-    let work = sim.dir.path().join("connect");
-    std::fs::create_dir_all(&work).unwrap();
-    let _bus = Reaped(start_bus(&work));
-    let address = bus_address(&work);
-    let sock = work.join("bus.sock");
-    wait_for(Duration::from_secs(10), "the private bus", || async {
-        sock.exists()
-    })
-    .await;
-    let announced = token.clone();
-    let service = zbus::connection::Builder::address(address.as_str())
-        .unwrap()
-        .name("io.mender.AuthenticationManager")
-        .unwrap()
-        .serve_at(
-            "/io/mender/AuthenticationManager",
-            TokenService {
-                token,
-                server_url: sim.handle.base_url().to_string(),
-            },
-        )
-        .unwrap()
-        .build()
-        .await
-        .expect("the fake token service on the private bus");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mender_connect_reconnects_with_the_reissued_token() {
+    let mut dev = Device::start("02:00:00:00:c0:02").await;
+    let first = dev.wait_link(None).await;
 
-    let config = work.join("mender-connect.conf");
-    std::fs::write(
-        &config,
-        json!({"ShellCommand": "/bin/bash", "User": "root"}).to_string(),
-    )
-    .unwrap();
-    let log = work.join("mender-connect.log");
-    let out = std::fs::File::create(&log).unwrap();
-    let child = Command::new("mender-connect")
-        .arg("--config")
-        .arg(&config)
-        .arg("--fallback-config")
-        .arg(work.join("absent.conf"))
-        .arg("--debug")
-        .arg("daemon")
-        .env("DBUS_SYSTEM_BUS_ADDRESS", &address)
-        .env("SSL_CERT_FILE", sim.handle.ca_path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out.try_clone().unwrap()))
-        .stderr(Stdio::from(out))
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "mender-connect: {e}; install the test dependencies (scripts/setup-test-deps.sh)"
-            )
-        });
-    let _connect = Reaped(child);
-
-    // mender-connect acts on its reconnect request only after JwtTokenStateChange arrives or
-    // its 10 s wait for the signal ends (app/daemon.go dbusEventLoop); announce the token
-    // as mender-auth does after fetching one, until the link is up.
-    let (token, url) = (announced, sim.handle.base_url().to_string());
-    let conn = service.clone();
-    let announcer = tokio::spawn(async move {
-        let iface = conn
-            .object_server()
-            .interface::<_, TokenService>("/io/mender/AuthenticationManager")
-            .await
-            .expect("the token service object");
-        loop {
-            let _ =
-                TokenService::jwt_token_state_change(iface.signal_emitter(), &token, &url).await;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    });
-    let status = format!("/devices/{id}/connect");
-    let limit = Duration::from_secs(30);
-    common::wait::poll(limit, || async {
-        sim.http.manage_ok(Method::GET, &status, None).await["connected"] == true
-    })
-    .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "mender-connect did not connect within {limit:?}; log:\n{}",
-            log_tail(&log)
-        )
-    });
-
-    announcer.abort();
-    let r = sim
+    // The server expires the token: the daemon's next poll gets 401, it authenticates
+    // again and signals the new token; mender-connect reconnects with it.
+    dev.sim
         .http
-        .manage(
+        .manage_ok(
             Method::POST,
-            &format!("/devices/{id}/shell"),
-            Some(json!({"terminal_width": 120, "terminal_height": 40})),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}\nlog:\n{}", r.text(), log_tail(&log));
-    let sid = r.json()["session_id"].as_str().unwrap().to_string();
-
-    let r = sim
-        .http
-        .send(
-            Method::POST,
-            &format!("/api/sim/devices/{id}/shell/{sid}/input"),
-            &[("content-type", "application/octet-stream")],
-            common::sim::full(&b"echo bridge-ok-$RANDOM\n"[..]),
-        )
-        .await;
-    assert_eq!(r.status, 204, "{}", r.text());
-    // The terminal echoes the command line ("echo bridge-ok-$RANDOM", among prompts and
-    // escape sequences); the shell's answer is "bridge-ok-" followed by digits.
-    let read = format!("/devices/{id}/shell/{sid}");
-    let answer = common::wait::poll(Duration::from_secs(20), || async {
-        let out = sim.http.manage_ok(Method::GET, &read, None).await;
-        let text = out["output"].as_str().unwrap_or_default().to_string();
-        evaluated(&text).ok_or(text)
-    })
-    .await
-    .unwrap_or_else(|seen| panic!("no answer in {seen:?}\nlog:\n{}", log_tail(&log)));
-    assert!(answer.parse::<u16>().is_ok(), "{answer}");
-
-    let r = sim
-        .http
-        .manage(
-            Method::POST,
-            &format!("/devices/{id}/shell/{sid}/stop"),
+            &format!("/devices/{}/tokens/expire", dev.id),
             None,
         )
         .await;
-    assert_eq!(r.status, 200, "{}\nlog:\n{}", r.text(), log_tail(&log));
-    assert_eq!(r.json()["state"], "stopped", "{}", r.text());
+    let second = dev.wait_link(Some(first)).await;
+    assert!(second > first, "{first} -> {second}");
+    assert!(
+        dev.daemon.log().contains("token refused (401)"),
+        "the daemon saw no 401: {}",
+        dev.logs()
+    );
+    dev.shell_round_trip().await;
+    assert_eq!(dev.daemon.stop(LIMIT), 0);
 }

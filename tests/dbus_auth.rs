@@ -3,18 +3,19 @@
 //! includes our policy file (`dbus/io.mender.AuthenticationManager.conf`): empty strings
 //! before acceptance; the token and the server URL after, with `JwtTokenStateChange`;
 //! again after `FetchJwtToken`, after a 401 (expired token), empty on rejection, and
-//! after a restart; a caller that is not root is refused; and with no bus the daemon
-//! still authenticates and says so in one line.
+//! after a restart; a caller that is not root is refused by the policy, and by the daemon
+//! itself on a bus with no policy; and with no bus the daemon still authenticates and says
+//! so in one line.
 #![cfg(all(feature = "sim", feature = "dbus"))]
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::daemon::{accept, sim_conf, write_device_files, Daemon, DeviceFiles};
+use common::bus::TestBus;
+use common::daemon::{accept, device_with_toml as device, sim_conf, Daemon};
 use common::sim::TestSim;
 use common::wait::wait_for;
 use futures_util::StreamExt;
@@ -24,94 +25,6 @@ const NAME: &str = "io.mender.AuthenticationManager";
 const PATH: &str = "/io/mender/AuthenticationManager";
 const IFACE: &str = "io.mender.Authentication1";
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// A private bus like the system bus: default deny for calls and owning, our policy file
-/// included; its socket reachable by `nobody`.
-struct Bus {
-    child: Child,
-    address: String,
-}
-
-impl Bus {
-    fn start(dir: &Path) -> Self {
-        // `nobody` must reach the socket for the policy (not the file mode) to refuse it.
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        let policy =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("dbus/io.mender.AuthenticationManager.conf");
-        let sock = dir.join("bus.sock");
-        std::fs::write(
-            dir.join("bus.conf"),
-            format!(
-                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig><type>system</type><listen>unix:path={sock}</listen><auth>EXTERNAL</auth>
-<policy context="default">
-  <allow user="*"/>
-  <deny own="*"/>
-  <deny send_type="method_call"/>
-  <allow send_type="signal"/>
-  <allow send_requested_reply="true" send_type="method_return"/>
-  <allow send_requested_reply="true" send_type="error"/>
-  <allow receive_type="method_call"/>
-  <allow receive_type="method_return"/>
-  <allow receive_type="error"/>
-  <allow receive_type="signal"/>
-  <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-  <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-</policy>
-<include>{policy}</include>
-</busconfig>
-"#,
-                sock = sock.display(),
-                policy = policy.display()
-            ),
-        )
-        .expect("bus.conf");
-        let child = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", dir.join("bus.conf").display()))
-            .arg("--nofork")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "dbus-daemon: {e}; install the test dependencies (scripts/setup-test-deps.sh)"
-                )
-            });
-        let start = std::time::Instant::now();
-        while !sock.exists() {
-            assert!(start.elapsed() < LIMIT, "the bus did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Bus {
-            child,
-            address: format!("unix:path={}", sock.display()),
-        }
-    }
-}
-
-impl Drop for Bus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A device in `d` with `conf` as mender.conf and `extra` appended to its bridge.toml.
-fn device(d: &Path, mac: &str, conf: serde_json::Value, extra: &str) {
-    write_device_files(
-        d,
-        DeviceFiles {
-            mac,
-            conf,
-            reboot: Path::new("/bin/true"),
-            modules_dir: None,
-            raw_toml: String::new(),
-        },
-    );
-    let mut toml = std::fs::read_to_string(d.join("bridge.toml")).expect("bridge.toml");
-    toml.push_str(extra);
-    std::fs::write(d.join("bridge.toml"), toml).expect("bridge.toml");
-}
 
 fn start_daemon(d: &Path, n: u32) -> Daemon {
     Daemon::start(
@@ -191,7 +104,7 @@ async fn token_api_on_the_bus() {
     let sim = TestSim::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let bus = Bus::start(d);
+    let bus = TestBus::with_policy(d);
     let mac = "02:00:00:00:db:01";
     device(
         d,
@@ -336,5 +249,69 @@ async fn no_bus_no_problem() {
     let lines: Vec<&str> = log.lines().filter(|l| l.contains("D-Bus")).collect();
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains("disabled"), "{lines:?}");
+    assert_eq!(daemon.stop(LIMIT), 0);
+}
+
+/// The bus policy is the first gate; the daemon is the second. On a bus whose policy lets
+/// anyone call anything (a custom `bus` address, a forgotten policy file), a process that
+/// is neither root nor the daemon's user still gets no token: with it, it could act as the
+/// device towards the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_bus_still_keeps_the_token_from_other_users() {
+    let sim = TestSim::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let bus = TestBus::open(d);
+    let address = bus.address.clone();
+    let mac = "02:00:00:00:db:03";
+    device(
+        d,
+        mac,
+        sim_conf(&sim, 1, 3600),
+        &format!("\n[dbus]\nbus = \"{address}\"\n"),
+    );
+    let client = Client::connect(&address).await;
+    let mut daemon = start_daemon(d, 1);
+    accept(&sim, mac, LIMIT).await;
+    let url = sim.handle.base_url().trim_end_matches('/').to_string();
+    let token = wait_for(LIMIT, "a token over D-Bus (root)", || async {
+        client
+            .call::<(String, String)>("GetJwtToken")
+            .await
+            .ok()
+            .filter(|t| !t.0.is_empty())
+    })
+    .await;
+    assert_token(&token, &url);
+
+    for method in ["GetJwtToken", "FetchJwtToken"] {
+        let out = Command::new("setpriv")
+            .args([
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                "busctl",
+            ])
+            .arg(format!("--address={address}"))
+            .args(["call", NAME, PATH, IFACE, method])
+            .output()
+            .expect("setpriv busctl");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(
+            !out.status.success(),
+            "nobody got an answer to {method}: {stdout}"
+        );
+        assert!(!stdout.contains(&token.0), "the token reached nobody");
+        assert!(stderr.contains("Access denied"), "{method}: {stderr}");
+    }
+    let log = daemon.log();
+    for method in ["GetJwtToken", "FetchJwtToken"] {
+        let line =
+            format!("{method}: refused: caller uid 65534 is neither root nor the daemon's user");
+        assert!(log.contains(&line), "{}", daemon.log_tail(20));
+    }
     assert_eq!(daemon.stop(LIMIT), 0);
 }

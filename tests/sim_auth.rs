@@ -314,6 +314,54 @@ async fn short_token_lifetime_expires() {
     assert_eq!(c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(), 60);
 }
 
+/// `POST /api/sim/devices/{id}/tokens/expire`: the device's tokens so far get 401 at once
+/// (the dashboard's "the server rotated its key" or a lifetime that ended), the next
+/// authentication gets a token that works, and other devices keep theirs.
+#[tokio::test]
+async fn expiring_a_devices_tokens_refuses_them_until_it_authenticates_again() {
+    let sim = TestSim::start().await;
+    let key = TestKey::generate(sim.dir.path(), "ed25519");
+    let (id, old) = sim.admit(&key, "expire-me").await;
+    let other_key = TestKey::generate(sim.dir.path(), "ec");
+    let (_, other) = sim.admit(&other_key, "keep-me").await;
+    sim.http
+        .manage_ok(Method::POST, &format!("/devices/{id}/tokens/expire"), None)
+        .await;
+    let r = sim
+        .http
+        .device(Method::PUT, INVENTORY, Some(&old), Some(b"[]"))
+        .await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.error().contains("expired"), "{}", r.text());
+    let r = sim
+        .http
+        .device(Method::PUT, INVENTORY, Some(&other), Some(b"[]"))
+        .await;
+    assert_eq!(r.status, 200, "another device's token: {}", r.text());
+
+    let body = auth_body(&json!({"mac": "expire-me"}), &key);
+    let r = auth(&sim.http, &body, &key.sign_b64(&body)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let new = r.text();
+    assert_ne!(new, old);
+    let r = sim
+        .http
+        .device(Method::PUT, INVENTORY, Some(&new), Some(b"[]"))
+        .await;
+    assert_eq!(r.status, 200, "the new token: {}", r.text());
+    let r = sim
+        .http
+        .device(Method::PUT, INVENTORY, Some(&old), Some(b"[]"))
+        .await;
+    assert_eq!(r.status, 401, "the old token stays expired: {}", r.text());
+
+    let r = sim
+        .http
+        .manage(Method::POST, "/devices/nope/tokens/expire", None)
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text());
+}
+
 #[tokio::test]
 async fn injected_auth_failure_then_recovery() {
     let sim = TestSim::start().await;

@@ -215,6 +215,10 @@ fn route(sim: &Sim, method: &Method, segs: &[&str], body: &[u8]) -> Result<Respo
             sim.reject(id, b.auth_set_id.as_deref())?;
             ok()
         }
+        (&M::POST, ["devices", id, "tokens", "expire"]) => {
+            sim.expire_tokens(id)?;
+            ok()
+        }
         (&M::GET, ["devices", id, "inventory"]) => {
             let d = sim.snapshot();
             let device = d.devices.get(*id).ok_or_else(|| not_found("device"))?;

@@ -77,6 +77,11 @@ pub struct Device {
     pub inventory_updated: Option<String>,
     pub last_auth: Option<String>,
     pub auth_requests: u64,
+    /// Tokens issued (`iat`) before this second are refused: `POST
+    /// /api/sim/devices/{id}/tokens/expire` sets it to the next second, and tokens issued
+    /// after it carry at least that `iat`, so the old ones fail and the new ones work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_not_before: Option<u64>,
 }
 
 impl Device {

@@ -151,3 +151,21 @@ device_key_type = "p256"
     )
     .expect("bridge.toml");
 }
+
+/// [`write_device_files`] for a raw device (no modules, `/bin/true` as reboot) with `conf`
+/// as mender.conf and `extra` appended to its bridge.toml (e.g. a `[dbus]` table).
+pub fn device_with_toml(d: &Path, mac: &str, conf: serde_json::Value, extra: &str) {
+    write_device_files(
+        d,
+        DeviceFiles {
+            mac,
+            conf,
+            reboot: Path::new("/bin/true"),
+            modules_dir: None,
+            raw_toml: String::new(),
+        },
+    );
+    let mut toml = std::fs::read_to_string(d.join("bridge.toml")).expect("bridge.toml");
+    toml.push_str(extra);
+    std::fs::write(d.join("bridge.toml"), toml).expect("bridge.toml");
+}

@@ -149,10 +149,13 @@ fn status(sim: &Sim, dev: &str) -> Response {
             v
         })
         .collect();
+    // `link` numbers the device's connections (a reconnect gets a higher one).
+    let link = sim.connect().link(dev).map(|(_, generation)| generation);
     json(
         StatusCode::OK,
         &serde_json::json!({
-            "connected": sim.connect().link(dev).is_some(),
+            "connected": link.is_some(),
+            "link": link,
             "sessions": sessions,
         }),
     )

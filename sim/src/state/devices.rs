@@ -44,6 +44,7 @@ impl Sim {
                             inventory_updated: None,
                             last_auth: None,
                             auth_requests: 0,
+                            tokens_not_before: None,
                         },
                     );
                     id
@@ -73,7 +74,7 @@ impl Sim {
                 AuthStatus::Rejected => Ok(AuthOutcome::Rejected { device_id }),
                 AuthStatus::Accepted | AuthStatus::Preauthorized => {
                     accept_set(dev, idx);
-                    let iat = now();
+                    let iat = now().max(dev.tokens_not_before.unwrap_or(0));
                     let claims = Claims {
                         jti: dev.auth_sets[idx].id.clone(),
                         sub: device_id,
@@ -98,6 +99,11 @@ impl Sim {
             .devices
             .get(&claims.sub)
             .ok_or_else(|| OpError::Unauthorized("device not found (decommissioned?)".into()))?;
+        if dev.tokens_not_before.is_some_and(|t| claims.iat < t) {
+            return Err(OpError::Unauthorized(
+                "token expired (the simulator expired the device's tokens)".into(),
+            ));
+        }
         match dev.auth_sets.iter().find(|a| a.id == claims.jti) {
             Some(a) if a.status == AuthStatus::Accepted => Ok(dev.id.clone()),
             _ => Err(OpError::Unauthorized(
@@ -180,9 +186,21 @@ impl Sim {
                     inventory_updated: None,
                     last_auth: None,
                     auth_requests: 0,
+                    tokens_not_before: None,
                 },
             );
             Ok(id)
+        })
+    }
+
+    /// Expires every token issued to the device so far (as if their lifetime had ended):
+    /// they get 401 from now on, and the device's next authentication gets a working one.
+    pub fn expire_tokens(&self, device_id: &str) -> Result<(), OpError> {
+        self.mutate(|d| {
+            let dev = device_mut(d, device_id)?;
+            dev.tokens_not_before = Some(now() + 1);
+            tracing::info!(device = %device_id, "device tokens expired");
+            Ok(())
         })
     }
 

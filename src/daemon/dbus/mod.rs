@@ -9,7 +9,8 @@
 //!
 //! Invariants: the service never stops the daemon from starting (disabled, not built in,
 //! or no bus: one log line, and the daemon runs without it); the token lives in memory and
-//! is never logged. `server_url` is the configured server that issued the token, as the
+//! is never logged; only root and the daemon's own user get an answer, whatever the bus's
+//! policy says (the policy file is the first gate, the service checks the caller's uid). `server_url` is the configured server that issued the token, as the
 //! Mender 3.0/3.1 clients returned it (README "Add-ons").
 
 #[cfg(feature = "dbus")]

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use zbus::message::Header;
+use zbus::names::BusName;
 use zbus::object_server::SignalEmitter;
 
 use super::{Bus, NAME, PATH};
@@ -13,6 +15,8 @@ use crate::client::{Authorization, Client};
 
 /// Connecting and owning the name; a bus that does not answer in time is "no bus".
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Asking the bus which user a caller runs as.
+const CALLER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why the service could not be offered.
 #[derive(Debug, thiserror::Error)]
@@ -54,18 +58,73 @@ fn pair(a: &Option<Authorization>) -> (String, String) {
         .unwrap_or_default()
 }
 
+/// Refuses callers other than root and the daemon's own user. The bus policy
+/// (`dbus/io.mender.AuthenticationManager.conf`) already says so on a system bus; this
+/// holds where the policy is missing or open (another bus address, a session bus), so the
+/// device's token never reaches an unprivileged process: with it, that process could act
+/// as the device towards the server.
+async fn check_caller(
+    conn: &zbus::Connection,
+    header: &Header<'_>,
+    method: &str,
+) -> zbus::fdo::Result<()> {
+    let denied = |why: String| {
+        tracing::warn!("{method}: refused: {why}");
+        zbus::fdo::Error::AccessDenied(format!("{method}: {why}"))
+    };
+    let sender = header
+        .sender()
+        .ok_or_else(|| denied("the call names no sender".into()))?;
+    let ask = async {
+        let bus = zbus::fdo::DBusProxy::builder(conn)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await?;
+        bus.get_connection_unix_user(BusName::Unique(sender.as_ref()))
+            .await
+    };
+    let uid = match tokio::time::timeout(CALLER_TIMEOUT, ask).await {
+        Ok(Ok(uid)) => uid,
+        Ok(Err(e)) => return Err(denied(format!("the caller's user is unknown ({e})"))),
+        Err(_) => {
+            return Err(denied(
+                "the bus did not name the caller's user in time".into(),
+            ))
+        }
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let own = unsafe { libc::geteuid() };
+    if uid == 0 || uid == own {
+        Ok(())
+    } else {
+        Err(denied(format!(
+            "caller uid {uid} is neither root nor the daemon's user"
+        )))
+    }
+}
+
 #[zbus::interface(name = "io.mender.Authentication1")]
 impl AuthManager {
     #[zbus(out_args("token", "server_url"))]
-    async fn get_jwt_token(&self) -> (String, String) {
-        pair(&self.current.borrow())
+    async fn get_jwt_token(
+        &self,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] header: Header<'_>,
+    ) -> zbus::fdo::Result<(String, String)> {
+        check_caller(conn, &header, "GetJwtToken").await?;
+        Ok(pair(&self.current.borrow()))
     }
 
     #[zbus(out_args("success"))]
-    async fn fetch_jwt_token(&self) -> bool {
+    async fn fetch_jwt_token(
+        &self,
+        #[zbus(connection)] conn: &zbus::Connection,
+        #[zbus(header)] header: Header<'_>,
+    ) -> zbus::fdo::Result<bool> {
+        check_caller(conn, &header, "FetchJwtToken").await?;
         if self.fetching.swap(true, Ordering::AcqRel) {
             tracing::debug!("FetchJwtToken: an authentication is already running");
-            return true;
+            return Ok(true);
         }
         tracing::info!("FetchJwtToken: authenticating now");
         let client = self.client.clone();
@@ -78,7 +137,7 @@ impl AuthManager {
             }
             fetching.store(false, Ordering::Release);
         });
-        true
+        Ok(true)
     }
 
     #[zbus(signal)]
