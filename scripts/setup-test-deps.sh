@@ -26,6 +26,7 @@ packages=(
   # Debian's source package (the probe's "not enforcing" answer, the spool mode)
   dpkg-dev make libconfig-dev libssl-dev zlib1g-dev
   python3-minimal   # the attack suite's squatter on SWUpdate's socket paths (run as nobody)
+  python3-venv      # a private venv for oelint-adv (below)
   xz-utils gzip tar coreutils
 )
 
@@ -35,9 +36,25 @@ for p in "${packages[@]}"; do
 done
 
 here=$(dirname "$0")
+
+# oelint-adv (PyPI), which tests/yocto_layer.rs runs over the Yocto recipe, in a venv under
+# target/ (as the calling user, not root): pinned, so a new rule release cannot turn CI red.
+oelint_version=9.11.2
+oelint_venv="$here/../target/tools/oelint-venv"
+oelint_tools() {
+  if "$oelint_venv/bin/oelint-adv" --version 2>/dev/null | grep -qx "oelint-adv $oelint_version"; then
+    return
+  fi
+  echo "setup-test-deps: installing oelint-adv $oelint_version into $oelint_venv"
+  rm -rf "$oelint_venv"
+  python3 -m venv "$oelint_venv"
+  "$oelint_venv/bin/pip" install --quiet --disable-pip-version-check "oelint-adv==$oelint_version"
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup-test-deps: all ${#packages[@]} packages present"
   "$here/build-swupdate-unsigned.sh"
+  oelint_tools
   exit 0
 fi
 
@@ -48,4 +65,5 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 $SUDO "$here/build-swupdate-unsigned.sh"
+oelint_tools
 echo "setup-test-deps: done"
