@@ -14,6 +14,7 @@ pub mod deploy;
 pub mod fsutil;
 pub mod identity;
 pub mod keys;
+pub mod logging;
 pub mod memory;
 mod process_group;
 pub mod setup;

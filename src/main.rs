@@ -5,7 +5,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     mender_bridge::memory::limit_arenas();
     let cli = mender_bridge::cli::Cli::parse();
-    mender_bridge::cli::init_logging(cli.log_filter());
+    mender_bridge::logging::init(cli.log_filter(), cli.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -49,6 +49,10 @@ pub struct Cli {
     /// The bridge's own settings (TOML) [default: /etc/mender/mender-bridge.toml].
     #[arg(long = "bridge-config", global = true, value_name = "FILE")]
     pub bridge_config: Option<PathBuf>,
+    /// Log output: `auto` (the journal under systemd, else text), `text`, `json` (one
+    /// object per line), `journald` (the journal with each field its own).
+    #[arg(long = "log-format", global = true, value_enum, default_value_t)]
+    pub log_format: crate::logging::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -100,39 +104,9 @@ pub struct NotBuilt {
     _args: Vec<String>,
 }
 
-/// Sets up `tracing` to stderr. `RUST_LOG` wins over `-l`.
-///
-/// A filter is `level` or `target=level`, comma-separated (`info,mender_bridge::client=debug`);
-/// one that does not parse is named on stderr and `warn` is used.
-pub fn init_logging(level: Option<&str>) {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
-    let env = std::env::var("RUST_LOG")
-        .ok()
-        .filter(|v| !v.trim().is_empty());
-    let (source, text) = match env.as_deref() {
-        Some(v) => ("RUST_LOG", v),
-        None => ("-l", level.unwrap_or("warn")),
-    };
-    let filter = text
-        .parse::<tracing_subscriber::filter::Targets>()
-        .unwrap_or_else(|e| {
-            eprintln!("mender-bridge: {source} '{text}' is not a log filter ({e}); using 'warn'");
-            tracing_subscriber::filter::Targets::new()
-                .with_default(tracing_subscriber::filter::LevelFilter::WARN)
-        });
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_ansi(false)
-        .with_writer(std::io::stderr);
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
-        .try_init();
-}
-
 impl Cli {
     /// The log filter: `-l`, else `info` for the daemon (its journal should say what it
-    /// does), else `None` (warnings only). `RUST_LOG` wins over both in [`init_logging`].
+    /// does), else `None` (warnings only). `RUST_LOG` wins over both in [`crate::logging::init`].
     pub fn log_filter(&self) -> Option<&str> {
         self.log_level.as_deref().or(match self.command {
             Command::Daemon(_) => Some("info"),
