@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need, then formatting, lints, doc
-# links, a short fuzz run of the artifact reader, and every test of the workspace, ending
-# with one summary line. CI (.ci/run) runs exactly this.
+# links, a short fuzz run of the artifact reader, the Debian packages, and every test of
+# the workspace, ending with one summary line. CI (.ci/run) runs exactly this.
 #
 # Environment: FUZZ_SECONDS  length of the fuzz run (default 30; 0 skips it)
 set -euo pipefail
@@ -23,6 +23,10 @@ fuzz_seconds=${FUZZ_SECONDS:-30}
 if [ "$fuzz_seconds" != 0 ]; then
   FUZZ_SECONDS=$fuzz_seconds ./scripts/fuzz-smoke.sh
 fi
+
+# The Debian packages tests/deb_package.rs checks and installs: the release packages'
+# contents, compiled with the quick deb-ci profile.
+DEB_PROFILE=deb-ci ./scripts/build-deb.sh
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
