@@ -57,6 +57,27 @@ artifact_info_file = "{info}"
             .expect("run mender-bridge")
     }
 
+    /// Runs the binary under the name `mender-update` (a symlink, as a package or image
+    /// would install it) with the same files.
+    fn mender_update(&self, args: &[&str]) -> Output {
+        let link = self.path("mender-update");
+        if !link.exists() {
+            std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_mender-bridge"), &link)
+                .expect("symlink");
+        }
+        let d = self.dir.path();
+        Command::new(&link)
+            .arg("-c")
+            .arg(d.join("mender.conf"))
+            .arg("-d")
+            .arg(d.join("data"))
+            .arg("--bridge-config")
+            .arg(d.join("bridge.toml"))
+            .args(args)
+            .output()
+            .expect("run mender-update")
+    }
+
     fn env_var(&self, name: &str) -> String {
         self.rig
             .env()
@@ -448,5 +469,79 @@ async fn killed_during_artifact_install_leave_commit_refuses_and_rollback_revert
     assert_eq!(dev.env_var("mender_boot_part"), "2", "{}", dev.rig.env());
     assert_eq!(dev.env_var("upgrade_available"), "0");
     let o = dev.bridge(&["commit"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+/// The official Mender 4/5 command line, `mender-update`, drives the same install with its
+/// commands, options and exit codes: 4 for a reboot with `--reboot-exit-code`, 2 when
+/// commit or rollback find nothing, 1 for what the bridge does not do yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mender_update_command_line_and_exit_codes() {
+    let dev = Device::new();
+    let img = image(1 << 20, 3);
+    let good = artifact(dev.dir.path(), "release-3", &img).await;
+    let path = good.to_str().expect("utf8");
+
+    let o = dev.mender_update(&["-v"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        stdout(&o).contains(env!("CARGO_PKG_VERSION")),
+        "{}",
+        text(&o)
+    );
+    let o = dev.mender_update(&["--help"]);
+    for cmd in [
+        "check-update",
+        "commit",
+        "daemon",
+        "install",
+        "resume",
+        "rollback",
+        "send-inventory",
+        "show-artifact",
+        "show-provides",
+    ] {
+        assert!(stdout(&o).contains(cmd), "{cmd} in the help: {}", text(&o));
+    }
+    assert_eq!(stdout(&dev.mender_update(&["show-artifact"])), "unknown\n");
+    let o = dev.mender_update(&["commit"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = dev.mender_update(&["rollback"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = dev.mender_update(&["resume"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not supported"),
+        "{}",
+        text(&o)
+    );
+    let o = dev.mender_update(&["install", path, "--stop-before", "ArtifactInstall_Enter"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(dev.env_var("upgrade_available"), "0", "nothing ran");
+
+    let log = dev.path("update.log");
+    let log_arg = log.to_str().expect("utf8");
+    let o = dev.mender_update(&[
+        "-l",
+        "info",
+        "-L",
+        log_arg,
+        "install",
+        path,
+        "--reboot-exit-code",
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert_eq!(dev.env_var("upgrade_available"), "1");
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(logged.contains("INFO"), "-L took the log: {logged:?}");
+    dev.rig.boot_into("b");
+    let o = dev.mender_update(&["commit"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(
+        stdout(&dev.mender_update(&["show-artifact"])),
+        "release-3\n"
+    );
+    assert!(stdout(&dev.mender_update(&["show-provides"])).contains("artifact_name=release-3\n"));
+    let o = dev.mender_update(&["commit"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }

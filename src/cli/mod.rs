@@ -1,8 +1,10 @@
 //! The command line: subcommands named as the official client names them, so scripts and
 //! habits carry over. Each subcommand lives in its own module.
 
+mod bootstrap;
 mod check_update;
 mod commit;
+pub mod compat;
 mod daemon;
 #[cfg(feature = "sim")]
 mod demo;
@@ -53,6 +55,9 @@ pub struct Cli {
     /// object per line), `journald` (the journal with each field its own).
     #[arg(long = "log-format", global = true, value_enum, default_value_t)]
     pub log_format: crate::logging::LogFormat,
+    /// Write the log to FILE (appended) instead of the standard error.
+    #[arg(short = 'L', long = "log-file", global = true, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -68,6 +73,9 @@ pub enum Command {
     Commit(commit::Args),
     /// Revert a standalone install (exit 2: none in progress).
     Rollback(rollback::Args),
+    /// Make the device key if there is none (a new one with --forcebootstrap) and
+    /// authenticate once (`mender-auth bootstrap`).
+    Bootstrap(bootstrap::Args),
     /// Print the installed artifact's name.
     ShowArtifact(show_artifact::Args),
     /// Print the device's provides as key=value lines.
@@ -132,6 +140,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Install(a) => install::run(a, &paths).await,
         Command::Commit(a) => commit::run(a, &paths).await,
         Command::Rollback(a) => rollback::run(a, &paths).await,
+        Command::Bootstrap(a) => bootstrap::run(a, &paths).await,
         Command::ShowArtifact(a) => show_artifact::run(a, &paths),
         Command::ShowProvides(a) => show_provides::run(a, &paths),
         Command::CheckUpdate(a) => check_update::run(a, &paths),

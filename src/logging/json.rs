@@ -11,8 +11,11 @@ use tracing_subscriber::Layer;
 
 use super::fields::Fields;
 
-/// The JSON-lines layer.
-pub struct JsonLines;
+/// The JSON-lines layer: to `file` when set, else to stderr.
+#[derive(Default)]
+pub struct JsonLines {
+    pub file: Option<std::sync::Mutex<std::fs::File>>,
+}
 
 /// `2026-12-07T01:02:03.456Z` for `now`.
 pub fn timestamp(now: SystemTime) -> String {
@@ -49,6 +52,14 @@ impl<S: Subscriber> Layer<S> for JsonLines {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let mut text = line(event, SystemTime::now());
         text.push('\n');
-        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        match &self.file {
+            Some(f) => {
+                let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = f.write_all(text.as_bytes());
+            }
+            None => {
+                let _ = std::io::stderr().lock().write_all(text.as_bytes());
+            }
+        }
     }
 }

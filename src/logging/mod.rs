@@ -15,6 +15,7 @@ pub mod json;
 use std::path::Path;
 
 use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
@@ -81,15 +82,45 @@ fn filter(level: Option<&str>) -> Targets {
     })
 }
 
-/// Sets up `tracing` with `level` (or `RUST_LOG`, which wins) in `format`.
+/// Opens `path` for appending (created 0640), or says on stderr why not.
+fn open_log_file(path: &Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    match std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .open(path)
+    {
+        Ok(f) => Some(f),
+        Err(e) => {
+            eprintln!(
+                "mender-bridge: cannot open the log file {}: {e}; logging to stderr",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+/// Sets up `tracing` with `level` (or `RUST_LOG`, which wins) in `format`, to `file`
+/// (`-L`, appended) instead of stderr when given; the journal ignores `file`.
 ///
 /// A filter is `level` or `target=level`, comma-separated (`info,mender_bridge::client=debug`).
-pub fn init(level: Option<&str>, format: LogFormat) {
+pub fn init(level: Option<&str>, format: LogFormat, file: Option<&Path>) {
     let filter = filter(level);
     let registry = tracing_subscriber::registry().with(filter);
-    match resolve(format) {
+    let file = file.and_then(open_log_file);
+    let format = match (format, &file) {
+        // A log file asked for on the command line wins over the journal guess.
+        (LogFormat::Auto, Some(_)) => LogFormat::Text,
+        (f, _) => resolve(f),
+    };
+    match format {
         LogFormat::Json => {
-            let _ = registry.with(json::JsonLines).try_init();
+            let layer = json::JsonLines {
+                file: file.map(std::sync::Mutex::new),
+            };
+            let _ = registry.with(layer).try_init();
         }
         LogFormat::Journald => {
             match journald::Journald::connect(Path::new(journald::SOCKET), "mender-bridge") {
@@ -101,23 +132,27 @@ pub fn init(level: Option<&str>, format: LogFormat) {
                         "mender-bridge: the journal ({}) is not reachable ({e}); logging as text",
                         journald::SOCKET
                     );
-                    let _ = registry.with(text_layer()).try_init();
+                    let _ = registry.with(text_layer(file)).try_init();
                 }
             }
         }
         LogFormat::Auto | LogFormat::Text => {
-            let _ = registry.with(text_layer()).try_init();
+            let _ = registry.with(text_layer(file)).try_init();
         }
     }
 }
 
-fn text_layer<S>() -> impl tracing_subscriber::Layer<S>
+fn text_layer<S>(file: Option<std::fs::File>) -> impl tracing_subscriber::Layer<S>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
+    let writer = match file {
+        Some(f) => BoxMakeWriter::new(std::sync::Mutex::new(f)),
+        None => BoxMakeWriter::new(std::io::stderr),
+    };
     tracing_subscriber::fmt::layer()
         .with_ansi(false)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
 }
 
 #[cfg(test)]
