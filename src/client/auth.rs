@@ -179,11 +179,18 @@ impl Client {
 
     /// Runs the auth request against every server in order and publishes the outcome (a
     /// new token, or `None` when refused); call with the session locked.
+    #[cfg(feature = "dbus")]
     async fn auth_locked(&self) -> Result<Session, ClientError> {
         let result = self.auth_servers().await;
-        #[cfg(feature = "dbus")]
         self.publish(&result);
         result
+    }
+
+    /// Without the token API there is nothing to publish: the auth request's own future
+    /// (no wrapping state machine in the device build).
+    #[cfg(not(feature = "dbus"))]
+    fn auth_locked(&self) -> impl std::future::Future<Output = Result<Session, ClientError>> + '_ {
+        self.auth_servers()
     }
 
     /// A new token, or the loss of authorization (a refusal after a token), to

@@ -30,6 +30,8 @@ pub(crate) fn build(
     let mut aliases = Aliases::new();
     let v = Check { src };
 
+    // First: its error path then drops nothing built yet (a smaller default build).
+    let dbus = v.dbus(&unchecked.dbus)?;
     let (servers, from) = v.servers(&unchecked)?;
     aliases.push(("servers", from));
     let (artifact_verify_keys, from) = v.verify_keys(&unchecked)?;
@@ -118,7 +120,7 @@ pub(crate) fn build(
         artifact: v.artifact(&unchecked.artifact)?,
         download: v.download(&unchecked.download)?,
         backend: v.backend(unchecked.backend)?,
-        dbus: v.dbus(unchecked.dbus)?,
+        dbus,
     };
     Ok((config, aliases))
 }
@@ -325,7 +327,7 @@ impl Check<'_> {
         })
     }
 
-    fn dbus(&self, d: UncheckedDbus) -> Result<Dbus, ConfigError> {
+    fn dbus(&self, d: &UncheckedDbus) -> Result<Dbus, ConfigError> {
         let bus = d.bus.trim();
         if !(bus == "system" || bus == "session" || bus.contains(':')) {
             return Err(self.src.invalid(

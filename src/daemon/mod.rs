@@ -104,7 +104,10 @@ where
     let parts = parts.await.map_err(|e| DaemonError::Setup(Box::new(e)))?;
     tracing::info!(pid = std::process::id(), pid_file = %pid_file.display(), "daemon starting");
     // Before the first authentication, so its token is signalled.
+    #[cfg(feature = "dbus")]
     let _dbus = dbus::start(&settings.dbus, parts.engine.client()).await;
+    #[cfg(not(feature = "dbus"))]
+    dbus::start(&settings.dbus);
     let mut daemon = Daemon {
         settings,
         scripts: parts.scripts,

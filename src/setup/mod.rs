@@ -22,7 +22,9 @@ pub use identity::{identity, inventory_scripts, script_limits};
 
 use crate::client::{Client, ClientError};
 use crate::config::{Config, ConfigError};
-use crate::daemon::dbus::{Bus, DbusSettings};
+#[cfg(feature = "dbus")]
+use crate::daemon::dbus::Bus;
+use crate::daemon::dbus::DbusSettings;
 use crate::daemon::schedule::RetryPolicy;
 use crate::daemon::{DaemonParts, DaemonSettings, SHUTDOWN_GRACE};
 use crate::deploy::engine::{Engine, EngineConfig};
@@ -169,6 +171,7 @@ pub fn daemon_settings(cfg: &Config) -> DaemonSettings {
         shutdown_grace: SHUTDOWN_GRACE,
         dbus: DbusSettings {
             enabled: cfg.dbus.enabled,
+            #[cfg(feature = "dbus")]
             bus: Bus::parse(&cfg.dbus.bus),
         },
     }
