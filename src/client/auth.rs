@@ -378,6 +378,7 @@ pub(crate) fn status_error(call: Call, path: &str, a: &Answer) -> ClientError {
         path: path.to_string(),
         status: a.status.as_u16(),
         message: a.server_message(),
+        retry_after: super::retry_after::retry_after(a.status, &a.headers),
     }
 }
 

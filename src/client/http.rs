@@ -10,22 +10,48 @@ use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::TokioExecutor;
 
 use super::error::{chain, Call, ClientError, ServerMessage};
+use super::proxy::{ProxyConnector, ProxyEnv};
 
 /// Request body type of every call.
 pub(crate) type Body = Full<Bytes>;
 
-/// A pooled HTTP/1.1 client for `https://` (and plain `http://`, for local tests).
-pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Body>;
+/// A pooled HTTP/1.1 client for `https://` (and plain `http://`, for local tests), direct
+/// or through the environment's proxies ([`super::proxy`]).
+#[derive(Clone)]
+pub(crate) struct HttpClient {
+    client: Client<HttpsConnector<ProxyConnector>, Body>,
+    proxies: Arc<ProxyEnv>,
+}
 
-/// Builds a client. `connect_timeout` bounds each TCP connect; TLS and everything after
-/// are bounded by the caller's exchange timeout.
+impl HttpClient {
+    /// Sends a request. A plain `http://` request that a proxy forwards carries the
+    /// proxy's `Proxy-Authorization` (an `https://` one has it on the `CONNECT` only).
+    pub fn request(&self, mut req: Request<Body>) -> ResponseFuture {
+        if req.uri().scheme_str() == Some("http") {
+            if let Some(auth) = self
+                .proxies
+                .proxy_for(req.uri())
+                .and_then(|p| p.authorization())
+            {
+                req.headers_mut()
+                    .insert(http::header::PROXY_AUTHORIZATION, auth.clone());
+            }
+        }
+        self.client.request(req)
+    }
+}
+
+/// Builds a client. `connect_timeout` bounds each TCP connect and, through a proxy, the
+/// `CONNECT` exchange; TLS and everything after are bounded by the caller's exchange
+/// timeout.
 pub(crate) fn build_client(
     tls: Arc<rustls::ClientConfig>,
     connect_timeout: Duration,
+    proxies: Arc<ProxyEnv>,
 ) -> HttpClient {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
@@ -37,10 +63,15 @@ pub(crate) fn build_client(
         .with_tls_config((*tls).clone())
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
+        .wrap_connector(ProxyConnector::new(
+            http,
+            proxies.clone(),
+            connect_timeout,
+        ));
+    let client = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
-        .build(https)
+        .build(https);
+    HttpClient { client, proxies }
 }
 
 /// A complete answer: status, headers and the (capped) body.
