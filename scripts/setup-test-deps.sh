@@ -26,6 +26,8 @@ packages=(
   # Debian's source package (the probe's "not enforcing" answer, the spool mode)
   dpkg-dev make libconfig-dev libssl-dev zlib1g-dev
   python3-minimal   # the attack suite's squatter on SWUpdate's socket paths (run as nobody)
+  tinyproxy         # a real HTTP proxy with BasicAuth: tests/net_proxy.rs reaches the simulator only through it
+  iproute2          # ip netns / veth: tests/net_proxy.rs isolates the bridge in a network namespace
   xz-utils gzip tar coreutils
 )
 
