@@ -37,7 +37,20 @@ fn http_date_in(secs: u64) -> String {
         d -= if leap(y) { 366 } else { 365 };
         y += 1;
     }
-    let months = [31, if leap(y) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let months = [
+        31,
+        if leap(y) { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     let names = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
@@ -89,7 +102,9 @@ async fn gap_after(sim: &TestSim, part: &str, status: u64) -> i64 {
         .iter()
         .position(|(_, s)| *s == status)
         .unwrap_or_else(|| panic!("no {status} on {part}: {r:?}"));
-    let next = r.get(i + 1).unwrap_or_else(|| panic!("no retry on {part}: {r:?}"));
+    let next = r
+        .get(i + 1)
+        .unwrap_or_else(|| panic!("no retry on {part}: {r:?}"));
     next.0 - r[i].0
 }
 
@@ -107,18 +122,25 @@ async fn the_daemon_waits_as_the_server_asks() {
         &dir.path().join("daemon.log"),
     );
     // The 429 is answered first; the device asks again (pending) 4 s later.
-    wait_for(Duration::from_secs(30), "the second auth request", || async {
-        (requests(&sim, "auth_requests").await.len() >= 2).then_some(())
-    })
+    wait_for(
+        Duration::from_secs(30),
+        "the second auth request",
+        || async { (requests(&sim, "auth_requests").await.len() >= 2).then_some(()) },
+    )
     .await;
     fail(&sim, "inventory", 503, &http_date_in(8)).await;
     fail(&sim, "next", 429, "4").await;
     accept(&sim, mac, Duration::from_secs(20)).await;
-    wait_for(Duration::from_secs(40), "inventory and update check retried", || async {
-        let inv = requests(&sim, "inventory").await;
-        let next = requests(&sim, "deployments/next").await;
-        (inv.iter().any(|r| r.1 / 100 == 2) && next.iter().any(|r| r.1 / 100 == 2)).then_some(())
-    })
+    wait_for(
+        Duration::from_secs(40),
+        "inventory and update check retried",
+        || async {
+            let inv = requests(&sim, "inventory").await;
+            let next = requests(&sim, "deployments/next").await;
+            (inv.iter().any(|r| r.1 / 100 == 2) && next.iter().any(|r| r.1 / 100 == 2))
+                .then_some(())
+        },
+    )
     .await;
     let log = daemon.log();
     for (part, status, min) in [
@@ -209,6 +231,10 @@ async fn client_calls_wait_as_the_server_asks() {
         .into_iter()
         .map(|(_, s)| Value::from(s))
         .collect();
-    assert_eq!(statuses, [429, 204, 503, 204].map(Value::from), "{statuses:?}");
+    assert_eq!(
+        statuses,
+        [429, 204, 503, 204].map(Value::from),
+        "{statuses:?}"
+    );
     sim.handle.shutdown().await;
 }

@@ -63,11 +63,7 @@ pub(crate) fn build_client(
         .with_tls_config((*tls).clone())
         .https_or_http()
         .enable_http1()
-        .wrap_connector(ProxyConnector::new(
-            http,
-            proxies.clone(),
-            connect_timeout,
-        ));
+        .wrap_connector(ProxyConnector::new(http, proxies.clone(), connect_timeout));
     let client = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .build(https);

@@ -76,14 +76,17 @@ pub enum ProxyError {
         #[source]
         source: std::io::Error,
     },
-    /// 407: the proxy wants (other) credentials.
+    /// 407 (or 401, which tinyproxy 1.11 sends to `CONNECT`): the proxy wants (other)
+    /// credentials.
     #[error(
-        "proxy {proxy} refused {} (HTTP 407 Proxy Authentication Required)",
+        "proxy {proxy} refused {} (HTTP {status} {reason})",
         if *with_credentials { "the credentials of the proxy URL" } else { "access without credentials: add user:pass@ to the proxy URL" }
     )]
     AuthRequired {
         proxy: String,
         with_credentials: bool,
+        status: u16,
+        reason: String,
     },
     /// Any other answer than 2xx to `CONNECT`.
     #[error("proxy {proxy} refused the tunnel to {target}: HTTP {status} {reason}")]
@@ -148,8 +151,7 @@ impl Proxy {
             // "http://http://…" of it and use a proxy named "http").
             Err(e) if value.contains("://") => return Err(invalid(e.to_string())),
             // No (known) scheme: Go tries again with "http://" in front.
-            _ => url::Url::parse(&format!("http://{value}"))
-                .map_err(|e| invalid(e.to_string()))?,
+            _ => url::Url::parse(&format!("http://{value}")).map_err(|e| invalid(e.to_string()))?,
         };
         if url.scheme() != "http" {
             return Err(ProxyError::UnsupportedScheme {
@@ -276,7 +278,9 @@ impl NoProxy {
             if host.is_empty() {
                 continue;
             }
-            let host = host.strip_prefix("*.").map_or(host.clone(), |h| format!(".{h}"));
+            let host = host
+                .strip_prefix("*.")
+                .map_or(host.clone(), |h| format!(".{h}"));
             let (suffix, exact) = match host.strip_prefix('.') {
                 Some(_) => (host.clone(), false),
                 None => (format!(".{host}"), true),
@@ -298,16 +302,16 @@ impl NoProxy {
         let port_ok = |p: &Option<u16>| p.is_none_or(|p| p == port);
         self.rules.iter().any(|r| match r {
             Rule::Cidr { net, prefix } => ip.is_some_and(|ip| in_cidr(ip, *net, *prefix)),
-            Rule::Ip { ip: rule_ip, port: p } => {
-                ip.is_some_and(|ip| ip.to_canonical() == rule_ip.to_canonical()) && port_ok(p)
-            }
+            Rule::Ip {
+                ip: rule_ip,
+                port: p,
+            } => ip.is_some_and(|ip| ip.to_canonical() == rule_ip.to_canonical()) && port_ok(p),
             Rule::Domain {
                 suffix,
                 exact,
                 port: p,
             } => {
-                (host.ends_with(suffix.as_str()) || (*exact && host == &suffix[1..]))
-                    && port_ok(p)
+                (host.ends_with(suffix.as_str()) || (*exact && host == &suffix[1..])) && port_ok(p)
             }
         })
     }
@@ -414,7 +418,11 @@ impl ProxyEnv {
     /// `HTTPS_PROXY`'s and `HTTP_PROXY`'s proxies as `host:port` (for a log line).
     pub fn describe(&self) -> String {
         let show = |p: &Option<Proxy>| p.as_ref().map_or("none".to_string(), |p| p.to_string());
-        format!("https via {}, http via {}", show(&self.https), show(&self.http))
+        format!(
+            "https via {}, http via {}",
+            show(&self.https),
+            show(&self.http)
+        )
     }
 }
 
@@ -453,10 +461,7 @@ impl hyper::rt::Write for ProxyStream {
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.io).poll_flush(cx)
     }
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
@@ -543,7 +548,11 @@ impl tower_service::Service<Uri> for ProxyConnector {
 fn authority(uri: &Uri) -> String {
     let port = uri
         .port_u16()
-        .unwrap_or(if uri.scheme_str() == Some("http") { 80 } else { 443 });
+        .unwrap_or(if uri.scheme_str() == Some("http") {
+            80
+        } else {
+            443
+        });
     format!("{}:{port}", uri.host().unwrap_or(""))
 }
 
@@ -608,9 +617,11 @@ async fn tunnel(
     match status {
         200..=299 if end == head.len() => Ok(io),
         200..=299 => Err(bad(proxy, target, "data after the answer head")),
-        407 => Err(ProxyError::AuthRequired {
+        401 | 407 => Err(ProxyError::AuthRequired {
             proxy: proxy.to_string(),
             with_credentials: proxy.auth.is_some(),
+            status,
+            reason,
         }),
         _ => Err(ProxyError::Refused {
             proxy: proxy.to_string(),

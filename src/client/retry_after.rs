@@ -87,8 +87,7 @@ fn parse_imf_fixdate(v: &str) -> Option<u64> {
         return None;
     };
     let (h, m, s) = (num(h, 2)?, num(m, 2)?, num(s, 2)?);
-    if year < 1970 || day == 0 || day > days_in_month(year, month) || h > 23 || m > 59 || s > 60
-    {
+    if year < 1970 || day == 0 || day > days_in_month(year, month) || h > 23 || m > 59 || s > 60 {
         return None;
     }
     Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s)
@@ -109,7 +108,9 @@ fn days_in_month(y: u64, m: u64) -> u64 {
 
 /// Days from 1970-01-01 to the given date (year ≥ 1970).
 fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
-    let before_years: u64 = (1970..y).map(|yy| if is_leap(yy) { 366 } else { 365 }).sum();
+    let before_years: u64 = (1970..y)
+        .map(|yy| if is_leap(yy) { 366 } else { 365 })
+        .sum();
     let before_months: u64 = (1..m).map(|mm| days_in_month(y, mm)).sum();
     before_years + before_months + d - 1
 }

@@ -11,7 +11,8 @@ fn env(vars: &[(&str, &str)]) -> ProxyEnv {
 }
 
 fn via(e: &ProxyEnv, url: &str) -> Option<String> {
-    e.proxy_for(&url.parse().expect("uri")).map(|p| p.to_string())
+    e.proxy_for(&url.parse().expect("uri"))
+        .map(|p| p.to_string())
 }
 
 #[test]
@@ -25,7 +26,10 @@ fn scheme_picks_the_variable_upper_case_first() {
     assert_eq!(via(&e, "http://m.example/x").as_deref(), Some("hp:8080"));
     let only_http = env(&[("HTTP_PROXY", "http://hp")]);
     assert_eq!(via(&only_http, "https://m.example"), None, "no fallback");
-    assert_eq!(via(&only_http, "http://m.example").as_deref(), Some("hp:80"));
+    assert_eq!(
+        via(&only_http, "http://m.example").as_deref(),
+        Some("hp:80")
+    );
     let lower = env(&[("HTTPS_PROXY", ""), ("https_proxy", "http://low:9")]);
     assert_eq!(via(&lower, "https://m.example").as_deref(), Some("low:9"));
 }
@@ -94,8 +98,16 @@ fn credentials_become_basic_auth_and_never_show() {
     assert!(auth.is_sensitive());
     // base64("us@er:p:ss")
     assert_eq!(auth.to_str().unwrap(), "Basic dXNAZXI6cDpzcw==");
-    for shown in [p.to_string(), format!("{p:?}"), format!("{e:?}"), e.describe()] {
-        assert!(!shown.contains("p%3Ass") && !shown.contains("p:ss"), "{shown}");
+    for shown in [
+        p.to_string(),
+        format!("{p:?}"),
+        format!("{e:?}"),
+        e.describe(),
+    ] {
+        assert!(
+            !shown.contains("p%3Ass") && !shown.contains("p:ss"),
+            "{shown}"
+        );
         assert!(!shown.contains("dXNAZXI6"), "{shown}");
     }
     assert_eq!(p.to_string(), "proxy.lan:3128");
@@ -123,7 +135,9 @@ fn split_host_port_like_go() {
     assert_eq!(split_host_port("a.b"), None);
 }
 
-async fn fake_proxy(answer: &'static [u8]) -> (std::net::SocketAddr, tokio::task::JoinHandle<Vec<u8>>) {
+async fn fake_proxy(
+    answer: &'static [u8],
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<Vec<u8>>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let task = tokio::spawn(async move {
@@ -154,18 +168,33 @@ async fn connect(addr: std::net::SocketAddr) -> TokioIo<TcpStream> {
 async fn tunnel_sends_connect_with_auth_and_reads_the_answer() {
     let (addr, task) = fake_proxy(b"HTTP/1.1 200 Connection established\r\n\r\n").await;
     let p = proxy_at(addr, "u:pw@");
-    tunnel(connect(addr).await, &p, "10.0.0.1:443").await.expect("tunnel");
+    tunnel(connect(addr).await, &p, "10.0.0.1:443")
+        .await
+        .expect("tunnel");
     let req = String::from_utf8(task.await.unwrap()).unwrap();
-    assert!(req.starts_with("CONNECT 10.0.0.1:443 HTTP/1.1\r\nHost: 10.0.0.1:443\r\n"), "{req}");
-    assert!(req.contains("Proxy-Authorization: Basic dTpwdw==\r\n"), "{req}");
+    assert!(
+        req.starts_with("CONNECT 10.0.0.1:443 HTTP/1.1\r\nHost: 10.0.0.1:443\r\n"),
+        "{req}"
+    );
+    assert!(
+        req.contains("Proxy-Authorization: Basic dTpwdw==\r\n"),
+        "{req}"
+    );
 }
 
 #[tokio::test]
 async fn tunnel_refusals_name_the_proxy_and_status() {
-    let (addr, _t) = fake_proxy(b"HTTP/1.0 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n").await;
-    let e = tunnel(connect(addr).await, &proxy_at(addr, "u:topsecret@"), "h:443")
-        .await
-        .unwrap_err();
+    let (addr, _t) = fake_proxy(
+        b"HTTP/1.0 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n",
+    )
+    .await;
+    let e = tunnel(
+        connect(addr).await,
+        &proxy_at(addr, "u:topsecret@"),
+        "h:443",
+    )
+    .await
+    .unwrap_err();
     let t = e.to_string();
     assert!(t.contains(&addr.to_string()) && t.contains("407"), "{t}");
     assert!(!t.contains("topsecret"), "{t}");
