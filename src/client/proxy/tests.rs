@@ -232,7 +232,6 @@ async fn connector_times_out_a_silent_proxy() {
     let mut c = ProxyConnector::new(HttpConnector::new(), env, Duration::from_millis(200));
     let e = tower_service::Service::call(&mut c, "https://10.9.9.9/".parse().unwrap())
         .await
-        .err()
-        .expect("timeout");
+        .expect_err("timeout");
     assert!(e.to_string().contains("no answer to CONNECT"), "{e}");
 }
