@@ -22,7 +22,7 @@
 //! `https://` requests go through a `CONNECT` tunnel: TLS runs end to end inside it, so the
 //! server's certificate is verified exactly as on a direct connection (the proxy sees host
 //! and port only). Plain `http://` requests are forwarded: absolute-form request line and
-//! `Proxy-Authorization` on each request ([`super::http::HttpClient`]).
+//! `Proxy-Authorization` on each request (`HttpClient` in `client/http.rs`).
 //!
 //! Invariants: the credentials are never logged nor in any error or `Debug` output (a
 //! proxy is shown as `host:port`); the tunnel exchange is bounded by a timeout and its
