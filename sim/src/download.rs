@@ -113,10 +113,10 @@ pub async fn handle(
             complete: false,
         })
     };
-    if let Some(code) = sim.faults().take_failure(Route::Download) {
-        record(code, 0, None);
-        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return error(status, "injected failure", rid);
+    let failure = sim.faults().take_failure(Route::Download);
+    if let Some(f) = failure {
+        record(f.status, 0, None);
+        return super::http::injected_failure(&f, rid);
     }
     let path = sim.artifact_path(artifact_id);
     let mut file = match tokio::fs::File::open(&path).await {

@@ -1,5 +1,6 @@
 //! Injected faults (in memory only): cut download connections at byte offsets, corrupt
-//! bytes of downloads, throttle downloads, answer 5xx for the next N calls of a route.
+//! bytes of downloads, throttle downloads, answer 429 or 5xx (optionally with `Retry-After`)
+//! for the next N calls of a route.
 
 use std::collections::BTreeMap;
 
@@ -17,12 +18,22 @@ pub enum Route {
     Download,
 }
 
-/// "Answer `status` to the next `count` calls".
+/// "Answer `status` to the next `count` calls", with a `Retry-After: <retry_after>` header
+/// when given (delay-seconds or an HTTP-date, sent as given).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FailSpec {
     pub count: u32,
     #[serde(default = "default_fail_status")]
     pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<String>,
+}
+
+/// One injected failure: the status to answer and the `Retry-After` value to send, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub status: u16,
+    pub retry_after: Option<String>,
 }
 
 fn default_fail_status() -> u16 {
@@ -44,19 +55,22 @@ pub struct Faults {
 }
 
 impl Faults {
-    /// Consumes one injected failure of `route`, returning its status code.
-    pub fn take_failure(&mut self, route: Route) -> Option<u16> {
+    /// Consumes one injected failure of `route`.
+    pub fn take_failure(&mut self, route: Route) -> Option<Failure> {
         let spec = self.fail.get_mut(&route)?;
         if spec.count == 0 {
             self.fail.remove(&route);
             return None;
         }
         spec.count -= 1;
-        let status = spec.status;
+        let failure = Failure {
+            status: spec.status,
+            retry_after: spec.retry_after.clone(),
+        };
         if spec.count == 0 {
             self.fail.remove(&route);
         }
-        Some(status)
+        Some(failure)
     }
 
     /// Takes the first cut offset in `start..end`, if any.
@@ -90,11 +104,16 @@ mod tests {
             FailSpec {
                 count: 2,
                 status: 503,
+                retry_after: Some("3".into()),
             },
         );
-        assert_eq!(f.take_failure(Route::Next), Some(503));
+        let want = Failure {
+            status: 503,
+            retry_after: Some("3".into()),
+        };
+        assert_eq!(f.take_failure(Route::Next), Some(want.clone()));
         assert_eq!(f.take_failure(Route::Auth), None);
-        assert_eq!(f.take_failure(Route::Next), Some(503));
+        assert_eq!(f.take_failure(Route::Next), Some(want));
         assert_eq!(f.take_failure(Route::Next), None);
     }
 }

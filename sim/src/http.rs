@@ -58,6 +58,20 @@ pub fn error(status: StatusCode, message: &str, request_id: &str) -> Response {
     full(status, Some("application/json; charset=utf-8"), raw)
 }
 
+/// The answer to a call an injected failure hits: its status, `Retry-After` when set.
+pub fn injected_failure(f: &super::faults::Failure, request_id: &str) -> Response {
+    let status = StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = error(status, "injected failure", request_id);
+    if let Some(v) = f
+        .retry_after
+        .as_deref()
+        .and_then(|v| hyper::header::HeaderValue::from_str(v).ok())
+    {
+        r.headers_mut().insert(hyper::header::RETRY_AFTER, v);
+    }
+    r
+}
+
 /// The status code of an operation error.
 pub fn op_status(e: &OpError) -> StatusCode {
     match e {

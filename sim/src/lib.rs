@@ -97,7 +97,7 @@ impl Server {
     pub async fn start(config: SimConfig) -> Result<ServerHandle, SimError> {
         let dir = &config.state_dir;
         std::fs::create_dir_all(dir).map_err(|e| SimError::io("creating", dir, e))?;
-        let tls = tls::load_or_create(dir)?;
+        let tls = tls::load_or_create(dir, Some(config.listen.ip()))?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| SimError::Bind {

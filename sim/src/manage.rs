@@ -86,6 +86,9 @@ struct FailBody {
     count: u32,
     #[serde(default = "default_status")]
     status: u16,
+    /// `Retry-After` of the injected answers: delay-seconds or an HTTP-date, as given.
+    #[serde(default)]
+    retry_after: Option<String>,
 }
 
 fn default_status() -> u16 {
@@ -283,14 +286,22 @@ fn route(sim: &Sim, method: &Method, segs: &[&str], body: &[u8]) -> Result<Respo
         }
         (&M::POST, ["faults", "fail"]) => {
             let b: FailBody = parse(body)?;
-            if !(500..=599).contains(&b.status) {
-                return Err(OpError::BadRequest("status must be 5xx".into()));
+            if b.status != 429 && !(500..=599).contains(&b.status) {
+                return Err(OpError::BadRequest("status must be 429 or 5xx".into()));
+            }
+            if let Some(v) = &b.retry_after {
+                if hyper::header::HeaderValue::from_str(v).is_err() {
+                    return Err(OpError::BadRequest(
+                        "retry_after must be a header value".into(),
+                    ));
+                }
             }
             sim.faults().fail.insert(
                 b.route,
                 FailSpec {
                     count: b.count,
                     status: b.status,
+                    retry_after: b.retry_after,
                 },
             );
             ok()

@@ -167,10 +167,8 @@ async fn device_request(
                 http::check_json_content_type(&parts.headers, body.len())
             {
                 error(status, &msg, rid)
-            } else if let Some(code) = sim.faults().take_failure(route.fault_route()) {
-                let status =
-                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                error(status, "injected failure", rid)
+            } else if let Some(f) = sim.faults().take_failure(route.fault_route()) {
+                http::injected_failure(&f, rid)
             } else {
                 let call = Call {
                     sim,

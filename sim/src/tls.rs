@@ -1,5 +1,5 @@
 //! TLS material: a CA generated on first start (`DIR/ca.pem`, to be given to devices as
-//! `ServerCertificate`) and a server certificate for `127.0.0.1`/`localhost` signed by it.
+//! `ServerCertificate`) and a server certificate for `127.0.0.1`/`localhost` (and a specific listen address) signed by it.
 //! Both are reused across restarts when present; keys are written with mode 0600.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -28,12 +28,14 @@ pub struct TlsMaterial {
     pub config: Arc<rustls::ServerConfig>,
 }
 
-/// Loads the certificates from `dir`, generating them first when any is missing.
-pub fn load_or_create(dir: &Path) -> Result<TlsMaterial, SimError> {
+/// Loads the certificates from `dir`, generating them first when any is missing; a new
+/// server certificate also names `extra_ip` (the listen address, when it is neither
+/// loopback nor unspecified). Existing certificates are kept as they are.
+pub fn load_or_create(dir: &Path, extra_ip: Option<IpAddr>) -> Result<TlsMaterial, SimError> {
     let ca_path = dir.join(CA_FILE);
     let files = [CA_FILE, CA_KEY_FILE, CERT_FILE, KEY_FILE].map(|f| dir.join(f));
     if !files.iter().all(|p| p.is_file()) {
-        generate(dir)?;
+        generate(dir, extra_ip)?;
     }
     let cert_path = dir.join(CERT_FILE);
     let certs = CertificateDer::pem_file_iter(&cert_path)
@@ -57,7 +59,7 @@ pub fn load_or_create(dir: &Path) -> Result<TlsMaterial, SimError> {
     })
 }
 
-fn generate(dir: &Path) -> Result<(), SimError> {
+fn generate(dir: &Path, extra_ip: Option<IpAddr>) -> Result<(), SimError> {
     tracing::info!(dir = %dir.display(), "generating the simulator's CA and server certificate");
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
@@ -83,6 +85,9 @@ fn generate(dir: &Path) -> Result<(), SimError> {
     params
         .subject_alt_names
         .push(SanType::IpAddress(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+    if let Some(ip) = extra_ip.filter(|ip| !ip.is_loopback() && !ip.is_unspecified()) {
+        params.subject_alt_names.push(SanType::IpAddress(ip));
+    }
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,

@@ -140,7 +140,8 @@ impl Client {
 
     /// [`authenticate`](Self::authenticate) until accepted, waiting by the configured
     /// backoff ([`ClientConfig::auth_retry`](super::ClientConfig::auth_retry)) after each
-    /// transient failure (pending device, no answer, 5xx). Returns the last error when the
+    /// transient failure (pending device, no answer, 5xx), or the server's `Retry-After`
+    /// after a 429 or 503. Returns the last error when the
     /// schedule is over, or at once on a permanent one (e.g. a key that cannot sign).
     pub async fn authenticate_with_backoff(&self) -> Result<(), ClientError> {
         let mut retry = 0;
@@ -148,7 +149,10 @@ impl Client {
             match self.authenticate().await {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is_transient() => match self.inner.config.auth_retry.delay(retry) {
+                    // The server's Retry-After (429/503) replaces the backoff's wait; the
+                    // try still counts against the schedule.
                     Some(d) => {
+                        let d = e.retry_after().unwrap_or(d);
                         tracing::warn!("{e}; retrying authentication in {}s", d.as_secs_f32());
                         tokio::time::sleep(d).await;
                         retry += 1;
@@ -385,6 +389,7 @@ pub(crate) fn status_error(call: Call, path: &str, a: &Answer) -> ClientError {
         path: path.to_string(),
         status: a.status.as_u16(),
         message: a.server_message(),
+        retry_after: super::retry_after::retry_after(a.status, &a.headers),
     }
 }
 

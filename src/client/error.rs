@@ -27,6 +27,13 @@ pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
+/// `" (Retry-After Ns)"` for an error's text, or nothing.
+fn retry_note(retry_after: Option<Duration>) -> String {
+    retry_after.map_or_else(String::new, |d| {
+        format!(" (server asks to retry after {}s)", d.as_secs())
+    })
+}
+
 /// The API call an error belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Call {
@@ -117,13 +124,16 @@ pub enum ClientError {
         deployment_id: String,
         message: ServerMessage,
     },
-    /// Any other unexpected HTTP status.
-    #[error("{call} {path}: HTTP {status}{message}")]
+    /// Any other unexpected HTTP status. `retry_after` is the server's `Retry-After` of a
+    /// 429 or 503, clamped ([`retry_after`](super::retry_after)): the wait before the next
+    /// try of this call, instead of the caller's backoff.
+    #[error("{call} {path}: HTTP {status}{message}{}", retry_note(*retry_after))]
     Status {
         call: Call,
         path: String,
         status: u16,
         message: ServerMessage,
+        retry_after: Option<Duration>,
     },
     /// A response body over its cap.
     #[error("{call} {path}: response body larger than {limit} bytes")]
@@ -154,6 +164,15 @@ impl ClientError {
             ClientError::Status { status, .. } => Some(*status),
             ClientError::AuthRejected { .. } => Some(401),
             ClientError::Aborted { .. } => Some(409),
+            _ => None,
+        }
+    }
+
+    /// The wait the server asked for before this call is tried again (`Retry-After` on a
+    /// 429 or 503, clamped); `None` means the caller's own backoff.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ClientError::Status { retry_after, .. } => *retry_after,
             _ => None,
         }
     }

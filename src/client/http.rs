@@ -10,22 +10,63 @@ use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::TokioExecutor;
 
 use super::error::{chain, Call, ClientError, ServerMessage};
+use super::proxy::{ProxyConnector, ProxyEnv, ProxyError};
 
 /// Request body type of every call.
 pub(crate) type Body = Full<Bytes>;
 
-/// A pooled HTTP/1.1 client for `https://` (and plain `http://`, for local tests).
-pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Body>;
+/// A pooled HTTP/1.1 client for `https://` (and plain `http://`, for local tests), direct
+/// or through the environment's proxies ([`super::proxy`]).
+#[derive(Clone)]
+pub(crate) struct HttpClient {
+    client: Client<HttpsConnector<ProxyConnector>, Body>,
+    proxies: Arc<ProxyEnv>,
+}
 
-/// Builds a client. `connect_timeout` bounds each TCP connect; TLS and everything after
-/// are bounded by the caller's exchange timeout.
+impl HttpClient {
+    /// Sends a request. A plain `http://` request that a proxy forwards carries the
+    /// proxy's `Proxy-Authorization` (an `https://` one has it on the `CONNECT` only).
+    pub fn request(&self, mut req: Request<Body>) -> ResponseFuture {
+        if req.uri().scheme_str() == Some("http") {
+            if let Some(auth) = self
+                .proxies
+                .proxy_for(req.uri())
+                .and_then(|p| p.authorization())
+            {
+                req.headers_mut()
+                    .insert(http::header::PROXY_AUTHORIZATION, auth.clone());
+            }
+        }
+        self.client.request(req)
+    }
+
+    /// For a 401/407 that a forwarding proxy gave a plain `http://` request to `uri`: the
+    /// error naming the proxy (`host:port`, never its credentials).
+    fn proxy_refusal(&self, uri: &http::Uri, status: StatusCode) -> Option<ProxyError> {
+        if status != StatusCode::PROXY_AUTHENTICATION_REQUIRED || uri.scheme_str() != Some("http") {
+            return None;
+        }
+        let proxy = self.proxies.proxy_for(uri)?;
+        Some(ProxyError::AuthRequired {
+            proxy: proxy.to_string(),
+            with_credentials: proxy.authorization().is_some(),
+            status: status.as_u16(),
+            reason: status.canonical_reason().unwrap_or("").to_string(),
+        })
+    }
+}
+
+/// Builds a client. `connect_timeout` bounds each TCP connect and, through a proxy, the
+/// `CONNECT` exchange; TLS and everything after are bounded by the caller's exchange
+/// timeout.
 pub(crate) fn build_client(
     tls: Arc<rustls::ClientConfig>,
     connect_timeout: Duration,
+    proxies: Arc<ProxyEnv>,
 ) -> HttpClient {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
@@ -37,10 +78,11 @@ pub(crate) fn build_client(
         .with_tls_config((*tls).clone())
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
+        .wrap_connector(ProxyConnector::new(http, proxies.clone(), connect_timeout));
+    let client = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
-        .build(https)
+        .build(https);
+    HttpClient { client, proxies }
 }
 
 /// A complete answer: status, headers and the (capped) body.
@@ -91,6 +133,7 @@ pub(crate) async fn exchange(
     call: Call,
     path: &str,
 ) -> Result<Answer, ClientError> {
+    let uri = req.uri().clone();
     let fut = async {
         let resp = client
             .request(req)
@@ -100,6 +143,13 @@ pub(crate) async fn exchange(
                 path: path.to_string(),
                 detail: chain(&e),
             })?;
+        if let Some(e) = client.proxy_refusal(&uri, resp.status()) {
+            return Err(ClientError::Transport {
+                call,
+                path: path.to_string(),
+                detail: e.to_string(),
+            });
+        }
         let (parts, body) = resp.into_parts();
         let body = Limited::new(body, limit)
             .collect()
@@ -169,6 +219,88 @@ pub(crate) fn path_segment(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// A plain `http://` call through a forwarding proxy: absolute-form request line and
+    /// the proxy's credentials; a 407 from it names the proxy, not the credentials.
+    #[tokio::test]
+    async fn http_is_forwarded_with_proxy_credentials() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let mut heads = Vec::new();
+            for answer in [
+                &b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"[..],
+                &b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"[..],
+            ] {
+                let (mut s, _) = l.accept().await.unwrap();
+                let mut buf = vec![0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap();
+                heads.push(String::from_utf8_lossy(&buf[..n]).to_string());
+                s.write_all(answer).await.unwrap();
+            }
+            heads
+        });
+        let proxies = ProxyEnv::from_lookup(|k| {
+            (k == "HTTP_PROXY").then(|| format!("http://u:s3cret@{addr}"))
+        })
+        .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let client = build_client(Arc::new(tls), Duration::from_secs(5), Arc::new(proxies));
+        let get = |url: &str| {
+            Request::get(url)
+                .header(http::header::CONNECTION, "close")
+                .body(Body::default())
+                .unwrap()
+        };
+        let t = Duration::from_secs(5);
+        let a = exchange(
+            &client,
+            get("http://10.9.9.9:8080/x?q=1"),
+            100,
+            t,
+            Call::Inventory,
+            "/x",
+        )
+        .await
+        .unwrap();
+        assert_eq!(&a.body[..], b"ok");
+        let e = exchange(
+            &client,
+            get("http://10.9.9.9:8080/y"),
+            100,
+            t,
+            Call::Inventory,
+            "/y",
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(&format!("proxy {addr} refused the credentials")),
+            "{e}"
+        );
+        assert!(!e.contains("s3cret"), "{e}");
+        let heads = server.await.unwrap();
+        assert!(
+            heads[0].starts_with("GET http://10.9.9.9:8080/x?q=1 HTTP/1.1\r\n"),
+            "{}",
+            heads[0]
+        );
+        // base64("u:s3cret")
+        assert!(
+            heads[0]
+                .to_ascii_lowercase()
+                .contains("proxy-authorization: basic dtpzm2nyzxq="),
+            "{}",
+            heads[0]
+        );
+    }
 
     #[test]
     fn encodings() {

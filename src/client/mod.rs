@@ -5,7 +5,8 @@
 //! client certificate), `http` (one bounded exchange), `auth` (token lifecycle, re-auth,
 //! server failover), `inventory`, `deployments` (update check), `status`, `log`,
 //! [`download`] (resumable presigned-URL stream), [`backoff`] (retry schedules),
-//! `range` (`Content-Range`), `error`.
+//! `range` (`Content-Range`), [`proxy`] (`HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` and the
+//! `CONNECT` tunnel), [`retry_after`] (server pushback), `error`.
 //!
 //! Invariants:
 //! - The JWT lives in memory only; it, the tenant token and key material are never logged
@@ -24,7 +25,9 @@ mod error;
 mod http;
 mod inventory;
 mod log;
+pub mod proxy;
 mod range;
+pub mod retry_after;
 mod status;
 mod tls;
 
@@ -38,6 +41,7 @@ pub use download::{Download, DownloadReader, DownloadStats, Downloader, RefreshU
 pub use error::{BoxError, Call, ClientError, DownloadError, ServerMessage};
 pub use inventory::InventoryOutcome;
 pub use log::{prepare_log, MAX_LOG_BODY};
+pub use proxy::{ProxyEnv, ProxyError};
 pub use range::ContentRange;
 pub use status::truncate_substate;
 
@@ -66,6 +70,8 @@ struct Inner {
     servers: Vec<String>,
     http: http::HttpClient,
     tls: Arc<rustls::ClientConfig>,
+    /// The environment's proxies, read once in [`Client::new`]; the downloader shares them.
+    proxies: Arc<ProxyEnv>,
     key: DeviceKey,
     /// The identity attributes as a JSON object text (keys sorted): the auth `id_data`.
     id_data: String,
@@ -78,20 +84,35 @@ struct Inner {
 }
 
 impl Client {
-    /// Builds a client: checks the configuration, loads the TLS settings, serialises the
-    /// identity (keys sorted). No network traffic until the first call; the first call
-    /// authenticates.
+    /// Builds a client: checks the configuration, loads the TLS settings, reads the proxy
+    /// variables ([`ProxyEnv::from_env`]), serialises the identity (keys sorted). No network
+    /// traffic until the first call; the first call authenticates.
     pub fn new(
         config: ClientConfig,
         key: DeviceKey,
         identity: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Self, ClientError> {
+        let proxies = ProxyEnv::from_env().map_err(|e| ClientError::Config(e.to_string()))?;
+        Self::with_proxies(config, key, identity, proxies)
+    }
+
+    /// As [`Client::new`] with the given proxies instead of the environment's.
+    pub fn with_proxies(
+        config: ClientConfig,
+        key: DeviceKey,
+        identity: &serde_json::Map<String, serde_json::Value>,
+        proxies: ProxyEnv,
     ) -> Result<Self, ClientError> {
         config.validate().map_err(ClientError::Config)?;
         let sorted: BTreeMap<&String, &serde_json::Value> = identity.iter().collect();
         let id_data = serde_json::to_string(&sorted)
             .map_err(|e| ClientError::Config(format!("identity: {e}")))?;
         let tls = tls::client_config(&config.tls)?;
-        let http = http::build_client(tls.clone(), config.timeouts.connect);
+        if !proxies.is_empty() {
+            tracing::info!("proxies from the environment: {}", proxies.describe());
+        }
+        let proxies = Arc::new(proxies);
+        let http = http::build_client(tls.clone(), config.timeouts.connect, proxies.clone());
         let servers = config
             .servers
             .iter()
@@ -103,6 +124,7 @@ impl Client {
                 servers,
                 http,
                 tls,
+                proxies,
                 key,
                 id_data,
                 session: tokio::sync::Mutex::new(None),
@@ -128,6 +150,7 @@ impl Client {
     pub fn downloader(&self) -> Downloader {
         Downloader::with_tls(
             self.inner.tls.clone(),
+            self.inner.proxies.clone(),
             self.inner.config.timeouts.connect,
             self.inner.config.download.clone(),
             &self.inner.config.user_agent,

@@ -243,7 +243,9 @@ impl Daemon {
                     return true;
                 }
                 Some(Err(e)) => {
-                    let wait = schedule::jitter(backoff.failure());
+                    // The server's Retry-After (429/503) replaces the backoff's wait.
+                    let backoff_wait = schedule::jitter(backoff.failure());
+                    let wait = e.retry_after().unwrap_or(backoff_wait);
                     match &e {
                         ClientError::AuthRejected { .. } => tracing::info!(
                             "not accepted by the server yet (pending or rejected); trying again in {:.0?}",
@@ -310,7 +312,7 @@ impl Daemon {
                 self.script(State::Sync, Action::Leave).await;
             }
             Some(Err(e)) => {
-                let next = timer.failed(now);
+                let next = timer.failed_with(now, e.retry_after());
                 tracing::warn!("sending the inventory: {e}; trying again in {next:.0?}");
                 self.script(State::Sync, Action::Error).await;
             }
@@ -362,7 +364,7 @@ impl Daemon {
                 i
             }
             Err(e) => {
-                let next = timer.failed(Instant::now());
+                let next = timer.failed_with(Instant::now(), e.retry_after());
                 tracing::warn!("update check: {e}; trying again in {next:.0?}");
                 self.script(State::Sync, Action::Error).await;
                 return Flow::Continue;

@@ -154,11 +154,23 @@ impl Timer {
     /// The job failed at `now`: next time after the backoff (jittered), never later than
     /// a success would have waited; once the retries are used up, after the interval.
     pub fn failed(&mut self, now: Instant) -> Duration {
-        let base = self
-            .backoff
-            .retry()
-            .map_or(self.interval, |d| d.min(self.interval));
-        let wait = jittered(base, JITTER_PERCENT, (self.random)());
+        self.failed_with(now, None)
+    }
+
+    /// As [`Timer::failed`], but when the server asked for a wait (`Retry-After`, already
+    /// clamped by [`crate::client::retry_after`]) that wait replaces the backoff's, without
+    /// jitter (the server spreads its clients itself) and never beyond the interval. The
+    /// failure still counts in the backoff.
+    pub fn failed_with(&mut self, now: Instant, retry_after: Option<Duration>) -> Duration {
+        let backoff = self.backoff.retry();
+        let wait = match retry_after {
+            Some(d) => d.min(self.interval),
+            None => jittered(
+                backoff.map_or(self.interval, |d| d.min(self.interval)),
+                JITTER_PERCENT,
+                (self.random)(),
+            ),
+        };
         self.next = now + wait;
         wait
     }
@@ -255,6 +267,16 @@ mod tests {
         );
         t.trigger(t0);
         assert!(t.is_due(t0));
+        assert_eq!(
+            t.failed_with(t0, Some(Duration::from_secs(7))),
+            Duration::from_secs(7),
+            "Retry-After replaces the backoff, unjittered"
+        );
+        assert_eq!(
+            t.failed_with(t0, Some(Duration::from_secs(5000))),
+            Duration::from_secs(1800),
+            "but never beyond the interval"
+        );
 
         let mut short = Timer::with_random(Duration::from_secs(10), policy(300, 0), t0, low);
         assert_eq!(

@@ -30,25 +30,45 @@ pub fn log_line(level: &str, message: impl Into<String>) -> LogMessage {
     }
 }
 
-/// Reports a status once; errors other than 409 are logged and ignored.
+/// The longest server-asked wait (`Retry-After`) a best-effort status report honours before
+/// its one retry: the deployment is not held up longer for a report it can do without.
+pub const BEST_EFFORT_MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// Tries of the deployment log upload while the server answers 429/503 with `Retry-After`.
+pub const LOG_UPLOAD_TRIES: u32 = 3;
+
+/// Reports a status, best effort: one try, and one more after the server's `Retry-After`
+/// (429/503) when it asks for at most [`BEST_EFFORT_MAX_WAIT`]; errors other than 409 are
+/// logged and ignored.
 pub async fn report(
     client: &Client,
     id: &str,
     status: DeploymentStatus,
     substate: Option<&str>,
 ) -> Reported {
-    match client.report_status(id, status, substate).await {
-        Ok(()) => Reported::Taken,
-        Err(ClientError::Aborted { .. }) => Reported::Aborted,
-        Err(e) => {
-            tracing::warn!(deployment = id, %status, error = %e, "status report not taken");
-            Reported::Failed
+    let mut retried = false;
+    loop {
+        match client.report_status(id, status, substate).await {
+            Ok(()) => return Reported::Taken,
+            Err(ClientError::Aborted { .. }) => return Reported::Aborted,
+            Err(e) => match e.retry_after() {
+                Some(wait) if !retried && wait <= BEST_EFFORT_MAX_WAIT => {
+                    tracing::info!(deployment = id, %status, error = %e, retry_in = ?wait, "status report not taken; the server asks to wait");
+                    tokio::time::sleep(wait).await;
+                    retried = true;
+                }
+                _ => {
+                    tracing::warn!(deployment = id, %status, error = %e, "status report not taken");
+                    return Reported::Failed;
+                }
+            },
         }
     }
 }
 
 /// Reports a status until the server takes it (or says the deployment is aborted or gone),
-/// waiting `initial`, doubling up to `cap` between tries. Used for the statuses the
+/// waiting `initial`, doubling up to `cap` between tries; after a 429/503 with
+/// `Retry-After`, the server's wait instead. Used for the statuses the
 /// deployment's outcome depends on: the pre-commit `installing` and the final one.
 pub async fn report_until_taken(
     client: &Client,
@@ -71,8 +91,9 @@ pub async fn report_until_taken(
                 return Reported::Aborted;
             }
             Err(e) => {
-                tracing::warn!(deployment = id, %status, error = %e, retry_in = ?wait, "final status not taken; retrying");
-                tokio::time::sleep(wait).await;
+                let this = e.retry_after().unwrap_or(wait);
+                tracing::warn!(deployment = id, %status, error = %e, retry_in = ?this, "final status not taken; retrying");
+                tokio::time::sleep(this).await;
                 wait = (wait * 2).min(cap);
             }
         }
@@ -80,7 +101,8 @@ pub async fn report_until_taken(
 }
 
 /// Uploads the stored deployment log (failures only, as the official clients do). An
-/// empty log gets one line saying so, since the server refuses empty logs.
+/// empty log gets one line saying so, since the server refuses empty logs. A 429/503 with
+/// `Retry-After` is tried again after the server's wait, [`LOG_UPLOAD_TRIES`] tries in all.
 pub async fn upload_log(client: &Client, store: &Store, id: &str) {
     let mut lines = store.log().unwrap_or_default();
     if lines.is_empty() {
@@ -89,7 +111,19 @@ pub async fn upload_log(client: &Client, store: &Store, id: &str) {
             "deployment failed; no further detail was recorded",
         ));
     }
-    if let Err(e) = client.upload_log(id, &lines).await {
-        tracing::warn!(deployment = id, error = %e, "deployment log upload failed");
+    for attempt in 1..=LOG_UPLOAD_TRIES {
+        match client.upload_log(id, &lines).await {
+            Ok(()) => return,
+            Err(e) => match e.retry_after() {
+                Some(wait) if attempt < LOG_UPLOAD_TRIES => {
+                    tracing::info!(deployment = id, error = %e, retry_in = ?wait, "deployment log not taken; the server asks to wait");
+                    tokio::time::sleep(wait).await;
+                }
+                _ => {
+                    tracing::warn!(deployment = id, error = %e, "deployment log upload failed");
+                    return;
+                }
+            },
+        }
     }
 }

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, StatusCode, Uri};
@@ -20,6 +21,7 @@ use crate::client::config::DownloadConfig;
 use crate::client::error::{chain, BoxError, DownloadError};
 use crate::client::http::HttpClient;
 use crate::client::range::{range_from, ContentRange};
+use crate::client::retry_after::retry_after;
 
 /// Redirects followed in a row (object storage answers a link with one or two); the next
 /// one is [`DownloadError::TooManyRedirects`].
@@ -87,8 +89,9 @@ pub(super) fn parse_url(url: &str) -> Result<Uri, DownloadError> {
 
 /// The outcome of one request attempt.
 enum Attempt {
-    /// Worth a resume (after backoff): the reason, for logs and the final error.
-    Retry(String),
+    /// Worth a resume: the reason, for logs and the final error, and the server's
+    /// `Retry-After` (429/503, clamped), which replaces the resume backoff's wait.
+    Retry(String, Option<Duration>),
     Fatal(DownloadError),
 }
 
@@ -110,6 +113,8 @@ pub(super) struct Fetch {
     failures: u32,
     /// The failure the next `open` must back off from, if any.
     pending_failure: Option<String>,
+    /// The server's `Retry-After` of that failure: the wait instead of the backoff.
+    pending_retry_after: Option<Duration>,
     stats: Arc<DownloadStats>,
     finished: bool,
 }
@@ -137,6 +142,7 @@ impl Fetch {
             seg_end: 0,
             failures: 0,
             pending_failure: None,
+            pending_retry_after: None,
             stats,
             finished: false,
         }
@@ -156,8 +162,9 @@ impl Fetch {
         self.url.path().to_string()
     }
 
-    /// Records a failed attempt or a dropped body; the next `open` backs off and resumes.
-    fn fail(&mut self, reason: String) {
+    /// Records a failed attempt or a dropped body; the next `open` waits (`retry_after`,
+    /// or the backoff) and resumes.
+    fn fail(&mut self, reason: String, retry_after: Option<Duration>) {
         tracing::warn!(
             path = self.url.path(),
             offset = self.offset,
@@ -166,6 +173,7 @@ impl Fetch {
         self.body = None;
         self.failures += 1;
         self.pending_failure = Some(reason);
+        self.pending_retry_after = retry_after;
     }
 
     /// Gets a body positioned at or before `offset`, retrying by the resume rules.
@@ -183,7 +191,8 @@ impl Fetch {
                     });
                 }
                 let b = &self.config.resume_backoff;
-                let wait = b.delay(self.failures.saturating_sub(1)).unwrap_or(b.max);
+                let backoff = b.delay(self.failures.saturating_sub(1)).unwrap_or(b.max);
+                let wait = self.pending_retry_after.take().unwrap_or(backoff);
                 tracing::info!(
                     path = self.url.path(),
                     offset = self.offset,
@@ -199,7 +208,7 @@ impl Fetch {
                     self.body = Some(body);
                     return Ok(());
                 }
-                Err(Attempt::Retry(reason)) => self.fail(reason),
+                Err(Attempt::Retry(reason, retry_after)) => self.fail(reason, retry_after),
                 Err(Attempt::Fatal(e)) => return Err(e),
             }
         }
@@ -224,12 +233,12 @@ impl Fetch {
             let timeout = self.config.response_timeout;
             let resp = match tokio::time::timeout(timeout, self.http.request(req)).await {
                 Err(_) => {
-                    return Err(Attempt::Retry(format!(
-                        "no answer within {}s",
-                        timeout.as_secs_f32()
-                    )))
+                    return Err(Attempt::Retry(
+                        format!("no answer within {}s", timeout.as_secs_f32()),
+                        None,
+                    ))
                 }
-                Ok(Err(e)) => return Err(Attempt::Retry(chain(&e))),
+                Ok(Err(e)) => return Err(Attempt::Retry(chain(&e), None)),
                 Ok(Ok(r)) => r,
             };
             let status = resp.status();
@@ -296,7 +305,16 @@ impl Fetch {
                     || s == StatusCode::REQUEST_TIMEOUT
                     || s == StatusCode::TOO_MANY_REQUESTS =>
                 {
-                    return Err(Attempt::Retry(format!("HTTP {}", s.as_u16())));
+                    let retry_after = retry_after(s, resp.headers());
+                    let reason = match retry_after {
+                        Some(d) => format!(
+                            "HTTP {} (server asks to retry after {}s)",
+                            s.as_u16(),
+                            d.as_secs()
+                        ),
+                        None => format!("HTTP {}", s.as_u16()),
+                    };
+                    return Err(Attempt::Retry(reason, retry_after));
                 }
                 s => {
                     return Err(Attempt::Fatal(DownloadError::Status {
@@ -426,16 +444,16 @@ impl Fetch {
             };
             let idle = self.config.idle_timeout;
             match tokio::time::timeout(idle, body.frame()).await {
-                Err(_) => self.fail(format!("no data for {}s", idle.as_secs_f32())),
+                Err(_) => self.fail(format!("no data for {}s", idle.as_secs_f32()), None),
                 Ok(None) if self.pos == self.seg_end => {
                     // A 206 that covered less than the rest: ask for the next range.
                     self.body = None;
                 }
-                Ok(None) => self.fail(format!(
-                    "connection closed at byte {} of {total}",
-                    self.offset
-                )),
-                Ok(Some(Err(e))) => self.fail(chain(&e)),
+                Ok(None) => self.fail(
+                    format!("connection closed at byte {} of {total}", self.offset),
+                    None,
+                ),
+                Ok(Some(Err(e))) => self.fail(chain(&e), None),
                 Ok(Some(Ok(frame))) => {
                     let Ok(data) = frame.into_data() else {
                         continue; // trailers

@@ -47,6 +47,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 use super::config::{DownloadConfig, TlsConfig};
 use super::error::{ClientError, DownloadError};
 use super::http::{build_client, HttpClient};
+use super::proxy::ProxyEnv;
 use fetch::{parse_url, Fetch};
 pub use fetch::{DownloadStats, RefreshFuture, RefreshUrl, MAX_REDIRECTS};
 
@@ -67,8 +68,8 @@ impl std::fmt::Debug for Downloader {
 }
 
 impl Downloader {
-    /// A downloader with its own TLS setup (for use without a [`Client`](super::Client)).
-    /// Every timeout must be non-zero.
+    /// A downloader with its own TLS setup and the environment's proxies (for use without
+    /// a [`Client`](super::Client)). Every timeout must be non-zero.
     pub fn new(
         tls: &TlsConfig,
         connect_timeout: Duration,
@@ -83,8 +84,10 @@ impl Downloader {
             ));
         }
         let tls = super::tls::client_config(tls)?;
+        let proxies = ProxyEnv::from_env().map_err(|e| ClientError::Config(e.to_string()))?;
         Ok(Self::with_tls(
             tls,
+            Arc::new(proxies),
             connect_timeout,
             config,
             &format!("mender-bridge/{}", env!("CARGO_PKG_VERSION")),
@@ -93,12 +96,13 @@ impl Downloader {
 
     pub(crate) fn with_tls(
         tls: Arc<rustls::ClientConfig>,
+        proxies: Arc<ProxyEnv>,
         connect_timeout: Duration,
         config: DownloadConfig,
         user_agent: &str,
     ) -> Self {
         Downloader {
-            http: build_client(tls, connect_timeout),
+            http: build_client(tls, connect_timeout, proxies),
             config,
             user_agent: HeaderValue::from_str(user_agent)
                 .unwrap_or_else(|_| HeaderValue::from_static("mender-bridge")),

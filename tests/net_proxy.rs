@@ -1,0 +1,399 @@
+//! The bridge behind a real proxy: Debian's `tinyproxy` with `BasicAuth`, the bridge's
+//! daemon in a network namespace of its own that reaches nothing but the proxy, the
+//! simulator on an address only the root namespace has.
+//!
+//! Layout per test (names and the `10.202.N.0/30` and `10.203.N.1` addresses unique per
+//! test, removed by a drop guard even when the test panics): a veth pair, its root end
+//! with `10.202.N.1/30` (tinyproxy listens there) and `10.203.N.1/32` (the simulator
+//! listens there), its namespace end with `10.202.N.2/30` and no other route, so a direct
+//! connection to the simulator is "network unreachable" and everything the simulator
+//! sees came through the proxy's `CONNECT` tunnels (TLS end to end, the simulator's CA
+//! verified by the bridge). Needs root (CI runs the tests as root).
+#![cfg(feature = "sim")]
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use common::daemon::{accept, sim_conf, write_device_files, Daemon, DeviceFiles};
+use common::device::{deploy_with, statuses};
+use common::sim::TestSim;
+use common::slots::SlotRig;
+use common::wait::wait_for;
+use hyper::Method;
+use mender_artifact::writer::WriteOptions;
+use serde_json::json;
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A network namespace and its veth pair; deleted on drop.
+struct Net {
+    ns: String,
+    veth: String,
+    n: u32,
+}
+
+impl Net {
+    fn new() -> Self {
+        let pid = std::process::id();
+        let c = NEXT.fetch_add(1, Ordering::SeqCst);
+        let n = (pid * 7 + c) % 200 + 20;
+        let net = Net {
+            ns: format!("mbn{pid}x{c}"),
+            veth: format!("mbv{pid}x{c}"),
+            n,
+        };
+        let peer = format!("mbw{pid}x{c}");
+        ip(&["netns", "add", &net.ns]);
+        ip(&[
+            "link", "add", &net.veth, "type", "veth", "peer", "name", &peer,
+        ]);
+        ip(&["link", "set", &peer, "netns", &net.ns]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/30", net.proxy_ip()),
+            "dev",
+            &net.veth,
+        ]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/32", net.sim_ip()),
+            "dev",
+            &net.veth,
+        ]);
+        ip(&["link", "set", &net.veth, "up"]);
+        let inside = |args: &[&str]| {
+            let mut a = vec!["-n", net.ns.as_str()];
+            a.extend_from_slice(args);
+            ip(&a);
+        };
+        inside(&["addr", "add", &format!("10.202.{n}.2/30"), "dev", &peer]);
+        inside(&["link", "set", &peer, "up"]);
+        inside(&["link", "set", "lo", "up"]);
+        net
+    }
+
+    fn proxy_ip(&self) -> String {
+        format!("10.202.{}.1", self.n)
+    }
+
+    fn sim_ip(&self) -> String {
+        format!("10.203.{}.1", self.n)
+    }
+
+    /// `cmd` run inside the namespace (`ip netns exec`, which execs: the child's pid is the
+    /// command's).
+    fn command(&self, cmd: &Command) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns])
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        c
+    }
+
+    /// Whether a TCP connection to `addr` succeeds from inside the namespace.
+    fn reaches(&self, addr: &str) -> bool {
+        let (host, port) = addr.rsplit_once(':').expect("host:port");
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns, "bash", "-c"])
+            .arg(format!("exec 3<>/dev/tcp/{host}/{port}"))
+            .stderr(Stdio::null())
+            .status()
+            .expect("bash")
+            .success()
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes its veth end and with it the pair.
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.veth])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// `tinyproxy -d` on the namespace's proxy address with `BasicAuth user pass`; killed on drop.
+struct Tinyproxy {
+    child: Child,
+    addr: String,
+    log: PathBuf,
+}
+
+impl Tinyproxy {
+    fn start(net: &Net, dir: &Path, user: &str, pass: &str) -> Self {
+        let ip = net.proxy_ip();
+        let port = TcpListener::bind(format!("{ip}:0"))
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let conf = dir.join("tinyproxy.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "Port {port}\nListen {ip}\nTimeout 60\nMaxClients 20\nLogLevel Connect\n\
+                 BasicAuth {user} {pass}\n"
+            ),
+        )
+        .expect("tinyproxy.conf");
+        let log = dir.join("tinyproxy.log");
+        let child = Command::new("tinyproxy")
+            .arg("-d")
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).expect("log"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tinyproxy (apt-get install tinyproxy)");
+        let addr = format!("{ip}:{port}");
+        let sa: SocketAddr = addr.parse().expect("addr");
+        common::wait::poll_blocking(Duration::from_secs(10), || {
+            TcpStream::connect_timeout(&sa, Duration::from_millis(200))
+                .ok()
+                .map(drop)
+        })
+        .unwrap_or_else(|_| panic!("tinyproxy did not listen on {addr}"));
+        Tinyproxy { child, addr, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Tinyproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The whole rig: namespace, simulator on the isolated address, tinyproxy, a device dir.
+struct Rig {
+    proxy: Tinyproxy,
+    sim: TestSim,
+    dir: tempfile::TempDir,
+    _rig: SlotRig,
+    net: Net,
+}
+
+async fn rig(mac: &str) -> Option<Rig> {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: network namespaces need root");
+        return None;
+    }
+    let net = Net::new();
+    let listen: SocketAddr = format!("{}:0", net.sim_ip()).parse().expect("addr");
+    let sim = TestSim::start_with(|c| c.listen = listen).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let proxy = Tinyproxy::start(&net, dir.path(), "bridge", "pa55-w0rd");
+    let rig = SlotRig::new(&dir.path().join("slots"), 4 << 20);
+    write_device_files(
+        dir.path(),
+        DeviceFiles {
+            mac,
+            conf: sim_conf(&sim, 1, 3600),
+            reboot: Path::new("/bin/true"),
+            modules_dir: None,
+            raw_toml: rig.raw_backend_toml(),
+        },
+    );
+    Some(Rig {
+        proxy,
+        sim,
+        dir,
+        _rig: rig,
+        net,
+    })
+}
+
+impl Rig {
+    fn sim_addr(&self) -> String {
+        self.sim
+            .handle
+            .base_url()
+            .trim_start_matches("https://")
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// `mender-bridge daemon` in the namespace with `HTTPS_PROXY` set to `proxy_url`.
+    fn daemon(&self, proxy_url: &str) -> Daemon {
+        let mut cmd = common::bridge_command(self.dir.path(), &["-l", "debug", "daemon"]);
+        cmd.env("HTTPS_PROXY", proxy_url)
+            .env_remove("https_proxy")
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy");
+        Daemon::start(self.net.command(&cmd), &self.dir.path().join("daemon.log"))
+    }
+}
+
+/// Auth, inventory, update check, a download cut once and resumed, status reports and the
+/// deployment log, all through the proxy's tunnels; nothing reaches the simulator directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_through_an_authenticating_proxy() {
+    let mac = "02:00:00:00:e0:01";
+    let Some(r) = rig(mac).await else { return };
+    let sim_addr = r.sim_addr();
+    assert!(
+        !r.net.reaches(&sim_addr),
+        "the namespace reaches the simulator directly"
+    );
+    assert!(
+        r.net.reaches(&r.proxy.addr),
+        "the namespace reaches the proxy"
+    );
+
+    let mut daemon = r.daemon(&format!("http://bridge:pa55-w0rd@{}", r.proxy.addr));
+    let id = accept(&r.sim, mac, Duration::from_secs(30)).await;
+    wait_for(Duration::from_secs(30), "the inventory", || async {
+        let inv = r.sim.inventory(&id).await;
+        inv.as_array()?
+            .iter()
+            .any(|a| a["name"] == "artifact_name" && a["value"] == "release-1")
+            .then_some(())
+    })
+    .await;
+
+    // A deployment whose download is cut once (then resumed by Range) and whose payload
+    // is corrupted further on, so that it fails: a failure status and the log upload.
+    let img = common::image(1 << 20, 11);
+    let (dep, size, data) = deploy_with(
+        &r.sim,
+        &id,
+        "release-2",
+        &img,
+        None,
+        WriteOptions::default(),
+    )
+    .await;
+    let cut = data + 300_000;
+    let corrupt = data + 800_000;
+    assert!(corrupt < size, "{corrupt} < {size}");
+    r.sim
+        .http
+        .manage_ok(Method::POST, "/faults/cut", Some(json!({"offsets": [cut]})))
+        .await;
+    r.sim
+        .http
+        .manage_ok(
+            Method::POST,
+            "/faults/corrupt",
+            Some(json!({"offsets": [corrupt]})),
+        )
+        .await;
+    wait_for(Duration::from_secs(60), "the failure status", || async {
+        statuses(&r.sim, &dep, &id)
+            .await
+            .iter()
+            .any(|s| s == "failure")
+            .then_some(())
+    })
+    .await;
+    let log = wait_for(Duration::from_secs(30), "the deployment log", || async {
+        let l = r.sim.deployment_log(&dep, &id).await;
+        (!l.is_empty()).then_some(l)
+    })
+    .await;
+    assert!(!log.contains("pa55-w0rd"), "{log}");
+    let h = statuses(&r.sim, &dep, &id).await;
+    assert!(h.iter().any(|s| s == "downloading"), "{h:?}");
+
+    let downloads = r.sim.downloads().await;
+    assert!(downloads.len() >= 2, "{downloads:#?}");
+    assert!(
+        downloads.iter().any(|d| d["cut_at"] == json!(cut)),
+        "{downloads:#?}"
+    );
+    assert!(
+        downloads.iter().any(
+            |d| d["range"].as_str().is_some_and(|r| r.starts_with("bytes=")) && d["status"] == 206
+        ),
+        "the download resumed by Range: {downloads:#?}"
+    );
+
+    daemon.stop(Duration::from_secs(10));
+    let dlog = std::fs::read_to_string(r.dir.path().join("daemon.log")).unwrap_or_default();
+    assert!(
+        dlog.contains(&format!("https via {}", r.proxy.addr)),
+        "the daemon names the proxy it uses\n{dlog}"
+    );
+    assert!(
+        !dlog.contains("pa55-w0rd"),
+        "the password in the daemon log"
+    );
+    assert!(
+        !dlog.contains("YnJpZGdlOnBhNTUtdzByZA"),
+        "the credentials, base64, in the log"
+    );
+    let tlog = r.proxy.log();
+    assert!(
+        tlog.contains(&format!("CONNECT {sim_addr}")),
+        "tinyproxy saw the tunnels\n{tlog}"
+    );
+    r.sim.handle.shutdown().await;
+}
+
+/// A wrong password: the daemon logs that the proxy (host:port) refused the credentials,
+/// with the status, and never the password; the simulator sees nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_proxy_login_is_a_clear_error_without_the_password() {
+    let mac = "02:00:00:00:e0:02";
+    let Some(r) = rig(mac).await else { return };
+    let daemon = r.daemon(&format!("http://bridge:Wr0ng-s3cret@{}", r.proxy.addr));
+    let line = wait_for(
+        Duration::from_secs(30),
+        "the refusal in the log",
+        || async {
+            daemon
+                .log()
+                .lines()
+                .find(|l| l.contains("refused the credentials"))
+                .map(str::to_string)
+        },
+    )
+    .await;
+    assert!(line.contains(&format!("proxy {}", r.proxy.addr)), "{line}");
+    assert!(
+        line.contains("HTTP 401") || line.contains("HTTP 407"),
+        "{line}"
+    );
+    let log = daemon.log();
+    assert!(
+        !log.contains("Wr0ng-s3cret"),
+        "the password in the log\n{log}"
+    );
+    assert!(
+        !log.contains("YnJpZGdlOldyMG5nLXMzY3JldA"),
+        "base64 credentials in the log"
+    );
+    let requests = r.sim.http.manage_ok(Method::GET, "/requests", None).await;
+    assert_eq!(requests, json!([]), "nothing reached the simulator");
+    drop(daemon);
+    r.sim.handle.shutdown().await;
+}
