@@ -27,6 +27,7 @@ packages=(
   dpkg-dev make libconfig-dev libssl-dev zlib1g-dev
   python3-minimal   # the attack suite's squatter on SWUpdate's socket paths (run as nobody)
   python3-venv      # a private venv for oelint-adv (below)
+  lmdb-utils        # mdb_load: real LMDB files for the reader of the official client's store
   tinyproxy         # a real HTTP proxy with BasicAuth: tests/net_proxy.rs reaches the simulator only through it
   iproute2          # ip netns / veth: tests/net_proxy.rs isolates the bridge in a network namespace
   xz-utils gzip tar coreutils

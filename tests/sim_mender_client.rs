@@ -2,6 +2,10 @@
 //! against the simulator. It authenticates (pending until the test accepts it), sends its
 //! inventory and completes a `single-file` update-module deployment, ending in `success`.
 //!
+//! Then the device moves to `mender-bridge daemon` with the same files: the server sees
+//! the same device (the official client's key and identity, no new admission) and the
+//! dashboard keeps the installed artifact's name, read from the official client's store.
+//!
 //! The Go client reads two fixed paths: `/etc/mender/artifact_info` (the artifact name of a
 //! device that never installed anything) and `/usr/share/mender/identity/
 //! mender-device-identity`. The test gives it its own copies by bind-mounting temp dirs over
@@ -260,4 +264,84 @@ async fn official_client_authenticates_reports_inventory_and_installs() {
     // Stop the daemon.
     let _ = child.start_kill();
     let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+
+    // 4. The device moves to the bridge: same mender.conf, same data directory (the
+    // official client's key and its LMDB store), same identity script. The server sees the
+    // same device, accepted, without a new admission; the dashboard keeps the installed
+    // artifact's name (release-2, which only the official client's store knows: the
+    // image's artifact_info still says release-1).
+    let bridge_toml = work.join("bridge.toml");
+    std::fs::write(
+        &bridge_toml,
+        format!(
+            "identity_script = \"{}\"\nartifact_info_file = \"{}\"\n",
+            script.display(),
+            etc.join("artifact_info").display()
+        ),
+    )
+    .unwrap();
+    let bridge = |args: &[&str]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mender-bridge"));
+        c.arg("-c")
+            .arg(etc.join("mender.conf"))
+            .arg("-d")
+            .arg(&data)
+            .arg("--bridge-config")
+            .arg(&bridge_toml)
+            .args(args)
+            .env_remove("NOTIFY_SOCKET");
+        c
+    };
+    let out = bridge(&["show-artifact"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "release-2\n");
+    let auth_sets_before = http
+        .manage_ok(Method::GET, &format!("/devices/{id}"), None)
+        .await["auth_sets"]
+        .clone();
+    let mut daemon =
+        common::daemon::Daemon::start(bridge(&["-l", "debug", "daemon"]), &work.join("bridge.log"));
+    let inv = wait_for(
+        Duration::from_secs(60),
+        Lazy(|| format!("the bridge's inventory; its log:\n{}", daemon.log_tail(30))),
+        || async {
+            let inv = http
+                .manage_ok(Method::GET, &format!("/devices/{id}/inventory"), None)
+                .await;
+            let version = inv.as_array().and_then(|a| {
+                a.iter()
+                    .find(|x| x["name"] == "mender_client_version")
+                    .and_then(|x| x["value"].as_str().map(str::to_string))
+            });
+            version
+                .is_some_and(|v| v.starts_with("mender-bridge"))
+                .then_some(inv)
+        },
+    )
+    .await;
+    let attr = |n: &str| {
+        inv.as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == n)
+            .map(|x| x["value"].clone())
+    };
+    assert_eq!(attr("artifact_name"), Some(json!("release-2")));
+    let devices = http.manage_ok(Method::GET, "/devices", None).await;
+    let same: Vec<&Value> = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["identity_data"]["mac"] == MAC)
+        .collect();
+    assert_eq!(same.len(), 1, "one device: {devices}");
+    assert_eq!(same[0]["status"], "accepted");
+    let auth_sets_after = http
+        .manage_ok(Method::GET, &format!("/devices/{id}"), None)
+        .await["auth_sets"]
+        .clone();
+    assert_eq!(
+        auth_sets_after, auth_sets_before,
+        "the official client's key, recognised: no new auth set"
+    );
+    assert_eq!(daemon.stop(Duration::from_secs(30)), 0);
 }

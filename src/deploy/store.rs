@@ -329,15 +329,67 @@ impl Store {
         Ok(name)
     }
 
+    /// The device's provides: the bridge's own record; else, on a device that moved from
+    /// the official client, what that client's store (`<data dir>/mender-store`) says is
+    /// installed; else the name in `artifact_info` (or `unknown`).
     pub fn provides_or(&self, artifact_info: &Path) -> Provides {
         match self.installed() {
             Ok(Some(p)) if p.contains_key("artifact_name") => p,
-            _ => Provides::from([(
-                "artifact_name".to_string(),
-                artifact_info_name(artifact_info),
-            )]),
+            _ => self
+                .dir
+                .parent()
+                .and_then(|data| official_provides(&data.join(OFFICIAL_STORE)))
+                .unwrap_or_else(|| {
+                    Provides::from([(
+                        "artifact_name".to_string(),
+                        artifact_info_name(artifact_info),
+                    )])
+                }),
         }
     }
+}
+
+/// The official client's store in the data directory (LMDB, one file).
+pub const OFFICIAL_STORE: &str = "mender-store";
+
+/// What the official client's store says is installed: `artifact-name`, `artifact-group`
+/// (when set) and the type-info provides (`artifact-provides`, a JSON object). `None` when
+/// there is no store or no name in it; an unreadable store is logged and ignored.
+pub fn official_provides(path: &Path) -> Option<Provides> {
+    if !path.exists() {
+        return None;
+    }
+    let db = match super::lmdb::read_main_db(path) {
+        Ok(db) => db,
+        Err(e) => {
+            tracing::warn!("the official client's store is not readable: {e}");
+            return None;
+        }
+    };
+    let text = |k: &str| {
+        db.get(k.as_bytes())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    let name = text("artifact-name").filter(|n| !n.is_empty())?;
+    let mut provides = Provides::new();
+    if let Some(raw) = text("artifact-provides") {
+        match serde_json::from_str::<BTreeMap<String, String>>(&raw) {
+            Ok(p) => provides.extend(p),
+            Err(e) => tracing::warn!(
+                "{}: artifact-provides is not a JSON object of strings: {e}",
+                path.display()
+            ),
+        }
+    }
+    if let Some(group) = text("artifact-group").filter(|g| !g.is_empty()) {
+        provides.insert("artifact_group".into(), group);
+    }
+    provides.insert("artifact_name".into(), name);
+    tracing::debug!(
+        "installed artifact from the official client's store {}",
+        path.display()
+    );
+    Some(provides)
 }
 
 /// The artifact name a device without a store reports: `artifact_name=` from Mender's
@@ -398,6 +450,48 @@ mod tests {
         assert!(store.deployment().unwrap().is_none());
         assert!(store.log().unwrap().is_empty());
         store.clear_deployment().unwrap();
+    }
+
+    /// A device that moved from the official client reports what that client installed
+    /// (its LMDB store), until the bridge installs something itself.
+    #[test]
+    fn the_official_clients_store_names_the_installed_artifact() {
+        let dir = tempfile::tempdir().unwrap();
+        let info = dir.path().join("artifact_info");
+        std::fs::write(&info, "artifact_name=release-1\n").unwrap();
+        let store = Store::new(dir.path().join("mender-bridge"));
+        assert_eq!(store.provides_or(&info)["artifact_name"], "release-1");
+        crate::deploy::lmdb::tests::load(
+            dir.path(),
+            OFFICIAL_STORE,
+            &[
+                ("artifact-name".into(), "release-2".into()),
+                ("artifact-group".into(), "beta".into()),
+                (
+                    "artifact-provides".into(),
+                    r#"{"rootfs-image.checksum":"abc","rootfs-image.version":"2"}"#.into(),
+                ),
+                ("state".into(), "{}".into()),
+            ],
+        );
+        let p = store.provides_or(&info);
+        assert_eq!(
+            p,
+            Provides::from([
+                ("artifact_name".into(), "release-2".into()),
+                ("artifact_group".into(), "beta".into()),
+                ("rootfs-image.checksum".into(), "abc".into()),
+                ("rootfs-image.version".into(), "2".into()),
+            ])
+        );
+        // The bridge's own record wins once it installed something.
+        let own = Provides::from([("artifact_name".into(), "release-3".into())]);
+        store.set_installed(&own).unwrap();
+        assert_eq!(store.provides_or(&info), own);
+        // An unreadable store is ignored (and logged).
+        std::fs::remove_file(dir.path().join("mender-bridge").join(INSTALLED)).unwrap();
+        std::fs::write(dir.path().join(OFFICIAL_STORE), b"garbage").unwrap();
+        assert_eq!(store.provides_or(&info)["artifact_name"], "release-1");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use mender_bridge_backends::{Activation, Backend, Reboot};
 
 use super::report::{log_line, report, Reported};
 use super::scripts::{Action, ScriptRunner, State};
-use super::store::{artifact_info_name, DeploymentRecord, Phase, Provides, Store, StoreError};
+use super::store::{DeploymentRecord, Phase, Provides, Store, StoreError};
 use crate::client::{Client, ClientError, RefreshUrl};
 use install::Stop;
 use mender_api::{DeploymentInstructions, DeploymentStatus, DeviceProvides};
@@ -92,16 +92,9 @@ impl<B: Backend> Engine<B> {
         &self.backend
     }
 
-    /// The device's provides: the stored ones, or just the artifact name from
-    /// `artifact_info` (or `unknown`).
+    /// The device's provides ([`Store::provides_or`]).
     pub fn provides(&self) -> Provides {
-        match self.store.installed() {
-            Ok(Some(p)) if p.contains_key("artifact_name") => p,
-            _ => Provides::from([(
-                "artifact_name".to_string(),
-                artifact_info_name(&self.cfg.artifact_info),
-            )]),
-        }
+        self.store.provides_or(&self.cfg.artifact_info)
     }
 
     /// What the update check sends: name, type and every stored provide.
