@@ -8,7 +8,7 @@
 //! The filter (`-l` / `RUST_LOG`) applies to all three. Invariant: logging never stops the
 //! program: a journal that cannot be reached falls back to text with one line saying so.
 
-mod fields;
+pub mod fields;
 pub mod journald;
 pub mod json;
 
