@@ -343,5 +343,10 @@ async fn official_client_authenticates_reports_inventory_and_installs() {
         auth_sets_after, auth_sets_before,
         "the official client's key, recognised: no new auth set"
     );
+    assert!(
+        !daemon.log().contains("stopped in a deployment"),
+        "the official client finished its deployment: nothing is in flight\n{}",
+        daemon.log_tail(30)
+    );
     assert_eq!(daemon.stop(Duration::from_secs(30)), 0);
 }

@@ -392,6 +392,31 @@ pub fn official_provides(path: &Path) -> Option<Provides> {
     Some(provides)
 }
 
+/// What the official client's store says it was doing when it stopped, if it stopped in
+/// a deployment: its `state` record, as "state NAME of deployment
+/// ID". The bridge does not resume it (docs/MIGRATING.md); the daemon says so at start.
+pub fn official_in_flight(path: &Path) -> Option<String> {
+    if !path.exists() {
+        return None;
+    }
+    let db = super::lmdb::read_main_db(path).ok()?;
+    // The Go client removes `state` when it is idle again (app/state.go idleState).
+    let raw = db.get(b"state".as_slice())?;
+    let v: serde_json::Value = serde_json::from_slice(raw).unwrap_or_default();
+    let field = |p: &str| {
+        v.pointer(p)
+            .and_then(|x| x.as_str())
+            .filter(|s| !s.is_empty())
+            .unwrap_or("?")
+            .to_string()
+    };
+    Some(format!(
+        "state {} of deployment {}",
+        field("/Name"),
+        field("/UpdateInfo/ID")
+    ))
+}
+
 /// The artifact name a device without a store reports: `artifact_name=` from Mender's
 /// `/etc/mender/artifact_info` (as the Go client falls back to), else `unknown`.
 pub fn artifact_info_name(path: &Path) -> String {
@@ -492,6 +517,29 @@ mod tests {
         std::fs::remove_file(dir.path().join("mender-bridge").join(INSTALLED)).unwrap();
         std::fs::write(dir.path().join(OFFICIAL_STORE), b"garbage").unwrap();
         assert_eq!(store.provides_or(&info)["artifact_name"], "release-1");
+    }
+
+    #[test]
+    fn a_deployment_the_official_client_left_in_flight_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(OFFICIAL_STORE);
+        assert_eq!(official_in_flight(&path), None);
+        crate::deploy::lmdb::tests::load(
+            dir.path(),
+            OFFICIAL_STORE,
+            &[
+                ("artifact-name".into(), "release-1".into()),
+                (
+                    "state".into(),
+                    r#"{"Version":2,"Name":"update-verify-reboot","UpdateInfo":{"ID":"dep-7"}}"#
+                        .into(),
+                ),
+            ],
+        );
+        assert_eq!(
+            official_in_flight(&path).as_deref(),
+            Some("state update-verify-reboot of deployment dep-7")
+        );
     }
 
     #[test]

@@ -127,11 +127,34 @@ impl<B: Backend> Engine<B> {
             .map_err(|e| e.to_string())
     }
 
+    /// On a device the bridge took over before it installed anything itself: a deployment
+    /// the official client stopped in the middle of is not resumed; say so, once per start.
+    fn warn_official_in_flight(&self) {
+        if matches!(self.store.installed(), Ok(Some(_))) {
+            return;
+        }
+        let Some(data) = self.store.dir().parent() else {
+            return;
+        };
+        if let Some(what) =
+            super::store::official_in_flight(&data.join(super::store::OFFICIAL_STORE))
+        {
+            tracing::warn!(
+                "the official client stopped in a deployment ({what}); mender-bridge does not \
+                 resume it: the server offers it again or it is aborted on the dashboard \
+                 (docs/MIGRATING.md)"
+            );
+        }
+    }
+
     /// Start-up: finishes a deployment the process was in the middle of (PROTOCOL.md §4.1).
     pub async fn resume(&mut self) -> Result<Option<Outcome>, EngineError> {
         let rec = match self.store.deployment() {
             Ok(Some(rec)) => rec,
-            Ok(None) => return Ok(None),
+            Ok(None) => {
+                self.warn_official_in_flight();
+                return Ok(None);
+            }
             Err(StoreError::Corrupt { path, detail }) => {
                 return self.recover_corrupt(&path, &detail).await.map(Some)
             }
