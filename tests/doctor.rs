@@ -364,3 +364,74 @@ async fn tls_with_an_unknown_ca_and_with_a_wrong_name() {
     let line = r.line("fail", "tls", "wrong name");
     assert!(line.contains("other.example"), "{line}");
 }
+
+/// A device whose server is a closed port and whose `[backend]` is `toml` (D-Bus off).
+#[cfg(any(feature = "rauc", feature = "swupdate"))]
+fn backend_device(d: &Path, toml: &str) {
+    device(
+        d,
+        serde_json::json!({"ServerURL": "https://127.0.0.1:1"}),
+        "02:00:00:00:d0:05",
+        &format!("[dbus]\nenabled = false\n{toml}"),
+    );
+}
+
+#[cfg(feature = "rauc")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rauc_on_its_bus_then_gone() {
+    let mut rig = common::rauc::RaucRig::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let mender_bridge_backends::Bus::Address(bus) = rig.config(d).bus else {
+        panic!("the rig's bus is an address")
+    };
+    backend_device(
+        d,
+        &format!(
+            "[backend]\ntype = \"rauc\"\n[backend.rauc]\nbus = \"{}\"\nspool_dir = \"{}\"\n",
+            bus,
+            rig.path("spool").display()
+        ),
+    );
+    let r = doctor(d, &[]).await;
+    println!("{}", r.out);
+    let line = r.line("ok", "backend", "rauc on bus");
+    assert!(
+        line.contains(&format!("rauc_compatible={}", common::rauc::COMPATIBLE)),
+        "{line}"
+    );
+    assert!(line.contains("rauc_booted_slot=rootfs.0"), "{line}");
+    rig.stop_service();
+    let r = doctor(d, &[]).await;
+    println!("{}", r.out);
+    assert_eq!(r.code, 1, "{}", r.out);
+    r.line("fail", "backend", "rauc on bus");
+}
+
+#[cfg(feature = "swupdate")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swupdate_answers_and_enforces_signatures_then_gone() {
+    let sd = common::swupdate::SwuDir::new();
+    let daemon = common::swupdate::SwuDaemon::start(&sd);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    backend_device(
+        d,
+        &format!(
+            "[backend]\ntype = \"swupdate\"\n[backend.swupdate]\ncontrol_socket = \"{}\"\n\
+             progress_socket = \"{}\"\nspool_dir = \"{}\"\n",
+            daemon.control().display(),
+            daemon.progress().display(),
+            daemon.spool.display()
+        ),
+    );
+    let r = doctor(d, &[]).await;
+    println!("{}", r.out);
+    let line = r.line("ok", "backend", "swupdate at");
+    assert!(line.contains("enforces signed images"), "{line}");
+    drop(daemon);
+    let r = doctor(d, &[]).await;
+    println!("{}", r.out);
+    assert_eq!(r.code, 1, "{}", r.out);
+    r.line("fail", "backend", "swupdate at");
+}

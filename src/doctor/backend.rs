@@ -251,6 +251,15 @@ async fn swupdate(cfg: &Config, out: &mut dyn Sink) {
         !cfg.artifact_verify_keys.is_empty(),
     );
     let mode = sc.mode;
+    let paths = mender_bridge_backends::swupdate::socket::resolve(
+        sc.control_socket.as_deref(),
+        sc.progress_socket.as_deref(),
+    );
+    let progress = if paths.progress.exists() {
+        format!("progress socket {}", paths.progress.display())
+    } else {
+        format!("progress socket {} absent", paths.progress.display())
+    };
     let mut b = SwupdateBackend::new(sc);
     let socket = b.control().path.display().to_string();
     match tokio::time::timeout(BACKEND_TIMEOUT, b.preflight()).await {
@@ -262,7 +271,10 @@ async fn swupdate(cfg: &Config, out: &mut dyn Sink) {
             let route = b.route().map(|r| format!("{r:?}")).unwrap_or_default();
             out.add(Check::ok(
                 NAME,
-                format!("swupdate at {socket}: answers; mode {mode:?}, route {route}; {verdict}"),
+                format!(
+                    "swupdate at {socket}: answers ({progress}); mode {mode:?}, route \
+                     {route}; {verdict}"
+                ),
             ));
         }
         Ok(Err(e)) => out.add(Check::fail(
