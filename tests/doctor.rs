@@ -1,8 +1,10 @@
 //! `mender-bridge doctor` as a child process, with a device written in the test against the
 //! simulator running in the test process: a passing device (file slots, U-Boot environment,
-//! a verify key, an executable module, the token API's bus), and for each check a failing
+//! a verify key, an executable module, the token API's bus, then owned by the running
+//! daemon), and for each check a failing
 //! case — a bad config value, a key readable by others and an unparsable one, a failing
-//! identity script, a closed port, TLS with an unknown CA and with a wrong name, a pending,
+//! identity script, a closed port, TLS with an unknown CA, a wrong name and an expired
+//! certificate, a pending,
 //! an accepted and a rejected device, a bad verify key file, missing slots, a module that
 //! is not executable, D-Bus disabled and a bus that is absent. (The clock check is
 //! unit-tested with injected times in `src/doctor/clock.rs`.)
@@ -181,6 +183,30 @@ async fn a_configured_device_pending_accepted_then_rejected() {
         assert!(!text.contains("eyJ"), "a JWT is printed: {text}");
     }
 
+    // With the daemon running, its token API owns the name: said, and left alone.
+    if cfg!(feature = "dbus") {
+        let mut daemon = common::daemon::Daemon::start(
+            bridge_command(d, &["-l", "debug", "daemon"]),
+            &d.join("daemon.log"),
+        );
+        let start = std::time::Instant::now();
+        loop {
+            let r = doctor(d, &[]).await;
+            if r.out.contains("is owned by pid") {
+                r.line("ok", "dbus", "the running daemon's token API");
+                break;
+            }
+            assert!(
+                start.elapsed() < LIMIT,
+                "the daemon never owned the name:\n{}\n{}",
+                r.out,
+                daemon.log_tail(20)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(daemon.stop(LIMIT), 0, "{}", daemon.log_tail(20));
+    }
+
     sim.http
         .manage_ok(Method::POST, &format!("/devices/{id}/reject"), None)
         .await;
@@ -299,9 +325,9 @@ async fn keys_identity_port_verify_key_slots_modules_and_bus() {
     r.line("ok", "dbus", "disabled");
 }
 
-/// A TLS server on 127.0.0.1 whose certificate names only `other.example`, issued by a CA
-/// written to `ca_path`: it only shakes hands.
-async fn tls_server(ca_path: &Path) -> SocketAddr {
+/// A TLS server on 127.0.0.1 with a certificate made from `leaf`, issued by a CA written
+/// to `ca_path`: it only shakes hands.
+async fn tls_server(ca_path: &Path, leaf: rcgen::CertificateParams) -> SocketAddr {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
     let ca_key = KeyPair::generate().expect("ca key");
@@ -311,10 +337,7 @@ async fn tls_server(ca_path: &Path) -> SocketAddr {
     std::fs::write(ca_path, ca_cert.pem()).expect("ca pem");
     let issuer = Issuer::new(ca, &ca_key);
     let key = KeyPair::generate().expect("key");
-    let cert = CertificateParams::new(vec!["other.example".to_string()])
-        .expect("params")
-        .signed_by(&key, &issuer)
-        .expect("cert");
+    let cert = leaf.signed_by(&key, &issuer).expect("cert");
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -343,11 +366,20 @@ async fn tls_server(ca_path: &Path) -> SocketAddr {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_with_an_unknown_ca_and_with_a_wrong_name() {
+async fn tls_with_an_unknown_ca_a_wrong_name_and_an_expired_certificate() {
     let sim = TestSim::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let addr = tls_server(&d.join("other-ca.pem")).await;
+    let other_name =
+        rcgen::CertificateParams::new(vec!["other.example".to_string()]).expect("params");
+    let addr = tls_server(&d.join("other-ca.pem"), other_name).await;
+    let mut expired = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    expired
+        .subject_alt_names
+        .push(rcgen::SanType::IpAddress(Ipv4Addr::LOCALHOST.into()));
+    expired.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    expired.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let expired_addr = tls_server(&d.join("expired-ca.pem"), expired).await;
 
     // The simulator, but ServerCertificate is another CA: neither its CA nor pinned.
     let mut conf = sim_conf(&sim, 3600, 3600);
@@ -370,6 +402,17 @@ async fn tls_with_an_unknown_ca_and_with_a_wrong_name() {
     assert_eq!(r.code, 1, "{}", r.out);
     let line = r.line("fail", "tls", "wrong name");
     assert!(line.contains("other.example"), "{line}");
+
+    // A server whose certificate (from the trusted CA) has expired.
+    let conf = serde_json::json!({
+        "ServerURL": format!("https://{expired_addr}"),
+        "ServerCertificate": d.join("expired-ca.pem"),
+    });
+    std::fs::write(d.join("mender.conf"), conf.to_string()).expect("conf");
+    let r = doctor(d, &[]).await;
+    assert_eq!(r.code, 1, "{}", r.out);
+    let line = r.line("fail", "tls", "expired at 2021-01-01");
+    assert!(line.contains("clock"), "{line}");
 }
 
 /// A device whose server is a closed port and whose `[backend]` is `toml` (D-Bus off).

@@ -181,3 +181,70 @@ pub fn answer(url: &str, result: Result<(), ClientError>) -> Check {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ServerMessage;
+    use crate::doctor::Status;
+    use crate::keys::KeyType;
+
+    #[test]
+    fn each_key_type_signs_a_request_that_verifies() {
+        for kind in [KeyType::Ed25519, KeyType::P256] {
+            let key = DeviceKey::generate(kind).expect("key");
+            let found = verify_locally(&key, r#"{"mac":"02:00:00:00:00:01"}"#, Some("secret-tt"))
+                .expect("verifies");
+            assert!(found.contains("verified with its public key"), "{found}");
+            assert!(found.contains("tenant token set (not shown)"), "{found}");
+            assert!(!found.contains("secret-tt"), "{found}");
+        }
+        // An identity the server would refuse is caught before sending.
+        let key = DeviceKey::generate(KeyType::Ed25519).expect("key");
+        assert!(matches!(
+            verify_locally(&key, "", None),
+            Err(AuthCheckError::Body(_))
+        ));
+    }
+
+    #[test]
+    fn the_answer_pending_rejected_or_accepted() {
+        let refused = |text: &str| ClientError::AuthRejected {
+            server: "https://s".into(),
+            message: ServerMessage {
+                error: Some(text.into()),
+                request_id: None,
+            },
+        };
+        assert_eq!(answer("https://s", Ok(())).status, Status::Ok);
+        let c = answer(
+            "https://s",
+            Err(refused("unauthorized: device 1 is pending acceptance")),
+        );
+        assert_eq!(c.status, Status::Warn, "{c}");
+        assert!(c.fix.as_deref().unwrap_or("").contains("dashboard"), "{c}");
+        let c = answer("https://s", Err(refused("dev auth: unauthorized")));
+        assert_eq!(c.status, Status::Warn, "the real server says no more: {c}");
+        let c = answer(
+            "https://s",
+            Err(refused("unauthorized: device 1 is rejected")),
+        );
+        assert_eq!(c.status, Status::Fail, "{c}");
+        assert!(c.found.contains("is rejected"), "{c}");
+        let c = answer(
+            "https://s",
+            Err(refused("signature verification failed: …")),
+        );
+        assert_eq!(c.status, Status::Fail, "{c}");
+        let c = answer(
+            "https://s",
+            Err(ClientError::Status {
+                call: crate::client::Call::Auth,
+                path: "/p".into(),
+                status: 500,
+                message: ServerMessage::default(),
+            }),
+        );
+        assert_eq!(c.status, Status::Fail, "{c}");
+    }
+}

@@ -179,7 +179,7 @@ async fn one(
             true
         }
         Ok(Err(e)) => {
-            let (found, fix) = explain(&e, &host, cfg);
+            let (found, fix) = explain(&e, &host, cfg.server_certificate.as_deref());
             out.add(Check::fail("tls", format!("{host}: {found}"), fix));
             false
         }
@@ -250,12 +250,13 @@ pub fn handshake(
     Ok(format!("{version}, certificate verified (sha256 {leaf}…)"))
 }
 
-/// The failure in words, and the fix.
-pub fn explain(e: &TlsCheckError, host: &str, cfg: &Config) -> (String, String) {
-    let pinned = cfg
-        .server_certificate
-        .as_ref()
-        .map(|p| p.display().to_string());
+/// The failure in words, and the fix; `pinned` is `ServerCertificate`, if set.
+pub fn explain(
+    e: &TlsCheckError,
+    host: &str,
+    pinned: Option<&std::path::Path>,
+) -> (String, String) {
+    let pinned = pinned.map(|p| p.display().to_string());
     let clock = "if the device's clock is wrong (see the clock check), set it; else renew the \
                  server's certificate";
     let TlsCheckError::Tls(t) = e else {
@@ -349,5 +350,75 @@ pub fn explain(e: &TlsCheckError, host: &str, cfg: &Config) -> (String, String) 
             format!("TLS: {other}"),
             "check that the port speaks TLS and the server's TLS settings".into(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::pki_types::UnixTime;
+
+    use super::*;
+
+    fn cert(e: CertificateError) -> TlsCheckError {
+        TlsCheckError::Tls(rustls::Error::InvalidCertificate(e))
+    }
+
+    #[test]
+    fn certificate_problems_are_named_with_their_fix() {
+        let at = |s| UnixTime::since_unix_epoch(std::time::Duration::from_secs(s));
+        let (found, fix) = explain(
+            &cert(CertificateError::ExpiredContext {
+                time: at(1_800_000_000),
+                not_after: at(1_700_000_000),
+            }),
+            "h",
+            None,
+        );
+        assert!(found.contains("expired at 2023-11-14"), "{found}");
+        assert!(fix.contains("clock"), "{fix}");
+        let (found, _) = explain(&cert(CertificateError::Expired), "h", None);
+        assert!(found.contains("expired"), "{found}");
+        let (found, fix) = explain(
+            &cert(CertificateError::NotValidYetContext {
+                time: at(0),
+                not_before: at(1_700_000_000),
+            }),
+            "h",
+            None,
+        );
+        assert!(found.contains("valid only from 2023-11-14"), "{found}");
+        assert!(fix.contains("clock"), "{fix}");
+        let (found, fix) = explain(
+            &cert(CertificateError::NotValidForNameContext {
+                expected: ServerName::try_from("mender.example").expect("name"),
+                presented: vec!["DnsName(\"other.example\")".into()],
+            }),
+            "mender.example",
+            None,
+        );
+        assert!(found.starts_with("wrong name"), "{found}");
+        assert!(found.contains("other.example"), "{found}");
+        assert!(fix.contains("ServerURL"), "{fix}");
+        let (found, fix) = explain(&cert(CertificateError::UnknownIssuer), "h", None);
+        assert!(found.contains("system store"), "{found}");
+        assert!(fix.contains("set ServerCertificate"), "{fix}");
+        let (found, _) = explain(
+            &cert(CertificateError::UnknownIssuer),
+            "h",
+            Some(std::path::Path::new("/etc/mender/server.crt")),
+        );
+        assert!(found.contains("pinned certificate mismatch"), "{found}");
+        assert!(found.contains("/etc/mender/server.crt"), "{found}");
+        let (found, fix) = explain(
+            &TlsCheckError::Tls(rustls::Error::AlertReceived(
+                rustls::AlertDescription::CertificateRequired,
+            )),
+            "h",
+            None,
+        );
+        assert!(found.contains("CertificateRequired"), "{found}");
+        assert!(fix.contains("HttpsClient"), "{fix}");
+        let (found, _) = explain(&TlsCheckError::Timeout, "h", None);
+        assert!(found.contains("no handshake"), "{found}");
     }
 }
