@@ -1,9 +1,9 @@
 //! The installer: what the configured backend needs, asked through the backend's own
 //! code. Raw A/B: the slots ([`crate::setup::raw_config`]), which one runs
-//! ([`Slots::active`]), the boot environment tools and what they say
-//! ([`BootEnv::state`], read only). RAUC: [`Backend::preflight`] (the service answers on
-//! its bus, idle) and [`Backend::inventory`] (compatible, slots). SWUpdate:
-//! [`Backend::preflight`] (its control socket answers; the signature probe, a dry run).
+//! ([`Slots::active`](mender_bridge_backends::raw::Slots::active)), the boot environment tools and what they say
+//! ([`BootEnv::state`], read only). RAUC: [`Backend::preflight`](mender_bridge_backends::Backend::preflight) (the service answers on
+//! its bus, idle) and [`Backend::inventory`](mender_bridge_backends::Backend::inventory) (compatible, slots). SWUpdate:
+//! [`Backend::preflight`](mender_bridge_backends::Backend::preflight) (its control socket answers; the signature probe, a dry run).
 //! Then the installed Update Modules (not executable: a warning).
 //!
 //! Invariant: nothing is written to a slot or the boot environment, and nothing installed.

@@ -1,6 +1,6 @@
 //! The D-Bus token API for the add-ons (`src/daemon/dbus/`, feature `dbus`): disabled or
 //! enabled by the configuration (`DBus.Enabled`, `[dbus]`); when enabled and built in,
-//! whether the configured bus answers within [`CHECK_TIMEOUT`] and whether
+//! whether the configured bus answers within [`CHECK_TIMEOUT`](super::CHECK_TIMEOUT) and whether
 //! `io.mender.AuthenticationManager` is owned (the running daemon) or could be (asked
 //! with `DoNotQueue` and released at once, so a running owner is never displaced).
 //! A bus or policy problem is a warning: the daemon runs without the service.
