@@ -451,6 +451,13 @@ async fn rauc_on_its_bus_then_gone() {
         "{line}"
     );
     assert!(line.contains("rauc_booted_slot=rootfs.0"), "{line}");
+    // Not probed beside a running install (its preflight cleans the spool directory).
+    let lock = mender_bridge::deploy::lock::InstallLock::try_acquire(&d.join("data/mender-bridge"))
+        .expect("lock")
+        .expect("free");
+    let r = doctor(d, &[]).await;
+    r.line("skip", "backend", "an install is in progress");
+    drop(lock);
     rig.stop_service();
     let r = doctor(d, &[]).await;
     println!("{}", r.out);

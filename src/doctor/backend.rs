@@ -6,7 +6,9 @@
 //! [`Backend::preflight`](mender_bridge_backends::Backend::preflight) (its control socket answers; the signature probe, a dry run).
 //! Then the installed Update Modules (not executable: a warning).
 //!
-//! Invariant: nothing is written to a slot or the boot environment, and nothing installed.
+//! Invariant: nothing is written to a slot or the boot environment, and nothing installed;
+//! RAUC's and SWUpdate's preflight run only under the install lock, so never beside a
+//! running install (they may create the spool directory, as the daemon's would).
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -199,11 +201,36 @@ async fn bootenv(env: &BootEnv, out: &mut dyn Sink) {
     }
 }
 
+/// The install lock ([`crate::deploy::lock`]), held while RAUC's or SWUpdate's preflight
+/// runs: the preflight prepares the spool directory (removing a crashed install's leftover
+/// spool file), which must not happen under a running install. `Err`: the line to print
+/// instead (an install is in progress, or the lock cannot be taken).
+#[cfg(any(feature = "rauc", feature = "swupdate"))]
+fn install_lock(cfg: &Config, what: &str) -> Result<crate::deploy::lock::InstallLock, Check> {
+    let dir = crate::setup::store_dir(cfg);
+    match crate::deploy::lock::InstallLock::try_acquire(&dir) {
+        Ok(Some(l)) => Ok(l),
+        Ok(None) => Err(Check::skip(
+            NAME,
+            format!("{what}: an install is in progress (the install lock is held); not probed"),
+        )),
+        Err(e) => Err(Check::fail(
+            NAME,
+            format!("{what}: the install lock in {}: {e}", dir.display()),
+            "run the doctor as the user the bridge runs as (root)",
+        )),
+    }
+}
+
 #[cfg(feature = "rauc")]
 async fn rauc(cfg: &Config, out: &mut dyn Sink) {
     use mender_bridge_backends::rauc::RaucBackend;
     let rc = crate::setup::rauc_config(&cfg.backend.rauc, &crate::setup::store_dir(cfg));
     let bus = rc.bus.to_string();
+    let _lock = match install_lock(cfg, &format!("rauc on {bus}")) {
+        Ok(l) => l,
+        Err(c) => return out.add(c),
+    };
     let mut b = RaucBackend::new(rc);
     match tokio::time::timeout(BACKEND_TIMEOUT, b.preflight()).await {
         Ok(Ok(())) => {}
@@ -262,6 +289,10 @@ async fn swupdate(cfg: &Config, out: &mut dyn Sink) {
     };
     let mut b = SwupdateBackend::new(sc);
     let socket = b.control().path.display().to_string();
+    let _lock = match install_lock(cfg, &format!("swupdate at {socket}")) {
+        Ok(l) => l,
+        Err(c) => return out.add(c),
+    };
     match tokio::time::timeout(BACKEND_TIMEOUT, b.preflight()).await {
         Ok(Ok(())) => {
             let verdict = b

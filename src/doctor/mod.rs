@@ -14,8 +14,9 @@
 //!   backends' preflight and inventory): a check passes only if the daemon's own path
 //!   would.
 //! - Nothing is changed on the device: no key is generated, no boot variable written, no
-//!   install started (SWUpdate's signature probe is its own dry run); a D-Bus name is
-//!   only owned for the moment it takes to release it again.
+//!   install started (SWUpdate's signature probe is its own dry run), and RAUC and
+//!   SWUpdate are probed only under the install lock, never beside a running install; a
+//!   D-Bus name is only owned for the moment it takes to release it again.
 //! - Every network wait has a timeout ([`CHECK_TIMEOUT`]); no secret (private key, JWT,
 //!   tenant token) is ever printed: keys and tokens appear as fingerprints at most.
 //! - A check that cannot run because an earlier one failed is [`Status::Skip`], not a
