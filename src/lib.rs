@@ -11,6 +11,7 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod deploy;
+pub mod doctor;
 pub mod fsutil;
 pub mod identity;
 pub mod keys;

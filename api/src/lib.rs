@@ -12,6 +12,7 @@ pub mod error;
 pub mod inventory;
 pub mod log;
 pub mod rfc3339;
+pub mod signature;
 pub mod status;
 
 pub use auth::AuthRequest;

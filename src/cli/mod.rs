@@ -8,6 +8,7 @@ pub mod compat;
 mod daemon;
 #[cfg(feature = "sim")]
 mod demo;
+mod doctor;
 mod inspect;
 mod install;
 mod progress;
@@ -92,6 +93,9 @@ pub enum Command {
     Demo(demo::Args),
     /// Print the effective configuration (secrets redacted) and where each value came from.
     ShowConfig(show_config::Args),
+    /// Check the device's setup (configuration, key, identity, clock, servers, auth,
+    /// verify keys, backend, modules, D-Bus): one line per check; exit 1 on any failure.
+    Doctor(doctor::Args),
     /// Run a local Mender-compatible server (HTTPS, generated CA) for tests and demos.
     #[cfg(feature = "sim")]
     Sim(sim::Args),
@@ -149,6 +153,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         #[cfg(feature = "sim")]
         Command::Demo(a) => demo::run(a).await,
         Command::ShowConfig(a) => show_config::run(a, &paths),
+        Command::Doctor(a) => doctor::run(a, &paths).await,
         #[cfg(feature = "sim")]
         Command::Sim(a) => sim::run(a).await,
         #[cfg(not(feature = "sim"))]

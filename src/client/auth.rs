@@ -19,6 +19,7 @@ use super::error::{Call, ClientError};
 use super::http::{exchange, Answer};
 use super::tls::fingerprint;
 use super::Client;
+use crate::keys::DeviceKey;
 use mender_api::auth::{AuthRequest, AUTH_REQUESTS, SIGNATURE_HEADER};
 
 /// Largest JWT accepted (real tokens are well under 2 KiB).
@@ -115,6 +116,34 @@ pub(crate) fn auth_body(
         call: Call::Auth,
         detail: e.to_string(),
     })
+}
+
+/// An auth request as the client sends it: the body bytes and their `X-MEN-Signature`.
+/// `Debug` shows neither (the body may hold the tenant token).
+pub struct SignedAuthRequest {
+    /// The exact bytes sent (and signed).
+    pub body: Vec<u8>,
+    /// The base64 signature over `body`.
+    pub signature: String,
+}
+
+impl std::fmt::Debug for SignedAuthRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SignedAuthRequest({} bytes)", self.body.len())
+    }
+}
+
+/// Builds and signs the auth request with `key`: the one code path of
+/// [`Client::authenticate`] (and of `mender-bridge doctor`, which verifies it locally).
+/// `id_data` is the identity as a JSON object text.
+pub fn signed_auth_request(
+    key: &DeviceKey,
+    id_data: &str,
+    tenant_token: Option<&str>,
+) -> Result<SignedAuthRequest, ClientError> {
+    let body = auth_body(id_data, key.public_key_pem()?, tenant_token)?;
+    let signature = key.sign_header(&body)?;
+    Ok(SignedAuthRequest { body, signature })
 }
 
 impl Client {
@@ -219,12 +248,13 @@ impl Client {
 
     async fn auth_servers(&self) -> Result<Session, ClientError> {
         let inner = &self.inner;
-        let body = Bytes::from(auth_body(
+        let signed = signed_auth_request(
+            &inner.key,
             &inner.id_data,
-            inner.key.public_key_pem()?,
             inner.config.tenant_token.as_deref(),
-        )?);
-        let signature = inner.key.sign_header(&body)?;
+        )?;
+        let body = Bytes::from(signed.body);
+        let signature = signed.signature;
         let mut rejected: Option<ClientError> = None;
         let mut last: Option<ClientError> = None;
         for (i, server) in inner.servers.iter().enumerate() {

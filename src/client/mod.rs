@@ -34,7 +34,7 @@ mod tls;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub use auth::Authorization;
+pub use auth::{signed_auth_request, Authorization, SignedAuthRequest};
 pub use backoff::Backoff;
 pub use config::{ClientConfig, DownloadConfig, Timeouts, TlsConfig};
 pub use download::{Download, DownloadReader, DownloadStats, Downloader, RefreshUrl};
@@ -44,6 +44,7 @@ pub use log::{prepare_log, MAX_LOG_BODY};
 pub use proxy::{ProxyEnv, ProxyError};
 pub use range::ContentRange;
 pub use status::truncate_substate;
+pub use tls::client_config as tls_client_config;
 
 use crate::keys::DeviceKey;
 

@@ -80,6 +80,73 @@ pub struct ConfigPaths {
     pub data_dir: Option<PathBuf>,
 }
 
+/// Which format a configuration file is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigFileKind {
+    /// Mender's JSON `mender.conf`.
+    MenderConf,
+    /// The bridge's `mender-bridge.toml`.
+    BridgeToml,
+}
+
+/// One configuration file the loader reads, lowest layer first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigFile {
+    /// `fallback mender.conf`, `mender.conf` or `mender-bridge.toml`.
+    pub label: &'static str,
+    pub path: PathBuf,
+    /// Named on the command line: it must exist (a default path may be absent).
+    pub required: bool,
+    pub kind: ConfigFileKind,
+}
+
+impl ConfigPaths {
+    /// The files [`Config::load_from`] reads, lowest first: the fallback `mender.conf`
+    /// (left out when it is the main one), the main `mender.conf`, `mender-bridge.toml`.
+    pub fn files(&self) -> Vec<ConfigFile> {
+        let (fallback, fallback_required) = match &self.fallback_mender_conf {
+            Some(p) => (p.clone(), true),
+            None => (
+                self.data_dir
+                    .as_deref()
+                    .unwrap_or(Path::new(DEFAULT_DATA_DIR))
+                    .join("mender.conf"),
+                false,
+            ),
+        };
+        let (main, main_required) = match &self.mender_conf {
+            Some(p) => (p.clone(), true),
+            None => (PathBuf::from(DEFAULT_MENDER_CONF), false),
+        };
+        let (bridge, bridge_required) = match &self.bridge_config {
+            Some(p) => (p.clone(), true),
+            None => (PathBuf::from(DEFAULT_BRIDGE_CONFIG), false),
+        };
+        let mut files = Vec::with_capacity(3);
+        if fallback != main {
+            files.push(ConfigFile {
+                label: "fallback mender.conf",
+                path: fallback,
+                required: fallback_required,
+                kind: ConfigFileKind::MenderConf,
+            });
+        }
+        files.push(ConfigFile {
+            label: "mender.conf",
+            path: main,
+            required: main_required,
+            kind: ConfigFileKind::MenderConf,
+        });
+        files.push(ConfigFile {
+            label: "mender-bridge.toml",
+            path: bridge,
+            required: bridge_required,
+            kind: ConfigFileKind::BridgeToml,
+        });
+        files
+    }
+}
+
 /// A loaded configuration with what `show-config` shows besides it.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -106,49 +173,19 @@ impl Config {
         let mut warnings = Vec::new();
         let mut layers = vec![defaults()?];
 
-        let (fallback, fallback_required) = match &paths.fallback_mender_conf {
-            Some(p) => (p.clone(), true),
-            None => (
-                paths
-                    .data_dir
-                    .as_deref()
-                    .unwrap_or(Path::new(DEFAULT_DATA_DIR))
-                    .join("mender.conf"),
-                false,
-            ),
-        };
-        let (main, main_required) = match &paths.mender_conf {
-            Some(p) => (p.clone(), true),
-            None => (PathBuf::from(DEFAULT_MENDER_CONF), false),
-        };
-        if fallback != main {
+        for file in paths.files() {
+            let parse: layer::Parser = match file.kind {
+                ConfigFileKind::MenderConf => mender_conf::parse,
+                ConfigFileKind::BridgeToml => bridge_toml::parse,
+            };
             layers.extend(layer::read_layer(
-                &fallback,
-                "fallback mender.conf",
-                fallback_required,
+                &file.path,
+                file.label,
+                file.required,
                 &mut warnings,
-                mender_conf::parse,
+                parse,
             )?);
         }
-        layers.extend(layer::read_layer(
-            &main,
-            "mender.conf",
-            main_required,
-            &mut warnings,
-            mender_conf::parse,
-        )?);
-
-        let (bridge, bridge_required) = match &paths.bridge_config {
-            Some(p) => (p.clone(), true),
-            None => (PathBuf::from(DEFAULT_BRIDGE_CONFIG), false),
-        };
-        layers.extend(layer::read_layer(
-            &bridge,
-            "mender-bridge.toml",
-            bridge_required,
-            &mut warnings,
-            bridge_toml::parse,
-        )?);
         layers.push(env::layer(env, "environment", &mut warnings));
         if let Some(dir) = &paths.data_dir {
             let mut dict = Dict::new();
