@@ -243,6 +243,7 @@ mod tests {
                 path: "/p".into(),
                 status: 500,
                 message: ServerMessage::default(),
+                retry_after: None,
             }),
         );
         assert_eq!(c.status, Status::Fail, "{c}");
