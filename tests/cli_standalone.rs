@@ -65,15 +65,7 @@ artifact_info_file = "{info}"
             std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_mender-bridge"), &link)
                 .expect("symlink");
         }
-        let d = self.dir.path();
-        Command::new(&link)
-            .arg("-c")
-            .arg(d.join("mender.conf"))
-            .arg("-d")
-            .arg(d.join("data"))
-            .arg("--bridge-config")
-            .arg(d.join("bridge.toml"))
-            .args(args)
+        common::device_command(&link, self.dir.path(), args)
             .output()
             .expect("run mender-update")
     }

@@ -94,6 +94,21 @@ impl Client {
     }
 }
 
+/// `busctl call` of `method` on the token API at `address`, run as `nobody`.
+fn call_as_nobody(address: &str, method: &str) -> std::process::Output {
+    Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "busctl",
+        ])
+        .arg(format!("--address={address}"))
+        .args(["call", NAME, PATH, IFACE, method])
+        .output()
+        .expect("setpriv busctl")
+}
+
 fn assert_token(t: &(String, String), url: &str) {
     assert_eq!(t.0.split('.').count(), 3, "a JWT");
     assert_eq!(t.1, url, "the configured server URL");
@@ -175,17 +190,7 @@ async fn token_api_on_the_bus() {
     assert_token(&client.signal(&daemon, "accepted again").await, &url);
 
     // Only root may call: `nobody` is refused by the policy.
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            "busctl",
-        ])
-        .arg(format!("--address={}", bus.address))
-        .args(["call", NAME, PATH, IFACE, "GetJwtToken"])
-        .output()
-        .expect("setpriv busctl");
+    let out = call_as_nobody(&bus.address, "GetJwtToken");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
@@ -285,17 +290,7 @@ async fn an_open_bus_still_keeps_the_token_from_other_users() {
     assert_token(&token, &url);
 
     for method in ["GetJwtToken", "FetchJwtToken"] {
-        let out = Command::new("setpriv")
-            .args([
-                "--reuid=nobody",
-                "--regid=nogroup",
-                "--clear-groups",
-                "busctl",
-            ])
-            .arg(format!("--address={address}"))
-            .args(["call", NAME, PATH, IFACE, method])
-            .output()
-            .expect("setpriv busctl");
+        let out = call_as_nobody(&address, method);
         let (stdout, stderr) = (
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),

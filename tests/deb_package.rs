@@ -280,25 +280,30 @@ fn each_package_installs_into_a_throwaway_root_and_replaces_the_official_client(
         }
         // The packaged binary is the variant's build: its backend is accepted (`commit`
         // sets the backend up, then finds nothing to commit or no installer running).
-        std::fs::create_dir_all(d.join("data")).expect("data");
-        std::fs::write(d.join("data/device_type"), "device_type=test\n").expect("device_type");
-        let conf = d.join("bridge.toml");
-        std::fs::write(&conf, format!("[backend]\ntype = \"{backend}\"\n")).expect("toml");
-        let out = Command::new(usr.join("bin/mender-bridge"))
-            .arg("-d")
-            .arg(d.join("data"))
-            .arg("--bridge-config")
-            .arg(&conf)
-            .arg("commit")
-            .output()
-            .expect("run the packaged binary");
-        let text = String::from_utf8_lossy(&out.stdout).to_string()
-            + &String::from_utf8_lossy(&out.stderr);
+        let text = commit_with_backend(d, backend);
         assert!(
             !text.contains("this build has no"),
             "{package} does not take backend {backend}: {text}"
         );
     }
+}
+
+/// `mender-bridge commit` of the binary installed under `d` with `[backend] type =
+/// backend`: its output (stdout and stderr).
+fn commit_with_backend(d: &Path, backend: &str) -> String {
+    std::fs::create_dir_all(d.join("data")).expect("data");
+    std::fs::write(d.join("data/device_type"), "device_type=test\n").expect("device_type");
+    let conf = d.join("bridge.toml");
+    std::fs::write(&conf, format!("[backend]\ntype = \"{backend}\"\n")).expect("toml");
+    let out = Command::new(d.join("usr-overlay/upper/bin/mender-bridge"))
+        .arg("-d")
+        .arg(d.join("data"))
+        .arg("--bridge-config")
+        .arg(&conf)
+        .arg("commit")
+        .output()
+        .expect("run the packaged binary");
+    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
 }
 
 /// The check of the variant's build is not vacuous: the raw-only binary refuses RAUC.
@@ -307,19 +312,7 @@ fn the_raw_only_package_refuses_another_backend() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let out = install(d, &[deb("mender-bridge")]);
-    std::fs::create_dir_all(d.join("data")).expect("data");
-    std::fs::write(d.join("data/device_type"), "device_type=test\n").expect("device_type");
-    let conf = d.join("bridge.toml");
-    std::fs::write(&conf, "[backend]\ntype = \"rauc\"\n").expect("toml");
-    let run = Command::new(d.join("usr-overlay/upper/bin/mender-bridge"))
-        .arg("-d")
-        .arg(d.join("data"))
-        .arg("--bridge-config")
-        .arg(&conf)
-        .arg("commit")
-        .output()
-        .expect("run");
-    let text = String::from_utf8_lossy(&run.stderr).to_string();
+    let text = commit_with_backend(d, "rauc");
     assert!(
         text.contains("this build has no rauc backend"),
         "{text}\n{out}"

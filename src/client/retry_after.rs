@@ -26,6 +26,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{header, HeaderMap, StatusCode};
+use mender_api::rfc3339::{days_from_civil, days_in_month};
 
 /// The longest wait a server can ask for: 30 minutes, the default
 /// `UpdatePollIntervalSeconds`. A longer value is more likely a mistake (or a date far in
@@ -87,32 +88,12 @@ fn parse_imf_fixdate(v: &str) -> Option<u64> {
         return None;
     };
     let (h, m, s) = (num(h, 2)?, num(m, 2)?, num(s, 2)?);
-    if year < 1970 || day == 0 || day > days_in_month(year, month) || h > 23 || m > 59 || s > 60 {
+    let (y, mo, d) = (year as i64, month as i64, day as i64);
+    if year < 1970 || day == 0 || d > days_in_month(y, mo) || h > 23 || m > 59 || s > 60 {
         return None;
     }
-    Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s)
-}
-
-fn is_leap(y: u64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-fn days_in_month(y: u64, m: u64) -> u64 {
-    match m {
-        2 if is_leap(y) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days from 1970-01-01 to the given date (year ≥ 1970).
-fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
-    let before_years: u64 = (1970..y)
-        .map(|yy| if is_leap(yy) { 366 } else { 365 })
-        .sum();
-    let before_months: u64 = (1..m).map(|mm| days_in_month(y, mm)).sum();
-    before_years + before_months + d - 1
+    let days = u64::try_from(days_from_civil(y, mo, d)).ok()?;
+    Some(days * 86_400 + h * 3600 + m * 60 + s)
 }
 
 #[cfg(test)]

@@ -52,7 +52,12 @@ pub fn device_data_dir(dir: &Path) -> PathBuf {
 /// `-d dir/data`, `--bridge-config dir/bridge.toml`, and none of systemd's variables
 /// (`NOTIFY_SOCKET`, `WATCHDOG_*`) inherited from the test runner.
 pub fn bridge_command(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mender-bridge"));
+    device_command(Path::new(env!("CARGO_BIN_EXE_mender-bridge")), dir, args)
+}
+
+/// [`bridge_command`] for the binary at `program` (e.g. a link named `mender-update`).
+pub fn device_command(program: &Path, dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(program);
     c.arg("-c")
         .arg(dir.join("mender.conf"))
         .arg("-d")
