@@ -31,6 +31,8 @@ use hyper::Method;
 use serde_json::json;
 
 const LIMIT: Duration = Duration::from_secs(30);
+/// How long a new link must stay before a test uses it.
+const SETTLED: Duration = Duration::from_secs(3);
 
 /// mender-connect, killed and reaped when dropped.
 struct Connect {
@@ -140,20 +142,38 @@ impl Device {
         )
     }
 
-    /// Waits for a link other than `old` and returns its number.
-    async fn wait_link(&self, old: Option<u64>) -> u64 {
+    /// The device's current link number, if connected.
+    async fn link(&self) -> Option<u64> {
         let status = format!("/devices/{}/connect", self.id);
-        poll(LIMIT, || async {
-            let s = self.sim.http.manage_ok(Method::GET, &status, None).await;
-            s["link"].as_u64().filter(|l| Some(*l) != old).ok_or(s)
-        })
-        .await
-        .unwrap_or_else(|seen| {
-            panic!(
-                "no new mender-connect link within {LIMIT:?} (last status {seen:?}); {}",
+        self.sim.http.manage_ok(Method::GET, &status, None).await["link"].as_u64()
+    }
+
+    /// Waits for a link other than `old` that then stays for [`SETTLED`], and returns its
+    /// number. After a reconnect mender-connect may reconnect once more: its read on the
+    /// replaced connection fails when the server drops it first (app/daemon.go
+    /// messageLoop), and a shell opened on the short-lived link would be cut.
+    async fn wait_link(&self, old: Option<u64>) -> u64 {
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        let mut seen: Option<(u64, tokio::time::Instant)> = None;
+        loop {
+            let now = tokio::time::Instant::now();
+            let current = self.link().await.filter(|l| Some(*l) != old);
+            match (current, seen) {
+                (Some(l), Some((s, since))) if l == s => {
+                    if now - since >= SETTLED {
+                        return l;
+                    }
+                }
+                (Some(l), _) => seen = Some((l, now)),
+                (None, _) => seen = None,
+            }
+            assert!(
+                now < deadline,
+                "no new, settled mender-connect link within {LIMIT:?} (last {current:?}); {}",
                 self.logs()
-            )
-        })
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Opens a shell through the management API, sends `echo bridge-ok-$RANDOM`, reads the
