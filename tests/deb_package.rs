@@ -11,9 +11,13 @@
 //! the packaged binary is the variant's build (it takes its backend); and installing it
 //! over the official client's package removes that package: one updater per device.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use common::mode;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -223,15 +227,6 @@ done
 
 fn dpkg_status(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("root/var/lib/dpkg/status")).unwrap_or_default()
-}
-
-fn mode(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .permissions()
-        .mode()
-        & 0o7777
 }
 
 #[test]

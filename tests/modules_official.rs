@@ -34,7 +34,7 @@ use common::modules::{copy_official_modules, ModuleArtifact, TestDeb, DPKG, OFFI
 use common::sim::TestSim;
 use common::slots::SlotRig;
 use common::wait::{wait_for, Lazy};
-use common::{finals, image, listing, script};
+use common::{finals, image, listing, mode, script};
 use serde_json::{json, Value};
 
 /// `ModuleTimeoutSeconds`: no state of these modules takes more than a moment.
@@ -135,14 +135,6 @@ fn text(o: &Output) -> String {
         stdout(o),
         stderr(o)
     )
-}
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .permissions()
-        .mode()
-        & 0o7777
 }
 
 fn read(path: &Path) -> String {

@@ -522,3 +522,13 @@ impl Parts {
         tarw::write(&self.members)
     }
 }
+
+/// The permission bits (and setuid/setgid/sticky) of `path`.
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
