@@ -229,23 +229,20 @@ async fn no_bus_no_problem() {
         sim_conf(&sim, 1, 3600),
         &format!("\n[dbus]\nbus = \"unix:path={}\"\n", absent.display()),
     );
-    let mut daemon = start_daemon(d, 1);
+    let daemon = start_daemon(d, 1);
     accept(&sim, mac, LIMIT).await;
-    wait_for(LIMIT, "the daemon to authenticate", || async {
-        daemon.log().contains("authenticated")
-    })
-    .await;
-    let log = daemon.log();
-    let lines: Vec<&str> = log.lines().filter(|l| l.contains("D-Bus")).collect();
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    assert!(lines[0].contains("not offered"), "{lines:?}");
-    assert_eq!(daemon.stop(LIMIT), 0);
+    authenticates_with_one_dbus_line(daemon, "not offered").await;
 
     // Disabled in mender.conf: one line, and the daemon runs.
     let mut conf = sim_conf(&sim, 1, 3600);
     conf["DBus"] = serde_json::json!({ "Enabled": false });
     std::fs::write(d.join("mender.conf"), conf.to_string()).expect("mender.conf");
-    let mut daemon = start_daemon(d, 2);
+    authenticates_with_one_dbus_line(start_daemon(d, 2), "disabled").await;
+}
+
+/// The daemon authenticates, its log has exactly one line about D-Bus and it contains
+/// `why`; then it stops cleanly.
+async fn authenticates_with_one_dbus_line(mut daemon: Daemon, why: &str) {
     wait_for(LIMIT, "the daemon to authenticate", || async {
         daemon.log().contains("authenticated")
     })
@@ -253,7 +250,7 @@ async fn no_bus_no_problem() {
     let log = daemon.log();
     let lines: Vec<&str> = log.lines().filter(|l| l.contains("D-Bus")).collect();
     assert_eq!(lines.len(), 1, "{lines:?}");
-    assert!(lines[0].contains("disabled"), "{lines:?}");
+    assert!(lines[0].contains(why), "{lines:?}");
     assert_eq!(daemon.stop(LIMIT), 0);
 }
 

@@ -45,6 +45,7 @@ pub use proxy::{ProxyEnv, ProxyError};
 pub use range::ContentRange;
 pub use status::truncate_substate;
 pub use tls::client_config as tls_client_config;
+pub(crate) use tls::fingerprint;
 
 use crate::keys::DeviceKey;
 

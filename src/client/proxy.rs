@@ -39,6 +39,7 @@ use base64::Engine as _;
 use http::{HeaderValue, Uri};
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::TokioIo;
+use percent_encoding::percent_decode_str;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -167,9 +168,9 @@ impl Proxy {
         let auth = if url.username().is_empty() && url.password().is_none() {
             None
         } else {
-            let user = percent_decode(url.username());
-            let pass = percent_decode(url.password().unwrap_or(""));
-            let mut plain = user;
+            let decode = |s: &str| -> Vec<u8> { percent_decode_str(s).collect() };
+            let mut plain = decode(url.username());
+            let pass = decode(url.password().unwrap_or(""));
             plain.push(b':');
             plain.extend_from_slice(&pass);
             let token = base64::engine::general_purpose::STANDARD.encode(&plain);
@@ -193,25 +194,6 @@ impl Proxy {
     fn uri(&self) -> Result<Uri, BoxError> {
         Ok(format!("http://{}:{}", self.host, self.port).parse::<Uri>()?)
     }
-}
-
-fn percent_decode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    out
 }
 
 /// One `NO_PROXY` entry.

@@ -12,7 +12,6 @@ use std::time::Instant;
 use mender_api::rfc3339::format_utc;
 use rustls::pki_types::ServerName;
 use rustls::CertificateError;
-use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 
@@ -243,7 +242,7 @@ pub fn handshake(
     let leaf = conn
         .peer_certificates()
         .and_then(|c| c.first())
-        .map(|c| hex::encode(&Sha256::digest(c.as_ref())[..8]))
+        .map(|c| crate::client::fingerprint(c.as_ref()))
         .unwrap_or_default();
     conn.send_close_notify();
     let _ = conn.complete_io(&mut stream);
