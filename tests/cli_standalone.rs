@@ -466,7 +466,7 @@ async fn killed_during_artifact_install_leave_commit_refuses_and_rollback_revert
 
 /// The official Mender 4/5 command line, `mender-update`, drives the same install with its
 /// commands, options and exit codes: 4 for a reboot with `--reboot-exit-code`, 2 when
-/// commit or rollback find nothing, 1 for what the bridge does not do yet.
+/// commit, rollback or resume find nothing, 1 for a state `--stop-before` cannot stop at.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mender_update_command_line_and_exit_codes() {
     let dev = Device::new();
@@ -501,14 +501,14 @@ async fn mender_update_command_line_and_exit_codes() {
     let o = dev.mender_update(&["rollback"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let o = dev.mender_update(&["resume"]);
+    assert_eq!(o.status.code(), Some(2), "nothing to resume: {}", text(&o));
+    let o = dev.mender_update(&["install", path, "--stop-before", "ArtifactReboot_Enter"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("not supported"),
+        String::from_utf8_lossy(&o.stderr).contains("cannot stop before \"ArtifactReboot_Enter\""),
         "{}",
         text(&o)
     );
-    let o = dev.mender_update(&["install", path, "--stop-before", "ArtifactInstall_Enter"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert_eq!(dev.env_var("upgrade_available"), "0", "nothing ran");
 
     let log = dev.path("update.log");
@@ -535,5 +535,89 @@ async fn mender_update_command_line_and_exit_codes() {
     );
     assert!(stdout(&dev.mender_update(&["show-provides"])).contains("artifact_name=release-3\n"));
     let o = dev.mender_update(&["commit"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+/// `mender-update install --stop-before ArtifactInstall_Enter` writes the inactive slot and
+/// stops; `resume` activates it only after reading the slot back against the manifest's
+/// SHA-256. An attacker (or a disk) that changes the slot in between gets nothing booted:
+/// the resume fails, the boot environment is untouched and the record is gone. A clean
+/// stop and resume goes through the reboot and a commit split at ArtifactCommit_Leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_before_the_install_then_resume_and_a_changed_slot_is_refused() {
+    let dev = Device::new();
+    let img = image(1 << 20, 5);
+    let good = artifact(dev.dir.path(), "release-5", &img).await;
+    let path = good.to_str().expect("utf8");
+    let env_before = dev.rig.env();
+    let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
+
+    let o = dev.mender_update(&["install", path, "--stop-before", "ArtifactInstall_Enter"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        stdout(&o).contains("Streamed release-5 to storage, but not installed"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(&dev.rig.slot("b")[..img.len()], &img[..], "slot b written");
+    assert_eq!(dev.rig.env(), env_before, "nothing activated");
+    let o = dev.mender_update(&["commit"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(stderr(&o).contains("`resume` installs it"), "{}", text(&o));
+
+    // The attack: one byte of the written slot changes before the resume.
+    let slot_b = dev.rig.dir.join("b.img");
+    let mut bytes = std::fs::read(&slot_b).expect("slot b");
+    bytes[img.len() / 2] ^= 0x01;
+    std::fs::write(&slot_b, bytes).expect("tamper");
+    let o = dev.mender_update(&["resume"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        stderr(&o).contains("read-back of slot b does not match"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        dev.env_var("mender_boot_part"),
+        "2",
+        "slot b never activated"
+    );
+    assert_eq!(dev.env_var("upgrade_available"), "0");
+    assert_eq!(stdout(&dev.mender_update(&["show-artifact"])), "unknown\n");
+    let o = dev.mender_update(&["resume"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "the failed install is over: {}",
+        text(&o)
+    );
+
+    // A clean stop and resume: activated only now, then the reboot and the commit.
+    let o = dev.mender_update(&["install", path, "--stop-before", "ArtifactInstall_Enter"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(dev.rig.env(), env_before, "nothing activated");
+    let o = dev.mender_update(&["resume", "--reboot-exit-code"]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert_eq!(dev.env_var("mender_boot_part"), "3");
+    assert_eq!(dev.env_var("upgrade_available"), "1");
+    dev.rig.boot_into("b");
+    let o = dev.mender_update(&["resume", "--stop-before", "ArtifactCommit_Leave"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        stdout(&o).contains("Stopped before ArtifactCommit_Leave"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(dev.env_var("upgrade_available"), "0", "committed");
+    assert_eq!(
+        stdout(&dev.mender_update(&["show-artifact"])),
+        "release-5\n"
+    );
+    let o = dev.mender_update(&["rollback"]);
+    assert_eq!(o.status.code(), Some(1), "past the commit: {}", text(&o));
+    let o = dev.mender_update(&["resume"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(stdout(&o).contains("Committed release-5."), "{}", text(&o));
+    let o = dev.mender_update(&["resume"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }

@@ -19,7 +19,7 @@ use mender_artifact::writer::{
     write_artifact, ArtifactSpec, PayloadFile, ScriptFile, WriteOptions,
 };
 use mender_bridge::deploy::engine::{Engine, Outcome};
-use mender_bridge::deploy::standalone::{InstallOutcome, Standalone};
+use mender_bridge::deploy::standalone::{InstallOutcome, Standalone, StopPoint, Stops};
 use mender_bridge_backends::module::ModuleConfig;
 use mender_bridge_backends::raw::RawBackend;
 use mender_bridge_backends::{AnyBackend, Backend, Installers};
@@ -795,12 +795,14 @@ async fn standalone_install_commit_and_rollback_with_a_module() {
 
     // Rollback supported: install, then commit in a separate run.
     let installed = standalone()
-        .install(source().await.unwrap(), &mut |_, _| {})
+        .install(source().await.unwrap(), &Stops::default(), &mut |_, _| {})
         .await
         .unwrap();
     assert_eq!(installed.outcome, InstallOutcome::AwaitingCommit);
     assert_eq!(rig.installed_name(), "release-1");
-    assert_eq!(standalone().commit().await.unwrap(), "release-2");
+    let done = standalone().commit(&Stops::default()).await.unwrap();
+    assert_eq!(done.artifact, "release-2");
+    assert_eq!(done.outcome, InstallOutcome::Committed);
     assert_eq!(
         rig.calls(),
         with(install_states("Download"), &["ArtifactCommit", "Cleanup"])
@@ -812,10 +814,10 @@ async fn standalone_install_commit_and_rollback_with_a_module() {
     std::fs::remove_file(rig.rec("calls")).unwrap();
     std::fs::write(&file, artifact(spec("release-3"), &FILES).await).unwrap();
     standalone()
-        .install(source().await.unwrap(), &mut |_, _| {})
+        .install(source().await.unwrap(), &Stops::default(), &mut |_, _| {})
         .await
         .unwrap();
-    standalone().rollback().await.unwrap();
+    standalone().rollback(&Stops::default()).await.unwrap();
     assert_eq!(
         rig.calls(),
         with(
@@ -841,7 +843,7 @@ async fn standalone_install_commit_and_rollback_with_a_module() {
     });
     std::fs::write(&file, artifact(spec("release-4"), &FILES).await).unwrap();
     let installed = standalone()
-        .install(source().await.unwrap(), &mut |_, _| {})
+        .install(source().await.unwrap(), &Stops::default(), &mut |_, _| {})
         .await
         .unwrap();
     assert_eq!(installed.outcome, InstallOutcome::CommittedRebootRequired);
@@ -849,6 +851,127 @@ async fn standalone_install_commit_and_rollback_with_a_module() {
     assert_eq!(
         rig.calls(),
         with(install_states("Download"), &["ArtifactCommit", "Cleanup"])
+    );
+}
+
+/// `--stop-before` and `resume` with a module: the module's states split at the stops,
+/// each run once, in the order of one uninterrupted install.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_stop_before_and_resume_with_a_module() {
+    let rig = Rig::new(Behaviour::default()).await;
+    let file = rig.dev.dir.path().join("release-2.mender");
+    std::fs::write(&file, artifact(spec("release-2"), &FILES).await).unwrap();
+    let standalone = || Standalone::new(rig.dev.store(), rig.installers(), engine_config(&rig));
+    let stops = |names: &[&str]| Stops::parse(names).unwrap();
+    let source = tokio::fs::File::open(&file).await.unwrap();
+
+    // Stopped after the download: the module downloaded, nothing was installed.
+    let done = standalone()
+        .install(source, &stops(&["ArtifactInstall_Enter"]), &mut |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        done.outcome,
+        InstallOutcome::Stopped(StopPoint::ArtifactInstallEnter)
+    );
+    let download = with(install_states("Download")[..3].to_vec(), &[]);
+    assert_eq!(rig.calls(), download);
+    assert!(rig.tree().is_dir(), "the tree is kept for resume");
+    // A second stop at the same point does nothing; commit refuses.
+    let again = standalone()
+        .resume(&stops(&["ArtifactInstall_Enter"]))
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, done.outcome);
+    let e = standalone().commit(&Stops::default()).await.unwrap_err();
+    assert!(e.to_string().contains("`resume` installs it"), "{e}");
+    assert_eq!(rig.calls(), download);
+
+    // Resume: the install, then it waits for the commit, as after a plain install.
+    let done = standalone().resume(&Stops::default()).await.unwrap();
+    assert_eq!(done.outcome, InstallOutcome::AwaitingCommit);
+    assert_eq!(rig.calls(), with(install_states("Download"), &[]));
+    assert_eq!(rig.installed_name(), "release-1");
+
+    // Commit, stopped before ArtifactCommit_Leave: committed, not cleaned up.
+    let done = standalone()
+        .commit(&stops(&["ArtifactCommit_Leave"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        done.outcome,
+        InstallOutcome::Stopped(StopPoint::ArtifactCommitLeave)
+    );
+    assert_eq!(rig.installed_name(), "release-2");
+    assert_eq!(
+        rig.calls(),
+        with(install_states("Download"), &["ArtifactCommit"])
+    );
+    let e = standalone().rollback(&Stops::default()).await.unwrap_err();
+    assert!(e.to_string().contains("`resume` completes it"), "{e}");
+    let done = standalone().resume(&Stops::default()).await.unwrap();
+    assert_eq!(done.outcome, InstallOutcome::Committed);
+    assert_eq!(
+        rig.calls(),
+        with(install_states("Download"), &["ArtifactCommit", "Cleanup"])
+    );
+    assert!(!rig.tree().exists());
+    let e = standalone().resume(&Stops::default()).await.unwrap_err();
+    assert!(matches!(
+        e,
+        mender_bridge::deploy::standalone::StandaloneError::NothingInProgress
+    ));
+
+    // A rollback stopped before ArtifactFailure_Enter, then resumed.
+    std::fs::remove_file(rig.rec("calls")).unwrap();
+    std::fs::write(&file, artifact(spec("release-3"), &FILES).await).unwrap();
+    let source = tokio::fs::File::open(&file).await.unwrap();
+    standalone()
+        .install(source, &Stops::default(), &mut |_, _| {})
+        .await
+        .unwrap();
+    let done = standalone()
+        .rollback(&stops(&["ArtifactFailure_Enter"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        done.outcome,
+        InstallOutcome::Stopped(StopPoint::ArtifactFailureEnter)
+    );
+    assert_eq!(
+        rig.calls(),
+        with(
+            install_states("Download"),
+            &["ArtifactRollback", "NeedsArtifactReboot"]
+        )
+    );
+    let done = standalone().resume(&Stops::default()).await.unwrap();
+    assert_eq!(
+        done.outcome,
+        InstallOutcome::RolledBack {
+            failed: false,
+            reboot_needed: false
+        }
+    );
+    assert_eq!(
+        rig.calls(),
+        with(
+            install_states("Download"),
+            &[
+                "ArtifactRollback",
+                "NeedsArtifactReboot",
+                "ArtifactFailure",
+                "Cleanup"
+            ]
+        )
+    );
+    assert_eq!(rig.installed_name(), "release-2");
+    let e = Stops::parse(&["ArtifactReboot_Enter"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("\"ArtifactReboot_Enter\"") && e.contains("ArtifactCommit_Leave"),
+        "{e}"
     );
 }
 

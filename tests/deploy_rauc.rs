@@ -716,3 +716,85 @@ async fn a_failing_artifact_install_leave_after_rauc_activated_rolls_back() {
 async fn killed_during_artifact_install_leave_after_rauc_activated_rolls_back() {
     failure_after_activation(true).await;
 }
+
+/// `--stop-before ArtifactInstall_Enter` with RAUC: the verified bundle is kept in the
+/// spool (a name the spool's cleaning leaves alone) and RAUC sees nothing; `resume` in a
+/// later process hashes the kept file again before RAUC gets it. A kept bundle changed on
+/// disk is refused by the bridge itself (not only by RAUC's signature check) and removed;
+/// an intact one installs, and the device reboots into it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_stop_after_the_download_keeps_the_bundle_and_resume_installs_it() {
+    use mender_bridge::deploy::standalone::{InstallOutcome, Standalone, StopPoint, Stops};
+    let sim = TestSim::start().await;
+    let dev = Device::new(&sim).await;
+    let mut rig = RaucRig::new();
+    let img = image(1 << 20, 23);
+    let bundle = rig.bundle("v2", COMPATIBLE, "2.0", &img, Signer::Trusted);
+    let art = rig.artifact(&bundle, "release-2", "none");
+    let store_dir = dev.dir.path().join("store");
+    let slot1_before = rig.slot("rootfs-1", img.len());
+    let cfg = rig.config(&store_dir);
+    let standalone = || {
+        Standalone::new(
+            dev.store(),
+            mender_bridge_backends::rauc::RaucBackend::new(cfg.clone()),
+            common::device::engine_config(&dev),
+        )
+    };
+    let stop = Stops::parse(&["ArtifactInstall_Enter"]).unwrap();
+    let install = |stops: Stops| {
+        let art = art.clone();
+        let mut s = standalone();
+        async move {
+            let file = tokio::fs::File::open(&art).await.unwrap();
+            s.install(file, &stops, &mut |_, _| {}).await
+        }
+    };
+
+    let done = install(stop.clone()).await.unwrap();
+    assert_eq!(
+        done.outcome,
+        InstallOutcome::Stopped(StopPoint::ArtifactInstallEnter)
+    );
+    let kept = rig.spool_files();
+    assert!(
+        kept.len() == 1 && kept[0].starts_with("kept-mender-bridge-"),
+        "{kept:?}"
+    );
+    assert!(
+        rig.slot("rootfs-1", img.len()) == slot1_before,
+        "RAUC installed nothing"
+    );
+    assert!(!store_dir.join("rauc-pending.json").exists());
+
+    // The kept bundle changes on disk (same size): the resume refuses it and removes it.
+    let kept = rig.path("spool").join(&kept[0]);
+    let mut bytes = std::fs::read(&kept).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&kept, bytes).unwrap();
+    let e = standalone().resume(&Stops::default()).await.unwrap_err();
+    assert!(e.to_string().contains("SHA-256"), "{e}");
+    assert!(
+        rig.slot("rootfs-1", img.len()) == slot1_before,
+        "RAUC installed nothing"
+    );
+    assert!(rig.spool_files().is_empty(), "{:?}", rig.spool_files());
+    assert!(
+        dev.store().standalone().unwrap().is_none(),
+        "the failed install is over"
+    );
+
+    // An intact kept bundle: installed by the resume, then the reboot and the commit.
+    install(stop).await.unwrap();
+    let done = standalone().resume(&Stops::default()).await.unwrap();
+    assert_eq!(done.outcome, InstallOutcome::RebootRequired);
+    assert!(
+        rig.slot("rootfs-1", img.len()) == img,
+        "rootfs.1 holds the image"
+    );
+    assert!(rig.spool_files().is_empty(), "{:?}", rig.spool_files());
+    assert_eq!(rig.reboot(), "B");
+    let done = standalone().commit(&Stops::default()).await.unwrap();
+    assert_eq!(done.outcome, InstallOutcome::Committed);
+}

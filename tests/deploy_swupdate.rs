@@ -832,3 +832,72 @@ async fn a_failing_artifact_install_leave_after_swupdate_installed_rolls_back() 
 async fn killed_during_artifact_install_leave_after_swupdate_installed_rolls_back() {
     failure_after_swupdate_installed(true).await;
 }
+
+/// `--stop-before ArtifactInstall_Enter` with SWUpdate: even where the route would stream
+/// (an enforcing SWUpdate), the install spools, so SWUpdate gets nothing before the
+/// `resume`; the resume hashes the kept file again and streams that descriptor. A kept
+/// update changed on disk never reaches SWUpdate.
+#[tokio::test]
+async fn standalone_stop_after_the_download_spools_and_resume_installs() {
+    use mender_bridge::deploy::standalone::{InstallOutcome, Standalone, StopPoint, Stops};
+    let (_sim, dev, d) = parts().await;
+    let daemon = SwuDaemon::start(&d);
+    let img = image(2 << 20, 67);
+    let swu = d.swu("stop", &img, "1.0", "dev");
+    let art = dev.dir.path().join("release-2.mender");
+    std::fs::write(&art, d.artifact("release-2", &swu)).unwrap();
+    let target_before = std::fs::read(d.target()).unwrap();
+    let standalone = || {
+        Standalone::new(
+            dev.store(),
+            SwupdateBackend::new(daemon.config()),
+            common::device::engine_config(&dev),
+        )
+    };
+    let kept = || SwuDir::files_under(&daemon.spool);
+    let stop = Stops::parse(&["ArtifactInstall_Enter"]).unwrap();
+    let install = |stops: Stops| {
+        let art = art.clone();
+        let mut s = standalone();
+        async move {
+            let file = tokio::fs::File::open(&art).await.unwrap();
+            s.install(file, &stops, &mut |_, _| {}).await
+        }
+    };
+
+    let done = install(stop.clone()).await.unwrap();
+    assert_eq!(
+        done.outcome,
+        InstallOutcome::Stopped(StopPoint::ArtifactInstallEnter)
+    );
+    assert_eq!(daemon.installs_started(), 0, "{}", daemon.log_text());
+    let files = kept();
+    assert!(files.len() == 1, "{files:?}");
+    assert!(!d.copy().exists());
+
+    // Changed on disk: refused before SWUpdate runs, and removed.
+    let mut bytes = std::fs::read(&files[0]).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&files[0], bytes).unwrap();
+    let e = standalone().resume(&Stops::default()).await.unwrap_err();
+    assert!(e.to_string().contains("SHA-256"), "{e}");
+    assert_eq!(daemon.installs_started(), 0, "{}", daemon.log_text());
+    assert_eq!(std::fs::read(d.target()).unwrap(), target_before);
+    assert!(kept().is_empty(), "{:?}", kept());
+    assert!(dev.store().standalone().unwrap().is_none());
+
+    // Intact: the resume installs it.
+    install(stop).await.unwrap();
+    let done = standalone().resume(&Stops::default()).await.unwrap();
+    assert!(
+        matches!(
+            done.outcome,
+            InstallOutcome::RebootRequired | InstallOutcome::AwaitingCommit
+        ),
+        "{done:?}"
+    );
+    assert_eq!(daemon.installs_started(), 1);
+    assert_eq!(std::fs::read(d.copy()).unwrap(), img);
+    assert!(kept().is_empty(), "{:?}", kept());
+}

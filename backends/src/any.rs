@@ -85,6 +85,18 @@ impl Backend for AnyBackend {
         dispatch!(self, b => b.downloaded().await)
     }
 
+    fn hold_after_download(&mut self) -> Result<(), BackendError> {
+        dispatch!(self, b => b.hold_after_download())
+    }
+
+    async fn suspend(&mut self) -> Result<serde_json::Value, BackendError> {
+        dispatch!(self, b => b.suspend().await)
+    }
+
+    fn resume(&mut self, saved: &serde_json::Value) -> Result<(), BackendError> {
+        dispatch!(self, b => b.resume(saved))
+    }
+
     async fn finish(&mut self, progress: &dyn ProgressSink) -> Result<Activation, BackendError> {
         dispatch!(self, b => b.finish(progress).await)
     }

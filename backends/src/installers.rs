@@ -156,6 +156,18 @@ impl Backend for Installers {
         route!(self, b => b.downloaded().await)
     }
 
+    fn hold_after_download(&mut self) -> Result<(), BackendError> {
+        route!(self, b => b.hold_after_download())
+    }
+
+    async fn suspend(&mut self) -> Result<serde_json::Value, BackendError> {
+        route!(self, b => b.suspend().await)
+    }
+
+    fn resume(&mut self, saved: &serde_json::Value) -> Result<(), BackendError> {
+        route!(self, b => b.resume(saved))
+    }
+
     async fn finish(&mut self, progress: &dyn ProgressSink) -> Result<Activation, BackendError> {
         route!(self, b => b.finish(progress).await)
     }

@@ -152,6 +152,35 @@ pub trait Backend: Send {
     fn downloaded(&mut self) -> impl Future<Output = Result<(), BackendError>> + Send {
         async { Ok(()) }
     }
+    /// The install will stop after the download (`--stop-before ArtifactInstall_Enter`) and
+    /// be finished by a later process: called after `prepare`, before the first payload
+    /// byte, so an installer that would act on the bytes as they stream can keep them
+    /// instead (SWUpdate spools), or refuse before anything is fetched. The default
+    /// refuses: this installer keeps nothing across processes.
+    fn hold_after_download(&mut self) -> Result<(), BackendError> {
+        Err(BackendError::not_started(
+            "this installer cannot stop between the download and the install",
+        ))
+    }
+    /// After `downloaded`, for an install held by [`Backend::hold_after_download`]: makes
+    /// what it wrote survive this process and returns what a later process hands to
+    /// [`Backend::resume`]. Nothing is activated.
+    fn suspend(&mut self) -> impl Future<Output = Result<serde_json::Value, BackendError>> + Send {
+        async {
+            Err(BackendError::not_started(
+                "this installer cannot stop between the download and the install",
+            ))
+        }
+    }
+    /// In a later process: takes back the install [`Backend::suspend`] kept, so that
+    /// `finish`, `abort` or `cleanup` follow. Cheap: `finish` checks the kept bytes against
+    /// the manifest's size and SHA-256 again before anything is activated, because they sat
+    /// on disk between the two processes.
+    fn resume(&mut self, _saved: &serde_json::Value) -> Result<(), BackendError> {
+        Err(BackendError::not_started(
+            "this installer cannot finish an install another process downloaded",
+        ))
+    }
     /// All bytes delivered and verified: let the install complete.
     fn finish(
         &mut self,

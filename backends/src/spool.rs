@@ -18,12 +18,17 @@
 //!   written; sealing refuses a short file or a hash that differs from the manifest's,
 //!   then fsyncs;
 //! - the file is removed when the [`Spool`] is dropped, whatever happened; leftovers of a
-//!   crash are removed by [`clean`].
+//!   crash are removed by [`clean`];
+//! - an install stopped after its download ([`Spool::keep`]) renames the sealed file to
+//!   `kept-mender-bridge-*<suffix>`, which [`clean`] leaves alone; the process that finishes
+//!   it ([`Spool::reopen`]) hashes the whole file again through the descriptor it then
+//!   seals, so bytes that changed on disk in between are refused like a corrupt download.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::Bytes;
+use serde::Deserialize as _;
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -31,6 +36,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use crate::{BackendError, PayloadInfo};
 
 const PREFIX: &str = "mender-bridge-";
+/// A sealed spool file kept for a later process ([`Spool::keep`]).
+const KEPT_PREFIX: &str = "kept-mender-bridge-";
 
 /// What differs between the backends that spool: the setting that names the directory
 /// (for messages), the file suffix (for [`clean`]), what the payload is called and why the
@@ -346,6 +353,153 @@ impl Spool {
     }
 }
 
+/// A sealed spool file kept for the process that finishes the install (saved in the
+/// standalone record, which only root can write).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeptSpool {
+    pub path: PathBuf,
+    pub file_name: String,
+    pub payload_type: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+impl KeptSpool {
+    /// Removes the kept file (the install was given up).
+    pub fn remove(&self) {
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => tracing::info!(file = %self.path.display(), "kept spool file removed"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(file = %self.path.display(), error = %e, "cannot remove the kept spool file")
+            }
+        }
+    }
+}
+
+/// [`crate::Backend::suspend`] of a backend that spools: the spool kept, as the record's
+/// JSON.
+pub async fn suspend(spool: Option<Spool>) -> Result<serde_json::Value, BackendError> {
+    let kept = crate::begun(spool, "suspend")?.keep().await?;
+    serde_json::to_value(kept).map_err(|e| BackendError::failed(format!("kept spool: {e}")))
+}
+
+/// [`crate::Backend::resume`] of a backend that spools: the kept spool from the record.
+pub fn resume(saved: &serde_json::Value) -> Result<KeptSpool, BackendError> {
+    KeptSpool::deserialize(saved)
+        .map_err(|e| BackendError::failed(format!("the kept spool in the record: {e}")))
+}
+
+/// Before `finish` seals the spool: the kept one of a resumed install, read back (and so
+/// checked again by the seal), when this process did not download it.
+pub async fn take_back(
+    spool: &mut Option<Spool>,
+    kept: &mut Option<KeptSpool>,
+    kind: &SpoolKind,
+) -> Result<(), BackendError> {
+    if spool.is_none() {
+        if let Some(k) = kept.take() {
+            *spool = Some(Spool::reopen(&k, kind).await?);
+        }
+    }
+    Ok(())
+}
+
+impl Spool {
+    /// Seals the spool (size and SHA-256 against the manifest, fsync) and keeps the file
+    /// under a name [`clean`] leaves alone, for [`Spool::reopen`] in a later process.
+    pub async fn keep(mut self) -> Result<KeptSpool, BackendError> {
+        drop(self.verify().await?);
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let kept = self.path.with_file_name(format!("kept-{name}"));
+        std::fs::rename(&self.path, &kept)
+            .map_err(|e| BackendError::io(format!("keeping spool file {}", kept.display()), e))?;
+        if let Some(dir) = kept.parent() {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| BackendError::io(format!("fsync of {}", dir.display()), e))?;
+        }
+        tracing::info!(file = %kept.display(), what = self.kind.what, "spooled, verified and kept for a later resume");
+        Ok(KeptSpool {
+            path: kept,
+            file_name: self.payload.file_name.clone(),
+            payload_type: self.payload.payload_type.clone(),
+            size: self.payload.size,
+            sha256: hex::encode(self.payload.sha256),
+        })
+    }
+
+    /// The spool of a kept install, read back through the hasher: [`Spool::seal`] and
+    /// [`Spool::seal_open`] then check it as if it had just been downloaded. The file must
+    /// be a regular file named as [`Spool::keep`] names them (no symbolic link is
+    /// followed); it is removed when the spool is dropped.
+    pub async fn reopen(kept: &KeptSpool, kind: &SpoolKind) -> Result<Spool, BackendError> {
+        let bad = |why: String| {
+            BackendError::failed(format!("kept {} {}: {why}", kind.what, kept.path.display()))
+        };
+        let named = kept
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .is_some_and(|n| n.starts_with(KEPT_PREFIX) && n.ends_with(kind.suffix));
+        if !named {
+            return Err(bad("not a kept spool file".into()));
+        }
+        let mut sha256 = [0u8; 32];
+        hex::decode_to_slice(&kept.sha256, &mut sha256).map_err(|e| bad(e.to_string()))?;
+        let payload = PayloadInfo {
+            payload_type: kept.payload_type.clone(),
+            file_name: kept.file_name.clone(),
+            size: kept.size,
+            sha256,
+        };
+        let path = kept.path.clone();
+        let limit = kept.size;
+        let read = tokio::task::spawn_blocking(move || -> std::io::Result<(Sink, u64)> {
+            use std::io::Read;
+            let mut file = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(&path)?;
+            if !file.metadata()?.is_file() {
+                return Err(std::io::Error::other("not a regular file"));
+            }
+            let mut hasher = Sha256::new();
+            let mut buf = vec![0u8; 1 << 20];
+            let mut total = 0u64;
+            loop {
+                let n = file.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                total += n as u64;
+                if total > limit {
+                    break;
+                }
+            }
+            Ok((Sink { file, hasher }, total))
+        })
+        .await
+        .map_err(|e| bad(e.to_string()))?
+        .map_err(|e| bad(e.to_string()))?;
+        let (sink, written) = read;
+        Ok(Spool {
+            path: kept.path.clone(),
+            sink: Some(sink),
+            in_flight: None,
+            sealed: false,
+            written,
+            payload,
+            kind: *kind,
+        })
+    }
+}
+
 impl Drop for Spool {
     fn drop(&mut self) {
         // A write still in flight holds the file open until it ends; unlinking now is
@@ -474,6 +628,77 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("backend.rauc.spool_dir"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_kept_spool_survives_clean_and_is_hashed_again_when_reopened() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7) as u8).collect();
+        let p = payload(&data);
+        let mut s = Spool::create(dir.path(), &p, &SWUPDATE).await.unwrap();
+        s.write(&Bytes::copy_from_slice(&data)).await.unwrap();
+        let kept = s.keep().await.unwrap();
+        let name = kept
+            .path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            name.starts_with(KEPT_PREFIX) && name.ends_with(".swu"),
+            "{name}"
+        );
+        assert_eq!(clean(dir.path(), &SWUPDATE), 0, "clean leaves a kept file");
+        assert_eq!(std::fs::read(&kept.path).unwrap(), data);
+
+        // Reopened: the seal hands back the verified bytes; dropping removes the file.
+        let mut s = Spool::reopen(&kept, &SWUPDATE).await.unwrap();
+        let mut back = Vec::new();
+        s.seal_open().await.unwrap().read_to_end(&mut back).unwrap();
+        assert_eq!(back, data);
+        drop(s);
+        assert!(!kept.path.exists());
+
+        // Changed on disk (same size, then longer): the seal refuses it.
+        for change in [false, true] {
+            let mut s = Spool::create(dir.path(), &p, &SWUPDATE).await.unwrap();
+            s.write(&Bytes::copy_from_slice(&data)).await.unwrap();
+            let kept = s.keep().await.unwrap();
+            let mut bytes = data.clone();
+            if change {
+                bytes.extend_from_slice(b"more");
+            } else {
+                bytes[1_234_567] ^= 1;
+            }
+            std::fs::write(&kept.path, &bytes).unwrap();
+            let mut s = Spool::reopen(&kept, &SWUPDATE).await.unwrap();
+            let e = s.seal_open().await.unwrap_err().to_string();
+            assert!(e.contains("SHA-256") || e.contains("bytes spooled"), "{e}");
+        }
+
+        // Only a kept file by its name, and no symbolic link.
+        let mut s = Spool::create(dir.path(), &p, &SWUPDATE).await.unwrap();
+        s.write(&Bytes::copy_from_slice(&data)).await.unwrap();
+        let kept = s.keep().await.unwrap();
+        let other = KeptSpool {
+            path: dir.path().join("other.swu"),
+            ..kept.clone()
+        };
+        std::fs::copy(&kept.path, &other.path).unwrap();
+        let e = Spool::reopen(&other, &SWUPDATE).await.err().unwrap();
+        assert!(e.to_string().contains("not a kept spool file"), "{e}");
+        let link = KeptSpool {
+            path: dir.path().join("kept-mender-bridge-link.swu"),
+            ..kept.clone()
+        };
+        std::os::unix::fs::symlink(&kept.path, &link.path).unwrap();
+        assert!(
+            Spool::reopen(&link, &SWUPDATE).await.is_err(),
+            "a link is not followed"
+        );
+        kept.remove();
+        assert!(!kept.path.exists());
     }
 
     #[test]

@@ -11,7 +11,9 @@ mod demo;
 mod doctor;
 mod inspect;
 mod install;
+mod outcome;
 mod progress;
+mod resume;
 mod rollback;
 mod send_inventory;
 mod show_artifact;
@@ -74,6 +76,9 @@ pub enum Command {
     Commit(commit::Args),
     /// Revert a standalone install (exit 2: none in progress).
     Rollback(rollback::Args),
+    /// Go on with a standalone install that stopped (`--stop-before`) or was interrupted
+    /// (exit 2: none in progress).
+    Resume(resume::Args),
     /// Make the device key if there is none (a new one with --forcebootstrap) and
     /// authenticate once (`mender-auth bootstrap`).
     Bootstrap(bootstrap::Args),
@@ -144,6 +149,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Install(a) => install::run(a, &paths).await,
         Command::Commit(a) => commit::run(a, &paths).await,
         Command::Rollback(a) => rollback::run(a, &paths).await,
+        Command::Resume(a) => resume::run(a, &paths).await,
         Command::Bootstrap(a) => bootstrap::run(a, &paths).await,
         Command::ShowArtifact(a) => show_artifact::run(a, &paths),
         Command::ShowProvides(a) => show_provides::run(a, &paths),

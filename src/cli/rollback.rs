@@ -1,38 +1,28 @@
-//! `mender-bridge rollback`: reverts a standalone install. Exit 2 when no install is in
-//! progress (as the official client), 1 on failure.
+//! `mender-bridge rollback [--stop-before STATE]`: reverts a standalone install (discards
+//! one stopped after its download). Exit 2 when no install is in progress (as the official
+//! client), 1 on failure.
 
 use std::process::ExitCode;
 
-use super::commit::EXIT_NOTHING;
+use super::outcome::{report, Op, StopArgs};
 use crate::config::{Config, ConfigPaths};
-use crate::deploy::standalone::StandaloneError;
+use crate::deploy::standalone::Stops;
 use crate::setup;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+#[derive(Debug, Default, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub stop: StopArgs,
+}
 
-pub async fn run(_args: Args, paths: &ConfigPaths) -> Result<ExitCode, Box<dyn std::error::Error>> {
+pub async fn run(args: Args, paths: &ConfigPaths) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let stops = Stops::parse(&args.stop.stop_before)?;
     let config = Config::load(paths)?;
     let mut s = setup::standalone(&config)?;
-    match s.rollback().await {
-        Ok(r) if r.reboot_needed => {
-            println!(
-                "Rolled back {}. Reboot to return to the previous software.",
-                r.artifact
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Ok(r) => {
-            println!("Rolled back {}.", r.artifact);
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(StandaloneError::NothingInProgress) => {
-            eprintln!("mender-bridge: no update in progress: nothing to roll back");
-            Ok(ExitCode::from(EXIT_NOTHING))
-        }
-        Err(e) => {
-            eprintln!("mender-bridge: rollback: {e}");
-            Ok(ExitCode::from(1))
-        }
-    }
+    Ok(report(
+        Op::Rollback,
+        "rollback",
+        s.rollback(&stops).await,
+        false,
+    ))
 }

@@ -331,7 +331,7 @@ impl Daemon {
             Ok(Some(r)) => {
                 tracing::warn!(
                     artifact = %r.artifact_name,
-                    "a standalone install awaits `mender-bridge commit` or `rollback`; not checking for updates"
+                    "a standalone install awaits `mender-bridge commit`, `rollback` or `resume`; not checking for updates"
                 );
                 timer.succeeded(Instant::now());
                 return Flow::Continue;

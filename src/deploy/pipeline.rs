@@ -4,7 +4,10 @@
 //! check → the backend's route by payload type (`select`), its preflight and `prepare`
 //! (the verified header) → stream every payload byte into the backend → its `downloaded`
 //! → `Download_Leave` → keep the verified artifact's scripts and provides →
-//! `ArtifactInstall_Enter` → `finish` (activation) → `ArtifactInstall_Leave`.
+//! `ArtifactInstall_Enter` → `finish` (activation) → `ArtifactInstall_Leave`. A caller that
+//! stops after the download ([`Hooks::stop_after_download`], `--stop-before
+//! ArtifactInstall_Enter`) has the backend hold the payload before the first byte and
+//! suspend it after `Download_Leave`; a later process resumes at `ArtifactInstall_Enter`.
 //!
 //! What differs between the ways of installing — where each step is recorded, where the
 //! log lines go, how activation progress is shown — is the caller's [`Hooks`]; how payload
@@ -89,6 +92,9 @@ pub enum Installed {
     NothingToActivate,
     /// The backend's `finish` returned this, and `ArtifactInstall_Leave` passed.
     Activated(Activation),
+    /// Stopped before `ArtifactInstall_Enter` ([`Hooks::stop_after_download`]): the
+    /// backend kept the verified payload; [`Hooks::suspended`] has what it needs.
+    Suspended,
 }
 
 /// The caller's side of the sequence, called in this order: `log` (the trust note) →
@@ -115,6 +121,17 @@ pub trait Hooks<B: Backend>: Send {
         &mut self,
         verified: Verified,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Stop after the download, before `ArtifactInstall_Enter`? The default: no.
+    fn stop_after_download(&self) -> bool {
+        false
+    }
+
+    /// The install stopped after its download: `kept` is what the backend needs to finish
+    /// it in a later process ([`Backend::resume`]). Must be recorded before returning.
+    fn suspended(&mut self, _kept: serde_json::Value) -> Result<(), Self::Error> {
+        Err(PipelineError::Unsupported("this install cannot stop after its download".into()).into())
+    }
 
     /// `finish` is next: from here the installer may activate the new software, so any
     /// failure must roll back. Must be recorded before returning.
@@ -179,6 +196,12 @@ where
             .prepare(&module_header(&header, t, device_type, current))
             .map_err(PipelineError::Preflight)?;
     }
+    let stop = hooks.stop_after_download() && payload_type.is_some();
+    if stop {
+        backend
+            .hold_after_download()
+            .map_err(PipelineError::Preflight)?;
+    }
     hooks.accepted(&header)?;
 
     let streamed = stream_payload(reader, backend, payload_type.as_deref(), progress).await;
@@ -214,6 +237,14 @@ where
         .await?;
     if !has_payload {
         return Ok(Installed::NothingToActivate);
+    }
+    if stop {
+        let kept = backend
+            .suspend()
+            .await
+            .map_err(|e| PipelineError::Stream(StreamError::Backend(e)))?;
+        hooks.suspended(kept)?;
+        return Ok(Installed::Suspended);
     }
     script(scripts, hooks, State::ArtifactInstall, Action::Enter).await?;
     hooks.activating()?;

@@ -1,17 +1,24 @@
 //! Standalone installs, without a server (`mender-bridge install`, `commit`, `rollback`,
-//! as the official client's standalone mode): the artifact streams from a file or a URL
-//! through the install pipeline ([`super::pipeline`], the same sequence as a deployment:
-//! verifying reader, depends check, provides rule, state scripts); what it installed is
-//! remembered in the store's standalone record so `commit` or `rollback` can finish it
-//! after the reboot.
+//! `resume`, as the official client's standalone mode): the artifact streams from a file
+//! or a URL through the install pipeline ([`super::pipeline`], the same sequence as a
+//! deployment: verifying reader, depends check, provides rule, state scripts); what it
+//! installed is remembered in the store's standalone record so `commit`, `rollback` or
+//! `resume` can finish it after the reboot.
+//!
+//! After the pipeline, every operation walks the same phases ([`StandalonePhase`]): each is
+//! saved before its states run, so `resume` goes on from the one it finds, and
+//! `--stop-before STATE` ([`StopPoint`], the official client's states) stops where that
+//! state is next, leaving the record for `resume`.
 //!
 //! Invariants: nothing starts while a deployment or another standalone install is in
 //! flight; the record is saved before the first payload byte reaches the backend and is
-//! removed only after `commit` stored the new provides or `rollback` reverted the
-//! backend; the pipeline's rules hold (scripts and provides kept only once the whole
-//! artifact verified, the previous artifact's scripts removed first, so a failed install
-//! runs no artifact script); an install that did not complete (interrupted, or a failing
-//! `ArtifactInstall_Leave`) is never committed: it is rolled back.
+//! removed only after the cleanup, once `commit` stored the new provides or the rollback
+//! reverted the backend; the pipeline's rules hold (scripts and provides kept only once
+//! the whole artifact verified, the previous artifact's scripts removed first, so a failed
+//! install runs no artifact script); an install that did not complete (interrupted, or a
+//! failing `ArtifactInstall_Leave`) is never committed: it is rolled back; an install
+//! stopped after its download is activated only by a `resume` whose backend checked the
+//! kept bytes against the manifest again.
 use std::time::Instant;
 
 use mender_bridge_backends::{Activation, Backend, BackendError, Progress, ProgressSink, Reboot};
@@ -42,6 +49,12 @@ pub enum StandaloneError {
     NotRebooted { artifact: String },
     #[error("the install of {artifact} was interrupted before it completed: roll it back")]
     Interrupted { artifact: String },
+    #[error("the install of {artifact} stopped after its download: `resume` installs it (or `rollback`)")]
+    NotInstalledYet { artifact: String },
+    #[error("{artifact} is past the point where it can be rolled back: `resume` completes it")]
+    CannotRollBack { artifact: String },
+    #[error("{0}")]
+    StopPoint(String),
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("opening {source_name}: {detail}")]
@@ -77,35 +90,114 @@ impl From<PipelineError> for StandaloneError {
     }
 }
 
-/// What an install did.
+/// A state `--stop-before` can stop at (the official client's names and choice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopPoint {
+    ArtifactInstallEnter,
+    ArtifactCommitEnter,
+    ArtifactCommitLeave,
+    ArtifactRollbackEnter,
+    ArtifactFailureEnter,
+    Cleanup,
+}
+
+impl StopPoint {
+    const ALL: [(&'static str, StopPoint); 6] = [
+        ("ArtifactInstall_Enter", StopPoint::ArtifactInstallEnter),
+        ("ArtifactCommit_Enter", StopPoint::ArtifactCommitEnter),
+        ("ArtifactCommit_Leave", StopPoint::ArtifactCommitLeave),
+        ("ArtifactRollback_Enter", StopPoint::ArtifactRollbackEnter),
+        ("ArtifactFailure_Enter", StopPoint::ArtifactFailureEnter),
+        ("Cleanup", StopPoint::Cleanup),
+    ];
+
+    /// The official name, e.g. `ArtifactCommit_Leave`.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, p)| *p == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("?")
+    }
+
+    /// The phase at which this state is next.
+    fn phase(self) -> StandalonePhase {
+        match self {
+            StopPoint::ArtifactInstallEnter => StandalonePhase::Downloaded,
+            StopPoint::ArtifactCommitEnter => StandalonePhase::Installed,
+            StopPoint::ArtifactCommitLeave => StandalonePhase::Committed,
+            StopPoint::ArtifactRollbackEnter => StandalonePhase::RollingBack,
+            StopPoint::ArtifactFailureEnter => StandalonePhase::Failing,
+            StopPoint::Cleanup => StandalonePhase::CleaningUp,
+        }
+    }
+}
+
+impl std::str::FromStr for StopPoint {
+    type Err = StandaloneError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .iter()
+            .find(|(n, _)| *n == s)
+            .map(|(_, p)| *p)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|(n, _)| *n).collect();
+                StandaloneError::StopPoint(format!(
+                    "cannot stop before {s:?}: the states to stop before are {}",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
+/// The `--stop-before` states of one command.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stops(Vec<StopPoint>);
+
+impl Stops {
+    /// Parses the official names; an unknown one is an error that lists them.
+    pub fn parse<S: AsRef<str>>(names: &[S]) -> Result<Stops, StandaloneError> {
+        names
+            .iter()
+            .map(|n| n.as_ref().parse())
+            .collect::<Result<_, _>>()
+            .map(Stops)
+    }
+
+    fn at(&self, phase: StandalonePhase) -> Option<StopPoint> {
+        self.0.iter().copied().find(|p| p.phase() == phase)
+    }
+}
+
+/// What an operation (`install`, `commit`, `rollback`, `resume`) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Installed {
+pub struct Done {
     /// The artifact's name (from its verified header).
     pub artifact: String,
     pub outcome: InstallOutcome,
 }
 
-/// How an install ended.
+/// How an operation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstallOutcome {
     /// Installed and activated: reboot, then `commit` (or `rollback`).
     RebootRequired,
     /// Installed, no reboot needed: `commit` (or `rollback`).
     AwaitingCommit,
-    /// Committed at once: an artifact without payload (bootstrap, its provides stored), or
-    /// an installer that cannot roll back (as the official client does).
+    /// Committed: by `commit` (or `resume`), at once for an artifact without payload
+    /// (bootstrap, its provides stored), or for an installer that cannot roll back (as the
+    /// official client does).
     Committed,
     /// Committed at once (the installer cannot roll back), and the device must reboot to
     /// run it.
     CommittedRebootRequired,
-}
-
-/// How a rollback ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RolledBack {
-    pub artifact: String,
-    /// The device was running the new software: a reboot returns to the old one.
-    pub reboot_needed: bool,
+    /// Rolled back. `failed`: the install had failed (interrupted, or a step failed), so
+    /// the operation that finished it reports a failure; `reboot_needed`: the device was
+    /// running the new software, a reboot returns to the old one.
+    RolledBack { failed: bool, reboot_needed: bool },
+    /// Stopped before this state (`--stop-before`): `resume` goes on.
+    Stopped(StopPoint),
 }
 
 /// Where an artifact comes from: a file, standard input (`-`) or an http(s) URL. A URL is
@@ -161,47 +253,7 @@ struct StandaloneHooks<'a> {
     store: &'a Store,
     record: StandaloneRecord,
     reached: Reached,
-}
-
-impl<'a> StandaloneHooks<'a> {
-    fn new(store: &'a Store) -> Self {
-        StandaloneHooks {
-            store,
-            record: StandaloneRecord {
-                artifact_name: String::new(),
-                payload_type: String::new(),
-                phase: StandalonePhase::Installing,
-                new_provides: Default::default(),
-                reboot_required: false,
-            },
-            reached: Reached::Nothing,
-        }
-    }
-
-    /// After the pipeline: an empty payload's provides are stored at once (nothing to
-    /// commit); an activated one is recorded as installed, awaiting `commit`.
-    fn done(&mut self, done: pipeline::Installed) -> Result<Installed, StandaloneError> {
-        let record = &mut self.record;
-        if done == pipeline::Installed::NothingToActivate {
-            self.store.set_installed(&record.new_provides)?;
-            self.store.clear_standalone()?;
-            return Ok(Installed {
-                artifact: record.artifact_name.clone(),
-                outcome: InstallOutcome::Committed,
-            });
-        }
-        record.phase = StandalonePhase::Installed;
-        self.store.save_standalone(record)?;
-        let outcome = if record.reboot_required {
-            InstallOutcome::RebootRequired
-        } else {
-            InstallOutcome::AwaitingCommit
-        };
-        Ok(Installed {
-            artifact: record.artifact_name.clone(),
-            outcome,
-        })
-    }
+    stop_after_download: bool,
 }
 
 impl<B: Backend> Hooks<B> for StandaloneHooks<'_> {
@@ -220,8 +272,10 @@ impl<B: Backend> Hooks<B> for StandaloneHooks<'_> {
     }
 
     fn accepted(&mut self, header: &ArtifactHeader) -> Result<(), StandaloneError> {
-        self.record.artifact_name = header.name.clone();
-        self.record.payload_type = header.payload.payload_type.clone().unwrap_or_default();
+        self.record = StandaloneRecord::new(
+            header.name.clone(),
+            header.payload.payload_type.clone().unwrap_or_default(),
+        );
         self.store.save_standalone(&self.record)?;
         tracing::info!(artifact = %header.name, "installing");
         Ok(())
@@ -230,6 +284,17 @@ impl<B: Backend> Hooks<B> for StandaloneHooks<'_> {
     async fn verified(&mut self, verified: Verified) -> Result<(), StandaloneError> {
         self.reached = Reached::Verified;
         self.record.new_provides = verified.provides;
+        self.store.save_standalone(&self.record)?;
+        Ok(())
+    }
+
+    fn stop_after_download(&self) -> bool {
+        self.stop_after_download
+    }
+
+    fn suspended(&mut self, kept: serde_json::Value) -> Result<(), StandaloneError> {
+        self.record.kept = Some(kept);
+        self.record.phase = StandalonePhase::Downloaded;
         self.store.save_standalone(&self.record)?;
         Ok(())
     }
@@ -284,16 +349,19 @@ impl<B: Backend> Standalone<B> {
         self.cfg.scripts.run_logged(state, action, trace_line).await
     }
 
-    /// Installs the artifact read from `source` through the install pipeline.
-    /// `progress(done, total)` is called as the payload streams (at most every 200 ms or
-    /// 1 %). On failure the backend is aborted (rolled back once activated) and the record
-    /// removed; errors before the source is opened (clearing the scripts, `Download_Enter`,
-    /// the preflight) end the install as they are: nothing had started.
+    /// Installs the artifact read from `source` through the install pipeline, then goes on
+    /// until the update needs the user (a reboot, or `commit`), stopping before the first
+    /// of `stops` it reaches. `progress(done, total)` is called as the payload streams (at
+    /// most every 200 ms or 1 %). On failure the backend is aborted (rolled back once
+    /// activated) and the record removed, unless a stop point keeps it for `resume`;
+    /// errors before the source is opened (clearing the scripts, `Download_Enter`, the
+    /// preflight) end the install as they are: nothing had started.
     pub async fn install<R: AsyncRead + Unpin + Send + 'static>(
         &mut self,
         source: R,
+        stops: &Stops,
         progress: &mut (dyn FnMut(u64, u64) + Send),
-    ) -> Result<Installed, StandaloneError> {
+    ) -> Result<Done, StandaloneError> {
         let _lock = self.lock()?;
         if let Some(d) = self.store.deployment()? {
             return Err(StandaloneError::DeploymentInFlight { id: d.id });
@@ -304,7 +372,12 @@ impl<B: Backend> Standalone<B> {
             });
         }
         let current = self.store.provides_or(&self.cfg.artifact_info);
-        let mut hooks = StandaloneHooks::new(&self.store);
+        let mut hooks = StandaloneHooks {
+            store: &self.store,
+            record: StandaloneRecord::new(String::new(), String::new()),
+            reached: Reached::Nothing,
+            stop_after_download: stops.at(StandalonePhase::Downloaded).is_some(),
+        };
         let mut opened = false;
         let opened_flag = &mut opened;
         let source = async move {
@@ -322,59 +395,321 @@ impl<B: Backend> Standalone<B> {
             device_type: &self.cfg.device_type,
             current: &current,
         };
-        let result = match pipeline::install(target, source, &mut sink, &mut hooks).await {
-            Ok(done) => hooks.done(done),
-            Err(e) => Err(e),
-        };
-        let reached = hooks.reached;
-        let artifact = std::mem::take(&mut hooks.record.artifact_name);
-        let e = match result {
-            Ok(r) if r.outcome == InstallOutcome::Committed => {
+        let result = pipeline::install(target, source, &mut sink, &mut hooks).await;
+        let StandaloneHooks {
+            mut record,
+            reached,
+            ..
+        } = hooks;
+        match result {
+            Ok(pipeline::Installed::NothingToActivate) => {
                 self.backend_log(false);
-                return Ok(r);
+                self.store.set_installed(&record.new_provides)?;
+                self.store.clear_standalone()?;
+                Ok(Done {
+                    artifact: record.artifact_name,
+                    outcome: InstallOutcome::Committed,
+                })
             }
-            Ok(r) => {
+            Ok(pipeline::Installed::Suspended) => {
                 self.backend_log(false);
-                let r = self.commit_unless_reversible(r).await;
-                self.backend_log(r.is_err());
-                return r;
+                let stop = StopPoint::ArtifactInstallEnter;
+                stopped(stop);
+                Ok(Done {
+                    artifact: record.artifact_name,
+                    outcome: InstallOutcome::Stopped(stop),
+                })
             }
-            Err(e) if !opened => return Err(e),
-            Err(e) => e,
-        };
-        // What the installer said (an Update Module's output) explains the failure.
-        self.backend_log(true);
-        if reached == Reached::Activated {
-            // `finish` activated the new software: undo it, if the installer can.
-            if matches!(self.backend.can_roll_back().await, Ok(true)) {
-                let _ = self.script(State::ArtifactRollback, Action::Enter).await;
-                let rolled_back = self.backend.rollback().await;
-                let _ = self.script(State::ArtifactRollback, Action::Leave).await;
-                match rolled_back {
-                    Ok(()) => {
-                        if let Err(r) = self.rollback_reboot_here().await {
-                            tracing::error!("rolling back the failed install: {r}");
-                        }
+            Ok(pipeline::Installed::Activated(_)) => {
+                self.backend_log(false);
+                self.enter(&mut record, StandalonePhase::Installed)?;
+                self.advance(record, stops, true, None).await
+            }
+            Err(e) if !opened => Err(e),
+            Err(e) => {
+                // What the installer said (an Update Module's output) explains the failure.
+                self.backend_log(true);
+                record.failed = true;
+                match reached {
+                    Reached::Activated => {
+                        // `finish` activated the new software: undo it.
+                        self.enter(&mut record, StandalonePhase::RollingBack)?;
+                        self.advance(record, stops, true, Some(e)).await
                     }
-                    Err(r) => {
-                        tracing::error!("rolling back the failed install: {r}");
-                        self.inconsistent(&artifact);
+                    Reached::Verified => {
+                        let _ = self.backend.abort().await;
+                        let _ = self.script(State::Download, Action::Error).await;
+                        self.enter(&mut record, StandalonePhase::Failing)?;
+                        self.advance(record, stops, true, Some(e)).await
+                    }
+                    Reached::Nothing => {
+                        // Nothing verified, nothing kept: undone here, without a stop.
+                        let _ = self.backend.abort().await;
+                        let _ = self.script(State::Download, Action::Error).await;
+                        if let Err(e) = self.backend.failure().await {
+                            tracing::error!("failure handling: {e}");
+                        }
+                        if let Err(e) = self.backend.cleanup().await {
+                            tracing::error!("cleanup: {e}");
+                        }
+                        self.backend_log(true);
+                        if let Err(c) = self.store.clear_standalone() {
+                            tracing::warn!("removing the standalone record: {c}");
+                        }
+                        Err(e)
                     }
                 }
-            } else {
-                tracing::error!("the installer cannot roll back the failed install");
-                self.inconsistent(&artifact);
             }
-        } else {
-            let _ = self.backend.abort().await;
-            let _ = self.script(State::Download, Action::Error).await;
         }
-        self.failure_states(reached != Reached::Nothing).await;
-        self.backend_log(true);
-        if let Err(c) = self.store.clear_standalone() {
-            tracing::warn!("removing the standalone record: {c}");
+    }
+
+    /// Saves the record at `phase`: its states are next.
+    fn enter(
+        &self,
+        record: &mut StandaloneRecord,
+        phase: StandalonePhase,
+    ) -> Result<(), StandaloneError> {
+        record.phase = phase;
+        self.store.save_standalone(record)?;
+        Ok(())
+    }
+
+    /// Walks the phases from the record's, each saved before its states run, until the
+    /// record is removed (after the cleanup), the update needs the user (`wait`: stop at
+    /// [`StandalonePhase::Installed`] when the installer can roll back), or a stop point.
+    /// `failure`: why the install failed, returned at the end (or at a stop) in place of
+    /// the outcome.
+    async fn advance(
+        &mut self,
+        mut record: StandaloneRecord,
+        stops: &Stops,
+        wait: bool,
+        mut failure: Option<StandaloneError>,
+    ) -> Result<Done, StandaloneError> {
+        let mut committed_at_once = false;
+        loop {
+            let phase = record.phase;
+            let installed = phase == StandalonePhase::Installed;
+            if installed && wait {
+                // Installed: the user commits, unless the installer cannot roll back.
+                if let Some(outcome) = self.awaiting_commit(&record).await? {
+                    return Ok(Done {
+                        artifact: record.artifact_name,
+                        outcome,
+                    });
+                }
+                committed_at_once = true;
+            }
+            if let Some(stop) = stops.at(phase) {
+                stopped(stop);
+                return match failure {
+                    Some(e) => Err(e),
+                    None => Ok(Done {
+                        artifact: record.artifact_name,
+                        outcome: InstallOutcome::Stopped(stop),
+                    }),
+                };
+            }
+            let step = self.step(&mut record, committed_at_once).await;
+            self.backend_log(step.is_err() || failure.is_some());
+            match step {
+                Ok(true) => {}
+                Ok(false) => break,
+                // The resumed install failed; the step saved where undoing it starts.
+                Err(e) if phase == StandalonePhase::Downloaded => failure = Some(e),
+                // The record stays at this phase for the next attempt; the install's own
+                // failure, if any, is what the caller is told.
+                Err(e) => match failure {
+                    Some(first) => {
+                        tracing::error!("{e}");
+                        return Err(first);
+                    }
+                    None => return Err(e),
+                },
+            }
         }
-        Err(e)
+        // The cleanup is done and the record removed.
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let outcome = match (
+            record.committed,
+            committed_at_once && record.reboot_required,
+        ) {
+            (true, true) => InstallOutcome::CommittedRebootRequired,
+            (true, false) => InstallOutcome::Committed,
+            (false, _) => InstallOutcome::RolledBack {
+                failed: record.failed,
+                reboot_needed: record.rollback_reboot,
+            },
+        };
+        Ok(Done {
+            artifact: record.artifact_name,
+            outcome,
+        })
+    }
+
+    /// At [`StandalonePhase::Installed`] of an install: what the user is to do next, or
+    /// `None` when the installer cannot roll back and the install is committed at once,
+    /// as the official client does ("Artifact doesn't support rollback. Committing
+    /// immediately.").
+    async fn awaiting_commit(
+        &mut self,
+        record: &StandaloneRecord,
+    ) -> Result<Option<InstallOutcome>, StandaloneError> {
+        let reversible = self.backend.can_roll_back().await;
+        self.backend_log(reversible.is_err());
+        if reversible? {
+            return Ok(Some(if record.reboot_required {
+                InstallOutcome::RebootRequired
+            } else {
+                InstallOutcome::AwaitingCommit
+            }));
+        }
+        tracing::info!(
+            "the installer cannot roll back: committing at once, as the official client does"
+        );
+        Ok(None)
+    }
+
+    /// Runs the states of the record's phase and saves the next phase; `Ok(false)` once
+    /// the cleanup removed the record. `at_once`: a commit without the reboot (the
+    /// installer cannot roll back), so the reboot is not checked.
+    async fn step(
+        &mut self,
+        record: &mut StandaloneRecord,
+        at_once: bool,
+    ) -> Result<bool, StandaloneError> {
+        use StandalonePhase as P;
+        match record.phase {
+            P::Downloaded => {
+                if let Err(e) = self.install_kept(record).await {
+                    record.failed = true;
+                    // Once `ArtifactInstall_Enter` began, roll back (as the official
+                    // client does); before it nothing ran: give the download up.
+                    let next = if record.phase == P::Downloaded {
+                        let _ = self.backend.abort().await;
+                        P::Failing
+                    } else {
+                        P::RollingBack
+                    };
+                    self.enter(record, next)?;
+                    return Err(e);
+                }
+                self.enter(record, P::Installed)?;
+            }
+            P::Installing | P::Activated => {
+                // Interrupted: stop what may still run, then roll back.
+                if let Some(kept) = &record.kept {
+                    if let Err(e) = self.backend.resume(kept) {
+                        tracing::warn!("taking back the kept download: {e}");
+                    }
+                }
+                if record.phase == P::Installing {
+                    self.backend.abort().await?;
+                }
+                record.failed = true;
+                self.enter(record, P::RollingBack)?;
+            }
+            P::Installed => {
+                if !at_once && record.reboot_required && !self.backend.verify_reboot().await? {
+                    return Err(StandaloneError::NotRebooted {
+                        artifact: record.artifact_name.clone(),
+                    });
+                }
+                if let Err(e) = self.script(State::ArtifactCommit, Action::Enter).await {
+                    let _ = self.script(State::ArtifactCommit, Action::Error).await;
+                    return Err(e.into());
+                }
+                self.backend.commit().await?;
+                self.store.set_installed(&record.new_provides)?;
+                record.committed = true;
+                tracing::info!(artifact = %record.artifact_name, "committed");
+                self.enter(record, P::Committed)?;
+            }
+            P::Committed => {
+                if let Err(e) = self.script(State::ArtifactCommit, Action::Leave).await {
+                    tracing::warn!("after the commit: {e}");
+                }
+                self.enter(record, P::CleaningUp)?;
+            }
+            P::RollingBack => {
+                self.rollback_states(record).await?;
+                self.enter(record, P::Failing)?;
+            }
+            P::Failing => {
+                let _ = self.script(State::ArtifactFailure, Action::Enter).await;
+                if let Err(e) = self.backend.failure().await {
+                    tracing::error!("failure handling: {e}");
+                }
+                let _ = self.script(State::ArtifactFailure, Action::Leave).await;
+                self.enter(record, P::CleaningUp)?;
+            }
+            P::CleaningUp => {
+                if let Err(e) = self.backend.cleanup().await {
+                    tracing::warn!("cleanup: {e}");
+                }
+                self.store.clear_standalone()?;
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// `ArtifactInstall_Enter`, `finish` and `ArtifactInstall_Leave` for an install another
+    /// process downloaded (`resume` after `--stop-before ArtifactInstall_Enter`); the
+    /// backend checks the kept bytes again before it activates them.
+    async fn install_kept(&mut self, record: &mut StandaloneRecord) -> Result<(), StandaloneError> {
+        let kept = record.kept.clone().ok_or_else(|| {
+            StandaloneError::Unsupported("the record keeps no download to install".into())
+        })?;
+        self.backend.resume(&kept)?;
+        self.enter(record, StandalonePhase::Installing)?;
+        self.script(State::ArtifactInstall, Action::Enter).await?;
+        let outcome = self.backend.finish(&NoProgress).await?;
+        record.kept = None;
+        record.reboot_required = outcome == Activation::RebootRequired;
+        self.enter(record, StandalonePhase::Activated)?;
+        self.script(State::ArtifactInstall, Action::Leave).await?;
+        Ok(())
+    }
+
+    /// `ArtifactRollback` around the backend's rollback, then the installer's reboot out
+    /// of the new software when it takes one. An installer that cannot roll back leaves a
+    /// failed install inconsistent (and refuses a requested rollback).
+    async fn rollback_states(
+        &mut self,
+        record: &mut StandaloneRecord,
+    ) -> Result<(), StandaloneError> {
+        if !self.backend.can_roll_back().await? {
+            if !record.failed {
+                return Err(StandaloneError::Unsupported(format!(
+                    "the installer of {} cannot roll it back",
+                    record.artifact_name
+                )));
+            }
+            tracing::error!("the installer cannot roll back the failed install");
+            self.inconsistent(&record.artifact_name);
+            return Ok(());
+        }
+        let mut reboot_needed =
+            record.reboot_required && self.backend.verify_reboot().await.unwrap_or(false);
+        let _ = self.script(State::ArtifactRollback, Action::Enter).await;
+        let rolled_back = self.backend.rollback().await;
+        let _ = self.script(State::ArtifactRollback, Action::Leave).await;
+        match rolled_back {
+            Ok(()) => match self.rollback_reboot_here().await {
+                Ok(host) => reboot_needed |= host,
+                Err(e) => tracing::error!("rollback reboot: {e}"),
+            },
+            Err(e) if record.failed => {
+                tracing::error!("rolling back the failed install: {e}");
+                self.inconsistent(&record.artifact_name);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        record.rollback_reboot = reboot_needed;
+        Ok(())
     }
 
     /// The installer's own lines (an Update Module's output): at warning level when the
@@ -387,59 +722,6 @@ impl<B: Backend> Standalone<B> {
                 tracing::info!("{line}");
             }
         }
-    }
-
-    /// Rolls the recorded install back; `Ok(true)` when a reboot returns to the old
-    /// software.
-    async fn rollback_states(
-        &mut self,
-        record: &StandaloneRecord,
-    ) -> Result<bool, StandaloneError> {
-        if !self.backend.can_roll_back().await? {
-            return Err(StandaloneError::Unsupported(format!(
-                "the installer of {} cannot roll it back",
-                record.artifact_name
-            )));
-        }
-        let mut reboot_needed = record.reboot_required && self.backend.verify_reboot().await?;
-        if record.phase == StandalonePhase::Installing {
-            // Interrupted while streaming or inside `finish`: stop what may still run.
-            self.backend.abort().await?;
-        }
-        let _ = self.script(State::ArtifactRollback, Action::Enter).await;
-        self.backend.rollback().await?;
-        let _ = self.script(State::ArtifactRollback, Action::Leave).await;
-        reboot_needed |= self.rollback_reboot_here().await?;
-        self.failure_states(true).await;
-        self.store.clear_standalone()?;
-        Ok(reboot_needed)
-    }
-
-    /// An installer that cannot roll back is committed at once, as the official client
-    /// does ("Artifact doesn't support rollback. Committing immediately.").
-    async fn commit_unless_reversible(
-        &mut self,
-        installed: Installed,
-    ) -> Result<Installed, StandaloneError> {
-        if self.backend.can_roll_back().await? {
-            return Ok(installed);
-        }
-        tracing::info!(
-            "the installer cannot roll back: committing at once, as the official client does"
-        );
-        let record = self
-            .store
-            .standalone()?
-            .ok_or(StandaloneError::NothingInProgress)?;
-        self.commit_states(&record).await?;
-        let outcome = match installed.outcome {
-            InstallOutcome::RebootRequired => InstallOutcome::CommittedRebootRequired,
-            _ => InstallOutcome::Committed,
-        };
-        Ok(Installed {
-            outcome,
-            ..installed
-        })
     }
 
     /// After a rollback: the installer's own reboot out of the new software (a module that
@@ -465,23 +747,6 @@ impl<B: Backend> Standalone<B> {
         }
     }
 
-    /// `ArtifactFailure` scripts (for an artifact that verified) around the installer's
-    /// failure handling, then its cleanup; errors only logged.
-    async fn failure_states(&mut self, scripts: bool) {
-        if scripts {
-            let _ = self.script(State::ArtifactFailure, Action::Enter).await;
-        }
-        if let Err(e) = self.backend.failure().await {
-            tracing::error!("failure handling: {e}");
-        }
-        if scripts {
-            let _ = self.script(State::ArtifactFailure, Action::Leave).await;
-        }
-        if let Err(e) = self.backend.cleanup().await {
-            tracing::error!("cleanup: {e}");
-        }
-    }
-
     /// A failed install the installer could not undo: the artifact name becomes
     /// `<name>_INCONSISTENT`, as the official client records it.
     fn inconsistent(&self, artifact: &str) {
@@ -494,78 +759,86 @@ impl<B: Backend> Standalone<B> {
         }
     }
 
+    /// The record of the standalone install, its backend (or Update Module) selected for
+    /// the calls that follow.
+    fn in_progress(&mut self) -> Result<StandaloneRecord, StandaloneError> {
+        let record = self
+            .store
+            .standalone()?
+            .ok_or(StandaloneError::NothingInProgress)?;
+        if !record.payload_type.is_empty() {
+            if let Err(e) = self.backend.select(Some(&record.payload_type)) {
+                tracing::error!("{e}");
+            }
+        }
+        Ok(record)
+    }
+
     /// Makes the standalone install permanent and stores its provides. A backend that
     /// booted into it must be running it on trial.
-    pub async fn commit(&mut self) -> Result<String, StandaloneError> {
+    pub async fn commit(&mut self, stops: &Stops) -> Result<Done, StandaloneError> {
         let _lock = self.lock()?;
-        let Some(record) = self.store.standalone()? else {
-            return Err(StandaloneError::NothingInProgress);
-        };
+        let record = self.in_progress()?;
         let artifact = record.artifact_name.clone();
-        if record.phase != StandalonePhase::Installed {
-            return Err(StandaloneError::Interrupted { artifact });
-        }
-        self.select(&record);
-        let committed = async {
-            if record.reboot_required && !self.backend.verify_reboot().await? {
-                return Err(StandaloneError::NotRebooted {
-                    artifact: artifact.clone(),
-                });
-            }
-            self.commit_states(&record).await
-        }
-        .await;
-        self.backend_log(committed.is_err());
-        committed.map(|()| artifact)
-    }
-
-    /// The recorded install's backend (or Update Module) takes the calls that follow.
-    fn select(&mut self, record: &StandaloneRecord) {
-        if record.payload_type.is_empty() {
-            return;
-        }
-        if let Err(e) = self.backend.select(Some(&record.payload_type)) {
-            tracing::error!("{e}");
+        match record.phase {
+            StandalonePhase::Installed => self.advance(record, stops, false, None).await,
+            StandalonePhase::Downloaded => Err(StandaloneError::NotInstalledYet { artifact }),
+            _ => Err(StandaloneError::Interrupted { artifact }),
         }
     }
 
-    /// `ArtifactCommit` scripts around the backend's commit, the provides stored, the
-    /// backend's cleanup, the record removed.
-    async fn commit_states(&mut self, record: &StandaloneRecord) -> Result<(), StandaloneError> {
-        if let Err(e) = self.script(State::ArtifactCommit, Action::Enter).await {
-            let _ = self.script(State::ArtifactCommit, Action::Error).await;
-            return Err(e.into());
-        }
-        self.backend.commit().await?;
-        self.store.set_installed(&record.new_provides)?;
-        if let Err(e) = self.script(State::ArtifactCommit, Action::Leave).await {
-            tracing::warn!("after the commit: {e}");
-        }
-        if let Err(e) = self.backend.cleanup().await {
-            tracing::warn!("cleanup after the commit: {e}");
-        }
-        self.store.clear_standalone()?;
-        tracing::info!(artifact = %record.artifact_name, "committed");
-        Ok(())
-    }
-
-    /// Reverts the backend to the software that ran before the install.
-    pub async fn rollback(&mut self) -> Result<RolledBack, StandaloneError> {
+    /// Reverts the backend to the software that ran before the install (an install that
+    /// stopped after its download is discarded).
+    pub async fn rollback(&mut self, stops: &Stops) -> Result<Done, StandaloneError> {
         let _lock = self.lock()?;
-        let Some(record) = self.store.standalone()? else {
-            return Err(StandaloneError::NothingInProgress);
-        };
-        self.select(&record);
-        let rolled_back = self.rollback_states(&record).await;
-        self.backend_log(rolled_back.is_err());
-        let reboot_needed = rolled_back?;
-        tracing::info!(artifact = %record.artifact_name, "rolled back");
-        Ok(RolledBack {
-            artifact: record.artifact_name,
-            reboot_needed,
-        })
+        let mut record = self.in_progress()?;
+        use StandalonePhase as P;
+        match record.phase {
+            P::Installed => self.enter(&mut record, P::RollingBack)?,
+            P::Downloaded => {
+                if let Some(kept) = &record.kept {
+                    if let Err(e) = self.backend.resume(kept) {
+                        tracing::warn!("taking back the kept download: {e}");
+                    }
+                }
+                self.backend.abort().await?;
+                self.enter(&mut record, P::RollingBack)?;
+            }
+            P::Installing | P::Activated | P::RollingBack => {}
+            P::Committed | P::Failing | P::CleaningUp => {
+                return Err(StandaloneError::CannotRollBack {
+                    artifact: record.artifact_name,
+                })
+            }
+        }
+        let done = self.advance(record, stops, false, None).await?;
+        if let InstallOutcome::RolledBack { .. } = done.outcome {
+            tracing::info!(artifact = %done.artifact, "rolled back");
+        }
+        Ok(done)
+    }
+
+    /// Goes on with the standalone install from where it stopped or was interrupted, as
+    /// the official `resume`: an install stopped after its download is installed (then
+    /// waits for the commit), an installed one is committed, an interrupted one is rolled
+    /// back, and the states a stop left are run.
+    pub async fn resume(&mut self, stops: &Stops) -> Result<Done, StandaloneError> {
+        let _lock = self.lock()?;
+        let record = self.in_progress()?;
+        let wait = record.phase == StandalonePhase::Downloaded;
+        self.advance(record, stops, wait, None).await
     }
 }
+
+/// Logs a stop (`--stop-before`).
+fn stopped(stop: StopPoint) {
+    tracing::info!(
+        state = stop.name(),
+        "stopped before {} (--stop-before); `resume` goes on",
+        stop.name()
+    );
+}
+
 /// The caller's progress callback, throttled (first, every 1 %, or every 200 ms).
 struct CallbackProgress<'a> {
     callback: &'a mut (dyn FnMut(u64, u64) + Send),

@@ -258,22 +258,38 @@ impl Store {
     }
 }
 
-/// Where a standalone install (`mender-bridge install`) is.
+/// Where a standalone install (`mender-bridge install`) is. Each phase is saved before its
+/// states run, so a restart (`resume`) goes on from the phase it finds, as the official
+/// client does from its `in_state`; a `--stop-before` stops at the phase whose states are
+/// next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StandalonePhase {
-    /// Streaming into the backend; nothing activated yet. Found later: the install was
-    /// interrupted; `rollback` cleans up, `commit` refuses.
+    /// Streaming into the backend, or in `ArtifactInstall_Enter`/`finish`; nothing
+    /// activated yet. Found later: the install was interrupted; `rollback` or `resume`
+    /// undoes it, `commit` refuses.
     Installing,
+    /// Downloaded and verified, stopped before `ArtifactInstall_Enter`: the backend kept the
+    /// payload ([`StandaloneRecord::kept`]). `resume` installs it, `rollback` discards it.
+    Downloaded,
     /// The backend's `finish` returned (the new software is activated, for backends that
     /// boot into it) and `ArtifactInstall_Leave` runs. Found later: the install was
-    /// interrupted; `rollback` undoes it, `commit` refuses.
+    /// interrupted; `rollback` or `resume` undoes it, `commit` refuses.
     Activated,
-    /// Installed (and activated, for backends that boot into it): `commit` or `rollback`.
+    /// Installed (and activated, for backends that boot into it): `commit` (or `resume`)
+    /// or `rollback`.
     Installed,
+    /// Committed (the provides stored); `ArtifactCommit_Leave` and the cleanup are next.
+    Committed,
+    /// `ArtifactRollback` is next.
+    RollingBack,
+    /// Rolled back or given up; `ArtifactFailure` is next.
+    Failing,
+    /// Only the cleanup is left.
+    CleaningUp,
 }
 
-/// A standalone install awaiting `commit` or `rollback`; kept across the reboot.
+/// A standalone install awaiting `commit`, `rollback` or `resume`; kept across the reboot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StandaloneRecord {
     pub artifact_name: String,
@@ -283,6 +299,36 @@ pub struct StandaloneRecord {
     pub new_provides: Provides,
     /// The backend asked for a reboot into the new software.
     pub reboot_required: bool,
+    /// What the backend kept of a download for the process that installs it
+    /// ([`StandalonePhase::Downloaded`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept: Option<serde_json::Value>,
+    /// The install failed: whatever finishes it reports a failure.
+    #[serde(default)]
+    pub failed: bool,
+    /// A reboot returns to the old software (found by the rollback).
+    #[serde(default)]
+    pub rollback_reboot: bool,
+    /// The commit is done (the provides stored).
+    #[serde(default)]
+    pub committed: bool,
+}
+
+impl StandaloneRecord {
+    /// The record of an install that was just accepted.
+    pub fn new(artifact_name: String, payload_type: String) -> Self {
+        StandaloneRecord {
+            artifact_name,
+            payload_type,
+            phase: StandalonePhase::Installing,
+            new_provides: Provides::default(),
+            reboot_required: false,
+            kept: None,
+            failed: false,
+            rollback_reboot: false,
+            committed: false,
+        }
+    }
 }
 
 impl Store {
@@ -573,11 +619,10 @@ mod tests {
         let info = dir.path().join("artifact_info");
         assert_eq!(store.provides_or(&info)["artifact_name"], "unknown");
         let rec = StandaloneRecord {
-            artifact_name: "rel-2".into(),
-            payload_type: "rootfs-image".into(),
             phase: StandalonePhase::Installed,
             new_provides: Provides::from([("artifact_name".into(), "rel-2".into())]),
             reboot_required: true,
+            ..StandaloneRecord::new("rel-2".into(), "rootfs-image".into())
         };
         store.save_standalone(&rec).unwrap();
         assert_eq!(store.standalone().unwrap(), Some(rec.clone()));

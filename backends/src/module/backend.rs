@@ -271,6 +271,38 @@ impl Backend for ModuleBackend {
         self.supports_rollback().await.map(drop)
     }
 
+    fn hold_after_download(&mut self) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    /// The module's tree (and what its `Download` stored in it) stays as it is, as the
+    /// official client leaves it when it stops before `ArtifactInstall`.
+    async fn suspend(&mut self) -> Result<serde_json::Value, BackendError> {
+        if !self.download_done {
+            return Err(BackendError::failed(
+                "suspend before the Update Module's Download ended",
+            ));
+        }
+        Ok(serde_json::json!({ "download_done": true }))
+    }
+
+    fn resume(&mut self, saved: &serde_json::Value) -> Result<(), BackendError> {
+        if saved.get("download_done") != Some(&serde_json::Value::Bool(true)) {
+            return Err(BackendError::failed(format!(
+                "the kept Update Module install is not one whose Download ended: {saved}"
+            )));
+        }
+        if !self.tree.is_dir() {
+            return Err(BackendError::failed(format!(
+                "the Update Module tree {} is gone",
+                self.tree.display()
+            )));
+        }
+        self.prepared = true;
+        self.download_done = true;
+        Ok(())
+    }
+
     async fn finish(&mut self, progress: &dyn ProgressSink) -> Result<Activation, BackendError> {
         self.downloaded().await?;
         progress.report(Progress {

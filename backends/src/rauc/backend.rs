@@ -10,13 +10,15 @@ use tokio::io::AsyncReadExt;
 use super::install::{self, Timeouts};
 use super::state::{self, Pending};
 use super::{proxy, slots, RaucConfig};
-use crate::spool::{self, Spool};
+use crate::spool::{self, KeptSpool, Spool};
 use crate::{begun, Activation, Backend, BackendError, PayloadInfo, ProgressSink};
 
 /// The RAUC backend.
 pub struct RaucBackend {
     config: RaucConfig,
     spool: Option<Spool>,
+    /// The spool of an install another process downloaded ([`Backend::resume`]).
+    kept: Option<KeptSpool>,
     log: Vec<String>,
 }
 
@@ -59,6 +61,7 @@ impl RaucBackend {
         RaucBackend {
             config,
             spool: None,
+            kept: None,
             log: Vec::new(),
         }
     }
@@ -229,8 +232,22 @@ impl Backend for RaucBackend {
         begun(self.spool.as_mut(), "write")?.write(&chunk).await
     }
 
+    fn hold_after_download(&mut self) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    async fn suspend(&mut self) -> Result<serde_json::Value, BackendError> {
+        spool::suspend(self.spool.take()).await
+    }
+
+    fn resume(&mut self, saved: &serde_json::Value) -> Result<(), BackendError> {
+        self.kept = Some(spool::resume(saved)?);
+        Ok(())
+    }
+
     async fn finish(&mut self, progress: &dyn ProgressSink) -> Result<Activation, BackendError> {
         // Dropped (and so removed from disk) when this function returns, whatever happened.
+        spool::take_back(&mut self.spool, &mut self.kept, &spool::RAUC).await?;
         let mut spool = begun(self.spool.take(), "finish")?;
         let path = spool.seal().await?.to_path_buf();
         let rauc = self
@@ -291,6 +308,9 @@ impl Backend for RaucBackend {
     async fn abort(&mut self) -> Result<(), BackendError> {
         // Before finish nothing reached RAUC; dropping the spool removes the file.
         self.spool = None;
+        if let Some(k) = self.kept.take() {
+            k.remove();
+        }
         let Some(booted) = state::started(&self.config.state_dir)? else {
             return Ok(());
         };

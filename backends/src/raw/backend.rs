@@ -3,6 +3,7 @@
 //! `raw` module's documentation).
 
 use bytes::Bytes;
+use serde::Deserialize as _;
 
 use super::{capacity, read_back_sha256, BootEnv, RawConfig, SlotConfig, SlotWriter};
 use crate::{begun, Activation, Backend, BackendError, PayloadInfo, ProgressSink};
@@ -11,6 +12,18 @@ struct Install {
     slot: SlotConfig,
     writer: Option<SlotWriter>,
     payload: PayloadInfo,
+    /// Written and synced by an earlier process ([`Backend::suspend`]): `finish` reads the
+    /// slot back against the manifest's SHA-256 whatever `verify_readback` says.
+    kept: bool,
+}
+
+/// What [`Backend::suspend`] keeps of a raw install for the process that finishes it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Kept {
+    slot: String,
+    file: String,
+    size: u64,
+    sha256: String,
 }
 
 /// The raw A/B backend.
@@ -58,6 +71,7 @@ impl Backend for RawBackend {
             slot,
             writer: Some(writer),
             payload: payload.clone(),
+            kept: false,
         });
         Ok(())
     }
@@ -70,14 +84,73 @@ impl Backend for RawBackend {
         w.write(chunk).await
     }
 
-    async fn finish(&mut self, _progress: &dyn ProgressSink) -> Result<Activation, BackendError> {
-        let install = begun(self.install.as_mut(), "finish")?;
+    fn hold_after_download(&mut self) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    async fn suspend(&mut self) -> Result<serde_json::Value, BackendError> {
+        let install = begun(self.install.as_mut(), "suspend")?;
         let writer = install
             .writer
             .take()
-            .ok_or_else(|| BackendError::failed("finish called twice"))?;
-        let written = writer.finish().await?;
-        if self.config.verify_readback {
+            .ok_or_else(|| BackendError::failed("suspend called twice"))?;
+        writer.finish().await?;
+        install.kept = true;
+        let kept = Kept {
+            slot: install.slot.name.clone(),
+            file: install.payload.file_name.clone(),
+            size: install.payload.size,
+            sha256: hex::encode(install.payload.sha256),
+        };
+        tracing::info!(slot = %install.slot.name, "image written and synced; the slot is not activated");
+        serde_json::to_value(kept).map_err(|e| BackendError::failed(format!("raw install: {e}")))
+    }
+
+    fn resume(&mut self, saved: &serde_json::Value) -> Result<(), BackendError> {
+        let bad = |why: String| BackendError::failed(format!("the kept raw install: {why}"));
+        let kept = Kept::deserialize(saved).map_err(|e| bad(e.to_string()))?;
+        let slot = self
+            .config
+            .slots
+            .by_name(&kept.slot)
+            .ok_or_else(|| bad(format!("no slot named {:?} is configured", kept.slot)))?
+            .clone();
+        let mut sha256 = [0u8; 32];
+        hex::decode_to_slice(&kept.sha256, &mut sha256).map_err(|e| bad(e.to_string()))?;
+        self.install = Some(Install {
+            slot,
+            writer: None,
+            payload: PayloadInfo {
+                payload_type: "rootfs-image".into(),
+                file_name: kept.file,
+                size: kept.size,
+                sha256,
+            },
+            kept: true,
+        });
+        Ok(())
+    }
+
+    async fn finish(&mut self, _progress: &dyn ProgressSink) -> Result<Activation, BackendError> {
+        let install = begun(self.install.as_mut(), "finish")?;
+        let (written, read_back) = match install.writer.take() {
+            Some(writer) => (writer.finish().await?, self.config.verify_readback),
+            None if install.kept => {
+                // Written by an earlier process: still the slot to activate, still the
+                // verified image?
+                let inactive = self.config.slots.inactive().await?;
+                if inactive.name != install.slot.name {
+                    return Err(BackendError::failed(format!(
+                        "the image was written to slot {}, but the inactive slot is now {}: \
+                         the device booted the other slot since",
+                        install.slot.name, inactive.name
+                    )));
+                }
+                (install.payload.size, true)
+            }
+            None => return Err(BackendError::failed("finish called twice")),
+        };
+        if read_back {
             let got = read_back_sha256(&install.slot.device, written).await?;
             if got != install.payload.sha256 {
                 return Err(BackendError::failed(format!(
@@ -88,6 +161,7 @@ impl Backend for RawBackend {
                 )));
             }
         }
+        install.kept = false;
         self.config.bootenv.activate(install.slot.boot_part).await?;
         tracing::info!(slot = %install.slot.name, part = install.slot.boot_part, "slot activated for the next boot, on trial");
         Ok(Activation::RebootRequired)

@@ -191,6 +191,11 @@ impl Slots {
         })
     }
 
+    /// The slot named `name`.
+    pub fn by_name(&self, name: &str) -> Option<&SlotConfig> {
+        [&self.a, &self.b].into_iter().find(|s| s.name == name)
+    }
+
     /// The slot with bootloader partition number `part`.
     pub fn by_part(&self, part: u32) -> Option<&SlotConfig> {
         [&self.a, &self.b].into_iter().find(|s| s.boot_part == part)

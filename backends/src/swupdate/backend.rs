@@ -19,7 +19,7 @@ use super::probe::Verdict;
 use super::progress::Monitor;
 use super::socket;
 use super::SwupdateConfig;
-use crate::spool::{self, Spool};
+use crate::spool::{self, KeptSpool, Spool};
 use crate::{begun, Activation, Backend, BackendError, PayloadInfo, ProgressSink};
 
 /// The payload type (Mender's own `swu` update module uses the same name).
@@ -72,6 +72,8 @@ pub struct SwupdateBackend {
     verdict: Option<Verdict>,
     install: Option<Install>,
     spool: Option<Spool>,
+    /// The spool of an install another process downloaded ([`Backend::resume`]).
+    kept: Option<KeptSpool>,
     log: Vec<String>,
 }
 
@@ -111,6 +113,7 @@ impl SwupdateBackend {
             verdict: None,
             install: None,
             spool: None,
+            kept: None,
             log: Vec::new(),
         }
     }
@@ -271,8 +274,29 @@ impl Backend for SwupdateBackend {
         Err(self.rejected(what).await)
     }
 
+    /// SWUpdate acts on the update as it reads it: an install that stops after its
+    /// download spools it, whatever the route would have been.
+    fn hold_after_download(&mut self) -> Result<(), BackendError> {
+        let route = self.spool_route(
+            "the install stops after its download (--stop-before ArtifactInstall_Enter)",
+        )?;
+        self.route = Some(route);
+        Ok(())
+    }
+
+    async fn suspend(&mut self) -> Result<serde_json::Value, BackendError> {
+        self.route = None;
+        spool::suspend(self.spool.take()).await
+    }
+
+    fn resume(&mut self, saved: &serde_json::Value) -> Result<(), BackendError> {
+        self.kept = Some(spool::resume(saved)?);
+        Ok(())
+    }
+
     async fn finish(&mut self, progress: &dyn ProgressSink) -> Result<Activation, BackendError> {
         self.route = None;
+        spool::take_back(&mut self.spool, &mut self.kept, &spool::SWUPDATE).await?;
         if let Some(mut spool) = self.spool.take() {
             // Dropped (and so removed from disk) when this returns, whatever happened.
             let file = spool.seal_open().await?;
@@ -313,6 +337,9 @@ impl Backend for SwupdateBackend {
 
     async fn abort(&mut self) -> Result<(), BackendError> {
         self.route = None;
+        if let Some(k) = self.kept.take() {
+            k.remove();
+        }
         if self.spool.take().is_some() {
             // Nothing reached SWUpdate; dropping the spool removed the file.
             self.keep_log([

@@ -7,16 +7,17 @@
 //! `-b/--fallback-config`, `-d/--data` (`--datastore`), `-L/--log-file`, `-l/--log-level`,
 //! `-E/--trusted-certs`, `--skipverify`, `-v/--version`; commands `check-update`, `commit`,
 //! `daemon`, `install ARTIFACT [--reboot-exit-code]`, `rollback`, `send-inventory`,
-//! `show-artifact`, `show-provides`; exit 2 when commit/rollback find no update in progress,
-//! 4 after an install that needs a reboot with `--reboot-exit-code`. Not yet: `resume` and
-//! `--stop-before` (refused with a message, exit 1).
+//! `show-artifact`, `show-provides`, `resume`, and `--stop-before STATE` on `install`,
+//! `commit`, `rollback` and `resume`; exit 2 when commit/rollback/resume find no update in
+//! progress, 4 after an install that needs a reboot with `--reboot-exit-code`.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use clap::{ArgAction, Parser, Subcommand};
 
-use super::{bootstrap, check_update, commit, daemon, install, rollback, send_inventory};
+use super::outcome::StopArgs;
+use super::{bootstrap, check_update, commit, daemon, install, resume, rollback, send_inventory};
 use super::{show_artifact, show_provides, Cli, Command};
 
 /// Which command line the binary was started as, from `argv[0]`'s file name.
@@ -115,7 +116,7 @@ enum UpdateCommand {
     /// Force update check
     CheckUpdate,
     /// Commit current Artifact. Returns (2) if no update in progress
-    Commit(StopBefore),
+    Commit(StopArgs),
     /// Start the client as a background service
     Daemon,
     /// Mender Artifact to install - local file or a URL
@@ -125,30 +126,18 @@ enum UpdateCommand {
         #[arg(long)]
         reboot_exit_code: bool,
         #[command(flatten)]
-        stop: StopBefore,
+        stop: StopArgs,
     },
     /// Resume an interrupted installation
-    Resume {
-        #[arg(long)]
-        reboot_exit_code: bool,
-        #[command(flatten)]
-        stop: StopBefore,
-    },
+    Resume(resume::Args),
     /// Rollback current Artifact. Returns (2) if no update in progress
-    Rollback(StopBefore),
+    Rollback(StopArgs),
     /// Force inventory update
     SendInventory,
     /// Print the current artifact name to the command line and exit
     ShowArtifact,
     /// Print the current provides to the command line and exit
     ShowProvides,
-}
-
-#[derive(Debug, clap::Args)]
-struct StopBefore {
-    /// Stop before entering the given state (not yet supported by mender-bridge).
-    #[arg(long = "stop-before", value_name = "STATE")]
-    stop_before: Vec<String>,
 }
 
 #[derive(Debug, Parser)]
@@ -224,47 +213,25 @@ fn cli(global: Global, command: Command) -> Translated {
     }
 }
 
-fn not_yet(what: &str) -> String {
-    format!(
-        "{what} is not supported by mender-bridge yet; `install` stops before the commit by \
-         itself when the update can roll back (then `commit` or `rollback`)"
-    )
-}
-
-fn stop_before(stop: StopBefore) -> Result<(), String> {
-    match stop.stop_before.first() {
-        Some(state) => Err(not_yet(&format!("--stop-before {state}"))),
-        None => Ok(()),
-    }
-}
-
 /// `mender-update ARGS` as the bridge's command line. Help, version and usage errors exit
 /// here, as clap does.
 pub fn mender_update(args: impl IntoIterator<Item = OsString>) -> Result<Translated, String> {
     let parsed = MenderUpdate::parse_from(args);
     let command = match parsed.command {
         UpdateCommand::CheckUpdate => Command::CheckUpdate(check_update::Args {}),
-        UpdateCommand::Commit(stop) => {
-            stop_before(stop)?;
-            Command::Commit(commit::Args {})
-        }
+        UpdateCommand::Commit(stop) => Command::Commit(commit::Args { stop }),
         UpdateCommand::Daemon => Command::Daemon(daemon::Args {}),
         UpdateCommand::Install {
             artifact,
             reboot_exit_code,
             stop,
-        } => {
-            stop_before(stop)?;
-            Command::Install(install::Args {
-                artifact,
-                reboot_exit_code,
-            })
-        }
-        UpdateCommand::Resume { .. } => return Err(not_yet("`resume`")),
-        UpdateCommand::Rollback(stop) => {
-            stop_before(stop)?;
-            Command::Rollback(rollback::Args {})
-        }
+        } => Command::Install(install::Args {
+            artifact,
+            reboot_exit_code,
+            stop,
+        }),
+        UpdateCommand::Resume(args) => Command::Resume(args),
+        UpdateCommand::Rollback(stop) => Command::Rollback(rollback::Args { stop }),
         UpdateCommand::SendInventory => Command::SendInventory(send_inventory::Args {}),
         UpdateCommand::ShowArtifact => Command::ShowArtifact(show_artifact::Args {}),
         UpdateCommand::ShowProvides => Command::ShowProvides(show_provides::Args {}),

@@ -59,14 +59,48 @@ fn mender_update_options_and_commands_map_onto_the_bridges() {
 }
 
 #[test]
-fn what_the_bridge_cannot_do_yet_is_refused_by_name() {
-    let e = mender_update(args("mender-update resume")).expect_err("resume");
-    assert!(e.contains("`resume` is not supported"), "{e}");
-    let e = mender_update(args(
-        "mender-update install a.mender --stop-before ArtifactCommit_Enter",
+fn resume_and_stop_before_are_the_bridges() {
+    let t = mender_update(args(
+        "mender-update install a.mender --stop-before ArtifactInstall_Enter --stop-before Cleanup",
     ))
-    .expect_err("stop-before");
-    assert!(e.contains("--stop-before ArtifactCommit_Enter"), "{e}");
+    .expect("install");
+    match t.cli.command {
+        Command::Install(a) => assert_eq!(a.stop.stop_before, ["ArtifactInstall_Enter", "Cleanup"]),
+        other => panic!("{other:?}"),
+    }
+    let t = mender_update(args(
+        "mender-update resume --reboot-exit-code --stop-before ArtifactCommit_Leave",
+    ))
+    .expect("resume");
+    match t.cli.command {
+        Command::Resume(a) => {
+            assert!(a.reboot_exit_code);
+            assert_eq!(a.stop.stop_before, ["ArtifactCommit_Leave"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    for (line, state) in [
+        (
+            "mender-update commit --stop-before ArtifactCommit_Leave",
+            "ArtifactCommit_Leave",
+        ),
+        (
+            "mender-update rollback --stop-before ArtifactFailure_Enter",
+            "ArtifactFailure_Enter",
+        ),
+    ] {
+        let t = mender_update(args(line)).expect(line);
+        let stop = match t.cli.command {
+            Command::Commit(a) => a.stop,
+            Command::Rollback(a) => a.stop,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(stop.stop_before, [state], "{line}");
+    }
+}
+
+#[test]
+fn what_the_bridge_does_not_do_is_refused_by_name() {
     let e = mender_auth(args("mender-auth daemon")).expect_err("daemon");
     assert!(e.contains("no separate authentication daemon"), "{e}");
 }

@@ -288,6 +288,11 @@ impl<B: Backend> Engine<B> {
             // An empty (bootstrap) payload: nothing to install, only provides to store.
             Installed::NothingToActivate => Ok(Activation::Installed),
             Installed::Activated(outcome) => Ok(outcome),
+            // Its hooks never ask the pipeline to stop after the download.
+            Installed::Suspended => Err(PipelineError::Unsupported(
+                "a deployment cannot stop after its download".into(),
+            )
+            .into()),
         }
     }
 }

@@ -98,7 +98,7 @@ impl SwupdateBackend {
     }
 
     /// The spool directory is usable (created when missing, leftovers removed).
-    fn spool_route(&mut self, why: &str) -> Result<Route, BackendError> {
+    pub(super) fn spool_route(&mut self, why: &str) -> Result<Route, BackendError> {
         let dir = self.config.spool_dir.clone();
         spool::prepare_dir(&dir, &spool::SWUPDATE)?;
         let line = format!(
