@@ -365,8 +365,32 @@ pub struct KeptSpool {
 }
 
 impl KeptSpool {
+    /// Is this a file [`Spool::keep`] made in `dir` (the backend's spool directory)? The
+    /// path comes from the record: nothing else is opened or removed.
+    fn check(&self, dir: &Path, kind: &SpoolKind) -> Result<(), BackendError> {
+        let named = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .is_some_and(|n| n.starts_with(KEPT_PREFIX) && n.ends_with(kind.suffix));
+        if named && self.path.parent() == Some(dir) {
+            return Ok(());
+        }
+        Err(BackendError::failed(format!(
+            "kept {} {}: not a kept spool file in {} ({})",
+            kind.what,
+            self.path.display(),
+            dir.display(),
+            kind.setting
+        )))
+    }
+
     /// Removes the kept file (the install was given up).
-    pub fn remove(&self) {
+    pub fn remove(&self, dir: &Path, kind: &SpoolKind) {
+        if let Err(e) = self.check(dir, kind) {
+            tracing::warn!("{e}; not removed");
+            return;
+        }
         match std::fs::remove_file(&self.path) {
             Ok(()) => tracing::info!(file = %self.path.display(), "kept spool file removed"),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -395,11 +419,12 @@ pub fn resume(saved: &serde_json::Value) -> Result<KeptSpool, BackendError> {
 pub async fn take_back(
     spool: &mut Option<Spool>,
     kept: &mut Option<KeptSpool>,
+    dir: &Path,
     kind: &SpoolKind,
 ) -> Result<(), BackendError> {
     if spool.is_none() {
         if let Some(k) = kept.take() {
-            *spool = Some(Spool::reopen(&k, kind).await?);
+            *spool = Some(Spool::reopen(&k, dir, kind).await?);
         }
     }
     Ok(())
@@ -435,20 +460,17 @@ impl Spool {
 
     /// The spool of a kept install, read back through the hasher: [`Spool::seal`] and
     /// [`Spool::seal_open`] then check it as if it had just been downloaded. The file must
-    /// be a regular file named as [`Spool::keep`] names them (no symbolic link is
+    /// be a regular file in `dir` named as [`Spool::keep`] names them (no symbolic link is
     /// followed); it is removed when the spool is dropped.
-    pub async fn reopen(kept: &KeptSpool, kind: &SpoolKind) -> Result<Spool, BackendError> {
+    pub async fn reopen(
+        kept: &KeptSpool,
+        dir: &Path,
+        kind: &SpoolKind,
+    ) -> Result<Spool, BackendError> {
         let bad = |why: String| {
             BackendError::failed(format!("kept {} {}: {why}", kind.what, kept.path.display()))
         };
-        let named = kept
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .is_some_and(|n| n.starts_with(KEPT_PREFIX) && n.ends_with(kind.suffix));
-        if !named {
-            return Err(bad("not a kept spool file".into()));
-        }
+        kept.check(dir, kind)?;
         let mut sha256 = [0u8; 32];
         hex::decode_to_slice(&kept.sha256, &mut sha256).map_err(|e| bad(e.to_string()))?;
         let payload = PayloadInfo {
@@ -653,7 +675,7 @@ mod tests {
         assert_eq!(std::fs::read(&kept.path).unwrap(), data);
 
         // Reopened: the seal hands back the verified bytes; dropping removes the file.
-        let mut s = Spool::reopen(&kept, &SWUPDATE).await.unwrap();
+        let mut s = Spool::reopen(&kept, dir.path(), &SWUPDATE).await.unwrap();
         let mut back = Vec::new();
         s.seal_open().await.unwrap().read_to_end(&mut back).unwrap();
         assert_eq!(back, data);
@@ -672,7 +694,7 @@ mod tests {
                 bytes[1_234_567] ^= 1;
             }
             std::fs::write(&kept.path, &bytes).unwrap();
-            let mut s = Spool::reopen(&kept, &SWUPDATE).await.unwrap();
+            let mut s = Spool::reopen(&kept, dir.path(), &SWUPDATE).await.unwrap();
             let e = s.seal_open().await.unwrap_err().to_string();
             assert!(e.contains("SHA-256") || e.contains("bytes spooled"), "{e}");
         }
@@ -686,18 +708,32 @@ mod tests {
             ..kept.clone()
         };
         std::fs::copy(&kept.path, &other.path).unwrap();
-        let e = Spool::reopen(&other, &SWUPDATE).await.err().unwrap();
+        let e = Spool::reopen(&other, dir.path(), &SWUPDATE)
+            .await
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("not a kept spool file"), "{e}");
+        let elsewhere = tempfile::tempdir().unwrap();
+        let e = Spool::reopen(&kept, elsewhere.path(), &SWUPDATE)
+            .await
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("not a kept spool file"), "{e}");
+        kept.remove(elsewhere.path(), &SWUPDATE);
+        assert!(
+            kept.path.exists(),
+            "only a kept file of the spool directory is removed"
+        );
         let link = KeptSpool {
             path: dir.path().join("kept-mender-bridge-link.swu"),
             ..kept.clone()
         };
         std::os::unix::fs::symlink(&kept.path, &link.path).unwrap();
         assert!(
-            Spool::reopen(&link, &SWUPDATE).await.is_err(),
+            Spool::reopen(&link, dir.path(), &SWUPDATE).await.is_err(),
             "a link is not followed"
         );
-        kept.remove();
+        kept.remove(dir.path(), &SWUPDATE);
         assert!(!kept.path.exists());
     }
 

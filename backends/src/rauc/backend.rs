@@ -247,7 +247,13 @@ impl Backend for RaucBackend {
 
     async fn finish(&mut self, progress: &dyn ProgressSink) -> Result<Activation, BackendError> {
         // Dropped (and so removed from disk) when this function returns, whatever happened.
-        spool::take_back(&mut self.spool, &mut self.kept, &spool::RAUC).await?;
+        spool::take_back(
+            &mut self.spool,
+            &mut self.kept,
+            &self.config.spool_dir,
+            &spool::RAUC,
+        )
+        .await?;
         let mut spool = begun(self.spool.take(), "finish")?;
         let path = spool.seal().await?.to_path_buf();
         let rauc = self
@@ -309,7 +315,7 @@ impl Backend for RaucBackend {
         // Before finish nothing reached RAUC; dropping the spool removes the file.
         self.spool = None;
         if let Some(k) = self.kept.take() {
-            k.remove();
+            k.remove(&self.config.spool_dir, &spool::RAUC);
         }
         let Some(booted) = state::started(&self.config.state_dir)? else {
             return Ok(());

@@ -296,7 +296,13 @@ impl Backend for SwupdateBackend {
 
     async fn finish(&mut self, progress: &dyn ProgressSink) -> Result<Activation, BackendError> {
         self.route = None;
-        spool::take_back(&mut self.spool, &mut self.kept, &spool::SWUPDATE).await?;
+        spool::take_back(
+            &mut self.spool,
+            &mut self.kept,
+            &self.config.spool_dir,
+            &spool::SWUPDATE,
+        )
+        .await?;
         if let Some(mut spool) = self.spool.take() {
             // Dropped (and so removed from disk) when this returns, whatever happened.
             let file = spool.seal_open().await?;
@@ -338,7 +344,7 @@ impl Backend for SwupdateBackend {
     async fn abort(&mut self) -> Result<(), BackendError> {
         self.route = None;
         if let Some(k) = self.kept.take() {
-            k.remove();
+            k.remove(&self.config.spool_dir, &spool::SWUPDATE);
         }
         if self.spool.take().is_some() {
             // Nothing reached SWUpdate; dropping the spool removed the file.
