@@ -30,6 +30,7 @@ packages=(
   lmdb-utils        # mdb_load: real LMDB files for the reader of the official client's store
   tinyproxy         # a real HTTP proxy with BasicAuth: tests/net_proxy.rs reaches the simulator only through it
   iproute2          # ip netns / veth: tests/net_proxy.rs isolates the bridge in a network namespace
+  fonts-dejavu-core # the labels of the fleet simulation's plots (scripts/fleet.sh)
   xz-utils gzip tar coreutils
 )
 

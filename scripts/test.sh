@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need, then formatting, lints, doc
 # links, a short fuzz run of the artifact reader, the Debian packages, and every test of
-# the workspace, ending with one summary line. CI (.ci/run) runs exactly this.
+# the workspace and of the fleet simulation, ending with one summary line. CI (.ci/run) runs exactly this.
 #
 # Environment: FUZZ_SECONDS  length of the fuzz run (default 30; 0 skips it)
 set -euo pipefail
@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 
 ./scripts/setup-test-deps.sh
 cargo fmt --all -- --check
+cargo fmt --manifest-path fleet/Cargo.toml -- --check
 # The device build (default features: the raw backend), each optional part alone (the
 # RAUC and SWUpdate backends, the simulator, the D-Bus token API), and everything together.
 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -18,6 +19,10 @@ done
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 # Module docs are the map below ARCHITECTURE.md: their links must resolve.
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --locked --quiet
+
+# The fleet simulation (fleet/, outside the workspace with its own lock file, so its
+# plotting crates stay out of the device build): lints; its tests run below.
+cargo clippy --manifest-path fleet/Cargo.toml --all-targets --locked -- -D warnings
 
 fuzz_seconds=${FUZZ_SECONDS:-30}
 if [ "$fuzz_seconds" != 0 ]; then
@@ -32,6 +37,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace --all-features --locked 2>&1 | tee "$log" || status=$?
+cargo test --manifest-path fleet/Cargo.toml --locked 2>&1 | tee -a "$log" || status=$?
 # One closing line over all test binaries (cargo prints one "test result" per binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

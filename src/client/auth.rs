@@ -25,6 +25,24 @@ use mender_api::auth::{AuthRequest, AUTH_REQUESTS, SIGNATURE_HEADER};
 /// Largest JWT accepted (real tokens are well under 2 KiB).
 pub(crate) const MAX_JWT: usize = 16 * 1024;
 
+/// The first answer to an authorised call, as [`reauth_and_retry`] judges it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstAnswer {
+    /// The server answered with this HTTP status.
+    Status(u16),
+    /// No answer: a transport error or a timeout.
+    NoAnswer,
+    /// Any other failure (the request could not be made, a body too large, ...).
+    Failed,
+}
+
+/// The authorised-call rule (the module doc): after a 401 or no answer, authenticate again
+/// and retry the call once; after anything else, the first answer stands. Pure, so the
+/// fleet simulation (`fleet/`) follows the very rule the client does.
+pub fn reauth_and_retry(first: FirstAnswer) -> bool {
+    matches!(first, FirstAnswer::Status(401) | FirstAnswer::NoAnswer)
+}
+
 /// A device token. `Debug` shows only its fingerprint.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Token(Arc<str>);
@@ -359,16 +377,19 @@ impl Client {
         let first = self
             .send_once(call, &method, path_and_query, &body, &session)
             .await;
-        match &first {
-            Ok(a) if a.status == StatusCode::UNAUTHORIZED => {
-                tracing::info!("{call}: token refused (401); authenticating again");
-            }
+        let seen = match &first {
+            Ok(a) => FirstAnswer::Status(a.status.as_u16()),
             Err(ClientError::Transport { .. } | ClientError::Timeout { .. }) => {
-                if let Err(e) = &first {
-                    tracing::info!("{e}; authenticating again and retrying once");
-                }
+                FirstAnswer::NoAnswer
             }
-            _ => return first,
+            Err(_) => FirstAnswer::Failed,
+        };
+        if !reauth_and_retry(seen) {
+            return first;
+        }
+        match &first {
+            Ok(_) => tracing::info!("{call}: token refused (401); authenticating again"),
+            Err(e) => tracing::info!("{e}; authenticating again and retrying once"),
         }
         let session = self.reauthenticate(&session.token).await?;
         self.send_once(call, &method, path_and_query, &body, &session)

@@ -34,7 +34,9 @@ mod tls;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub use auth::{signed_auth_request, Authorization, SignedAuthRequest};
+pub use auth::{
+    reauth_and_retry, signed_auth_request, Authorization, FirstAnswer, SignedAuthRequest,
+};
 pub use backoff::Backoff;
 pub use config::{ClientConfig, DownloadConfig, Timeouts, TlsConfig};
 pub use download::{Download, DownloadReader, DownloadStats, Downloader, RefreshUrl};

@@ -25,7 +25,8 @@
 //! This folder holds the daemon and nothing of the deployment itself (that is
 //! [`crate::deploy`], which knows nothing of the daemon): the loop here, `control`
 //! (signals, watchdog, the grace after a stop), [`schedule`] (intervals, jitter,
-//! backoff), [`notify`] (systemd's `sd_notify`), [`pidfile`] (the one daemon per data
+//! backoff), [`plan`] (which job when: the schedule without I/O, which the fleet simulation
+//! drives too), [`notify`] (systemd's `sd_notify`), [`pidfile`] (the one daemon per data
 //! directory, found by `check-update` / `send-inventory`) and `inventory`.
 
 mod control;
@@ -33,6 +34,7 @@ pub mod dbus;
 mod inventory;
 pub mod notify;
 pub mod pidfile;
+pub mod plan;
 pub mod schedule;
 
 use std::time::Duration;
@@ -49,7 +51,8 @@ use control::{Control, Wake};
 pub use inventory::send_inventory;
 use mender_bridge_backends::Installers;
 use pidfile::{PidError, PidLock};
-use schedule::{RetryPolicy, Timer};
+use plan::{Job, Plan, PlanSettings};
+use schedule::RetryPolicy;
 
 /// How long a running job may go on after SIGTERM before it is dropped.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -139,16 +142,12 @@ enum Flow {
 
 impl Daemon {
     async fn run(&mut self, ctl: &mut Control) {
-        let mut update = Timer::new(
-            self.settings.update_interval,
-            self.settings.retry,
-            Instant::now(),
-        );
-        let mut inventory = Timer::new(
-            self.settings.inventory_interval,
-            self.settings.retry,
-            Instant::now(),
-        );
+        let settings = PlanSettings {
+            update_interval: self.settings.update_interval,
+            inventory_interval: self.settings.inventory_interval,
+            retry: self.settings.retry,
+        };
+        let mut plan = Plan::new(settings, Instant::now(), schedule::random_u64);
 
         let lock = loop {
             if let Some(l) = self.install_lock() {
@@ -166,20 +165,13 @@ impl Daemon {
             Some(Ok(None)) => {}
             Some(Ok(Some(outcome))) => {
                 tracing::info!(?outcome, "resumed deployment ended");
-                if self
-                    .after_deployment(ctl, outcome, &mut update, &mut inventory)
-                    .await
-                    == Flow::Stop
-                {
+                if self.after_deployment(ctl, outcome, &mut plan).await == Flow::Stop {
                     return;
                 }
             }
             Some(Err(e)) => tracing::error!("resuming the deployment in flight: {e}"),
         }
         ctl.notify("READY=1");
-        if !self.authenticate(ctl).await {
-            return;
-        }
 
         let mut idle = false;
         loop {
@@ -188,79 +180,75 @@ impl Daemon {
             }
             let now = Instant::now();
             if std::mem::take(&mut ctl.want_inventory) {
-                inventory.trigger(now);
+                plan.trigger(Job::Inventory, now);
             }
             if std::mem::take(&mut ctl.want_check) {
-                update.trigger(now);
+                plan.trigger(Job::UpdateCheck, now);
             }
-            if inventory.is_due(now) || update.is_due(now) {
-                if idle {
+            if let Some(job) = plan.due(now) {
+                if idle && job != Job::Authenticate {
                     self.script(State::Idle, Action::Leave).await;
                     idle = false;
                 }
-                let flow = if inventory.is_due(now) {
-                    self.inventory_job(ctl, &mut inventory).await
-                } else {
-                    self.update_job(ctl, &mut update, &mut inventory).await
+                let flow = match job {
+                    Job::Authenticate => self.authenticate(ctl, &mut plan).await,
+                    Job::Inventory => self.inventory_job(ctl, &mut plan).await,
+                    Job::UpdateCheck => self.update_job(ctl, &mut plan).await,
                 };
                 if flow == Flow::Stop {
                     return;
                 }
                 continue;
             }
-            if !idle {
+            if !idle && plan.next().1 != Job::Authenticate {
                 self.script(State::Idle, Action::Enter).await;
                 idle = true;
             }
-            let until = update.due().min(inventory.due());
-            match ctl.wait(until).await {
+            match ctl.wait(plan.next().0).await {
                 None => {}
+                // A signal asking for work ends an authentication wait early: try now.
+                Some(Wake::Check) if plan.next().1 == Job::Authenticate => {
+                    plan.trigger(Job::Authenticate, Instant::now())
+                }
+                Some(Wake::Inventory) if plan.next().1 == Job::Authenticate => {
+                    plan.trigger(Job::Authenticate, Instant::now())
+                }
                 Some(Wake::Check) => {
                     tracing::info!("SIGUSR1: checking for an update now");
-                    update.trigger(Instant::now());
+                    plan.trigger(Job::UpdateCheck, Instant::now());
                 }
                 Some(Wake::Inventory) => {
                     tracing::info!("SIGUSR2: sending the inventory now");
-                    inventory.trigger(Instant::now());
+                    plan.trigger(Job::Inventory, Instant::now());
                 }
                 Some(Wake::Stop) => return,
             }
         }
     }
 
-    /// Authenticates until accepted (pending devices wait here), backing off; `false`
-    /// when stopped meanwhile.
-    async fn authenticate(&mut self, ctl: &mut Control) -> bool {
-        let mut backoff = schedule::ErrorBackoff::new(RetryPolicy {
-            count: 0,
-            ..self.settings.retry
-        });
-        loop {
-            match ctl.guard(self.engine.client().authenticate()).await {
-                None => return false,
-                Some(Ok(())) => {
-                    tracing::info!("authenticated");
-                    return true;
-                }
-                Some(Err(e)) => {
-                    // The server's Retry-After (429/503) replaces the backoff's wait.
-                    let backoff_wait = schedule::jitter(backoff.failure());
-                    let wait = e.retry_after().unwrap_or(backoff_wait);
-                    match &e {
-                        ClientError::AuthRejected { .. } => tracing::info!(
-                            "not accepted by the server yet (pending or rejected); trying again in {:.0?}",
-                            wait
-                        ),
-                        e if e.is_transient() => {
-                            tracing::warn!("authentication: {e}; trying again in {wait:.0?}")
-                        }
-                        e => tracing::error!("authentication: {e}; trying again in {wait:.0?}"),
+    /// One authentication (pending devices wait here, backing off).
+    async fn authenticate(&mut self, ctl: &mut Control, plan: &mut Plan) -> Flow {
+        match ctl.guard(self.engine.client().authenticate()).await {
+            None => Flow::Stop,
+            Some(Ok(())) => {
+                tracing::info!("authenticated");
+                plan.succeeded(Job::Authenticate, Instant::now());
+                Flow::Continue
+            }
+            Some(Err(e)) => {
+                // The server's Retry-After (429/503) replaces the backoff's wait.
+                let wait = plan.failed(Job::Authenticate, Instant::now(), e.retry_after());
+                match &e {
+                    ClientError::AuthRejected { .. } => tracing::info!(
+                        "not accepted by the server yet (pending or rejected); trying again in {:.0?}",
+                        wait
+                    ),
+                    e if e.is_transient() => {
+                        tracing::warn!("authentication: {e}; trying again in {wait:.0?}")
                     }
-                    // A signal asking for work ends the wait early: try now.
-                    if ctl.wait(Instant::now() + wait).await == Some(Wake::Stop) {
-                        return false;
-                    }
+                    e => tracing::error!("authentication: {e}; trying again in {wait:.0?}"),
                 }
+                Flow::Continue
             }
         }
     }
@@ -295,9 +283,9 @@ impl Daemon {
         false
     }
 
-    async fn inventory_job(&mut self, ctl: &mut Control, timer: &mut Timer) -> Flow {
+    async fn inventory_job(&mut self, ctl: &mut Control, plan: &mut Plan) -> Flow {
         if !self.sync_enter().await {
-            timer.failed(Instant::now());
+            plan.failed(Job::Inventory, Instant::now(), None);
             return Flow::Continue;
         }
         let r = ctl
@@ -307,12 +295,12 @@ impl Daemon {
         match r {
             None => return Flow::Stop,
             Some(Ok(())) => {
-                let next = timer.succeeded(now);
+                let next = plan.succeeded(Job::Inventory, now);
                 tracing::debug!(next = ?next, "inventory done");
                 self.script(State::Sync, Action::Leave).await;
             }
             Some(Err(e)) => {
-                let next = timer.failed_with(now, e.retry_after());
+                let next = plan.failed(Job::Inventory, now, e.retry_after());
                 tracing::warn!("sending the inventory: {e}; trying again in {next:.0?}");
                 self.script(State::Sync, Action::Error).await;
             }
@@ -320,12 +308,7 @@ impl Daemon {
         Flow::Continue
     }
 
-    async fn update_job(
-        &mut self,
-        ctl: &mut Control,
-        timer: &mut Timer,
-        inventory: &mut Timer,
-    ) -> Flow {
+    async fn update_job(&mut self, ctl: &mut Control, plan: &mut Plan) -> Flow {
         match self.store.standalone() {
             Ok(None) => {}
             Ok(Some(r)) => {
@@ -333,21 +316,21 @@ impl Daemon {
                     artifact = %r.artifact_name,
                     "a standalone install awaits `mender-bridge commit`, `rollback` or `resume`; not checking for updates"
                 );
-                timer.succeeded(Instant::now());
+                plan.succeeded(Job::UpdateCheck, Instant::now());
                 return Flow::Continue;
             }
             Err(e) => tracing::warn!("reading the standalone record: {e}"),
         }
         // Held through the check, the deployment and a pending reboot.
         let Some(_lock) = self.install_lock() else {
-            let next = timer.failed(Instant::now());
+            let next = plan.failed(Job::UpdateCheck, Instant::now(), None);
             tracing::info!(
                 "a standalone install, commit or rollback is running; checking again in {next:.0?}"
             );
             return Flow::Continue;
         };
         if !self.sync_enter().await {
-            timer.failed(Instant::now());
+            plan.failed(Job::UpdateCheck, Instant::now(), None);
             return Flow::Continue;
         }
         let provides = self.engine.device_provides();
@@ -364,23 +347,23 @@ impl Daemon {
                 i
             }
             Err(e) => {
-                let next = timer.failed_with(Instant::now(), e.retry_after());
+                let next = plan.failed(Job::UpdateCheck, Instant::now(), e.retry_after());
                 tracing::warn!("update check: {e}; trying again in {next:.0?}");
                 self.script(State::Sync, Action::Error).await;
                 return Flow::Continue;
             }
         };
         let Some(instructions) = instructions else {
-            let next = timer.succeeded(Instant::now());
+            let next = plan.succeeded(Job::UpdateCheck, Instant::now());
             tracing::debug!(next = ?next, "no update");
             return Flow::Continue;
         };
         tracing::info!(deployment = %instructions.id, artifact = %instructions.artifact.artifact_name, "deployment offered");
         match ctl.guard(self.engine.deploy(instructions)).await {
             None => Flow::Stop,
-            Some(Ok(outcome)) => self.after_deployment(ctl, outcome, timer, inventory).await,
+            Some(Ok(outcome)) => self.after_deployment(ctl, outcome, plan).await,
             Some(Err(e)) => {
-                let next = timer.failed(Instant::now());
+                let next = plan.failed(Job::UpdateCheck, Instant::now(), None);
                 tracing::error!("deployment: {e}; checking again in {next:.0?}");
                 Flow::Continue
             }
@@ -392,41 +375,33 @@ impl Daemon {
         &mut self,
         ctl: &mut Control,
         outcome: Outcome,
-        update: &mut Timer,
-        inventory: &mut Timer,
+        plan: &mut Plan,
     ) -> Flow {
         let now = Instant::now();
         crate::memory::release_free_memory();
         match outcome {
             Outcome::NoUpdate => {
-                update.succeeded(now);
+                plan.succeeded(Job::UpdateCheck, now);
                 Flow::Continue
             }
             Outcome::Finished(status) => {
                 tracing::info!(%status, "deployment finished");
-                update.succeeded(now);
                 self.engine.client().forget_inventory();
-                inventory.trigger(now);
+                plan.deployment_finished(now);
                 Flow::Continue
             }
             Outcome::Aborted => {
-                update.succeeded(now);
                 self.engine.client().forget_inventory();
-                inventory.trigger(now);
+                plan.deployment_finished(now);
                 Flow::Continue
             }
-            Outcome::RebootRequired => self.reboot(ctl, update, inventory).await,
+            Outcome::RebootRequired => self.reboot(ctl, plan).await,
         }
     }
 
     /// Runs the reboot command and waits to be stopped. If it fails, the deployment is
     /// resumed at once: the device still runs the old software, so it ends as a failure.
-    async fn reboot(
-        &mut self,
-        ctl: &mut Control,
-        update: &mut Timer,
-        inventory: &mut Timer,
-    ) -> Flow {
+    async fn reboot(&mut self, ctl: &mut Control, plan: &mut Plan) -> Flow {
         let argv = &self.settings.reboot_command;
         let Some((program, args)) = argv.split_first() else {
             return Flow::Stop;
@@ -457,7 +432,7 @@ impl Daemon {
         match ctl.guard(self.engine.resume()).await {
             None => Flow::Stop,
             Some(Ok(Some(outcome))) if outcome != Outcome::RebootRequired => {
-                Box::pin(self.after_deployment(ctl, outcome, update, inventory)).await
+                Box::pin(self.after_deployment(ctl, outcome, plan)).await
             }
             Some(Ok(_)) => Flow::Continue,
             Some(Err(e)) => {

@@ -1,0 +1,181 @@
+//! The daemon's schedule without I/O: which job is next (authenticate, then the inventory,
+//! then the update check, as the official client orders them after a start), when, and
+//! how each job's result moves the next time. The daemon's loop drives it with the real
+//! clock; the fleet simulation (`fleet/`, `cargo run -p mender-bridge-fleet`) drives many
+//! of them on a virtual clock, so what it measures is this code, not a model of it.
+//!
+//! Invariants: nothing but authentication runs before the device is authenticated; when
+//! both periodic jobs are due the inventory goes first; every wait comes from the
+//! [`Timer`]s and the [`ErrorBackoff`] of [`super::schedule`] (jitter, backoff,
+//! `RetryPollCount`, `Retry-After`), never from here.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::schedule::{jittered, ErrorBackoff, RetryPolicy, Timer, JITTER_PERCENT};
+
+/// A job of the daemon's loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Job {
+    /// Authenticate (until accepted; pending devices wait here).
+    Authenticate,
+    /// Send the inventory.
+    Inventory,
+    /// Check for an update (and run the deployment it offers).
+    UpdateCheck,
+}
+
+/// The intervals the plan keeps (`UpdatePollIntervalSeconds`,
+/// `InventoryPollIntervalSeconds`, `RetryPollIntervalSeconds`/`RetryPollCount`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanSettings {
+    pub update_interval: Duration,
+    pub inventory_interval: Duration,
+    pub retry: RetryPolicy,
+}
+
+/// One daemon's schedule.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    authenticated: bool,
+    auth_backoff: ErrorBackoff,
+    auth_next: Instant,
+    update: Timer,
+    inventory: Timer,
+    random: fn() -> u64,
+}
+
+impl Plan {
+    /// A daemon that starts at `now`: authentication is due at once, then both jobs.
+    pub fn new(settings: PlanSettings, now: Instant, random: fn() -> u64) -> Self {
+        Plan {
+            authenticated: false,
+            // Authentication never gives up: the official schedule, then the cap.
+            auth_backoff: ErrorBackoff::new(RetryPolicy {
+                count: 0,
+                ..settings.retry
+            }),
+            auth_next: now,
+            update: Timer::with_random(settings.update_interval, settings.retry, now, random),
+            inventory: Timer::with_random(settings.inventory_interval, settings.retry, now, random),
+            random,
+        }
+    }
+
+    /// The job due at `now`, if any.
+    pub fn due(&self, now: Instant) -> Option<Job> {
+        let (at, job) = self.next();
+        (at <= now).then_some(job)
+    }
+
+    /// The next job and when it is due.
+    pub fn next(&self) -> (Instant, Job) {
+        if !self.authenticated {
+            return (self.auth_next, Job::Authenticate);
+        }
+        if self.inventory.due() <= self.update.due() {
+            (self.inventory.due(), Job::Inventory)
+        } else {
+            (self.update.due(), Job::UpdateCheck)
+        }
+    }
+
+    /// `job` succeeded at `now` (an update check that found nothing, or whose deployment
+    /// the caller reports with [`Plan::deployment_finished`]). Returns the wait before it
+    /// is due again (zero for authentication: the other jobs are due).
+    pub fn succeeded(&mut self, job: Job, now: Instant) -> Duration {
+        match job {
+            Job::Authenticate => {
+                self.authenticated = true;
+                self.auth_backoff.success();
+                Duration::ZERO
+            }
+            Job::Inventory => self.inventory.succeeded(now),
+            Job::UpdateCheck => self.update.succeeded(now),
+        }
+    }
+
+    /// `job` failed at `now`; `retry_after`: the server's `Retry-After`, already clamped.
+    /// Returns the wait before it is tried again.
+    pub fn failed(&mut self, job: Job, now: Instant, retry_after: Option<Duration>) -> Duration {
+        match job {
+            Job::Authenticate => {
+                let backoff =
+                    jittered(self.auth_backoff.failure(), JITTER_PERCENT, (self.random)());
+                let wait = retry_after.unwrap_or(backoff);
+                self.auth_next = now + wait;
+                wait
+            }
+            Job::Inventory => self.inventory.failed_with(now, retry_after),
+            Job::UpdateCheck => self.update.failed_with(now, retry_after),
+        }
+    }
+
+    /// A deployment ended at `now` (finished or aborted on the server): the next check a
+    /// jittered interval later, and the inventory now (the installed software changed).
+    pub fn deployment_finished(&mut self, now: Instant) {
+        self.update.succeeded(now);
+        self.inventory.trigger(now);
+    }
+
+    /// A signal (or `check-update` / `send-inventory`) asks for `job` now.
+    pub fn trigger(&mut self, job: Job, now: Instant) {
+        match job {
+            Job::Authenticate => self.auth_next = now,
+            Job::Inventory => self.inventory.trigger(now),
+            Job::UpdateCheck => self.update.trigger(now),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> PlanSettings {
+        PlanSettings {
+            update_interval: Duration::from_secs(1800),
+            inventory_interval: Duration::from_secs(28800),
+            retry: RetryPolicy {
+                cap: Duration::from_secs(300),
+                count: 0,
+            },
+        }
+    }
+
+    fn low() -> u64 {
+        0
+    }
+
+    #[test]
+    fn authenticate_then_inventory_then_the_update_check() {
+        let t0 = Instant::now();
+        let mut p = Plan::new(settings(), t0, low);
+        assert_eq!(p.due(t0), Some(Job::Authenticate));
+        assert_eq!(
+            p.failed(Job::Authenticate, t0, None),
+            Duration::from_secs(54)
+        );
+        assert_eq!(p.due(t0), None, "backing off");
+        let t1 = t0 + Duration::from_secs(54);
+        assert_eq!(p.due(t1), Some(Job::Authenticate));
+        p.succeeded(Job::Authenticate, t1);
+        assert_eq!(p.due(t1), Some(Job::Inventory), "inventory first");
+        p.succeeded(Job::Inventory, t1);
+        assert_eq!(p.due(t1), Some(Job::UpdateCheck));
+        assert_eq!(p.succeeded(Job::UpdateCheck, t1), Duration::from_secs(1620));
+        assert_eq!(p.next(), (t1 + Duration::from_secs(1620), Job::UpdateCheck));
+        p.deployment_finished(t1);
+        assert_eq!(
+            p.due(t1),
+            Some(Job::Inventory),
+            "inventory after a deployment"
+        );
+        assert_eq!(
+            p.failed(Job::Authenticate, t1, Some(Duration::from_secs(7))),
+            Duration::from_secs(7),
+            "Retry-After replaces the auth backoff"
+        );
+    }
+}
