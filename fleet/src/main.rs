@@ -31,7 +31,7 @@ struct Args {
     /// Scenarios to run (default: all).
     #[arg(long, value_enum)]
     scenario: Vec<Scenario>,
-    /// Schedules to compare (default: both).
+    /// Schedules to compare (default: all three).
     #[arg(long, value_enum)]
     schedule: Vec<Which>,
     /// Devices in the fleet.
@@ -68,7 +68,7 @@ fn main() -> ExitCode {
         args.scenario.clone()
     };
     let schedules = if args.schedule.is_empty() {
-        vec![Which::Official, Which::Bridge]
+        vec![Which::Official, Which::BridgeOfficialRetry, Which::Bridge]
     } else {
         args.schedule.clone()
     };
@@ -88,6 +88,7 @@ fn main() -> ExitCode {
         retry: RetryPolicy {
             cap: Duration::from_secs(args.retry_interval),
             count: args.retry_count,
+            official: false,
         },
     };
     println!(
@@ -95,7 +96,7 @@ fn main() -> ExitCode {
         args.devices, args.update_interval, args.inventory_interval, args.retry_interval, args.seed
     );
     println!(
-        "{:<11} {:<9} {:>7} {:>10} {:>10} {:>9} {:>18} {:>30}",
+        "{:<11} {:<22} {:>7} {:>10} {:>10} {:>9} {:>18} {:>30}",
         "scenario",
         "schedule",
         "mean/s",
@@ -125,7 +126,7 @@ fn main() -> ExitCode {
                 .map(|k| format!("{:.1}", sum.by_kind_after[k.index()]))
                 .collect();
             println!(
-                "{:<11} {:<9} {:>7.2} {:>10.2} {:>10.2} {:>9} {:>9}/{:<8} {:>30}",
+                "{:<11} {:<22} {:>7.2} {:>10.2} {:>10.2} {:>9} {:>9}/{:<8} {:>30}",
                 scenario.name(),
                 which.name(),
                 sum.mean,
@@ -154,16 +155,8 @@ fn main() -> ExitCode {
         }
         if !args.no_plot {
             let png = args.out.join(format!("{}.png", scenario.name()));
-            let labelled: Vec<(&str, &sim::Run, &report::Summary)> = runs
-                .iter()
-                .map(|(w, r, s)| {
-                    let label = match w {
-                        Which::Bridge => "mender-bridge",
-                        Which::Official => "official schedule (model)",
-                    };
-                    (label, r, s)
-                })
-                .collect();
+            let labelled: Vec<(&str, &sim::Run, &report::Summary)> =
+                runs.iter().map(|(w, r, s)| (w.label(), r, s)).collect();
             if let Err(e) = plot::draw(&labelled, &png) {
                 eprintln!("{e}");
                 return ExitCode::FAILURE;

@@ -10,8 +10,13 @@ use crate::sim::Run;
 
 /// The window of the peak rate, in seconds.
 pub const WINDOW: usize = 10;
-/// "Back to steady state": the 10-second rate stays at or under this many times the mean.
+/// "Back to steady state": the rate over [`STEADY_WINDOW`] seconds stays at or under this
+/// many times the mean.
 pub const STEADY_FACTOR: f64 = 1.5;
+/// The window of the steady-state test: a minute, long enough that chance alone does not
+/// cross [`STEADY_FACTOR`] (10,000 devices: 333 requests a minute, 1.5 × is 9 standard
+/// deviations), short enough to see a wave.
+pub const STEADY_WINDOW: usize = 60;
 
 /// The figures of one run.
 #[derive(Debug, Clone)]
@@ -22,7 +27,7 @@ pub struct Summary {
     pub peak_after: f64,
     /// The peak 10-second rate from the event's start to its end (the event itself).
     pub peak_during: f64,
-    /// Seconds from the event's end until the 10-second rate stays within
+    /// Seconds from the event's end until the one-minute rate stays within
     /// [`STEADY_FACTOR`] × the mean for the rest of the run.
     pub recovery: u64,
     /// Requests per second by kind over the two update intervals after the event's end.
@@ -40,11 +45,11 @@ fn totals(run: &Run) -> Vec<u32> {
     run.per_second.iter().map(|b| b.iter().sum()).collect()
 }
 
-/// The rate of each `WINDOW`-second window starting at each second.
-fn windows(total: &[u32]) -> Vec<f64> {
+/// The rate of each `width`-second window starting at each second.
+fn windows(total: &[u32], width: usize) -> Vec<f64> {
     total
-        .windows(WINDOW)
-        .map(|w| w.iter().map(|&n| f64::from(n)).sum::<f64>() / WINDOW as f64)
+        .windows(width)
+        .map(|w| w.iter().map(|&n| f64::from(n)).sum::<f64>() / width as f64)
         .collect()
 }
 
@@ -56,7 +61,8 @@ pub fn summarize(run: &Run) -> Summary {
     let total = totals(run);
     let before = &total[event.saturating_sub(3600)..event];
     let mean = before.iter().map(|&n| f64::from(n)).sum::<f64>() / before.len().max(1) as f64;
-    let rates = windows(&total);
+    let rates = windows(&total, WINDOW);
+    let minutes = windows(&total, STEADY_WINDOW);
     let peak = |from: usize, to: usize| {
         rates
             .get(from..to.min(rates.len()))
@@ -64,13 +70,13 @@ pub fn summarize(run: &Run) -> Summary {
             .unwrap_or(0.0)
     };
     let after_to = end + 2 * interval;
-    let last_high = rates
+    let last_high = minutes
         .iter()
         .enumerate()
         .skip(end)
         .rev()
         .find(|(_, &r)| r > STEADY_FACTOR * mean)
-        .map(|(i, _)| i + WINDOW);
+        .map(|(i, _)| i + STEADY_WINDOW);
     let mut by_kind_after = [0.0; 5];
     let span = &run.per_second[end.min(run.per_second.len())..after_to.min(run.per_second.len())];
     for bin in span {

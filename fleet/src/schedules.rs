@@ -14,8 +14,11 @@ use crate::rng::timer_random;
 /// Which schedule the devices follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Which {
-    /// mender-bridge's daemon (`src/daemon/plan.rs`).
+    /// mender-bridge's daemon (`src/daemon/plan.rs`), as configured by default.
     Bridge,
+    /// mender-bridge's daemon with `official_poll_retry = true`: the official backoff
+    /// after a failed poll (the bridge's schedule before the fleet fix).
+    BridgeOfficialRetry,
     /// A model of the official client's published schedule.
     Official,
 }
@@ -24,7 +27,17 @@ impl Which {
     pub fn name(self) -> &'static str {
         match self {
             Which::Bridge => "bridge",
+            Which::BridgeOfficialRetry => "bridge-official-retry",
             Which::Official => "official",
+        }
+    }
+
+    /// The plot's legend.
+    pub fn label(self) -> &'static str {
+        match self {
+            Which::Bridge => "mender-bridge",
+            Which::BridgeOfficialRetry => "mender-bridge, official_poll_retry = true",
+            Which::Official => "official schedule (model)",
         }
     }
 }
@@ -36,9 +49,12 @@ pub enum Schedule {
 }
 
 impl Schedule {
-    pub fn new(which: Which, settings: PlanSettings, now: Instant) -> Self {
+    pub fn new(which: Which, mut settings: PlanSettings, now: Instant) -> Self {
+        settings.retry.official = which == Which::BridgeOfficialRetry;
         match which {
-            Which::Bridge => Schedule::Bridge(Plan::new(settings, now, timer_random)),
+            Which::Bridge | Which::BridgeOfficialRetry => {
+                Schedule::Bridge(Plan::new(settings, now, timer_random))
+            }
             Which::Official => Schedule::Official(Official::new(settings, now)),
         }
     }
@@ -72,6 +88,15 @@ impl Schedule {
         match self {
             Schedule::Bridge(p) => p.deployment_finished(now),
             Schedule::Official(o) => o.deployment_finished(now),
+        }
+    }
+
+    /// The resumed deployment left the client with a token (the daemon checks the
+    /// client; the official client keeps its token in its store across the reboot).
+    pub fn already_authenticated(&mut self, now: Instant) {
+        match self {
+            Schedule::Bridge(p) => p.already_authenticated(now),
+            Schedule::Official(o) => o.succeeded(Job::Authenticate, now),
         }
     }
 }

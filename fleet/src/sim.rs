@@ -209,6 +209,7 @@ impl Sim {
                 let (_, end) = self.authenticate(dev, t);
                 let (_, end) = self.api_call(dev, end, Kind::Status);
                 schedule.deployment_finished(self.at(end));
+                schedule.already_authenticated(self.at(end));
                 dev.schedule = Some(schedule);
                 dev.deployed = true;
                 dev.state = State::Running;
@@ -286,6 +287,7 @@ mod tests {
                 retry: RetryPolicy {
                     cap: Duration::from_secs(300),
                     count: 0,
+                    official: false,
                 },
             },
             boot_spread: Duration::from_secs(3600),
@@ -306,6 +308,47 @@ mod tests {
         let mut c = setup(Scenario::Steady, Which::Bridge, 500);
         c.seed = 8;
         assert_ne!(run(c).per_second, a.per_second, "the seed matters");
+    }
+
+    /// The fleet fix, pinned: after a 10-minute outage the bridge's fleet is at its steady
+    /// load again within a minute (its failed polls wait for their next regular one),
+    /// while the official backoff (`official_poll_retry = true`) brings a wave back every
+    /// interval for hours; both see the server again within one interval and its jitter.
+    #[test]
+    fn after_an_outage_the_fleet_is_steady_again_at_once() {
+        let fixed = summarize(&run(setup(Scenario::Outage, Which::Bridge, 3000)));
+        assert!(
+            fixed.recovery <= 60,
+            "steady again after {} s",
+            fixed.recovery
+        );
+        assert_eq!(fixed.checked, 3000);
+        assert!(fixed.check_max <= 1980, "{}", fixed.check_max);
+        let official = summarize(&run(setup(
+            Scenario::Outage,
+            Which::BridgeOfficialRetry,
+            3000,
+        )));
+        assert!(official.recovery > 2 * 1800, "{}", official.recovery);
+        assert!(
+            official.peak_after > 2.5 * fixed.peak_after,
+            "{} vs {}",
+            official.peak_after,
+            fixed.peak_after
+        );
+    }
+
+    /// After a fleet-wide update each device authenticates once (for its commit), not
+    /// again when its daemon starts.
+    #[test]
+    fn a_rebooted_device_authenticates_once() {
+        let r = run(setup(Scenario::Deploy, Which::Bridge, 300));
+        let event = 3 * 3600;
+        let auths: u32 = r.per_second[event..]
+            .iter()
+            .map(|b| b[Kind::Auth.index()])
+            .sum();
+        assert_eq!(auths, 300);
     }
 
     #[test]

@@ -127,6 +127,7 @@ pub(crate) static ROOT: &[Field] = &[
     b("modules_dir", Str),
     b("artifact_info_file", Str),
     b("reboot_command", StrList),
+    b("official_poll_retry", Bool),
     b("artifact", Table(ARTIFACT)),
     b("download", Table(DOWNLOAD)),
     b("backend", Table(BACKEND)),

@@ -107,6 +107,9 @@ pub struct Config {
     /// `reboot_command` (`["reboot"]`): argv run by the daemon when an update needs a
     /// reboot; not empty.
     pub reboot_command: Vec<String>,
+    /// `official_poll_retry` (false): a failed update check or inventory is retried on the
+    /// official client's backoff instead of at the next regular poll.
+    pub official_poll_retry: bool,
     /// `[artifact]`: the reader's memory bounds.
     pub artifact: ArtifactSettings,
     /// `[download]`: resume and timeouts of the artifact download.

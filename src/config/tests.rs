@@ -623,6 +623,7 @@ fn example_bridge_toml_documents_every_setting() {
         "artifact.header_member_mib",
         "artifact.header_total_mib",
         "artifact_info_file",
+        "official_poll_retry",
         "backend.rauc.bus",
         "backend.rauc.call_timeout_seconds",
         "backend.rauc.health_check_timeout_seconds",

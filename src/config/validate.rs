@@ -117,6 +117,7 @@ pub(crate) fn build(
         modules_dir: v.path("modules_dir", unchecked.modules_dir)?,
         artifact_info_file: v.path("artifact_info_file", unchecked.artifact_info_file)?,
         reboot_command: v.argv("reboot_command", unchecked.reboot_command)?,
+        official_poll_retry: unchecked.official_poll_retry,
         artifact: v.artifact(&unchecked.artifact)?,
         download: v.download(&unchecked.download)?,
         backend: v.backend(unchecked.backend)?,

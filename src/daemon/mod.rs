@@ -171,6 +171,11 @@ impl Daemon {
             }
             Some(Err(e)) => tracing::error!("resuming the deployment in flight: {e}"),
         }
+        // A resumed deployment authenticated for its commit: that token serves (after a
+        // fleet-wide update, one authentication per device, not two).
+        if self.engine.client().is_authenticated().await {
+            plan.already_authenticated(Instant::now());
+        }
         ctl.notify("READY=1");
 
         let mut idle = false;

@@ -1,7 +1,7 @@
 //! The daemon's schedule without I/O: which job is next (authenticate, then the inventory,
 //! then the update check, as the official client orders them after a start), when, and
 //! how each job's result moves the next time. The daemon's loop drives it with the real
-//! clock; the fleet simulation (`fleet/`, `cargo run -p mender-bridge-fleet`) drives many
+//! clock; the fleet simulation (`fleet/`, `scripts/fleet.sh`) drives many
 //! of them on a virtual clock, so what it measures is this code, not a model of it.
 //!
 //! Invariants: nothing but authentication runs before the device is authenticated; when
@@ -58,7 +58,9 @@ impl Plan {
             }),
             auth_next: now,
             update: Timer::with_random(settings.update_interval, settings.retry, now, random),
-            inventory: Timer::with_random(settings.inventory_interval, settings.retry, now, random),
+            // A failed inventory is retried within the update interval, not its hours.
+            inventory: Timer::with_random(settings.inventory_interval, settings.retry, now, random)
+                .with_retry_spread(settings.update_interval),
             random,
         }
     }
@@ -112,6 +114,14 @@ impl Plan {
         }
     }
 
+    /// The client already holds a token at `now` (the deployment resumed at start-up
+    /// authenticated for its commit): the start-up authentication is not repeated.
+    pub fn already_authenticated(&mut self, now: Instant) {
+        if !self.authenticated {
+            self.succeeded(Job::Authenticate, now);
+        }
+    }
+
     /// A deployment ended at `now` (finished or aborted on the server): the next check a
     /// jittered interval later, and the inventory now (the installed software changed).
     pub fn deployment_finished(&mut self, now: Instant) {
@@ -140,6 +150,7 @@ mod tests {
             retry: RetryPolicy {
                 cap: Duration::from_secs(300),
                 count: 0,
+                official: false,
             },
         }
     }
@@ -177,5 +188,11 @@ mod tests {
             Duration::from_secs(7),
             "Retry-After replaces the auth backoff"
         );
+
+        // A daemon whose resumed deployment authenticated does not authenticate again.
+        let mut resumed = Plan::new(settings(), t0, low);
+        resumed.deployment_finished(t0);
+        resumed.already_authenticated(t0);
+        assert_eq!(resumed.due(t0), Some(Job::Inventory));
     }
 }

@@ -1,10 +1,20 @@
 //! When the daemon does things: each periodic job (update check, inventory) has a
-//! [`Timer`] that waits its interval with random jitter after a success, and a backoff
-//! after failures, capped at `RetryPollIntervalSeconds` and never longer than the interval.
+//! [`Timer`] that waits its interval with random jitter after a success. After a failure
+//! it waits for the next regular poll (the interval, jittered, at most the retry spread),
+//! or with [`RetryPolicy::official`] the official clients' backoff (60 s, doubling to
+//! `RetryPollIntervalSeconds`, `RetryPollCount` times).
+//!
+//! Why not the official backoff by default (docs/BENCHMARKS.md "Fleet behaviour", measured
+//! by `fleet/`): every device whose poll failed during an outage then retries within a few
+//! minutes of the server's return, so a third of a fleet arrives in one wave (7.5 × the
+//! steady rate after a 10-minute outage), and arrives together again one interval later,
+//! and the next. Waiting for the next regular poll keeps each device's place in the
+//! fleet's spread: the load after the outage is the steady load, and no device checks
+//! more than one interval later than the official schedule would have it check.
 //!
 //! Invariants: a jittered wait stays within ±[`JITTER_PERCENT`] of its base (a fleet
 //! booted together drifts apart instead of polling in lockstep); a failure never makes the
-//! next try later than a success would have.
+//! next try later than a success would have; a server's `Retry-After` is never cut short.
 
 use std::time::Duration;
 
@@ -24,6 +34,17 @@ pub fn jittered(base: Duration, percent: u32, r: u64) -> Duration {
     let offset = u128::from(r) % (2 * spread + 1);
     let total = nanos - spread + offset;
     Duration::from_nanos(u64::try_from(total).unwrap_or(u64::MAX))
+}
+
+/// Uniform over `[lo, hi]`, chosen by the random value `r` (uniform over u64); `lo` when
+/// `hi <= lo`. Pure, for tests.
+pub fn uniform(lo: Duration, hi: Duration, r: u64) -> Duration {
+    if hi <= lo {
+        return lo;
+    }
+    let span = (hi - lo).as_nanos();
+    let offset = u128::from(r) % (span + 1);
+    lo + Duration::from_nanos(u64::try_from(offset).unwrap_or(u64::MAX))
 }
 
 /// A random u64 from the OS; the clock's nanoseconds if the OS has none to give.
@@ -48,6 +69,9 @@ pub struct RetryPolicy {
     /// Retries before falling back to the regular interval; 0 = the official clients'
     /// algorithmic limit (three tries at the cap).
     pub count: u32,
+    /// `official_poll_retry`: failed polls follow the official backoff (`cap`, `count`)
+    /// instead of waiting for the next regular poll. Authentication always does.
+    pub official: bool,
 }
 
 /// The waits after consecutive failures: the official clients' schedule for
@@ -103,6 +127,10 @@ impl ErrorBackoff {
 #[derive(Debug, Clone)]
 pub struct Timer {
     interval: Duration,
+    /// The latest a retry after a failure may come (at most the interval).
+    retry_spread: Duration,
+    /// [`RetryPolicy::official`].
+    official: bool,
     backoff: ErrorBackoff,
     next: Instant,
     random: fn() -> u64,
@@ -124,10 +152,19 @@ impl Timer {
     ) -> Self {
         Timer {
             interval,
+            retry_spread: interval,
+            official: retry.official,
             backoff: ErrorBackoff::new(retry),
             next: now,
             random,
         }
+    }
+
+    /// A failure's next try comes at most `spread` (jittered) after it, and never later
+    /// than the interval. The default: the interval.
+    pub fn with_retry_spread(mut self, spread: Duration) -> Self {
+        self.retry_spread = spread.min(self.interval);
+        self
     }
 
     pub fn due(&self) -> Instant {
@@ -151,25 +188,28 @@ impl Timer {
         wait
     }
 
-    /// The job failed at `now`: next time after the backoff (jittered), never later than
-    /// a success would have waited; once the retries are used up, after the interval.
+    /// The job failed at `now`: next time at the next regular poll (the interval, at most
+    /// the retry spread, jittered); with [`RetryPolicy::official`], after the backoff's
+    /// wait (jittered), and once its retries are used up after the interval.
     pub fn failed(&mut self, now: Instant) -> Duration {
         self.failed_with(now, None)
     }
 
     /// As [`Timer::failed`], but when the server asked for a wait (`Retry-After`, already
-    /// clamped by [`crate::client::retry_after`]) that wait replaces the backoff's, without
-    /// jitter (the server spreads its clients itself) and never beyond the interval. The
-    /// failure still counts in the backoff.
+    /// clamped by [`crate::client::retry_after`]) the wait is drawn between it and twice
+    /// it: never earlier than asked (the server may tell every client the same number, so
+    /// the spread is ours to add), never beyond the interval. The failure still counts in
+    /// the backoff.
     pub fn failed_with(&mut self, now: Instant, retry_after: Option<Duration>) -> Duration {
         let backoff = self.backoff.retry();
-        let wait = match retry_after {
-            Some(d) => d.min(self.interval),
-            None => jittered(
-                backoff.map_or(self.interval, |d| d.min(self.interval)),
-                JITTER_PERCENT,
-                (self.random)(),
-            ),
+        let r = (self.random)();
+        let wait = match (retry_after, backoff) {
+            (Some(d), _) => uniform(d.min(self.interval), (d * 2).min(self.interval), r),
+            (None, Some(b)) if self.official => {
+                jittered(b.min(self.retry_spread), JITTER_PERCENT, r)
+            }
+            (None, None) if self.official => jittered(self.interval, JITTER_PERCENT, r),
+            (None, _) => jittered(self.retry_spread, JITTER_PERCENT, r),
         };
         self.next = now + wait;
         wait
@@ -180,10 +220,20 @@ impl Timer {
 mod tests {
     use super::*;
 
+    /// The official clients' retry schedule (`official_poll_retry = true`).
     fn policy(cap: u64, count: u32) -> RetryPolicy {
         RetryPolicy {
             cap: Duration::from_secs(cap),
             count,
+            official: true,
+        }
+    }
+
+    /// The default: a failed poll waits for the next regular one.
+    fn next_poll() -> RetryPolicy {
+        RetryPolicy {
+            official: false,
+            ..policy(300, 0)
         }
     }
 
@@ -270,7 +320,7 @@ mod tests {
         assert_eq!(
             t.failed_with(t0, Some(Duration::from_secs(7))),
             Duration::from_secs(7),
-            "Retry-After replaces the backoff, unjittered"
+            "Retry-After replaces the backoff; r = 0: exactly it"
         );
         assert_eq!(
             t.failed_with(t0, Some(Duration::from_secs(5000))),
@@ -283,6 +333,78 @@ mod tests {
             short.failed(t0),
             Duration::from_secs(9),
             "never later than the interval itself"
+        );
+    }
+
+    /// A seeded generator behind a `fn() -> u64`, as the timers take it.
+    fn seeded() -> u64 {
+        thread_local! {
+            static STATE: std::cell::Cell<u64> = const { std::cell::Cell::new(42) };
+        }
+        STATE.with(|s| {
+            let mut z = s.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+            s.set(z);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        })
+    }
+
+    /// The fleet fix (docs/BENCHMARKS.md "Fleet behaviour"): a failed poll waits for the
+    /// next regular one, spread ±10 % as every poll, so the devices an outage failed come
+    /// back where they were in the fleet's spread, not in one wave a minute after the
+    /// server returns (the official backoff: every first retry at 54-66 s).
+    #[test]
+    fn a_failed_poll_waits_for_the_next_regular_one() {
+        let t0 = Instant::now();
+        let first_retries = |retry: RetryPolicy| -> Vec<u64> {
+            (0..10_000)
+                .map(|_| {
+                    Timer::with_random(Duration::from_secs(1800), retry, t0, seeded)
+                        .failed(t0)
+                        .as_secs()
+                })
+                .collect()
+        };
+        let waits = first_retries(next_poll());
+        assert!(
+            waits.iter().all(|w| (1620..=1980).contains(w)),
+            "the interval ±10 %"
+        );
+        let mut deciles = [0u32; 10];
+        for w in &waits {
+            deciles[(((w - 1620) * 10) / 361) as usize] += 1;
+        }
+        assert!(
+            deciles.iter().all(|&n| (850..1150).contains(&n)),
+            "uniform: {deciles:?}"
+        );
+        let official = first_retries(policy(300, 0));
+        assert!(official.iter().all(|w| (54..=66).contains(w)), "one wave");
+
+        // Every failure the same, the retries used up or not; a success in between too.
+        let mut t = Timer::with_random(Duration::from_secs(1800), next_poll(), t0, seeded);
+        assert!((0..20).all(|_| (1620..=1980).contains(&t.failed(t0).as_secs())));
+        // The inventory's next try comes within the update interval, not its 8 hours.
+        let mut inv = Timer::with_random(Duration::from_secs(28800), next_poll(), t0, seeded)
+            .with_retry_spread(Duration::from_secs(1800));
+        assert!((0..1000).all(|_| (1620..=1980).contains(&inv.failed(t0).as_secs())));
+    }
+
+    /// A server's `Retry-After` is the earliest retry; the spread up to twice it is the
+    /// device's, since a server tells every client the same number.
+    #[test]
+    fn retry_after_is_the_earliest_and_spread_to_twice_it() {
+        let t0 = Instant::now();
+        let mut t = Timer::with_random(Duration::from_secs(1800), next_poll(), t0, seeded);
+        let waits: Vec<u64> = (0..5000)
+            .map(|_| t.failed_with(t0, Some(Duration::from_secs(60))).as_secs())
+            .collect();
+        assert!(waits.iter().all(|w| (60..=120).contains(w)));
+        let early = waits.iter().filter(|&&w| w < 90).count();
+        assert!(
+            (2200..2800).contains(&early),
+            "half below the middle: {early}"
         );
     }
 }

@@ -166,6 +166,7 @@ pub fn daemon_settings(cfg: &Config) -> DaemonSettings {
         retry: RetryPolicy {
             cap: cfg.retry_poll_interval,
             count: cfg.retry_poll_count,
+            official: cfg.official_poll_retry,
         },
         reboot_command: cfg.reboot_command.clone(),
         shutdown_grace: SHUTDOWN_GRACE,
