@@ -115,7 +115,13 @@ async fn the_daemon_waits_as_the_server_asks() {
     let sim = TestSim::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let mac = "02:00:00:00:ba:01";
-    device_with_toml(dir.path(), mac, sim_conf(&sim, 300, 300), "");
+    // The first polls right after the authentication: the test waits for their retries.
+    device_with_toml(
+        dir.path(),
+        mac,
+        sim_conf(&sim, 300, 300),
+        "first_poll_spread = false\n",
+    );
     fail(&sim, "auth", 429, "4").await;
     let daemon = Daemon::start(
         common::bridge_command(dir.path(), &["-l", "debug", "daemon"]),

@@ -52,6 +52,10 @@ struct Args {
     /// `RetryPollCount` (0: the official limit).
     #[arg(long, default_value_t = 0)]
     retry_count: u32,
+    /// The devices boot uniformly over this many seconds from the start (10: a site's
+    /// power comes back).
+    #[arg(long, default_value_t = 3600)]
+    boot_spread: u64,
     /// Where the CSV and PNG files go.
     #[arg(long, default_value = "target/fleet")]
     out: PathBuf,
@@ -68,7 +72,7 @@ fn main() -> ExitCode {
         args.scenario.clone()
     };
     let schedules = if args.schedule.is_empty() {
-        vec![Which::Official, Which::BridgeOfficialRetry, Which::Bridge]
+        vec![Which::Official, Which::BridgeOfficialTimings, Which::Bridge]
     } else {
         args.schedule.clone()
     };
@@ -90,13 +94,14 @@ fn main() -> ExitCode {
             count: args.retry_count,
             official: false,
         },
+        first_poll_spread: true,
     };
     println!(
-        "{} devices booting over 1 h; UpdatePollIntervalSeconds {}, InventoryPollIntervalSeconds {}, RetryPollIntervalSeconds {}; the event at 3 h; seed {}",
-        args.devices, args.update_interval, args.inventory_interval, args.retry_interval, args.seed
+        "{} devices booting over {} s; UpdatePollIntervalSeconds {}, InventoryPollIntervalSeconds {}, RetryPollIntervalSeconds {}; the event at 3 h; seed {}",
+        args.devices, args.boot_spread, args.update_interval, args.inventory_interval, args.retry_interval, args.seed
     );
     println!(
-        "{:<11} {:<22} {:>7} {:>10} {:>10} {:>9} {:>18} {:>30}",
+        "{:<11} {:<24} {:>7} {:>10} {:>10} {:>9} {:>18} {:>30}",
         "scenario",
         "schedule",
         "mean/s",
@@ -115,7 +120,7 @@ fn main() -> ExitCode {
                 scenario,
                 which,
                 settings,
-                boot_spread: Duration::from_secs(3600),
+                boot_spread: Duration::from_secs(args.boot_spread),
                 event_at: Duration::from_secs(3 * 3600),
                 length: Duration::from_secs(6 * 3600),
             };
@@ -126,7 +131,7 @@ fn main() -> ExitCode {
                 .map(|k| format!("{:.1}", sum.by_kind_after[k.index()]))
                 .collect();
             println!(
-                "{:<11} {:<22} {:>7.2} {:>10.2} {:>10.2} {:>9} {:>9}/{:<8} {:>30}",
+                "{:<11} {:<24} {:>7.2} {:>10.2} {:>10.2} {:>9} {:>9}/{:<8} {:>30}",
                 scenario.name(),
                 which.name(),
                 sum.mean,

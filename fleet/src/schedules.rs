@@ -16,9 +16,10 @@ use crate::rng::timer_random;
 pub enum Which {
     /// mender-bridge's daemon (`src/daemon/plan.rs`), as configured by default.
     Bridge,
-    /// mender-bridge's daemon with `official_poll_retry = true`: the official backoff
-    /// after a failed poll (the bridge's schedule before the fleet fix).
-    BridgeOfficialRetry,
+    /// mender-bridge's daemon with the official client's timings: `official_poll_retry =
+    /// true` (the official backoff after a failed poll) and `first_poll_spread = false`
+    /// (the first polls right after the start): the bridge before the fleet fixes.
+    BridgeOfficialTimings,
     /// A model of the official client's published schedule.
     Official,
 }
@@ -27,7 +28,7 @@ impl Which {
     pub fn name(self) -> &'static str {
         match self {
             Which::Bridge => "bridge",
-            Which::BridgeOfficialRetry => "bridge-official-retry",
+            Which::BridgeOfficialTimings => "bridge-official-timings",
             Which::Official => "official",
         }
     }
@@ -36,7 +37,7 @@ impl Which {
     pub fn label(self) -> &'static str {
         match self {
             Which::Bridge => "mender-bridge",
-            Which::BridgeOfficialRetry => "mender-bridge, official_poll_retry = true",
+            Which::BridgeOfficialTimings => "mender-bridge, official timings",
             Which::Official => "official schedule (model)",
         }
     }
@@ -50,9 +51,11 @@ pub enum Schedule {
 
 impl Schedule {
     pub fn new(which: Which, mut settings: PlanSettings, now: Instant) -> Self {
-        settings.retry.official = which == Which::BridgeOfficialRetry;
+        let official = which == Which::BridgeOfficialTimings;
+        settings.retry.official = official;
+        settings.first_poll_spread = !official;
         match which {
-            Which::Bridge | Which::BridgeOfficialRetry => {
+            Which::Bridge | Which::BridgeOfficialTimings => {
                 Schedule::Bridge(Plan::new(settings, now, timer_random))
             }
             Which::Official => Schedule::Official(Official::new(settings, now)),

@@ -289,6 +289,7 @@ mod tests {
                     count: 0,
                     official: false,
                 },
+                first_poll_spread: true,
             },
             boot_spread: Duration::from_secs(3600),
             event_at: Duration::from_secs(3 * 3600),
@@ -326,7 +327,7 @@ mod tests {
         assert!(fixed.check_max <= 1980, "{}", fixed.check_max);
         let official = summarize(&run(setup(
             Scenario::Outage,
-            Which::BridgeOfficialRetry,
+            Which::BridgeOfficialTimings,
             3000,
         )));
         assert!(official.recovery > 2 * 1800, "{}", official.recovery);
@@ -336,6 +337,23 @@ mod tests {
             official.peak_after,
             fixed.peak_after
         );
+    }
+
+    /// The fleet fix for a fleet that powers on together (all boots within 10 s): with the
+    /// first polls spread over the interval the load is steady from the first interval on;
+    /// with the official timings the wave comes back every interval (the ±10 % jitter
+    /// takes hours to undo it).
+    #[test]
+    fn a_fleet_that_powers_on_together_polls_spread() {
+        let power_on = |which| {
+            let mut s = setup(Scenario::Steady, which, 3000);
+            s.boot_spread = Duration::from_secs(10);
+            summarize(&run(s))
+        };
+        let fixed = power_on(Which::Bridge);
+        assert!(fixed.recovery <= 60, "{}", fixed.recovery);
+        let official = power_on(Which::BridgeOfficialTimings);
+        assert!(official.recovery > 2 * 1800, "{}", official.recovery);
     }
 
     /// After a fleet-wide update each device authenticates once (for its commit), not

@@ -128,6 +128,7 @@ pub(crate) static ROOT: &[Field] = &[
     b("artifact_info_file", Str),
     b("reboot_command", StrList),
     b("official_poll_retry", Bool),
+    b("first_poll_spread", Bool),
     b("artifact", Table(ARTIFACT)),
     b("download", Table(DOWNLOAD)),
     b("backend", Table(BACKEND)),

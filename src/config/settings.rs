@@ -110,6 +110,9 @@ pub struct Config {
     /// `official_poll_retry` (false): a failed update check or inventory is retried on the
     /// official client's backoff instead of at the next regular poll.
     pub official_poll_retry: bool,
+    /// `first_poll_spread` (true): the daemon's first update check and inventory after it
+    /// starts come at a random time within the update interval.
+    pub first_poll_spread: bool,
     /// `[artifact]`: the reader's memory bounds.
     pub artifact: ArtifactSettings,
     /// `[download]`: resume and timeouts of the artifact download.

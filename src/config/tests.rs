@@ -624,6 +624,7 @@ fn example_bridge_toml_documents_every_setting() {
         "artifact.header_total_mib",
         "artifact_info_file",
         "official_poll_retry",
+        "first_poll_spread",
         "backend.rauc.bus",
         "backend.rauc.call_timeout_seconds",
         "backend.rauc.health_check_timeout_seconds",

@@ -118,6 +118,7 @@ pub(crate) fn build(
         artifact_info_file: v.path("artifact_info_file", unchecked.artifact_info_file)?,
         reboot_command: v.argv("reboot_command", unchecked.reboot_command)?,
         official_poll_retry: unchecked.official_poll_retry,
+        first_poll_spread: unchecked.first_poll_spread,
         artifact: v.artifact(&unchecked.artifact)?,
         download: v.download(&unchecked.download)?,
         backend: v.backend(unchecked.backend)?,

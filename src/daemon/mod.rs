@@ -75,6 +75,8 @@ pub struct DaemonSettings {
     pub inventory_interval: Duration,
     /// `RetryPollIntervalSeconds` and `RetryPollCount`.
     pub retry: RetryPolicy,
+    /// `first_poll_spread`.
+    pub first_poll_spread: bool,
     pub reboot_command: Vec<String>,
     pub shutdown_grace: Duration,
     /// The D-Bus token API for the add-ons.
@@ -146,6 +148,7 @@ impl Daemon {
             update_interval: self.settings.update_interval,
             inventory_interval: self.settings.inventory_interval,
             retry: self.settings.retry,
+            first_poll_spread: self.settings.first_poll_spread,
         };
         let mut plan = Plan::new(settings, Instant::now(), schedule::random_u64);
 
@@ -212,10 +215,7 @@ impl Daemon {
             match ctl.wait(plan.next().0).await {
                 None => {}
                 // A signal asking for work ends an authentication wait early: try now.
-                Some(Wake::Check) if plan.next().1 == Job::Authenticate => {
-                    plan.trigger(Job::Authenticate, Instant::now())
-                }
-                Some(Wake::Inventory) if plan.next().1 == Job::Authenticate => {
+                Some(Wake::Check | Wake::Inventory) if plan.next().1 == Job::Authenticate => {
                     plan.trigger(Job::Authenticate, Instant::now())
                 }
                 Some(Wake::Check) => {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::schedule::{jittered, ErrorBackoff, RetryPolicy, Timer, JITTER_PERCENT};
+use super::schedule::{jittered, uniform, ErrorBackoff, RetryPolicy, Timer, JITTER_PERCENT};
 
 /// A job of the daemon's loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -33,6 +33,9 @@ pub struct PlanSettings {
     pub update_interval: Duration,
     pub inventory_interval: Duration,
     pub retry: RetryPolicy,
+    /// `first_poll_spread`: the first update check and inventory after the start come at
+    /// a random time within the update interval, not right after the authentication.
+    pub first_poll_spread: bool,
 }
 
 /// One daemon's schedule.
@@ -47,9 +50,10 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// A daemon that starts at `now`: authentication is due at once, then both jobs.
+    /// A daemon that starts at `now`: authentication is due at once, then both jobs, at
+    /// once too or (`first_poll_spread`) each at a random time within the update interval.
     pub fn new(settings: PlanSettings, now: Instant, random: fn() -> u64) -> Self {
-        Plan {
+        let mut plan = Plan {
             authenticated: false,
             // Authentication never gives up: the official schedule, then the cap.
             auth_backoff: ErrorBackoff::new(RetryPolicy {
@@ -62,7 +66,22 @@ impl Plan {
             inventory: Timer::with_random(settings.inventory_interval, settings.retry, now, random)
                 .with_retry_spread(settings.update_interval),
             random,
+        };
+        if settings.first_poll_spread {
+            // A fleet that powers on together would otherwise poll together, and keep
+            // doing so every interval (docs/BENCHMARKS.md "Fleet behaviour").
+            let within = settings.update_interval;
+            plan.update
+                .due_at(now + uniform(Duration::ZERO, within, random()));
+            plan.inventory.due_at(
+                now + uniform(
+                    Duration::ZERO,
+                    within.min(settings.inventory_interval),
+                    random(),
+                ),
+            );
         }
+        plan
     }
 
     /// The job due at `now`, if any.
@@ -152,6 +171,7 @@ mod tests {
                 count: 0,
                 official: false,
             },
+            first_poll_spread: false,
         }
     }
 
@@ -194,5 +214,54 @@ mod tests {
         resumed.deployment_finished(t0);
         resumed.already_authenticated(t0);
         assert_eq!(resumed.due(t0), Some(Job::Inventory));
+    }
+
+    /// The fleet fix for a fleet that powers on together (docs/BENCHMARKS.md "Fleet
+    /// behaviour"): authentication at once, the first update check and inventory spread
+    /// uniformly over the update interval.
+    #[test]
+    fn the_first_polls_are_spread_over_the_update_interval() {
+        fn seeded() -> u64 {
+            thread_local! {
+                static STATE: std::cell::Cell<u64> = const { std::cell::Cell::new(9) };
+            }
+            STATE.with(|s| {
+                let mut z = s.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+                s.set(z);
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                z ^ (z >> 31)
+            })
+        }
+        let t0 = Instant::now();
+        let spread = PlanSettings {
+            first_poll_spread: true,
+            ..settings()
+        };
+        let mut deciles = [0u32; 10];
+        for _ in 0..10_000 {
+            let mut p = Plan::new(spread, t0, seeded);
+            assert_eq!(p.due(t0), Some(Job::Authenticate), "authentication at once");
+            p.succeeded(Job::Authenticate, t0);
+            if p.next().1 == Job::Inventory {
+                p.succeeded(Job::Inventory, t0);
+            }
+            let (at, job) = p.next();
+            assert_eq!(job, Job::UpdateCheck);
+            let secs = at.duration_since(t0).as_secs();
+            assert!(secs <= 1800, "{secs}");
+            deciles[(secs * 10 / 1801) as usize] += 1;
+        }
+        assert!(
+            deciles.iter().all(|&n| (850..1150).contains(&n)),
+            "{deciles:?}"
+        );
+        let mut at_once = Plan::new(settings(), t0, seeded);
+        at_once.succeeded(Job::Authenticate, t0);
+        assert_eq!(
+            at_once.due(t0),
+            Some(Job::Inventory),
+            "false: as the official client"
+        );
     }
 }

@@ -175,6 +175,11 @@ impl Timer {
         self.next <= now
     }
 
+    /// Make it due at `at` (the first poll after start, spread).
+    pub fn due_at(&mut self, at: Instant) {
+        self.next = at;
+    }
+
     /// Make it due now (a signal asked for it, or a deployment finished).
     pub fn trigger(&mut self, now: Instant) {
         self.next = now;

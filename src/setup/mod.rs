@@ -168,6 +168,7 @@ pub fn daemon_settings(cfg: &Config) -> DaemonSettings {
             count: cfg.retry_poll_count,
             official: cfg.official_poll_retry,
         },
+        first_poll_spread: cfg.first_poll_spread,
         reboot_command: cfg.reboot_command.clone(),
         shutdown_grace: SHUTDOWN_GRACE,
         dbus: DbusSettings {
