@@ -46,12 +46,26 @@ pub fn draw(runs: &[(&str, &Run, &Summary)], path: &Path) -> Result<(), String> 
                 .collect()
         })
         .collect();
-    let top = series.iter().flatten().map(|p| p.1).fold(1.0, f64::max) * 1.05;
+    // Clipped at 16 × the steady mean, so that a spike of hundreds of times it (the
+    // official model after a power-on) leaves the other lines readable.
+    let highest = series.iter().flatten().map(|p| p.1).fold(1.0, f64::max);
+    let clip = 16.0 * base.mean.max(0.1);
+    let top = highest.min(clip) * 1.05;
     let root = BitMapBackend::new(path, (1000, 420)).into_drawing_area();
     let err = |e: DrawingAreaErrorKind<_>| format!("{}: {e}", path.display());
     root.fill(&WHITE).map_err(err)?;
+    let booting = if s.boot_spread.as_secs() == 3600 {
+        String::new()
+    } else {
+        format!(", all booting within {} s", s.boot_spread.as_secs())
+    };
+    let clipped = if highest > clip {
+        format!(", clipped at {clip:.0}/s (highest {highest:.0}/s)")
+    } else {
+        String::new()
+    };
     let title = format!(
-        "{}: {} devices, requests/s (10 s windows)",
+        "{}{booting}: {} devices, requests/s (10 s windows){clipped}",
         s.scenario.name(),
         s.devices
     );
@@ -100,7 +114,7 @@ pub fn draw(runs: &[(&str, &Run, &Summary)], path: &Path) -> Result<(), String> 
         let color = COLORS[n % COLORS.len()];
         chart
             .draw_series(LineSeries::new(
-                points.iter().copied(),
+                points.iter().map(|&(x, y)| (x, y.min(top))),
                 color.stroke_width(1),
             ))
             .map_err(err)?
