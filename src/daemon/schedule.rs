@@ -127,7 +127,7 @@ impl ErrorBackoff {
 #[derive(Debug, Clone)]
 pub struct Timer {
     interval: Duration,
-    /// The latest a retry after a failure may come (at most the interval).
+    /// The wait after a failure, jittered (at most the interval).
     retry_spread: Duration,
     /// [`RetryPolicy::official`].
     official: bool,
