@@ -163,6 +163,7 @@ async fn a_configured_device_pending_accepted_then_rejected() {
     pending.line("ok", "backend", "writable");
     pending.line("ok", "boot env", "mender_boot_part=2");
     pending.line("ok", "modules", "single-file");
+    pending.line("ok", "install in progress", "no standalone install waiting");
     if cfg!(feature = "dbus") {
         pending.line("ok", "dbus", "can be owned");
     }
@@ -238,7 +239,14 @@ async fn a_bad_config_value_is_named_and_the_rest_skipped() {
         "{line}"
     );
     r.line("ok", "clock", "");
-    for name in ["device key", "identity", "servers", "backend", "dbus"] {
+    for name in [
+        "device key",
+        "identity",
+        "servers",
+        "backend",
+        "install in progress",
+        "dbus",
+    ] {
         r.line("skip", name, "did not load");
     }
 }

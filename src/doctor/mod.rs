@@ -5,8 +5,9 @@
 //! [`key`] (the device key), [`identity`] (the identity script), [`clock`] (is the time
 //! plausible enough for TLS), [`server`] (DNS, TCP and TLS to each server), [`auth`] (the
 //! signed auth request, checked locally, and the server's answer), [`artifact`] (the
-//! verify keys), [`backend`] (the installer and the Update Modules), [`dbus`] (the token
-//! API for the add-ons).
+//! verify keys), [`backend`] (the installer and the Update Modules), [`install`] (a
+//! deployment or standalone install in progress), [`dbus`] (the token API for the
+//! add-ons).
 //!
 //! Invariants:
 //! - Each check calls the code the daemon runs (the config loader, `DeviceKey::load`, the
@@ -29,6 +30,7 @@ pub mod clock;
 pub mod config;
 pub mod dbus;
 pub mod identity;
+pub mod install;
 pub mod key;
 pub mod server;
 
@@ -167,6 +169,7 @@ pub async fn run(
             "verify keys",
             "backend",
             "modules",
+            "install in progress",
             "dbus",
         ] {
             out.add(Check::skip(name, why));
@@ -179,6 +182,7 @@ pub async fn run(
     auth::check(&cfg, key.as_ref(), ident.as_ref(), &reachable, out).await;
     artifact::check(&cfg, out);
     backend::check(&cfg, out).await;
+    install::check(&cfg, out);
     dbus::check(&cfg, out).await;
 }
 
