@@ -221,18 +221,7 @@ mod tests {
     /// uniformly over the update interval.
     #[test]
     fn the_first_polls_are_spread_over_the_update_interval() {
-        fn seeded() -> u64 {
-            thread_local! {
-                static STATE: std::cell::Cell<u64> = const { std::cell::Cell::new(9) };
-            }
-            STATE.with(|s| {
-                let mut z = s.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
-                s.set(z);
-                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-                z ^ (z >> 31)
-            })
-        }
+        use crate::daemon::schedule::seeded;
         let t0 = Instant::now();
         let spread = PlanSettings {
             first_poll_spread: true,

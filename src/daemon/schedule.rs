@@ -221,6 +221,22 @@ impl Timer {
     }
 }
 
+/// A seeded generator behind a `fn() -> u64`, as the timers take it (tests: the same
+/// draws every run).
+#[cfg(test)]
+pub(crate) fn seeded() -> u64 {
+    thread_local! {
+        static STATE: std::cell::Cell<u64> = const { std::cell::Cell::new(42) };
+    }
+    STATE.with(|s| {
+        let mut z = s.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        s.set(z);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,20 +355,6 @@ mod tests {
             Duration::from_secs(9),
             "never later than the interval itself"
         );
-    }
-
-    /// A seeded generator behind a `fn() -> u64`, as the timers take it.
-    fn seeded() -> u64 {
-        thread_local! {
-            static STATE: std::cell::Cell<u64> = const { std::cell::Cell::new(42) };
-        }
-        STATE.with(|s| {
-            let mut z = s.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
-            s.set(z);
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        })
     }
 
     /// The fleet fix (docs/BENCHMARKS.md "Fleet behaviour"): a failed poll waits for the
