@@ -34,7 +34,8 @@ pub struct Config {
     /// `InventoryPollIntervalSeconds` (28800); > 0.
     #[serde(rename = "inventory_poll_interval_seconds", serialize_with = "secs")]
     pub inventory_poll_interval: Duration,
-    /// `RetryPollIntervalSeconds` (300): the cap of every backoff; > 0.
+    /// `RetryPollIntervalSeconds` (300): the cap of the authentication backoff and of the
+    /// status reports' retries, and with `official_poll_retry` of the polls'; > 0.
     #[serde(rename = "retry_poll_interval_seconds", serialize_with = "secs")]
     pub retry_poll_interval: Duration,
     /// `RetryPollCount` (0 = the official client's algorithmic limit); >= 0.
