@@ -52,7 +52,6 @@ pub use inventory::send_inventory;
 use mender_bridge_backends::Installers;
 use pidfile::{PidError, PidLock};
 use plan::{Job, Plan, PlanSettings};
-use schedule::RetryPolicy;
 
 /// How long a running job may go on after SIGTERM before it is dropped.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -71,12 +70,8 @@ pub enum DaemonError {
 /// The daemon's timing and reboot settings.
 #[derive(Debug, Clone)]
 pub struct DaemonSettings {
-    pub update_interval: Duration,
-    pub inventory_interval: Duration,
-    /// `RetryPollIntervalSeconds` and `RetryPollCount`.
-    pub retry: RetryPolicy,
-    /// `first_poll_spread`.
-    pub first_poll_spread: bool,
+    /// The intervals, retries and first-poll spread the daemon's [`Plan`] keeps.
+    pub schedule: PlanSettings,
     pub reboot_command: Vec<String>,
     pub shutdown_grace: Duration,
     /// The D-Bus token API for the add-ons.
@@ -144,13 +139,7 @@ enum Flow {
 
 impl Daemon {
     async fn run(&mut self, ctl: &mut Control) {
-        let settings = PlanSettings {
-            update_interval: self.settings.update_interval,
-            inventory_interval: self.settings.inventory_interval,
-            retry: self.settings.retry,
-            first_poll_spread: self.settings.first_poll_spread,
-        };
-        let mut plan = Plan::new(settings, Instant::now(), schedule::random_u64);
+        let mut plan = Plan::new(self.settings.schedule, Instant::now(), schedule::random_u64);
 
         let lock = loop {
             if let Some(l) = self.install_lock() {

@@ -25,6 +25,7 @@ use crate::config::{Config, ConfigError};
 #[cfg(feature = "dbus")]
 use crate::daemon::dbus::Bus;
 use crate::daemon::dbus::DbusSettings;
+use crate::daemon::plan::PlanSettings;
 use crate::daemon::schedule::RetryPolicy;
 use crate::daemon::{DaemonParts, DaemonSettings, SHUTDOWN_GRACE};
 use crate::deploy::engine::{Engine, EngineConfig};
@@ -161,14 +162,16 @@ pub async fn engine(cfg: &Config) -> Result<Engine<Installers>, SetupError> {
 /// `reboot_command`.
 pub fn daemon_settings(cfg: &Config) -> DaemonSettings {
     DaemonSettings {
-        update_interval: cfg.update_poll_interval,
-        inventory_interval: cfg.inventory_poll_interval,
-        retry: RetryPolicy {
-            cap: cfg.retry_poll_interval,
-            count: cfg.retry_poll_count,
-            official: cfg.official_poll_retry,
+        schedule: PlanSettings {
+            update_interval: cfg.update_poll_interval,
+            inventory_interval: cfg.inventory_poll_interval,
+            retry: RetryPolicy {
+                cap: cfg.retry_poll_interval,
+                count: cfg.retry_poll_count,
+                official: cfg.official_poll_retry,
+            },
+            first_poll_spread: cfg.first_poll_spread,
         },
-        first_poll_spread: cfg.first_poll_spread,
         reboot_command: cfg.reboot_command.clone(),
         shutdown_grace: SHUTDOWN_GRACE,
         dbus: DbusSettings {
