@@ -35,8 +35,9 @@ pub use error::BackendError;
 pub use installers::Installers;
 pub use module::ModuleHeader;
 
-/// What is known about a payload file before its first byte reaches a backend.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What is known about a payload file before its first byte reaches a backend. Kept in the
+/// standalone record by a suspended install (the SHA-256 as hex).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PayloadInfo {
     /// Payload type from the artifact header (`rootfs-image`, `rauc`, `swu`, ...).
     pub payload_type: String,
@@ -46,8 +47,28 @@ pub struct PayloadInfo {
     pub size: u64,
     /// Expected SHA-256 (from the artifact manifest); a backend that can read back what it
     /// wrote compares against it.
+    #[serde(with = "hex_sha256")]
     pub sha256: [u8; 32],
 }
+
+/// A SHA-256 as 64 hex digits in JSON.
+mod hex_sha256 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(sum: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(sum))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let text = String::deserialize(d)?;
+        let mut sum = [0u8; 32];
+        hex::decode_to_slice(&text, &mut sum).map_err(serde::de::Error::custom)?;
+        Ok(sum)
+    }
+}
+
+/// The default [`Backend::hold_after_download`] and [`Backend::suspend`] refusal.
+const CANNOT_STOP: &str = "this installer cannot stop between the download and the install";
 
 /// One progress report while an installer installs: bytes done out of a total, an optional
 /// percentage from the installer itself, and its message (e.g. RAUC's "Copying image to
@@ -158,24 +179,19 @@ pub trait Backend: Send {
     /// instead (SWUpdate spools), or refuse before anything is fetched. The default
     /// refuses: this installer keeps nothing across processes.
     fn hold_after_download(&mut self) -> Result<(), BackendError> {
-        Err(BackendError::not_started(
-            "this installer cannot stop between the download and the install",
-        ))
+        Err(BackendError::not_started(CANNOT_STOP))
     }
     /// After `downloaded`, for an install held by [`Backend::hold_after_download`]: makes
     /// what it wrote survive this process and returns what a later process hands to
     /// [`Backend::resume`]. Nothing is activated.
     fn suspend(&mut self) -> impl Future<Output = Result<serde_json::Value, BackendError>> + Send {
-        async {
-            Err(BackendError::not_started(
-                "this installer cannot stop between the download and the install",
-            ))
-        }
+        async { Err(BackendError::not_started(CANNOT_STOP)) }
     }
     /// In a later process: takes back the install [`Backend::suspend`] kept, so that
-    /// `finish`, `abort` or `cleanup` follow. Cheap: `finish` checks the kept bytes against
-    /// the manifest's size and SHA-256 again before anything is activated, because they sat
-    /// on disk between the two processes.
+    /// `finish`, `abort` or `cleanup` follow. Cheap: a backend that kept payload bytes
+    /// itself (raw, RAUC, SWUpdate) checks them against the manifest's size and SHA-256 in
+    /// `finish`, before anything is activated, because they sat on disk between the two
+    /// processes; an Update Module's tree is the module's, as with the official client.
     fn resume(&mut self, _saved: &serde_json::Value) -> Result<(), BackendError> {
         Err(BackendError::not_started(
             "this installer cannot finish an install another process downloaded",

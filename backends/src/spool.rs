@@ -358,10 +358,7 @@ impl Spool {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KeptSpool {
     pub path: PathBuf,
-    pub file_name: String,
-    pub payload_type: String,
-    pub size: u64,
-    pub sha256: String,
+    pub payload: PayloadInfo,
 }
 
 impl KeptSpool {
@@ -440,7 +437,8 @@ impl Spool {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let kept = self.path.with_file_name(format!("kept-{name}"));
+        let unique = name.strip_prefix(PREFIX).unwrap_or(&name);
+        let kept = self.path.with_file_name(format!("{KEPT_PREFIX}{unique}"));
         std::fs::rename(&self.path, &kept)
             .map_err(|e| BackendError::io(format!("keeping spool file {}", kept.display()), e))?;
         if let Some(dir) = kept.parent() {
@@ -451,10 +449,7 @@ impl Spool {
         tracing::info!(file = %kept.display(), what = self.kind.what, "spooled, verified and kept for a later resume");
         Ok(KeptSpool {
             path: kept,
-            file_name: self.payload.file_name.clone(),
-            payload_type: self.payload.payload_type.clone(),
-            size: self.payload.size,
-            sha256: hex::encode(self.payload.sha256),
+            payload: self.payload.clone(),
         })
     }
 
@@ -471,16 +466,8 @@ impl Spool {
             BackendError::failed(format!("kept {} {}: {why}", kind.what, kept.path.display()))
         };
         kept.check(dir, kind)?;
-        let mut sha256 = [0u8; 32];
-        hex::decode_to_slice(&kept.sha256, &mut sha256).map_err(|e| bad(e.to_string()))?;
-        let payload = PayloadInfo {
-            payload_type: kept.payload_type.clone(),
-            file_name: kept.file_name.clone(),
-            size: kept.size,
-            sha256,
-        };
         let path = kept.path.clone();
-        let limit = kept.size;
+        let limit = kept.payload.size;
         let read = tokio::task::spawn_blocking(move || -> std::io::Result<(Sink, u64)> {
             use std::io::Read;
             let mut file = std::fs::OpenOptions::new()
@@ -516,7 +503,7 @@ impl Spool {
             in_flight: None,
             sealed: false,
             written,
-            payload,
+            payload: kept.payload.clone(),
             kind: *kind,
         })
     }

@@ -18,7 +18,7 @@
 //! install runs no artifact script); an install that did not complete (interrupted, or a
 //! failing `ArtifactInstall_Leave`) is never committed: it is rolled back; an install
 //! stopped after its download is activated only by a `resume` whose backend checked the
-//! kept bytes against the manifest again.
+//! bytes it kept against the manifest again (an Update Module's tree is the module's).
 use std::time::Instant;
 
 use mender_bridge_backends::{Activation, Backend, BackendError, Progress, ProgressSink, Reboot};
@@ -600,13 +600,8 @@ impl<B: Backend> Standalone<B> {
             }
             P::Installing | P::Activated => {
                 // Interrupted: stop what may still run, then roll back.
-                if let Some(kept) = &record.kept {
-                    if let Err(e) = self.backend.resume(kept) {
-                        tracing::warn!("taking back the kept download: {e}");
-                    }
-                }
                 if record.phase == P::Installing {
-                    self.backend.abort().await?;
+                    self.give_up_download(record).await?;
                 }
                 record.failed = true;
                 self.enter(record, P::RollingBack)?;
@@ -671,6 +666,19 @@ impl<B: Backend> Standalone<B> {
         record.reboot_required = outcome == Activation::RebootRequired;
         self.enter(record, StandalonePhase::Activated)?;
         self.script(State::ArtifactInstall, Action::Leave).await?;
+        Ok(())
+    }
+
+    /// Stops what this install may still run and discards what it downloaded: a kept
+    /// download (another process's) is taken back first, so that the backend's `abort`
+    /// removes it.
+    async fn give_up_download(&mut self, record: &StandaloneRecord) -> Result<(), StandaloneError> {
+        if let Some(kept) = &record.kept {
+            if let Err(e) = self.backend.resume(kept) {
+                tracing::warn!("taking back the kept download: {e}");
+            }
+        }
+        self.backend.abort().await?;
         Ok(())
     }
 
@@ -796,12 +804,7 @@ impl<B: Backend> Standalone<B> {
         match record.phase {
             P::Installed => self.enter(&mut record, P::RollingBack)?,
             P::Downloaded => {
-                if let Some(kept) = &record.kept {
-                    if let Err(e) = self.backend.resume(kept) {
-                        tracing::warn!("taking back the kept download: {e}");
-                    }
-                }
-                self.backend.abort().await?;
+                self.give_up_download(&record).await?;
                 self.enter(&mut record, P::RollingBack)?;
             }
             P::Installing | P::Activated | P::RollingBack => {}

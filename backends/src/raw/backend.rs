@@ -21,9 +21,7 @@ struct Install {
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Kept {
     slot: String,
-    file: String,
-    size: u64,
-    sha256: String,
+    payload: PayloadInfo,
 }
 
 /// The raw A/B backend.
@@ -98,9 +96,7 @@ impl Backend for RawBackend {
         install.kept = true;
         let kept = Kept {
             slot: install.slot.name.clone(),
-            file: install.payload.file_name.clone(),
-            size: install.payload.size,
-            sha256: hex::encode(install.payload.sha256),
+            payload: install.payload.clone(),
         };
         tracing::info!(slot = %install.slot.name, "image written and synced; the slot is not activated");
         serde_json::to_value(kept).map_err(|e| BackendError::failed(format!("raw install: {e}")))
@@ -115,17 +111,10 @@ impl Backend for RawBackend {
             .by_name(&kept.slot)
             .ok_or_else(|| bad(format!("no slot named {:?} is configured", kept.slot)))?
             .clone();
-        let mut sha256 = [0u8; 32];
-        hex::decode_to_slice(&kept.sha256, &mut sha256).map_err(|e| bad(e.to_string()))?;
         self.install = Some(Install {
             slot,
             writer: None,
-            payload: PayloadInfo {
-                payload_type: "rootfs-image".into(),
-                file_name: kept.file,
-                size: kept.size,
-                sha256,
-            },
+            payload: kept.payload,
             kept: true,
         });
         Ok(())
