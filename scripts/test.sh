@@ -7,6 +7,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Disk: a clean clone's build with cargo's defaults filled 19 GB (5.4 GB of incremental
+# caches no one-off build reuses, and ~200 MB of full debug info in each of the ~36 test
+# binaries), more than a CI machine had free. Line tables keep file:line in backtraces.
+# Set either variable to override.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+export CARGO_PROFILE_DEV_DEBUG=${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}
+echo "disk before: $(df -h --output=avail . | tail -1 | tr -d ' ') free"
+
 ./scripts/setup-test-deps.sh
 cargo fmt --all -- --check
 cargo fmt --manifest-path fleet/Cargo.toml -- --check
@@ -41,4 +49,5 @@ cargo test --manifest-path fleet/Cargo.toml --locked 2>&1 | tee -a "$log" || sta
 # One closing line over all test binaries (cargo prints one "test result" per binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+echo "disk after: $(df -h --output=avail . | tail -1 | tr -d ' ') free; target/ $(du -sh target | cut -f1)"
 exit "$status"
