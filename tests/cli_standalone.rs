@@ -464,6 +464,65 @@ async fn killed_during_artifact_install_leave_commit_refuses_and_rollback_revert
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
 
+/// A commit that fails (here `ArtifactCommit_Enter`) rolls the install back at once, as
+/// the official client does ("Committing failed. Rolled back."): `ArtifactCommit_Error`,
+/// the rollback states and the failure states run, the old slot boots again, the new
+/// provides are never stored, and the user is told to reboot out of the new software.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_commit_rolls_the_install_back() {
+    let dev = Device::new();
+    let img = image(256 << 10, 8);
+    let trace = dev.path("trace");
+    let record = |state: &str| {
+        ScriptFile::new(
+            format!("{state}_01"),
+            format!("#!/bin/sh\necho {state} >> {}\n", trace.display()),
+        )
+    };
+    let mut spec = ArtifactSpec::rootfs("release-2", [DEVICE_TYPE]);
+    spec.scripts = vec![
+        ScriptFile::new(
+            "ArtifactCommit_Enter_01_fails",
+            format!(
+                "#!/bin/sh\necho ArtifactCommit_Enter >> {}\nexit 3\n",
+                trace.display()
+            ),
+        ),
+        record("ArtifactCommit_Error"),
+        record("ArtifactCommit_Leave"),
+        record("ArtifactRollback_Enter"),
+        record("ArtifactFailure_Enter"),
+    ];
+    let a = artifact_with(dev.dir.path(), spec, &img).await;
+    let o = dev.bridge(&["install", a.to_str().expect("utf8")]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    dev.rig.boot_into("b");
+
+    let o = dev.bridge(&["commit"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("ArtifactCommit_Enter_01_fails"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        err.contains("reboot"),
+        "the reboot out is asked for: {}",
+        text(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&trace).unwrap_or_default(),
+        "ArtifactCommit_Enter\nArtifactCommit_Error\nArtifactRollback_Enter\nArtifactFailure_Enter\n"
+    );
+    assert_eq!(dev.env_var("mender_boot_part"), "2", "{}", dev.rig.env());
+    assert_eq!(dev.env_var("upgrade_available"), "0");
+    let o = dev.bridge(&["show-provides"]);
+    assert!(!stdout(&o).contains("release-2"), "{}", text(&o));
+    let o = dev.bridge(&["commit"]);
+    assert_eq!(o.status.code(), Some(2), "no record left: {}", text(&o));
+}
+
 /// The official Mender 4/5 command line, `mender-update`, drives the same install with its
 /// commands, options and exit codes: 4 for a reboot with `--reboot-exit-code`, 2 when
 /// commit, rollback or resume find nothing, 1 for a state `--stop-before` cannot stop at.

@@ -71,6 +71,9 @@ pub enum StandaloneError {
     Backend(#[from] BackendError),
     #[error("{0}")]
     Script(#[from] ScriptError),
+    /// The update failed (`cause`) and was rolled back, but the device still runs it.
+    #[error("{cause}; rolled back: reboot to return to the previous software")]
+    RebootToReturn { cause: Box<StandaloneError> },
 }
 
 impl From<PipelineError> for StandaloneError {
@@ -515,8 +518,12 @@ impl<B: Backend> Standalone<B> {
             match step {
                 Ok(true) => {}
                 Ok(false) => break,
-                // The resumed install failed; the step saved where undoing it starts.
-                Err(e) if phase == StandalonePhase::Downloaded => failure = Some(e),
+                // The resumed install or the commit failed; the step saved where undoing
+                // it starts.
+                Err(e) if record.phase != phase => match failure {
+                    Some(_) => tracing::error!("{e}"),
+                    None => failure = Some(e),
+                },
                 // The record stays at this phase for the next attempt; the install's own
                 // failure, if any, is what the caller is told.
                 Err(e) => match failure {
@@ -530,7 +537,10 @@ impl<B: Backend> Standalone<B> {
         }
         // The cleanup is done and the record removed.
         if let Some(e) = failure {
-            return Err(e);
+            return Err(match record.rollback_reboot {
+                true => StandaloneError::RebootToReturn { cause: Box::new(e) },
+                false => e,
+            });
         }
         let outcome = match (
             record.committed,
@@ -612,11 +622,17 @@ impl<B: Backend> Standalone<B> {
                         artifact: record.artifact_name.clone(),
                     });
                 }
-                if let Err(e) = self.script(State::ArtifactCommit, Action::Enter).await {
+                // A failed commit rolls back at once, as the official client does.
+                let commit = match self.script(State::ArtifactCommit, Action::Enter).await {
+                    Ok(()) => self.backend.commit().await.map_err(StandaloneError::from),
+                    Err(e) => Err(e.into()),
+                };
+                if let Err(e) = commit {
                     let _ = self.script(State::ArtifactCommit, Action::Error).await;
-                    return Err(e.into());
+                    record.failed = true;
+                    self.enter(record, P::RollingBack)?;
+                    return Err(e);
                 }
-                self.backend.commit().await?;
                 self.store.set_installed(&record.new_provides)?;
                 record.committed = true;
                 tracing::info!(artifact = %record.artifact_name, "committed");
