@@ -223,6 +223,7 @@ fn recording_scripts(rec: &Path) -> Vec<ScriptFile> {
         "ArtifactInstall_Leave_01",
         "ArtifactReboot_Enter_01",
         "ArtifactReboot_Leave_01",
+        "ArtifactReboot_Error_01",
         "ArtifactCommit_Enter_01",
         "ArtifactCommit_Leave_01",
         "ArtifactRollback_Enter_01",
@@ -488,7 +489,8 @@ async fn a_failed_verify_reboot_rolls_back_through_the_module() {
         [
             "ArtifactReboot",
             "ArtifactVerifyReboot",
-            "script ArtifactReboot_Leave_01",
+            // The check failed: ArtifactReboot_Error, not _Leave, as the official client.
+            "script ArtifactReboot_Error_01",
             "script ArtifactRollback_Enter_01",
             "ArtifactRollback",
             "script ArtifactRollback_Leave_01",
@@ -676,12 +678,9 @@ async fn a_module_dying_mid_stream_never_reaches_artifact_install() {
     );
     assert_eq!(
         rig.calls(),
-        [
-            "ProvidePayloadFileSizes",
-            "Download",
-            "ArtifactFailure",
-            "Cleanup"
-        ]
+        // A failed download goes to the cleanup, as the official client takes it (its
+        // updateStoreState: StorePayloads failed → UpdateCleanupState).
+        ["ProvidePayloadFileSizes", "Download", "Cleanup"]
     );
     let sub = rig.failure_substate(&dep).await;
     assert!(
@@ -714,12 +713,9 @@ async fn a_stream_that_fails_verification_never_reaches_artifact_install() {
     );
     assert_eq!(
         rig.calls(),
-        [
-            "ProvidePayloadFileSizes",
-            "Download",
-            "ArtifactFailure",
-            "Cleanup"
-        ]
+        // A failed download goes to the cleanup, as the official client takes it (its
+        // updateStoreState: StorePayloads failed → UpdateCleanupState).
+        ["ProvidePayloadFileSizes", "Download", "Cleanup"]
     );
     // The module had the first file, verified, and the second one cut short.
     assert_eq!(std::fs::read(rig.rec("got-a.bin")).unwrap(), b"small");

@@ -19,6 +19,12 @@
 //! that writes `(host reboot)` into the trace and kills the client; the harness starts it
 //! again, as after a boot.
 //!
+//! State scripts record into the same trace (`script <State>_<Action>`): the artifact
+//! carries one for each artifact state × Enter/Leave/Error, the device one for each
+//! Download action (the official client's rootfs scripts, `/etc/mender/scripts`, and the
+//! bridge's `state_scripts_dir`). They find the records through `REC_DIR`, set in both
+//! clients' environment, and `SCRIPT_FAIL` in `$REC_DIR/scripts.conf` names one that exits 1.
+//!
 //! The official client runs in a private mount namespace (`unshare --mount`, root only)
 //! with temp dirs bind-mounted over `/etc/mender`, `/usr/share/mender/identity` and
 //! `/usr/share/mender/modules/v3`; nothing of the host changes.
@@ -104,6 +110,27 @@ esac
 exit 0
 "#;
 
+/// A recording state script: appends `script <name>` to the trace, and exits 1 when
+/// `scripts.conf` names it.
+fn state_script(name: &str) -> String {
+    format!(
+        "#!/bin/sh\n. \"${{REC_DIR:?}}/scripts.conf\"\necho 'script {name}' >> \"$REC_DIR/trace\"\n\
+         if [ \"$SCRIPT_FAIL\" = {name} ]; then echo '{name} fails on purpose' >&2; exit 1; fi\n"
+    )
+}
+
+/// The device's (rootfs) recording scripts in `dir`: Download_Enter/Leave/Error.
+fn rootfs_scripts(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("scripts dir");
+    std::fs::write(dir.join("version"), "3\n").expect("version");
+    for action in ["Enter", "Leave", "Error"] {
+        let name = format!("Download_{action}");
+        let path = dir.join(format!("{name}_00_rec"));
+        std::fs::write(&path, state_script(&name)).expect("script");
+        chmod(&path, 0o755);
+    }
+}
+
 /// One scenario: the module's behaviour, and the artifact name the device must report
 /// once the deployment ended.
 #[derive(Debug, Clone, Copy)]
@@ -120,6 +147,8 @@ struct Scenario {
     fail_once: bool,
     /// The state in which the module kills the client (once).
     kill: Option<&'static str>,
+    /// The state script (`<State>_<Action>`) that exits 1.
+    script_fail: Option<&'static str>,
     /// The artifact name in the device's inventory afterwards.
     artifact_after: &'static str,
 }
@@ -131,6 +160,7 @@ const BASE: Scenario = Scenario {
     fail: None,
     fail_once: false,
     kill: None,
+    script_fail: None,
     artifact_after: RELEASE,
 };
 
@@ -170,6 +200,19 @@ fn artifact() -> &'static [u8] {
         let d = dir.path();
         std::fs::write(d.join("one.txt"), "the first payload file\n").expect("one");
         std::fs::write(d.join("two.bin"), common::image(3000, 7)).expect("two");
+        let scripts = d.join("scripts");
+        std::fs::create_dir_all(&scripts).expect("scripts");
+        let mut script_args = Vec::new();
+        for state in common::ARTIFACT_STATES {
+            for action in ["Enter", "Leave", "Error"] {
+                let name = format!("{state}_{action}");
+                let path = scripts.join(format!("{name}_00_rec"));
+                std::fs::write(&path, state_script(&name)).expect("script");
+                chmod(&path, 0o755);
+                script_args.push("-s".into());
+                script_args.push(path.into_os_string());
+            }
+        }
         let out = d.join("rec.mender");
         let mut cmd = std::process::Command::new("mender-artifact");
         cmd.current_dir(d).args([
@@ -185,9 +228,8 @@ fn artifact() -> &'static [u8] {
             "one.txt",
             "-f",
             "two.bin",
-            "-o",
         ]);
-        cmd.arg(&out);
+        cmd.args(&script_args).arg("-o").arg(&out);
         common::run(&mut cmd);
         std::fs::read(&out).expect("artifact")
     })
@@ -240,6 +282,11 @@ fn module_rig(work: &Path, sc: &Scenario) -> (PathBuf, PathBuf, PathBuf) {
         kill = sc.kill.unwrap_or(""),
     );
     std::fs::write(mods.join(format!("{MODULE}.conf")), conf).expect("conf");
+    std::fs::write(
+        rec.join("scripts.conf"),
+        format!("SCRIPT_FAIL={}\n", sc.script_fail.unwrap_or("")),
+    )
+    .expect("scripts.conf");
     // Named `reboot`: the official client runs `reboot` from its PATH.
     let reboot = bin.join("reboot");
     script(
@@ -260,6 +307,7 @@ trait Client {
 
 /// The official client in a private mount namespace.
 struct Official {
+    rec: PathBuf,
     etc: PathBuf,
     ident: PathBuf,
     data: PathBuf,
@@ -271,7 +319,7 @@ struct Official {
 impl Official {
     fn new(sim: &TestSim, sc: &Scenario) -> Self {
         let work = sim.dir.path();
-        let (mods, _, reboot) = module_rig(work, sc);
+        let (mods, rec, reboot) = module_rig(work, sc);
         let etc = work.join("etc-mender");
         let ident = work.join("identity");
         let data = work.join("data");
@@ -279,6 +327,7 @@ impl Official {
             std::fs::create_dir_all(d).expect("dir");
         }
         std::fs::write(etc.join("artifact_info"), "artifact_name=release-1\n").expect("info");
+        rootfs_scripts(&etc.join("scripts"));
         let conf = json!({
             "ServerURL": sim.handle.base_url(),
             "ServerCertificate": sim.handle.ca_path(),
@@ -301,6 +350,7 @@ impl Official {
             &format!("echo mac={MAC}"),
         );
         Official {
+            rec,
             etc,
             ident,
             data,
@@ -331,6 +381,7 @@ impl Client for Official {
         Command::new("unshare")
             .args(["--mount", "--", "sh", "-c", &shell])
             .env("PATH", path)
+            .env("REC_DIR", &self.rec)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -347,6 +398,7 @@ impl Client for Official {
 /// The bridge daemon, configured as the other daemon tests configure it, with the
 /// module's directory as `modules_dir`.
 struct Bridge {
+    rec: PathBuf,
     dir: PathBuf,
     _rig: SlotRig,
     log: PathBuf,
@@ -357,7 +409,7 @@ impl Bridge {
         let work = sim.dir.path();
         let d = work.join("device");
         std::fs::create_dir_all(&d).expect("device dir");
-        let (mods, _, reboot) = module_rig(work, sc);
+        let (mods, rec, reboot) = module_rig(work, sc);
         let rig = SlotRig::new(&d.join("slots"), 64 * 1024);
         write_device_files(
             &d,
@@ -369,7 +421,9 @@ impl Bridge {
                 raw_toml: rig.raw_backend_toml(),
             },
         );
+        rootfs_scripts(&d.join("scripts"));
         Bridge {
+            rec,
             dir: d,
             _rig: rig,
             log: work.join("bridge.log"),
@@ -384,7 +438,8 @@ impl Client for Bridge {
             &self.dir,
             &["-l", "debug", "daemon"],
         ));
-        c.stdin(Stdio::null())
+        c.env("REC_DIR", &self.rec)
+            .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .kill_on_drop(true)
@@ -519,6 +574,28 @@ async fn drive(sim: &TestSim, client: &dyn Client, sc: &Scenario, who: &str) -> 
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+
+    // The official client's state scripts report the deployment's status as they start
+    // (`failure` for ArtifactFailure_Enter), so the final status can come before the
+    // states that follow it (and before a kill the scenario asks for): wait until the
+    // trace has rested for 3 s (20 s at most), starting the client again if it died.
+    let limit = Instant::now() + Duration::from_secs(20);
+    let (mut seen, mut since) = (read_trace(&rec).len(), Instant::now());
+    while since.elapsed() < Duration::from_secs(3) && Instant::now() < limit {
+        if child.exited() {
+            child.stop().await;
+            starts += 1;
+            if starts > MAX_STARTS {
+                fail(&format!("the client died {} times", starts - 1));
+            }
+            child = Running(Some(client.start(starts)));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = read_trace(&rec).len();
+        if now != seen {
+            (seen, since) = (now, Instant::now());
+        }
+    }
 
     // The inventory after the deployment: the expected name, or what it shows after 15 s.
     let limit = Instant::now() + Duration::from_secs(15);
@@ -755,6 +832,52 @@ scenario!(
     commit_fails,
     Scenario {
         fail: Some("ArtifactCommit"),
+        artifact_after: "release-1",
+        ..BASE
+    }
+);
+
+// A state script that fails: the `_Error` scripts of the state it belongs to, then the
+// rollback and failure states, as the official client runs them.
+// (A failing Download_Enter is left out: the official client then runs Download_Error
+// and takes the same deployment again at every poll, without end.)
+scenario!(
+    download_leave_script_fails,
+    Scenario {
+        script_fail: Some("Download_Leave"),
+        artifact_after: "release-1",
+        ..BASE
+    }
+);
+scenario!(
+    artifact_install_enter_script_fails,
+    Scenario {
+        script_fail: Some("ArtifactInstall_Enter"),
+        artifact_after: "release-1",
+        ..BASE
+    }
+);
+scenario!(
+    artifact_install_leave_script_fails,
+    Scenario {
+        script_fail: Some("ArtifactInstall_Leave"),
+        artifact_after: "release-1",
+        ..BASE
+    }
+);
+scenario!(
+    artifact_reboot_enter_script_fails,
+    Scenario {
+        reboot: "Yes",
+        script_fail: Some("ArtifactReboot_Enter"),
+        artifact_after: "release-1",
+        ..BASE
+    }
+);
+scenario!(
+    artifact_commit_enter_script_fails,
+    Scenario {
+        script_fail: Some("ArtifactCommit_Enter"),
         artifact_after: "release-1",
         ..BASE
     }

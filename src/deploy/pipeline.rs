@@ -4,7 +4,10 @@
 //! check → the backend's route by payload type (`select`), its preflight and `prepare`
 //! (the verified header) → stream every payload byte into the backend → its `downloaded`
 //! → `Download_Leave` → keep the verified artifact's scripts and provides →
-//! `ArtifactInstall_Enter` → `finish` (activation) → `ArtifactInstall_Leave`. A caller that
+//! `ArtifactInstall_Enter` → `finish` (activation) → `ArtifactInstall_Leave`. A failure
+//! runs the `_Error` scripts of the state it happened in (`Download_Error` up to the
+//! install, `ArtifactInstall_Error` from `ArtifactInstall_Enter` on), as the official
+//! client does. A caller that
 //! stops after the download ([`Hooks::stop_after_download`], `--stop-before
 //! ArtifactInstall_Enter`) has the backend hold the payload before the first byte and
 //! suspend it after `Download_Leave`; a later process resumes at `ArtifactInstall_Enter`.
@@ -20,8 +23,8 @@
 //! - nothing from the header (scripts, provides) is kept before the whole artifact verified
 //!   (signature, header and every payload checksum): [`Hooks::verified`] is the first time
 //!   the caller may record it;
-//! - [`Hooks::activating`] is told (and must have recorded it) before the backend's
-//!   `finish`, and [`Hooks::activated`] as soon as `finish` returned, so the caller's
+//! - [`Hooks::activating`] is told (and must have recorded it) before
+//!   `ArtifactInstall_Enter` and the backend's `finish`, and [`Hooks::activated`] as soon as `finish` returned, so the caller's
 //!   failure path, or a restart, rolls back from then on;
 //! - an error from any step ends the sequence there; undoing (abort before activation,
 //!   rollback after, the failure scripts) is the caller's, by what it recorded.
@@ -133,8 +136,8 @@ pub trait Hooks<B: Backend>: Send {
         Err(PipelineError::Unsupported("this install cannot stop after its download".into()).into())
     }
 
-    /// `finish` is next: from here the installer may activate the new software, so any
-    /// failure must roll back. Must be recorded before returning.
+    /// `ArtifactInstall_Enter` and `finish` are next: from here the installer may activate
+    /// the new software, so any failure must roll back. Must be recorded before returning.
     fn activating(&mut self) -> Result<(), Self::Error>;
 
     /// Runs the backend's `finish`, showing its progress as the caller does.
@@ -174,84 +177,121 @@ where
         .clear_artifact_scripts()
         .await
         .map_err(PipelineError::from)?;
-    script(scripts, hooks, State::Download, Action::Enter).await?;
-    let reader = ArtifactReader::open(source.await?, read.clone())
-        .await
-        .map_err(PipelineError::Open)?;
-    let (warning, note) = reader.info().signature.trust_note();
-    hooks.log(warning, note);
-    let header = reader.info().header.clone();
-    check_depends(&header, device_type, current).map_err(PipelineError::from)?;
-    let payload_type = header.payload.payload_type.clone();
-    // The route by type, then the chosen installer's own checks, before a payload byte.
-    backend
-        .select(payload_type.as_deref())
-        .map_err(|e| PipelineError::Unsupported(e.to_string()))?;
-    backend
-        .preflight()
-        .await
-        .map_err(PipelineError::Preflight)?;
-    if let Some(t) = &payload_type {
+    // The Download state: from `Download_Enter` until the install begins, a failure runs
+    // `Download_Error` (a rootfs script: the artifact's are not kept yet, or just were).
+    let downloaded: Result<Option<Installed>, H::Error> = async {
+        script(scripts, hooks, State::Download, Action::Enter).await?;
+        let reader = ArtifactReader::open(source.await?, read.clone())
+            .await
+            .map_err(PipelineError::Open)?;
+        let (warning, note) = reader.info().signature.trust_note();
+        hooks.log(warning, note);
+        let header = reader.info().header.clone();
+        check_depends(&header, device_type, current).map_err(PipelineError::from)?;
+        let payload_type = header.payload.payload_type.clone();
+        // The route by type, then the chosen installer's own checks, before a payload byte.
         backend
-            .prepare(&module_header(&header, t, device_type, current))
-            .map_err(PipelineError::Preflight)?;
-    }
-    let stop = hooks.stop_after_download() && payload_type.is_some();
-    if stop {
+            .select(payload_type.as_deref())
+            .map_err(|e| PipelineError::Unsupported(e.to_string()))?;
         backend
-            .hold_after_download()
+            .preflight()
+            .await
             .map_err(PipelineError::Preflight)?;
-    }
-    hooks.accepted(&header)?;
+        if let Some(t) = &payload_type {
+            backend
+                .prepare(&module_header(&header, t, device_type, current))
+                .map_err(PipelineError::Preflight)?;
+        }
+        let stop = hooks.stop_after_download() && payload_type.is_some();
+        if stop {
+            backend
+                .hold_after_download()
+                .map_err(PipelineError::Preflight)?;
+        }
+        hooks.accepted(&header)?;
 
-    let streamed = stream_payload(reader, backend, payload_type.as_deref(), progress).await;
-    if !progress.settle().await && streamed.is_ok() {
-        let _ = backend.abort().await;
-        return Err(PipelineError::Aborted.into());
-    }
-    let has_payload = match streamed {
-        Ok(installed) => installed,
-        Err(StreamError::Stopped) => return Err(PipelineError::Aborted.into()),
-        Err(e) => return Err(PipelineError::Stream(e).into()),
-    };
-    if has_payload {
-        // The download's own end (an Update Module's `Download` exits), still before
-        // `Download_Leave`: a restart up to here only cleans up.
-        if let Err(e) = backend.downloaded().await {
+        let streamed = stream_payload(reader, backend, payload_type.as_deref(), progress).await;
+        if !progress.settle().await && streamed.is_ok() {
             let _ = backend.abort().await;
-            return Err(PipelineError::Stream(StreamError::Backend(e)).into());
+            return Err(PipelineError::Aborted.into());
+        }
+        let has_payload = match streamed {
+            Ok(installed) => installed,
+            Err(StreamError::Stopped) => return Err(PipelineError::Aborted.into()),
+            Err(e) => return Err(PipelineError::Stream(e).into()),
+        };
+        if has_payload {
+            // The download's own end (an Update Module's `Download` exits), still before
+            // `Download_Leave`: a restart up to here only cleans up.
+            if let Err(e) = backend.downloaded().await {
+                let _ = backend.abort().await;
+                return Err(PipelineError::Stream(StreamError::Backend(e)).into());
+            }
+        }
+        script(scripts, hooks, State::Download, Action::Leave).await?;
+        // Verified: now, and only now, the header's scripts and provides are kept.
+        scripts
+            .store_artifact_scripts(&header.scripts)
+            .await
+            .map_err(PipelineError::from)?;
+        hooks
+            .verified(Verified {
+                payload_type,
+                provides: apply_provides(current, &header),
+                has_payload,
+            })
+            .await?;
+        if !has_payload {
+            return Ok(Some(Installed::NothingToActivate));
+        }
+        if stop {
+            let kept = backend
+                .suspend()
+                .await
+                .map_err(|e| PipelineError::Stream(StreamError::Backend(e)))?;
+            hooks.suspended(kept)?;
+            return Ok(Some(Installed::Suspended));
+        }
+        Ok(None)
+    }
+    .await;
+    match downloaded {
+        Ok(Some(done)) => return Ok(done),
+        Ok(None) => {}
+        Err(e) => {
+            error_scripts(scripts, hooks, State::Download).await;
+            return Err(e);
         }
     }
-    script(scripts, hooks, State::Download, Action::Leave).await?;
-    // Verified: now, and only now, the header's scripts and provides are kept.
-    scripts
-        .store_artifact_scripts(&header.scripts)
-        .await
-        .map_err(PipelineError::from)?;
-    hooks
-        .verified(Verified {
-            payload_type,
-            provides: apply_provides(current, &header),
-            has_payload,
-        })
-        .await?;
-    if !has_payload {
-        return Ok(Installed::NothingToActivate);
+
+    // The ArtifactInstall state: from `ArtifactInstall_Enter` on, a failure rolls back (as
+    // the official client does, even when that first script failed) after
+    // `ArtifactInstall_Error`.
+    let installed: Result<Activation, H::Error> = async {
+        hooks.activating()?;
+        script(scripts, hooks, State::ArtifactInstall, Action::Enter).await?;
+        let outcome = hooks.finish(backend).await.map_err(PipelineError::Finish)?;
+        hooks.activated(outcome)?;
+        script(scripts, hooks, State::ArtifactInstall, Action::Leave).await?;
+        Ok(outcome)
     }
-    if stop {
-        let kept = backend
-            .suspend()
-            .await
-            .map_err(|e| PipelineError::Stream(StreamError::Backend(e)))?;
-        hooks.suspended(kept)?;
-        return Ok(Installed::Suspended);
+    .await;
+    if installed.is_err() {
+        error_scripts(scripts, hooks, State::ArtifactInstall).await;
     }
-    script(scripts, hooks, State::ArtifactInstall, Action::Enter).await?;
-    hooks.activating()?;
-    let outcome = hooks.finish(backend).await.map_err(PipelineError::Finish)?;
-    hooks.activated(outcome)?;
-    script(scripts, hooks, State::ArtifactInstall, Action::Leave).await?;
-    Ok(Installed::Activated(outcome))
+    installed.map(Installed::Activated)
+}
+
+/// The `<state>_Error` scripts, as the official client runs them when `state` fails (their
+/// own failure is only logged).
+async fn error_scripts<B: Backend, H: Hooks<B>>(
+    scripts: &ScriptRunner,
+    hooks: &mut H,
+    state: State,
+) {
+    let _ = scripts
+        .run_logged(state, Action::Error, |line| hooks.script_output(line))
+        .await;
 }
 
 /// Runs the scripts of `state`/`action`, their standard error to the caller's log.

@@ -441,17 +441,13 @@ impl<B: Backend> Standalone<B> {
                     }
                     Reached::Verified => {
                         let _ = self.backend.abort().await;
-                        let _ = self.script(State::Download, Action::Error).await;
                         self.enter(&mut record, StandalonePhase::Failing)?;
                         self.advance(record, stops, true, Some(e)).await
                     }
                     Reached::Nothing => {
-                        // Nothing verified, nothing kept: undone here, without a stop.
+                        // Nothing verified, nothing kept: undone here, without a stop,
+                        // and, as a failed download, without the ArtifactFailure state.
                         let _ = self.backend.abort().await;
-                        let _ = self.script(State::Download, Action::Error).await;
-                        if let Err(e) = self.backend.failure().await {
-                            tracing::error!("failure handling: {e}");
-                        }
                         if let Err(e) = self.backend.cleanup().await {
                             tracing::error!("cleanup: {e}");
                         }
@@ -676,13 +672,20 @@ impl<B: Backend> Standalone<B> {
         })?;
         self.backend.resume(&kept)?;
         self.enter(record, StandalonePhase::Installing)?;
-        self.script(State::ArtifactInstall, Action::Enter).await?;
-        let outcome = self.backend.finish(&NoProgress).await?;
-        record.kept = None;
-        record.reboot_required = outcome == Activation::RebootRequired;
-        self.enter(record, StandalonePhase::Activated)?;
-        self.script(State::ArtifactInstall, Action::Leave).await?;
-        Ok(())
+        let installed = async {
+            self.script(State::ArtifactInstall, Action::Enter).await?;
+            let outcome = self.backend.finish(&NoProgress).await?;
+            record.kept = None;
+            record.reboot_required = outcome == Activation::RebootRequired;
+            self.enter(record, StandalonePhase::Activated)?;
+            self.script(State::ArtifactInstall, Action::Leave).await?;
+            Ok(())
+        }
+        .await;
+        if installed.is_err() {
+            let _ = self.script(State::ArtifactInstall, Action::Error).await;
+        }
+        installed
     }
 
     /// Stops what this install may still run and discards what it downloaded: a kept
@@ -719,10 +722,15 @@ impl<B: Backend> Standalone<B> {
         let mut reboot_needed =
             record.reboot_required && self.backend.verify_reboot().await.unwrap_or(false);
         let _ = self.script(State::ArtifactRollback, Action::Enter).await;
-        let rolled_back = self.backend.rollback().await;
+        // Which reboot going back takes is asked before ArtifactRollback_Leave, as the
+        // official client asks an Update Module (`NeedsArtifactReboot`).
+        let rolled_back = match self.backend.rollback().await {
+            Ok(()) => Ok(self.backend.rollback_reboot().await),
+            Err(e) => Err(e),
+        };
         let _ = self.script(State::ArtifactRollback, Action::Leave).await;
         match rolled_back {
-            Ok(()) => match self.rollback_reboot_here().await {
+            Ok(reboot) => match self.rollback_reboot_here(reboot).await {
                 Ok(host) => reboot_needed |= host,
                 Err(e) => tracing::error!("rollback reboot: {e}"),
             },
@@ -749,9 +757,13 @@ impl<B: Backend> Standalone<B> {
     }
 
     /// After a rollback: the installer's own reboot out of the new software (a module that
-    /// answered `Yes`), verified; `Ok(true)` when the host must reboot instead.
-    async fn rollback_reboot_here(&mut self) -> Result<bool, StandaloneError> {
-        match self.backend.rollback_reboot().await? {
+    /// answered `Yes`), verified; `Ok(true)` when the host must reboot instead. `reboot`:
+    /// the backend's answer, asked right after the rollback.
+    async fn rollback_reboot_here(
+        &mut self,
+        reboot: Result<Reboot, BackendError>,
+    ) -> Result<bool, StandaloneError> {
+        match reboot? {
             Reboot::None => Ok(false),
             Reboot::Host => Ok(true),
             Reboot::Installer => {

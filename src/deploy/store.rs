@@ -57,6 +57,10 @@ pub enum Phase {
     Activated,
     /// The new software is activated; the reboot is next. Resume: verify the reboot.
     Rebooting,
+    /// After the reboot, checking that the new software runs. Resume: check again (an
+    /// Update Module whose check was cut short says no), without the `ArtifactReboot`
+    /// scripts, as the official client; then commit or roll back.
+    Verifying,
     /// Running after the reboot, committing. Resume: verify again, then commit.
     Committing,
     /// Rolling back. Resume: roll back again (idempotent), then report failure.
@@ -86,6 +90,7 @@ impl Phase {
             Phase::Activating
                 | Phase::Activated
                 | Phase::Rebooting
+                | Phase::Verifying
                 | Phase::Committing
                 | Phase::RollingBack
         )

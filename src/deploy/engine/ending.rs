@@ -15,7 +15,7 @@ use crate::deploy::report::{report_until_taken, upload_log, Reported};
 use crate::deploy::scripts::{Action, State};
 use crate::deploy::store::{DeploymentRecord, Phase};
 use mender_api::DeploymentStatus;
-use mender_bridge_backends::{Backend, Reboot};
+use mender_bridge_backends::{Backend, BackendError, Reboot};
 
 impl<B: Backend> Engine<B> {
     /// In `Committing` after a restart: the trial is over (the backend no longer reports the
@@ -53,13 +53,17 @@ impl<B: Backend> Engine<B> {
             Reported::Taken => {}
             _ => return self.aborted(rec).await,
         }
-        if let Err(e) = self.scripts(State::ArtifactCommit, Action::Enter).await {
-            return self.fail(rec, e).await;
-        }
-        let committed = self.backend.commit().await;
-        self.backend_log();
+        let committed = match self.scripts(State::ArtifactCommit, Action::Enter).await {
+            Ok(()) => {
+                let committed = self.backend.commit().await;
+                self.backend_log();
+                committed.map_err(|e| format!("commit: {e}"))
+            }
+            Err(e) => Err(e),
+        };
         if let Err(e) = committed {
-            return self.fail(rec, format!("commit: {e}")).await;
+            let _ = self.scripts(State::ArtifactCommit, Action::Error).await;
+            return self.fail(rec, e).await;
         }
         self.committed(rec).await
     }
@@ -98,10 +102,13 @@ impl<B: Backend> Engine<B> {
                 Ok(true) => {
                     rec.phase = Phase::RollingBack;
                     self.store.save(&mut rec)?;
-                    if !self.rollback_backend().await {
-                        self.inconsistent(&rec);
-                    } else if let Some(outcome) = self.rollback_reboot(&mut rec).await? {
-                        return Ok(outcome);
+                    match self.rollback_backend().await {
+                        Some(reboot) => {
+                            if let Some(outcome) = self.rollback_reboot(&mut rec, reboot).await? {
+                                return Ok(outcome);
+                            }
+                        }
+                        None => self.inconsistent(&rec),
                     }
                 }
                 Ok(false) => {
@@ -127,13 +134,19 @@ impl<B: Backend> Engine<B> {
     /// `Some`: the host reboots now (start-up resumes in `RollbackRebooting`). As the
     /// official client, a reboot after which the old software is not found back is tried
     /// again; each try is saved, so the store's loop guard ends the tries (the device is
-    /// then left inconsistent).
+    /// then left inconsistent). `first`: the backend's answer the rollback already took.
     async fn rollback_reboot(
         &mut self,
         rec: &mut DeploymentRecord,
+        first: Result<Reboot, BackendError>,
     ) -> Result<Option<Outcome>, EngineError> {
+        let mut answer = Some(first);
         loop {
-            let reboot = match self.backend.rollback_reboot().await {
+            let asked = match answer.take() {
+                Some(first) => first,
+                None => self.backend.rollback_reboot().await,
+            };
+            let reboot = match asked {
                 Ok(r) => r,
                 Err(e) => {
                     self.log("error", format!("rollback reboot: {e}"));
@@ -191,34 +204,35 @@ impl<B: Backend> Engine<B> {
         mut rec: DeploymentRecord,
     ) -> Result<Outcome, EngineError> {
         if !self.verify_rollback_reboot().await {
-            if let Some(outcome) = self.rollback_reboot(&mut rec).await? {
+            let reboot = self.backend.rollback_reboot().await;
+            if let Some(outcome) = self.rollback_reboot(&mut rec, reboot).await? {
                 return Ok(outcome);
             }
         }
         self.failed(rec).await
     }
 
-    /// The end of every failure: `ArtifactFailure` scripts around the backend's failure
-    /// handling (for an artifact that verified), its cleanup, the report. `Failing` is
-    /// saved first: a restart runs the failure handling again, as the official clients do.
+    /// The end of every failure: the `ArtifactFailure` state (its scripts around the
+    /// backend's failure handling) for an artifact that verified, the backend's cleanup,
+    /// the report. `Failing` is saved first: a restart runs the failure handling again, as
+    /// the official clients do. A download that failed goes to the cleanup, as the
+    /// official clients take it (no `ArtifactFailure` call to an Update Module).
     pub(super) async fn failed(
         &mut self,
         mut rec: DeploymentRecord,
     ) -> Result<Outcome, EngineError> {
         // Artifact scripts run only for an artifact that verified (always the case once
         // the backend was asked to activate).
-        let scripts = rec.verified || !matches!(rec.phase, Phase::Installing | Phase::Failing);
+        let verified = rec.verified || !matches!(rec.phase, Phase::Installing | Phase::Failing);
         rec.phase = Phase::Failing;
         self.save_step(&mut rec);
-        if scripts {
+        if verified {
             let _ = self.scripts(State::ArtifactFailure, Action::Enter).await;
-        }
-        let failed = self.backend.failure().await;
-        self.backend_log();
-        if let Err(e) = failed {
-            self.log("error", format!("failure handling: {e}"));
-        }
-        if scripts {
+            let failed = self.backend.failure().await;
+            self.backend_log();
+            if let Err(e) = failed {
+                self.log("error", format!("failure handling: {e}"));
+            }
             let _ = self.scripts(State::ArtifactFailure, Action::Leave).await;
         }
         self.clean_up(rec, Phase::ReportFailure).await
@@ -312,20 +326,23 @@ impl<B: Backend> Engine<B> {
     }
 
     /// Rolls the backend back between the `ArtifactRollback` scripts, its messages and any
-    /// error into the deployment log. `false`: the rollback failed.
-    pub(super) async fn rollback_backend(&mut self) -> bool {
+    /// error into the deployment log; `ArtifactRollback_Leave` runs after the backend said
+    /// which reboot going back takes (its answer is returned), as the official client asks
+    /// an Update Module (`NeedsArtifactReboot`) before it leaves the state. `None`: the
+    /// rollback failed.
+    pub(super) async fn rollback_backend(&mut self) -> Option<Result<Reboot, BackendError>> {
         let _ = self.scripts(State::ArtifactRollback, Action::Enter).await;
         let rolled_back = self.backend.rollback().await;
         self.backend_log();
-        let ok = match rolled_back {
-            Ok(()) => true,
+        let reboot = match rolled_back {
+            Ok(()) => Some(self.backend.rollback_reboot().await),
             Err(e) => {
                 self.log("error", format!("rollback: {e}"));
-                false
+                None
             }
         };
         let _ = self.scripts(State::ArtifactRollback, Action::Leave).await;
-        ok
+        reboot
     }
 
     /// The server aborted the deployment: clean up, report nothing more.

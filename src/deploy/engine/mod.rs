@@ -182,7 +182,11 @@ impl<B: Backend> Engine<B> {
                 self.log("info", "the commit had happened before the restart");
                 self.committed(rec).await?
             }
-            Phase::Rebooting | Phase::Committing => self.after_reboot(rec).await?,
+            Phase::Rebooting => self.after_reboot(rec).await?,
+            // Interrupted after the reboot: checked again, but the `ArtifactReboot` state
+            // was left (or its check cut short), so, as the official client, no script
+            // of it runs again; a check that fails rolls back.
+            Phase::Verifying | Phase::Committing => self.verify_again(rec).await?,
             Phase::RollingBack => {
                 self.fail(rec, "resuming an interrupted rollback".into())
                     .await?
@@ -302,7 +306,7 @@ impl<B: Backend> Engine<B> {
                     return self.aborted(rec).await;
                 }
                 if let Err(e) = self.scripts(State::ArtifactReboot, Action::Enter).await {
-                    return self.fail(rec, e).await;
+                    return self.reboot_failed(rec, e).await;
                 }
                 match self.backend.reboot().await {
                     Ok(Reboot::Host) => {
@@ -315,11 +319,11 @@ impl<B: Backend> Engine<B> {
                         self.backend_log();
                         match rebooted {
                             Ok(()) => self.after_reboot(rec).await,
-                            Err(e) => self.fail(rec, format!("reboot: {e}")).await,
+                            Err(e) => self.reboot_failed(rec, format!("reboot: {e}")).await,
                         }
                     }
                     Ok(Reboot::None) => self.after_reboot(rec).await,
-                    Err(e) => self.fail(rec, format!("reboot: {e}")).await,
+                    Err(e) => self.reboot_failed(rec, format!("reboot: {e}")).await,
                 }
             }
             Ok(Activation::Installed) => self.commit(rec).await,
@@ -329,24 +333,52 @@ impl<B: Backend> Engine<B> {
     }
 
     /// After the reboot into the new software (a restart, or an installer's own reboot):
-    /// verify it runs, `ArtifactReboot_Leave`, then commit or fail.
-    async fn after_reboot(&mut self, rec: DeploymentRecord) -> Result<Outcome, EngineError> {
+    /// `Verifying` saved, the check that it runs, then `ArtifactReboot_Leave` and the
+    /// commit, or `ArtifactReboot_Error` and the rollback.
+    async fn after_reboot(&mut self, mut rec: DeploymentRecord) -> Result<Outcome, EngineError> {
+        rec.phase = Phase::Verifying;
+        self.store.save(&mut rec)?;
+        match self.verify_reboot().await {
+            Ok(()) => {
+                let _ = self.scripts(State::ArtifactReboot, Action::Leave).await;
+                self.commit(rec).await
+            }
+            Err(reason) => self.reboot_failed(rec, reason).await,
+        }
+    }
+
+    /// Start-up in `Verifying` or `Committing`: the check that the new software runs,
+    /// again, then the commit; or the rollback, without the `ArtifactReboot` scripts.
+    async fn verify_again(&mut self, rec: DeploymentRecord) -> Result<Outcome, EngineError> {
+        match self.verify_reboot().await {
+            Ok(()) => self.commit(rec).await,
+            Err(reason) => self.fail(rec, reason).await,
+        }
+    }
+
+    /// The backend's check that the new software runs after the reboot; `Err`: why not.
+    async fn verify_reboot(&mut self) -> Result<(), String> {
         let running_new = self.backend.verify_reboot().await;
         self.backend_log();
-        let _ = self.scripts(State::ArtifactReboot, Action::Leave).await;
         match running_new {
-            Ok(true) => self.commit(rec).await,
-            Ok(false) => {
-                self.fail(
-                    rec,
-                    "after the reboot the device is not running the new software \
-                     (the bootloader fell back, or the reboot did not happen)"
-                        .into(),
-                )
-                .await
-            }
-            Err(e) => self.fail(rec, format!("verifying the reboot: {e}")).await,
+            Ok(true) => Ok(()),
+            Ok(false) => Err(
+                "after the reboot the device is not running the new software \
+                 (the bootloader fell back, or the reboot did not happen)"
+                    .into(),
+            ),
+            Err(e) => Err(format!("verifying the reboot: {e}")),
         }
+    }
+
+    /// The `ArtifactReboot` state failed: `ArtifactReboot_Error`, then the rollback.
+    async fn reboot_failed(
+        &mut self,
+        rec: DeploymentRecord,
+        reason: String,
+    ) -> Result<Outcome, EngineError> {
+        let _ = self.scripts(State::ArtifactReboot, Action::Error).await;
+        self.fail(rec, reason).await
     }
 
     /// A fresh download URL after a 403: the same update check again, which must still
