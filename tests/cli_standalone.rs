@@ -523,6 +523,40 @@ async fn a_failing_commit_rolls_the_install_back() {
     assert_eq!(o.status.code(), Some(2), "no record left: {}", text(&o));
 }
 
+/// `--stop-before Cleanup` after a download that failed to verify stops there, as the
+/// official client's: the failure is reported, `resume` runs the cleanup (and reports the
+/// failure again), then nothing is in progress; nothing was activated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_download_stops_before_the_cleanup() {
+    let dev = Device::new();
+    let img = image(256 << 10, 9);
+    let good = artifact(dev.dir.path(), "release-2", &img).await;
+    let bad = corrupt_copy(&dev, &good, &img);
+    let env_before = dev.rig.env();
+    let o = dev.bridge(&[
+        "install",
+        bad.to_str().expect("utf8"),
+        "--stop-before",
+        "Cleanup",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("checksum"),
+        "{}",
+        text(&o)
+    );
+    let o = dev.bridge(&["resume"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "the stop kept the failed install for `resume`: {}",
+        text(&o)
+    );
+    let o = dev.bridge(&["resume"]);
+    assert_eq!(o.status.code(), Some(2), "cleaned up: {}", text(&o));
+    assert_eq!(dev.rig.env(), env_before, "nothing activated");
+}
+
 /// The official Mender 4/5 command line, `mender-update`, drives the same install with its
 /// commands, options and exit codes: 4 for a reboot with `--reboot-exit-code`, 2 when
 /// commit, rollback or resume find nothing, 1 for a state `--stop-before` cannot stop at.

@@ -516,6 +516,20 @@ impl Drop for Running {
     }
 }
 
+/// Starts the client again if it died (as systemd, or a boot, would); `false` once it
+/// died more than [`MAX_STARTS`] times.
+async fn keep_running(child: &mut Running, client: &dyn Client, starts: &mut u32) -> bool {
+    if child.exited() {
+        child.stop().await;
+        *starts += 1;
+        if *starts > MAX_STARTS {
+            return false;
+        }
+        *child = Running(Some(client.start(*starts)));
+    }
+    true
+}
+
 /// Runs the deployment of the test artifact through `client` until its final status,
 /// starting the client again whenever it died; then waits (a while) for the inventory to
 /// show `sc.artifact_after`.
@@ -564,13 +578,8 @@ async fn drive(sim: &TestSim, client: &dyn Client, sc: &Scenario, who: &str) -> 
                 "no final status within {DEPLOYMENT_LIMIT:?}: {s:?}"
             ));
         }
-        if child.exited() {
-            child.stop().await;
-            starts += 1;
-            if starts > MAX_STARTS {
-                fail(&format!("the client died {} times", starts - 1));
-            }
-            child = Running(Some(client.start(starts)));
+        if !keep_running(&mut child, client, &mut starts).await {
+            fail(&format!("the client died {} times", starts - 1));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -582,13 +591,8 @@ async fn drive(sim: &TestSim, client: &dyn Client, sc: &Scenario, who: &str) -> 
     let limit = Instant::now() + Duration::from_secs(20);
     let (mut seen, mut since) = (read_trace(&rec).len(), Instant::now());
     while since.elapsed() < Duration::from_secs(3) && Instant::now() < limit {
-        if child.exited() {
-            child.stop().await;
-            starts += 1;
-            if starts > MAX_STARTS {
-                fail(&format!("the client died {} times", starts - 1));
-            }
-            child = Running(Some(client.start(starts)));
+        if !keep_running(&mut child, client, &mut starts).await {
+            fail(&format!("the client died {} times", starts - 1));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
         let now = read_trace(&rec).len();

@@ -445,9 +445,15 @@ impl<B: Backend> Standalone<B> {
                         self.advance(record, stops, true, Some(e)).await
                     }
                     Reached::Nothing => {
-                        // Nothing verified, nothing kept: undone here, without a stop,
-                        // and, as a failed download, without the ArtifactFailure state.
+                        // Nothing verified, nothing kept: as a failed download, without
+                        // the ArtifactFailure state. Once the header was accepted (the
+                        // record saved), the cleanup is a phase `--stop-before Cleanup`
+                        // stops before, as the official client's.
                         let _ = self.backend.abort().await;
+                        if matches!(self.store.standalone(), Ok(Some(_))) {
+                            self.enter(&mut record, StandalonePhase::CleaningUp)?;
+                            return self.advance(record, stops, true, Some(e)).await;
+                        }
                         if let Err(e) = self.backend.cleanup().await {
                             tracing::error!("cleanup: {e}");
                         }
