@@ -29,6 +29,7 @@ packages=(
   python3-venv      # a private venv for oelint-adv (below)
   lmdb-utils        # mdb_load: real LMDB files for the reader of the official client's store
   tinyproxy         # a real HTTP proxy with BasicAuth: tests/net_proxy.rs reaches the simulator only through it
+  microsocks        # a real SOCKS5 proxy with a user and password: the same through socks5://
   iproute2          # ip netns / veth: tests/net_proxy.rs isolates the bridge in a network namespace
   fonts-dejavu-core # the labels of the fleet simulation's plots (scripts/fleet.sh)
   xz-utils gzip tar coreutils

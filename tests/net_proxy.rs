@@ -193,6 +193,46 @@ impl Drop for Tinyproxy {
     }
 }
 
+/// Debian's `microsocks` on the namespace's proxy address with a user and password; killed
+/// on drop.
+struct Microsocks {
+    child: Child,
+    addr: String,
+}
+
+impl Microsocks {
+    fn start(net: &Net, user: &str, pass: &str) -> Self {
+        let ip = net.proxy_ip();
+        let port = TcpListener::bind(format!("{ip}:0"))
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("microsocks")
+            .args(["-i", &ip, "-p", &port.to_string(), "-u", user, "-P", pass])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start microsocks (apt-get install microsocks)");
+        let addr = format!("{ip}:{port}");
+        let sa: SocketAddr = addr.parse().expect("addr");
+        common::wait::poll_blocking(Duration::from_secs(10), || {
+            TcpStream::connect_timeout(&sa, Duration::from_millis(200))
+                .ok()
+                .map(drop)
+        })
+        .unwrap_or_else(|_| panic!("microsocks did not listen on {addr}"));
+        Microsocks { child, addr }
+    }
+}
+
+impl Drop for Microsocks {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The whole rig: namespace, simulator on the isolated address, tinyproxy, a device dir.
 struct Rig {
     proxy: Tinyproxy,
@@ -395,5 +435,99 @@ async fn a_refused_proxy_login_is_a_clear_error_without_the_password() {
     let requests = r.sim.http.manage_ok(Method::GET, "/requests", None).await;
     assert_eq!(requests, json!([]), "nothing reached the simulator");
     drop(daemon);
+    r.sim.handle.shutdown().await;
+}
+
+/// The same through a SOCKS5 proxy (Debian's `microsocks`, user and password): auth,
+/// inventory, the update check, the download, status reports and the deployment log go
+/// through it (the namespace reaches nothing else); a wrong password is a clear error that
+/// shows neither password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_through_a_socks5_proxy() {
+    let mac = "02:00:00:00:e0:03";
+    let Some(r) = rig(mac).await else { return };
+    let socks = Microsocks::start(&r.net, "bridge", "s0cks-pa55");
+
+    let daemon = r.daemon(&format!("socks5://bridge:Wr0ng-s3cret@{}", socks.addr));
+    let line = wait_for(
+        Duration::from_secs(30),
+        "the refusal in the log",
+        || async {
+            daemon
+                .log()
+                .lines()
+                .find(|l| l.contains("refused the credentials"))
+                .map(str::to_string)
+        },
+    )
+    .await;
+    assert!(
+        line.contains(&format!("proxy socks5://{}", socks.addr)),
+        "{line}"
+    );
+    assert!(!daemon.log().contains("Wr0ng-s3cret"), "{}", daemon.log());
+    drop(daemon);
+
+    let mut daemon = r.daemon(&format!("socks5://bridge:s0cks-pa55@{}", socks.addr));
+    let id = accept(&r.sim, mac, Duration::from_secs(30)).await;
+    wait_for(Duration::from_secs(30), "the inventory", || async {
+        let inv = r.sim.inventory(&id).await;
+        inv.as_array()?
+            .iter()
+            .any(|a| a["name"] == "artifact_name" && a["value"] == "release-1")
+            .then_some(())
+    })
+    .await;
+    // A deployment whose payload is corrupted near its end: the whole download comes
+    // through the proxy, then a failure status and the log upload.
+    let img = common::image(1 << 20, 12);
+    let (dep, size, data) = deploy_with(
+        &r.sim,
+        &id,
+        "release-2",
+        &img,
+        None,
+        WriteOptions::default(),
+    )
+    .await;
+    let corrupt = data + 900_000;
+    assert!(corrupt < size, "{corrupt} < {size}");
+    r.sim
+        .http
+        .manage_ok(
+            Method::POST,
+            "/faults/corrupt",
+            Some(json!({"offsets": [corrupt]})),
+        )
+        .await;
+    wait_for(Duration::from_secs(60), "the failure status", || async {
+        statuses(&r.sim, &dep, &id)
+            .await
+            .iter()
+            .any(|s| s == "failure")
+            .then_some(())
+    })
+    .await;
+    let log = wait_for(Duration::from_secs(30), "the deployment log", || async {
+        let l = r.sim.deployment_log(&dep, &id).await;
+        (!l.is_empty()).then_some(l)
+    })
+    .await;
+    assert!(log.contains("checksum"), "{log}");
+    assert!(!log.contains("s0cks-pa55"), "{log}");
+    let h = statuses(&r.sim, &dep, &id).await;
+    assert!(h.iter().any(|s| s == "downloading"), "{h:?}");
+    assert!(!r.sim.downloads().await.is_empty());
+
+    daemon.stop(Duration::from_secs(10));
+    let dlog = std::fs::read_to_string(r.dir.path().join("daemon.log")).unwrap_or_default();
+    assert!(
+        dlog.contains(&format!("https via socks5://{}", socks.addr)),
+        "the daemon names the proxy it uses\n{dlog}"
+    );
+    assert!(
+        !dlog.contains("s0cks-pa55"),
+        "the password in the daemon log"
+    );
     r.sim.handle.shutdown().await;
 }

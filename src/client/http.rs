@@ -50,7 +50,7 @@ impl HttpClient {
         if status != StatusCode::PROXY_AUTHENTICATION_REQUIRED || uri.scheme_str() != Some("http") {
             return None;
         }
-        let proxy = self.proxies.proxy_for(uri)?;
+        let proxy = self.proxies.proxy_for(uri).filter(|p| p.forwards_http())?;
         Some(ProxyError::AuthRequired {
             proxy: proxy.to_string(),
             with_credentials: proxy.authorization().is_some(),

@@ -14,8 +14,13 @@
 //!   domain (`example.com` matches it and its subdomains, `.example.com` and
 //!   `*.example.com` only subdomains), each optionally with `:port` (only that port).
 //!
-//! Where this differs from Go: only `http://` proxies (Go also speaks TLS to an `https://`
-//! proxy and SOCKS5; here those are a configuration error rather than silently ignored);
+//! - A `socks5://` proxy (port 1080 by default) carries both kinds of request: a SOCKS5
+//!   `CONNECT` (`proxy/socks5.rs`) to the target's host name, with `user:pass@` as RFC 1929
+//!   credentials; plain `http://` requests then go in origin form, as on a direct
+//!   connection.
+//!
+//! Where this differs from Go: no `https://` proxies (Go also speaks TLS to the proxy;
+//! here that is a configuration error rather than silently ignored);
 //! no IDNA conversion of non-ASCII names (compared lower-cased); no CGI `REQUEST_METHOD`
 //! check; an unparsable value is ignored with a warning (Go ignores it silently).
 //!
@@ -45,6 +50,8 @@ use tokio::net::TcpStream;
 
 use super::error::{chain, BoxError};
 
+mod socks5;
+
 /// Largest answer head a proxy may send to `CONNECT`.
 pub const MAX_PROXY_HEAD: usize = 8 * 1024;
 
@@ -57,7 +64,9 @@ pub enum ProxyError {
     #[error("{var}: not a proxy URL ({detail})")]
     InvalidUrl { var: &'static str, detail: String },
     /// A proxy variable names a scheme this client does not speak.
-    #[error("{var}: proxy scheme {scheme:?} is not supported (only http:// proxies)")]
+    #[error(
+        "{var}: proxy scheme {scheme:?} is not supported (only http:// and socks5:// proxies)"
+    )]
     UnsupportedScheme { var: &'static str, scheme: String },
     /// The TCP connection to the proxy failed.
     #[error("connecting to the proxy {proxy}: {detail}")]
@@ -89,6 +98,16 @@ pub enum ProxyError {
         status: u16,
         reason: String,
     },
+    /// A SOCKS5 proxy did not open the connection (its reply, or its refusal of the
+    /// credentials: "refused the credentials" as for an HTTP proxy).
+    #[error("proxy {proxy}: SOCKS5 connection to {target}: {}", socks_detail(source, *with_credentials))]
+    Socks {
+        proxy: String,
+        target: String,
+        with_credentials: bool,
+        #[source]
+        source: socks5::Socks5Error,
+    },
     /// Any other answer than 2xx to `CONNECT`.
     #[error("proxy {proxy} refused the tunnel to {target}: HTTP {status} {reason}")]
     Refused {
@@ -106,18 +125,45 @@ pub enum ProxyError {
     },
 }
 
-/// One proxy: where it is and its `Proxy-Authorization` value, if any.
-/// `Debug` and `Display` show `host:port` only.
+/// How a SOCKS5 failure reads: a refusal of the credentials says so as for an HTTP proxy.
+fn socks_detail(e: &socks5::Socks5Error, with_credentials: bool) -> String {
+    use socks5::Socks5Error as S;
+    match e {
+        S::CredentialsRefused => "the proxy refused the credentials of the proxy URL".into(),
+        S::NoAcceptableMethod if !with_credentials => {
+            "the proxy requires credentials: add user:pass@ to the proxy URL".into()
+        }
+        e => e.to_string(),
+    }
+}
+
+/// How a proxy is spoken to.
+#[derive(Clone)]
+enum Kind {
+    /// HTTP: `CONNECT` for `https://`, forwarding for `http://`, with this
+    /// `Proxy-Authorization` value, if any.
+    Http { auth: Option<HeaderValue> },
+    /// SOCKS5 for both, with these credentials, if any.
+    Socks5 {
+        credentials: Option<socks5::Credentials>,
+    },
+}
+
+/// One proxy: where it is and how to speak to it. `Debug` and `Display` show `host:port`
+/// (and `socks5://` for SOCKS) only.
 #[derive(Clone)]
 pub struct Proxy {
     /// Host as in a URL authority (an IPv6 address in brackets).
     host: String,
     port: u16,
-    auth: Option<HeaderValue>,
+    kind: Kind,
 }
 
 impl std::fmt::Display for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Kind::Socks5 { .. } = self.kind {
+            f.write_str("socks5://")?;
+        }
         write!(f, "{}:{}", self.host, self.port)
     }
 }
@@ -127,7 +173,7 @@ impl std::fmt::Debug for Proxy {
         write!(
             f,
             "Proxy({self}{})",
-            if self.auth.is_some() {
+            if self.has_credentials() {
                 ", credentials redacted"
             } else {
                 ""
@@ -154,41 +200,75 @@ impl Proxy {
             // No (known) scheme: Go tries again with "http://" in front.
             _ => url::Url::parse(&format!("http://{value}")).map_err(|e| invalid(e.to_string()))?,
         };
-        if url.scheme() != "http" {
-            return Err(ProxyError::UnsupportedScheme {
-                var,
-                scheme: url.scheme().to_string(),
-            });
-        }
+        let socks = match url.scheme() {
+            "http" => false,
+            "socks5" => true,
+            scheme => {
+                return Err(ProxyError::UnsupportedScheme {
+                    var,
+                    scheme: scheme.to_string(),
+                })
+            }
+        };
         let host = match url.host() {
             Some(url::Host::Ipv6(a)) => format!("[{a}]"),
             Some(h) => h.to_string(),
             None => return Err(invalid("no host".into())),
         };
-        let auth = if url.username().is_empty() && url.password().is_none() {
-            None
-        } else {
-            let decode = |s: &str| -> Vec<u8> { percent_decode_str(s).collect() };
-            let mut plain = decode(url.username());
-            let pass = decode(url.password().unwrap_or(""));
-            plain.push(b':');
-            plain.extend_from_slice(&pass);
-            let token = base64::engine::general_purpose::STANDARD.encode(&plain);
-            let mut v = HeaderValue::from_str(&format!("Basic {token}"))
-                .map_err(|_| invalid("unusable credentials".into()))?;
-            v.set_sensitive(true);
-            Some(v)
+        let decode = |s: &str| -> Vec<u8> { percent_decode_str(s).collect() };
+        let credentials = (!url.username().is_empty() || url.password().is_some()).then(|| {
+            (
+                zeroize::Zeroizing::new(decode(url.username())),
+                zeroize::Zeroizing::new(decode(url.password().unwrap_or(""))),
+            )
+        });
+        let kind = match (socks, credentials) {
+            (false, None) => Kind::Http { auth: None },
+            (false, Some((user, pass))) => {
+                let mut plain = zeroize::Zeroizing::new(user.to_vec());
+                plain.push(b':');
+                plain.extend_from_slice(&pass);
+                let token = base64::engine::general_purpose::STANDARD.encode(&plain);
+                let mut v = HeaderValue::from_str(&format!("Basic {token}"))
+                    .map_err(|_| invalid("unusable credentials".into()))?;
+                v.set_sensitive(true);
+                Kind::Http { auth: Some(v) }
+            }
+            (true, None) => Kind::Socks5 { credentials: None },
+            (true, Some((user, pass))) => Kind::Socks5 {
+                credentials: Some(
+                    socks5::Credentials::new(user.to_vec(), pass.to_vec()).ok_or_else(|| {
+                        invalid("SOCKS5 user name or password over 255 bytes".into())
+                    })?,
+                ),
+            },
         };
         Ok(Some(Proxy {
             host,
-            port: url.port().unwrap_or(80),
-            auth,
+            port: url.port().unwrap_or(if socks { 1080 } else { 80 }),
+            kind,
         }))
     }
 
-    /// The `Proxy-Authorization` value, if the URL had credentials.
+    /// The `Proxy-Authorization` value of an HTTP proxy, if the URL had credentials.
     pub fn authorization(&self) -> Option<&HeaderValue> {
-        self.auth.as_ref()
+        match &self.kind {
+            Kind::Http { auth } => auth.as_ref(),
+            Kind::Socks5 { .. } => None,
+        }
+    }
+
+    /// An HTTP proxy, which forwards plain `http://` requests (a SOCKS5 proxy carries
+    /// them as a plain connection).
+    pub fn forwards_http(&self) -> bool {
+        matches!(self.kind, Kind::Http { .. })
+    }
+
+    fn has_credentials(&self) -> bool {
+        match &self.kind {
+            Kind::Http { auth } => auth.is_some(),
+            Kind::Socks5 { credentials } => credentials.is_some(),
+        }
     }
 
     fn uri(&self) -> Result<Uri, BoxError> {
@@ -345,8 +425,8 @@ impl ProxyEnv {
     }
 
     /// From `lookup` (the environment, or a test's map). A value that is no URL is
-    /// ignored with a warning, as Go ignores it; an `https://` or `socks5://` proxy is an
-    /// error (Go would use it; ignoring it would bypass a proxy the device was told to use).
+    /// ignored with a warning, as Go ignores it; an `https://` proxy is an error (Go would
+    /// use it; ignoring it would bypass a proxy the device was told to use).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ProxyError> {
         let get = |upper: &str, lower: &str| {
             lookup(upper)
@@ -499,13 +579,40 @@ impl tower_service::Service<Uri> for ProxyConnector {
                     proxy: proxy.to_string(),
                     detail: chain(&e),
                 })?;
+            let target = authority(&dst);
+            if let Kind::Socks5 { credentials } = &proxy.kind {
+                let mut io = io;
+                let (host, port) = (dst.host().unwrap_or(""), default_port(&dst));
+                let opened = socks5::connect(io.inner_mut(), credentials.as_ref(), host, port);
+                let failed = |source| ProxyError::Socks {
+                    proxy: proxy.to_string(),
+                    target: target.clone(),
+                    with_credentials: credentials.is_some(),
+                    source,
+                };
+                match tokio::time::timeout(timeout, opened).await {
+                    Ok(r) => r.map_err(failed)?,
+                    Err(_) => {
+                        return Err(ProxyError::Timeout {
+                            proxy: proxy.to_string(),
+                            target,
+                            timeout,
+                        }
+                        .into())
+                    }
+                }
+                tracing::debug!(proxy = %proxy, target = %target, "SOCKS5 connection open");
+                return Ok(ProxyStream {
+                    io,
+                    forwarded: false,
+                });
+            }
             if dst.scheme_str() != Some("https") {
                 return Ok(ProxyStream {
                     io,
                     forwarded: true,
                 });
             }
-            let target = authority(&dst);
             let io = match tokio::time::timeout(timeout, tunnel(io, &proxy, &target)).await {
                 Ok(r) => r?,
                 Err(_) => {
@@ -528,14 +635,17 @@ impl tower_service::Service<Uri> for ProxyConnector {
 
 /// `host:port` of a request URI (the default port by scheme).
 fn authority(uri: &Uri) -> String {
-    let port = uri
-        .port_u16()
+    format!("{}:{}", uri.host().unwrap_or(""), default_port(uri))
+}
+
+/// The port of a request URI, or its scheme's default.
+fn default_port(uri: &Uri) -> u16 {
+    uri.port_u16()
         .unwrap_or(if uri.scheme_str() == Some("http") {
             80
         } else {
             443
-        });
-    format!("{}:{port}", uri.host().unwrap_or(""))
+        })
 }
 
 /// Sends `CONNECT target` and reads the answer head (at most [`MAX_PROXY_HEAD`] bytes);
@@ -551,7 +661,7 @@ async fn tunnel(
         source,
     };
     let mut req = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n").into_bytes();
-    if let Some(auth) = &proxy.auth {
+    if let Some(auth) = proxy.authorization() {
         req.extend_from_slice(b"Proxy-Authorization: ");
         req.extend_from_slice(auth.as_bytes());
         req.extend_from_slice(b"\r\n");
@@ -601,7 +711,7 @@ async fn tunnel(
         200..=299 => Err(bad(proxy, target, "data after the answer head")),
         401 | 407 => Err(ProxyError::AuthRequired {
             proxy: proxy.to_string(),
-            with_credentials: proxy.auth.is_some(),
+            with_credentials: proxy.has_credentials(),
             status,
             reason,
         }),

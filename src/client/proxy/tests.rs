@@ -119,10 +119,26 @@ fn unsupported_and_invalid_values() {
         let (k, v) = (k.to_string(), v.to_string());
         move |name: &str| (name == k).then(|| v.clone())
     };
-    let e = ProxyEnv::from_lookup(map("HTTPS_PROXY", "socks5://u:secret@p:1080")).unwrap_err();
-    assert!(e.to_string().contains("socks5"), "{e}");
+    let e = ProxyEnv::from_lookup(map("HTTPS_PROXY", "https://u:secret@p:443")).unwrap_err();
+    assert!(e.to_string().contains("\"https\""), "{e}");
     assert!(!e.to_string().contains("secret"), "{e}");
-    assert!(ProxyEnv::from_lookup(map("HTTPS_PROXY", "https://p:443")).is_err());
+    // SOCKS5: port 1080 by default, both kinds of request, credentials never shown and
+    // never sent as an HTTP header.
+    let env = ProxyEnv::from_lookup(|n: &str| {
+        matches!(n, "HTTPS_PROXY" | "HTTP_PROXY").then(|| "socks5://u:s%40cret@p".to_string())
+    })
+    .unwrap();
+    for uri in ["https://mender.example.com/", "http://mender.example.com/"] {
+        let p = env.proxy_for(&uri.parse().unwrap()).expect(uri);
+        assert_eq!(p.to_string(), "socks5://p:1080");
+        assert!(p.authorization().is_none() && !p.forwards_http());
+        assert!(!format!("{p:?}").contains("cret"), "{p:?}");
+    }
+    let long = format!("socks5://{}:p@h", "u".repeat(256));
+    // A user name RFC 1929 cannot carry: ignored with a warning, as an unusable value.
+    assert!(ProxyEnv::from_lookup(map("HTTPS_PROXY", &long))
+        .unwrap()
+        .is_empty());
     let ignored = ProxyEnv::from_lookup(map("HTTPS_PROXY", "http://bad host:1")).unwrap();
     assert!(ignored.is_empty());
 }
