@@ -137,39 +137,25 @@ impl Drop for Net {
     }
 }
 
-/// `tinyproxy -d` on the namespace's proxy address with `BasicAuth user pass`; killed on drop.
-struct Tinyproxy {
+/// A proxy server process on the namespace's proxy address; killed on drop.
+struct ProxyProcess {
     child: Child,
     addr: String,
-    log: PathBuf,
 }
 
-impl Tinyproxy {
-    fn start(net: &Net, dir: &Path, user: &str, pass: &str) -> Self {
+impl ProxyProcess {
+    /// Runs `command(ip, port)` for a free port of the proxy address; waits until it listens.
+    fn start(net: &Net, name: &str, command: impl FnOnce(&str, u16) -> Command) -> Self {
         let ip = net.proxy_ip();
         let port = TcpListener::bind(format!("{ip}:0"))
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let conf = dir.join("tinyproxy.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "Port {port}\nListen {ip}\nTimeout 60\nMaxClients 20\nLogLevel Connect\n\
-                 BasicAuth {user} {pass}\n"
-            ),
-        )
-        .expect("tinyproxy.conf");
-        let log = dir.join("tinyproxy.log");
-        let child = Command::new("tinyproxy")
-            .arg("-d")
-            .arg("-c")
-            .arg(&conf)
+        let child = command(&ip, port)
             .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).expect("log"))
             .stderr(Stdio::null())
             .spawn()
-            .expect("start tinyproxy (apt-get install tinyproxy)");
+            .unwrap_or_else(|e| panic!("start {name} (apt-get install {name}): {e}"));
         let addr = format!("{ip}:{port}");
         let sa: SocketAddr = addr.parse().expect("addr");
         common::wait::poll_blocking(Duration::from_secs(10), || {
@@ -177,8 +163,45 @@ impl Tinyproxy {
                 .ok()
                 .map(drop)
         })
-        .unwrap_or_else(|_| panic!("tinyproxy did not listen on {addr}"));
-        Tinyproxy { child, addr, log }
+        .unwrap_or_else(|_| panic!("{name} did not listen on {addr}"));
+        ProxyProcess { child, addr }
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `tinyproxy -d` on the namespace's proxy address with `BasicAuth user pass`.
+struct Tinyproxy {
+    server: ProxyProcess,
+    log: PathBuf,
+}
+
+impl Tinyproxy {
+    fn start(net: &Net, dir: &Path, user: &str, pass: &str) -> Self {
+        let conf = dir.join("tinyproxy.conf");
+        let log = dir.join("tinyproxy.log");
+        let server = ProxyProcess::start(net, "tinyproxy", |ip, port| {
+            std::fs::write(
+                &conf,
+                format!(
+                    "Port {port}\nListen {ip}\nTimeout 60\nMaxClients 20\nLogLevel Connect\n\
+                     BasicAuth {user} {pass}\n"
+                ),
+            )
+            .expect("tinyproxy.conf");
+            let mut c = Command::new("tinyproxy");
+            c.arg("-d")
+                .arg("-c")
+                .arg(&conf)
+                .stdout(std::fs::File::create(&log).expect("log"));
+            c
+        });
+        Tinyproxy { server, log }
     }
 
     fn log(&self) -> String {
@@ -186,51 +209,14 @@ impl Tinyproxy {
     }
 }
 
-impl Drop for Tinyproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Debian's `microsocks` on the namespace's proxy address with a user and password; killed
-/// on drop.
-struct Microsocks {
-    child: Child,
-    addr: String,
-}
-
-impl Microsocks {
-    fn start(net: &Net, user: &str, pass: &str) -> Self {
-        let ip = net.proxy_ip();
-        let port = TcpListener::bind(format!("{ip}:0"))
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new("microsocks")
-            .args(["-i", &ip, "-p", &port.to_string(), "-u", user, "-P", pass])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start microsocks (apt-get install microsocks)");
-        let addr = format!("{ip}:{port}");
-        let sa: SocketAddr = addr.parse().expect("addr");
-        common::wait::poll_blocking(Duration::from_secs(10), || {
-            TcpStream::connect_timeout(&sa, Duration::from_millis(200))
-                .ok()
-                .map(drop)
-        })
-        .unwrap_or_else(|_| panic!("microsocks did not listen on {addr}"));
-        Microsocks { child, addr }
-    }
-}
-
-impl Drop for Microsocks {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Debian's `microsocks` (SOCKS5) on the namespace's proxy address with a user and password.
+fn microsocks(net: &Net, user: &str, pass: &str) -> ProxyProcess {
+    ProxyProcess::start(net, "microsocks", |ip, port| {
+        let mut c = Command::new("microsocks");
+        c.args(["-i", ip, "-p", &port.to_string(), "-u", user, "-P", pass])
+            .stdout(Stdio::null());
+        c
+    })
 }
 
 /// The whole rig: namespace, simulator on the isolated address, tinyproxy, a device dir.
@@ -282,6 +268,73 @@ impl Rig {
             .to_string()
     }
 
+    /// Accepts the device `mac` once it asked, then waits for its first inventory; its id.
+    async fn admitted(&self, mac: &str) -> String {
+        let id = accept(&self.sim, mac, Duration::from_secs(30)).await;
+        wait_for(Duration::from_secs(30), "the inventory", || async {
+            let inv = self.sim.inventory(&id).await;
+            inv.as_array()?
+                .iter()
+                .any(|a| a["name"] == "artifact_name" && a["value"] == "release-1")
+                .then_some(())
+        })
+        .await;
+        id
+    }
+
+    /// Deploys a 1 MiB image (`seed`) to `id` with its payload corrupted `corrupt` bytes
+    /// into the data (and the download cut `cut` bytes in, if given), then waits for the
+    /// failure status and the uploaded log: (deployment id, log, the cut's offset).
+    async fn failing_deployment(
+        &self,
+        id: &str,
+        seed: u64,
+        cut: Option<u64>,
+        corrupt: u64,
+    ) -> (String, String, Option<u64>) {
+        let img = common::image(1 << 20, seed);
+        let (dep, size, data) = deploy_with(
+            &self.sim,
+            id,
+            "release-2",
+            &img,
+            None,
+            WriteOptions::default(),
+        )
+        .await;
+        let cut = cut.map(|c| data + c);
+        let corrupt = data + corrupt;
+        assert!(corrupt < size, "{corrupt} < {size}");
+        if let Some(cut) = cut {
+            self.sim
+                .http
+                .manage_ok(Method::POST, "/faults/cut", Some(json!({"offsets": [cut]})))
+                .await;
+        }
+        self.sim
+            .http
+            .manage_ok(
+                Method::POST,
+                "/faults/corrupt",
+                Some(json!({"offsets": [corrupt]})),
+            )
+            .await;
+        wait_for(Duration::from_secs(60), "the failure status", || async {
+            statuses(&self.sim, &dep, id)
+                .await
+                .iter()
+                .any(|s| s == "failure")
+                .then_some(())
+        })
+        .await;
+        let log = wait_for(Duration::from_secs(30), "the deployment log", || async {
+            let l = self.sim.deployment_log(&dep, id).await;
+            (!l.is_empty()).then_some(l)
+        })
+        .await;
+        (dep, log, cut)
+    }
+
     /// `mender-bridge daemon` in the namespace with `HTTPS_PROXY` set to `proxy_url`.
     fn daemon(&self, proxy_url: &str) -> Daemon {
         let mut cmd = common::bridge_command(self.dir.path(), &["-l", "debug", "daemon"]);
@@ -305,61 +358,14 @@ async fn a_deployment_through_an_authenticating_proxy() {
         "the namespace reaches the simulator directly"
     );
     assert!(
-        r.net.reaches(&r.proxy.addr),
+        r.net.reaches(&r.proxy.server.addr),
         "the namespace reaches the proxy"
     );
 
-    let mut daemon = r.daemon(&format!("http://bridge:pa55-w0rd@{}", r.proxy.addr));
-    let id = accept(&r.sim, mac, Duration::from_secs(30)).await;
-    wait_for(Duration::from_secs(30), "the inventory", || async {
-        let inv = r.sim.inventory(&id).await;
-        inv.as_array()?
-            .iter()
-            .any(|a| a["name"] == "artifact_name" && a["value"] == "release-1")
-            .then_some(())
-    })
-    .await;
-
-    // A deployment whose download is cut once (then resumed by Range) and whose payload
-    // is corrupted further on, so that it fails: a failure status and the log upload.
-    let img = common::image(1 << 20, 11);
-    let (dep, size, data) = deploy_with(
-        &r.sim,
-        &id,
-        "release-2",
-        &img,
-        None,
-        WriteOptions::default(),
-    )
-    .await;
-    let cut = data + 300_000;
-    let corrupt = data + 800_000;
-    assert!(corrupt < size, "{corrupt} < {size}");
-    r.sim
-        .http
-        .manage_ok(Method::POST, "/faults/cut", Some(json!({"offsets": [cut]})))
-        .await;
-    r.sim
-        .http
-        .manage_ok(
-            Method::POST,
-            "/faults/corrupt",
-            Some(json!({"offsets": [corrupt]})),
-        )
-        .await;
-    wait_for(Duration::from_secs(60), "the failure status", || async {
-        statuses(&r.sim, &dep, &id)
-            .await
-            .iter()
-            .any(|s| s == "failure")
-            .then_some(())
-    })
-    .await;
-    let log = wait_for(Duration::from_secs(30), "the deployment log", || async {
-        let l = r.sim.deployment_log(&dep, &id).await;
-        (!l.is_empty()).then_some(l)
-    })
-    .await;
+    let mut daemon = r.daemon(&format!("http://bridge:pa55-w0rd@{}", r.proxy.server.addr));
+    let id = r.admitted(mac).await;
+    // A download cut once (then resumed by Range) and corrupted further on.
+    let (dep, log, cut) = r.failing_deployment(&id, 11, Some(300_000), 800_000).await;
     assert!(!log.contains("pa55-w0rd"), "{log}");
     let h = statuses(&r.sim, &dep, &id).await;
     assert!(h.iter().any(|s| s == "downloading"), "{h:?}");
@@ -367,7 +373,9 @@ async fn a_deployment_through_an_authenticating_proxy() {
     let downloads = r.sim.downloads().await;
     assert!(downloads.len() >= 2, "{downloads:#?}");
     assert!(
-        downloads.iter().any(|d| d["cut_at"] == json!(cut)),
+        downloads
+            .iter()
+            .any(|d| d["cut_at"] == json!(cut.expect("cut"))),
         "{downloads:#?}"
     );
     assert!(
@@ -380,7 +388,7 @@ async fn a_deployment_through_an_authenticating_proxy() {
     daemon.stop(Duration::from_secs(10));
     let dlog = std::fs::read_to_string(r.dir.path().join("daemon.log")).unwrap_or_default();
     assert!(
-        dlog.contains(&format!("https via {}", r.proxy.addr)),
+        dlog.contains(&format!("https via {}", r.proxy.server.addr)),
         "the daemon names the proxy it uses\n{dlog}"
     );
     assert!(
@@ -399,14 +407,9 @@ async fn a_deployment_through_an_authenticating_proxy() {
     r.sim.handle.shutdown().await;
 }
 
-/// A wrong password: the daemon logs that the proxy (host:port) refused the credentials,
-/// with the status, and never the password; the simulator sees nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_proxy_login_is_a_clear_error_without_the_password() {
-    let mac = "02:00:00:00:e0:02";
-    let Some(r) = rig(mac).await else { return };
-    let daemon = r.daemon(&format!("http://bridge:Wr0ng-s3cret@{}", r.proxy.addr));
-    let line = wait_for(
+/// The daemon's log line saying the proxy refused the credentials (waited for).
+async fn refusal(daemon: &Daemon) -> String {
+    wait_for(
         Duration::from_secs(30),
         "the refusal in the log",
         || async {
@@ -417,8 +420,24 @@ async fn a_refused_proxy_login_is_a_clear_error_without_the_password() {
                 .map(str::to_string)
         },
     )
-    .await;
-    assert!(line.contains(&format!("proxy {}", r.proxy.addr)), "{line}");
+    .await
+}
+
+/// A wrong password: the daemon logs that the proxy (host:port) refused the credentials,
+/// with the status, and never the password; the simulator sees nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_proxy_login_is_a_clear_error_without_the_password() {
+    let mac = "02:00:00:00:e0:02";
+    let Some(r) = rig(mac).await else { return };
+    let daemon = r.daemon(&format!(
+        "http://bridge:Wr0ng-s3cret@{}",
+        r.proxy.server.addr
+    ));
+    let line = refusal(&daemon).await;
+    assert!(
+        line.contains(&format!("proxy {}", r.proxy.server.addr)),
+        "{line}"
+    );
     assert!(
         line.contains("HTTP 401") || line.contains("HTTP 407"),
         "{line}"
@@ -446,21 +465,10 @@ async fn a_refused_proxy_login_is_a_clear_error_without_the_password() {
 async fn a_deployment_through_a_socks5_proxy() {
     let mac = "02:00:00:00:e0:03";
     let Some(r) = rig(mac).await else { return };
-    let socks = Microsocks::start(&r.net, "bridge", "s0cks-pa55");
+    let socks = microsocks(&r.net, "bridge", "s0cks-pa55");
 
     let daemon = r.daemon(&format!("socks5://bridge:Wr0ng-s3cret@{}", socks.addr));
-    let line = wait_for(
-        Duration::from_secs(30),
-        "the refusal in the log",
-        || async {
-            daemon
-                .log()
-                .lines()
-                .find(|l| l.contains("refused the credentials"))
-                .map(str::to_string)
-        },
-    )
-    .await;
+    let line = refusal(&daemon).await;
     assert!(
         line.contains(&format!("proxy socks5://{}", socks.addr)),
         "{line}"
@@ -469,50 +477,9 @@ async fn a_deployment_through_a_socks5_proxy() {
     drop(daemon);
 
     let mut daemon = r.daemon(&format!("socks5://bridge:s0cks-pa55@{}", socks.addr));
-    let id = accept(&r.sim, mac, Duration::from_secs(30)).await;
-    wait_for(Duration::from_secs(30), "the inventory", || async {
-        let inv = r.sim.inventory(&id).await;
-        inv.as_array()?
-            .iter()
-            .any(|a| a["name"] == "artifact_name" && a["value"] == "release-1")
-            .then_some(())
-    })
-    .await;
-    // A deployment whose payload is corrupted near its end: the whole download comes
-    // through the proxy, then a failure status and the log upload.
-    let img = common::image(1 << 20, 12);
-    let (dep, size, data) = deploy_with(
-        &r.sim,
-        &id,
-        "release-2",
-        &img,
-        None,
-        WriteOptions::default(),
-    )
-    .await;
-    let corrupt = data + 900_000;
-    assert!(corrupt < size, "{corrupt} < {size}");
-    r.sim
-        .http
-        .manage_ok(
-            Method::POST,
-            "/faults/corrupt",
-            Some(json!({"offsets": [corrupt]})),
-        )
-        .await;
-    wait_for(Duration::from_secs(60), "the failure status", || async {
-        statuses(&r.sim, &dep, &id)
-            .await
-            .iter()
-            .any(|s| s == "failure")
-            .then_some(())
-    })
-    .await;
-    let log = wait_for(Duration::from_secs(30), "the deployment log", || async {
-        let l = r.sim.deployment_log(&dep, &id).await;
-        (!l.is_empty()).then_some(l)
-    })
-    .await;
+    let id = r.admitted(mac).await;
+    // The whole download through the proxy, its payload corrupted near the end.
+    let (dep, log, _) = r.failing_deployment(&id, 12, None, 900_000).await;
     assert!(log.contains("checksum"), "{log}");
     assert!(!log.contains("s0cks-pa55"), "{log}");
     let h = statuses(&r.sim, &dep, &id).await;

@@ -583,24 +583,17 @@ impl tower_service::Service<Uri> for ProxyConnector {
             if let Kind::Socks5 { credentials } = &proxy.kind {
                 let mut io = io;
                 let (host, port) = (dst.host().unwrap_or(""), default_port(&dst));
-                let opened = socks5::connect(io.inner_mut(), credentials.as_ref(), host, port);
-                let failed = |source| ProxyError::Socks {
-                    proxy: proxy.to_string(),
-                    target: target.clone(),
-                    with_credentials: credentials.is_some(),
-                    source,
-                };
-                match tokio::time::timeout(timeout, opened).await {
-                    Ok(r) => r.map_err(failed)?,
-                    Err(_) => {
-                        return Err(ProxyError::Timeout {
+                let opened = async {
+                    socks5::connect(io.inner_mut(), credentials.as_ref(), host, port)
+                        .await
+                        .map_err(|source| ProxyError::Socks {
                             proxy: proxy.to_string(),
-                            target,
-                            timeout,
-                        }
-                        .into())
-                    }
-                }
+                            target: target.clone(),
+                            with_credentials: credentials.is_some(),
+                            source,
+                        })
+                };
+                within(timeout, &proxy, &target, opened).await?;
                 tracing::debug!(proxy = %proxy, target = %target, "SOCKS5 connection open");
                 return Ok(ProxyStream {
                     io,
@@ -613,17 +606,7 @@ impl tower_service::Service<Uri> for ProxyConnector {
                     forwarded: true,
                 });
             }
-            let io = match tokio::time::timeout(timeout, tunnel(io, &proxy, &target)).await {
-                Ok(r) => r?,
-                Err(_) => {
-                    return Err(ProxyError::Timeout {
-                        proxy: proxy.to_string(),
-                        target,
-                        timeout,
-                    }
-                    .into())
-                }
-            };
+            let io = within(timeout, &proxy, &target, tunnel(io, &proxy, &target)).await?;
             tracing::debug!(proxy = %proxy, target = %target, "tunnel open");
             Ok(ProxyStream {
                 io,
@@ -631,6 +614,24 @@ impl tower_service::Service<Uri> for ProxyConnector {
             })
         })
     }
+}
+
+/// `exchange` with the proxy, or [`ProxyError::Timeout`] after `timeout`.
+async fn within<T>(
+    timeout: Duration,
+    proxy: &Proxy,
+    target: &str,
+    exchange: impl Future<Output = Result<T, ProxyError>>,
+) -> Result<T, ProxyError> {
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ProxyError::Timeout {
+                proxy: proxy.to_string(),
+                target: target.to_string(),
+                timeout,
+            })
+        })
 }
 
 /// `host:port` of a request URI (the default port by scheme).
