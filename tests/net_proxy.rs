@@ -498,3 +498,70 @@ async fn a_deployment_through_a_socks5_proxy() {
     );
     r.sim.handle.shutdown().await;
 }
+
+/// `doctor` in the namespace that reaches the server only through a proxy: it takes the
+/// way the client takes (the proxy line, TCP through the tunnel, the server's certificate
+/// verified inside it), for an HTTP and a SOCKS5 proxy; a wrong password fails the TCP
+/// check naming the proxy and never the password; without the proxy, TCP fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_the_server_through_the_proxy() {
+    let mac = "02:00:00:00:e0:04";
+    let Some(r) = rig(mac).await else { return };
+    let socks = microsocks(&r.net, "bridge", "s0cks-pa55");
+    let doctor = |proxy: Option<String>| {
+        let mut cmd = common::bridge_command(r.dir.path(), &["doctor"]);
+        cmd.env_remove("https_proxy")
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy");
+        match proxy {
+            Some(p) => cmd.env("HTTPS_PROXY", p),
+            None => cmd.env_remove("HTTPS_PROXY"),
+        };
+        let out = r.net.command(&cmd).output().expect("run doctor");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let line = |out: &str, start: &str| -> String {
+        out.lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no '{start}' line in:\n{out}"))
+            .to_string()
+    };
+    let sim_host = r
+        .sim_addr()
+        .rsplit_once(':')
+        .expect("host:port")
+        .0
+        .to_string();
+    for (proxy, shown) in [
+        (
+            format!("http://bridge:pa55-w0rd@{}", r.proxy.server.addr),
+            r.proxy.server.addr.clone(),
+        ),
+        (
+            format!("socks5://bridge:s0cks-pa55@{}", socks.addr),
+            format!("socks5://{}", socks.addr),
+        ),
+    ] {
+        let out = tokio::task::block_in_place(|| doctor(Some(proxy)));
+        assert!(line(&out, "ok   proxy: ").contains(&shown), "{out}");
+        assert!(
+            line(&out, "ok   tcp: ").contains(&format!("{sim_host} connected through {shown}")),
+            "{out}"
+        );
+        assert!(
+            line(&out, "ok   tls: ").contains("certificate verified"),
+            "{out}"
+        );
+    }
+    let out = tokio::task::block_in_place(|| {
+        doctor(Some(format!("socks5://bridge:Wr0ng-s3cret@{}", socks.addr)))
+    });
+    assert!(
+        line(&out, "fail tcp: ").contains("refused the credentials"),
+        "{out}"
+    );
+    assert!(!out.contains("Wr0ng-s3cret"), "{out}");
+    let out = tokio::task::block_in_place(|| doctor(None));
+    assert!(line(&out, "fail tcp: ").contains(&sim_host), "{out}");
+    r.sim.handle.shutdown().await;
+}

@@ -616,6 +616,23 @@ impl tower_service::Service<Uri> for ProxyConnector {
     }
 }
 
+/// A TCP connection to `uri`'s host and port as the client makes it: through the proxy
+/// that applies to `uri` (its `CONNECT` tunnel or SOCKS5 connection; for a plain `http://`
+/// URI through an HTTP proxy, the connection to the proxy), else direct. `timeout` bounds
+/// the TCP connect and the tunnel's setup. For a caller's own TLS handshake (`doctor`).
+pub async fn open(
+    proxies: Arc<ProxyEnv>,
+    uri: Uri,
+    timeout: Duration,
+) -> Result<TcpStream, BoxError> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(timeout));
+    let mut connector = ProxyConnector::new(http, proxies, timeout);
+    let stream = tower_service::Service::call(&mut connector, uri).await?;
+    Ok(stream.io.into_inner())
+}
+
 /// `exchange` with the proxy, or [`ProxyError::Timeout`] after `timeout`.
 async fn within<T>(
     timeout: Duration,

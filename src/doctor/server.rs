@@ -1,5 +1,6 @@
 //! DNS, TCP and TLS to each configured server, in that order, each within
-//! [`CHECK_TIMEOUT`]. The handshake uses the client's own rustls configuration
+//! [`CHECK_TIMEOUT`]; behind the proxy the client would take (`HTTPS_PROXY`, ...) the
+//! proxy resolves the name, TCP is the proxy's tunnel, and TLS runs inside it. The handshake uses the client's own rustls configuration
 //! ([`crate::client::tls_client_config`]: the system CAs, `ServerCertificate` as CA or
 //! pinned certificate, `HttpsClient`, `SkipVerify`), and a refused certificate is named by
 //! rustls's error kind: expired, not yet valid, wrong name, unknown CA (or not the
@@ -43,6 +44,18 @@ pub async fn check(cfg: &Config, out: &mut dyn Sink) -> Vec<String> {
         ));
         return reachable;
     }
+    // The proxies the client would use (an unusable setting stops the client: a fail).
+    let proxies = match crate::client::ProxyEnv::from_env() {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            out.add(Check::fail(
+                "proxy",
+                e.to_string(),
+                "use an http:// or socks5:// proxy URL in HTTPS_PROXY / HTTP_PROXY, or unset it",
+            ));
+            Arc::new(crate::client::ProxyEnv::none())
+        }
+    };
     let client_cfg = crate::setup::client_config(cfg);
     let tls = crate::client::tls_client_config(&client_cfg.tls);
     if let Err(e) = &tls {
@@ -54,18 +67,20 @@ pub async fn check(cfg: &Config, out: &mut dyn Sink) -> Vec<String> {
     }
     for server in &cfg.servers {
         let url = server.as_str().to_string();
-        if one(cfg, &url, tls.as_ref().ok(), out).await {
+        if one(cfg, &url, tls.as_ref().ok(), &proxies, out).await {
             reachable.push(url);
         }
     }
     reachable
 }
 
-/// DNS, TCP, TLS to one server; true when all passed.
+/// DNS, TCP, TLS to one server (through the proxy the client would take to it, if any);
+/// true when all passed.
 async fn one(
     cfg: &Config,
     url: &str,
     tls: Option<&Arc<rustls::ClientConfig>>,
+    proxies: &Arc<crate::client::ProxyEnv>,
     out: &mut dyn Sink,
 ) -> bool {
     let parsed = match url::Url::parse(url) {
@@ -86,6 +101,11 @@ async fn one(
         .to_string();
     let port = parsed.port_or_known_default().unwrap_or(443);
     let https = parsed.scheme() == "https";
+    if let Ok(uri) = url.parse::<http::Uri>() {
+        if let Some(proxy) = proxies.proxy_for(&uri).map(ToString::to_string) {
+            return through_proxy(cfg, url, uri, &proxy, tls, proxies, out).await;
+        }
+    }
 
     // DNS
     let addrs: Vec<SocketAddr> = match tokio::time::timeout(
@@ -146,7 +166,81 @@ async fn one(
         return false;
     };
     out.add(Check::ok("tcp", format!("{addr} connected")));
+    tls_check(cfg, url, &host, https, stream, tls, out).await
+}
 
+/// DNS and TCP through `proxy` (the proxy resolves the server's name and connects), then
+/// TLS inside the tunnel, as the client goes.
+async fn through_proxy(
+    cfg: &Config,
+    url: &str,
+    uri: http::Uri,
+    proxy: &str,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    proxies: &Arc<crate::client::ProxyEnv>,
+    out: &mut dyn Sink,
+) -> bool {
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_string();
+    let https = uri.scheme_str() == Some("https");
+    out.add(Check::ok("proxy", format!("{url} through {proxy}")));
+    out.add(Check::skip(
+        "dns",
+        format!("{host}: resolved by the proxy {proxy}"),
+    ));
+    let opened = tokio::time::timeout(
+        CHECK_TIMEOUT * 2,
+        crate::client::proxy::open(proxies.clone(), uri, CHECK_TIMEOUT),
+    )
+    .await;
+    let stream = match opened {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            out.add(Check::fail(
+                "tcp",
+                e.to_string(),
+                format!(
+                    "check the proxy ({proxy}: its address, credentials and rules) and that it \
+                     lets the device reach {host}"
+                ),
+            ));
+            skip_after(url, "tcp", out);
+            return false;
+        }
+        Err(_) => {
+            out.add(Check::fail(
+                "tcp",
+                format!(
+                    "{proxy}: no connection to {host} within {}s",
+                    (CHECK_TIMEOUT * 2).as_secs()
+                ),
+                format!("check the proxy ({proxy}) and the network to it"),
+            ));
+            skip_after(url, "tcp", out);
+            return false;
+        }
+    };
+    out.add(Check::ok(
+        "tcp",
+        format!("{host} connected through {proxy}"),
+    ));
+    tls_check(cfg, url, &host, https, stream, tls, out).await
+}
+
+/// The TLS handshake with `host` over `stream` (a warning for plain http); true when it
+/// passed (or there is none).
+async fn tls_check(
+    cfg: &Config,
+    url: &str,
+    host: &str,
+    https: bool,
+    stream: tokio::net::TcpStream,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    out: &mut dyn Sink,
+) -> bool {
     if !https {
         out.add(Check::warn(
             "tls",
@@ -170,7 +264,7 @@ async fn one(
         }
     };
     let tls = tls.clone();
-    let name = host.clone();
+    let name = host.to_string();
     let result = tokio::task::spawn_blocking(move || handshake(stream, tls, &name)).await;
     match result {
         Ok(Ok(found)) => {
@@ -178,7 +272,7 @@ async fn one(
             true
         }
         Ok(Err(e)) => {
-            let (found, fix) = explain(&e, &host, cfg.server_certificate.as_deref());
+            let (found, fix) = explain(&e, host, cfg.server_certificate.as_deref());
             out.add(Check::fail("tls", format!("{host}: {found}"), fix));
             false
         }
