@@ -337,12 +337,22 @@ impl Rig {
 
     /// `mender-bridge daemon` in the namespace with `HTTPS_PROXY` set to `proxy_url`.
     fn daemon(&self, proxy_url: &str) -> Daemon {
-        let mut cmd = common::bridge_command(self.dir.path(), &["-l", "debug", "daemon"]);
-        cmd.env("HTTPS_PROXY", proxy_url)
-            .env_remove("https_proxy")
+        let cmd = self.bridge(&["-l", "debug", "daemon"], Some(proxy_url));
+        Daemon::start(cmd, &self.dir.path().join("daemon.log"))
+    }
+
+    /// `mender-bridge ARGS` in the namespace, with `HTTPS_PROXY` set to `proxy_url` (or
+    /// none) and no other proxy variable.
+    fn bridge(&self, args: &[&str], proxy_url: Option<&str>) -> Command {
+        let mut cmd = common::bridge_command(self.dir.path(), args);
+        cmd.env_remove("https_proxy")
             .env_remove("NO_PROXY")
             .env_remove("no_proxy");
-        Daemon::start(self.net.command(&cmd), &self.dir.path().join("daemon.log"))
+        match proxy_url {
+            Some(p) => cmd.env("HTTPS_PROXY", p),
+            None => cmd.env_remove("HTTPS_PROXY"),
+        };
+        self.net.command(&cmd)
     }
 }
 
@@ -509,15 +519,10 @@ async fn doctor_checks_the_server_through_the_proxy() {
     let Some(r) = rig(mac).await else { return };
     let socks = microsocks(&r.net, "bridge", "s0cks-pa55");
     let doctor = |proxy: Option<String>| {
-        let mut cmd = common::bridge_command(r.dir.path(), &["doctor"]);
-        cmd.env_remove("https_proxy")
-            .env_remove("NO_PROXY")
-            .env_remove("no_proxy");
-        match proxy {
-            Some(p) => cmd.env("HTTPS_PROXY", p),
-            None => cmd.env_remove("HTTPS_PROXY"),
-        };
-        let out = r.net.command(&cmd).output().expect("run doctor");
+        let out = r
+            .bridge(&["doctor"], proxy.as_deref())
+            .output()
+            .expect("run doctor");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let line = |out: &str, start: &str| -> String {

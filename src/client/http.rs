@@ -9,7 +9,6 @@ use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::TokioExecutor;
 
@@ -68,9 +67,7 @@ pub(crate) fn build_client(
     connect_timeout: Duration,
     proxies: Arc<ProxyEnv>,
 ) -> HttpClient {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(connect_timeout));
+    let mut http = super::proxy::tcp_connector(connect_timeout);
     http.set_nodelay(true);
     // Keepalive probes let the kernel notice a dead peer on an idle pooled connection.
     http.set_keepalive(Some(Duration::from_secs(30)));

@@ -224,8 +224,7 @@ impl Proxy {
         });
         let kind = match (socks, credentials) {
             (false, None) => Kind::Http { auth: None },
-            (false, Some((user, pass))) => {
-                let mut plain = zeroize::Zeroizing::new(user.to_vec());
+            (false, Some((mut plain, pass))) => {
                 plain.push(b':');
                 plain.extend_from_slice(&pass);
                 let token = base64::engine::general_purpose::STANDARD.encode(&plain);
@@ -616,6 +615,15 @@ impl tower_service::Service<Uri> for ProxyConnector {
     }
 }
 
+/// The TCP connector under the proxy connector: any scheme (TLS comes above it), each
+/// connect within `timeout`.
+pub(crate) fn tcp_connector(timeout: Duration) -> HttpConnector {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(timeout));
+    http
+}
+
 /// A TCP connection to `uri`'s host and port as the client makes it: through the proxy
 /// that applies to `uri` (its `CONNECT` tunnel or SOCKS5 connection; for a plain `http://`
 /// URI through an HTTP proxy, the connection to the proxy), else direct. `timeout` bounds
@@ -625,10 +633,7 @@ pub async fn open(
     uri: Uri,
     timeout: Duration,
 ) -> Result<TcpStream, BoxError> {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(timeout));
-    let mut connector = ProxyConnector::new(http, proxies, timeout);
+    let mut connector = ProxyConnector::new(tcp_connector(timeout), proxies, timeout);
     let stream = tower_service::Service::call(&mut connector, uri).await?;
     Ok(stream.io.into_inner())
 }

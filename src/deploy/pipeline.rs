@@ -259,7 +259,7 @@ where
         Ok(Some(done)) => return Ok(done),
         Ok(None) => {}
         Err(e) => {
-            error_scripts(scripts, hooks, State::Download).await;
+            let _ = script(scripts, hooks, State::Download, Action::Error).await;
             return Err(e);
         }
     }
@@ -277,24 +277,13 @@ where
     }
     .await;
     if installed.is_err() {
-        error_scripts(scripts, hooks, State::ArtifactInstall).await;
+        let _ = script(scripts, hooks, State::ArtifactInstall, Action::Error).await;
     }
     installed.map(Installed::Activated)
 }
 
-/// The `<state>_Error` scripts, as the official client runs them when `state` fails (their
-/// own failure is only logged).
-async fn error_scripts<B: Backend, H: Hooks<B>>(
-    scripts: &ScriptRunner,
-    hooks: &mut H,
-    state: State,
-) {
-    let _ = scripts
-        .run_logged(state, Action::Error, |line| hooks.script_output(line))
-        .await;
-}
-
-/// Runs the scripts of `state`/`action`, their standard error to the caller's log.
+/// Runs the scripts of `state`/`action`, their standard error to the caller's log (an
+/// `_Error` script's failure is only logged: [`ScriptRunner::run`]).
 async fn script<B: Backend, H: Hooks<B>>(
     scripts: &ScriptRunner,
     hooks: &mut H,

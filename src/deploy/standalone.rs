@@ -236,8 +236,11 @@ pub async fn open_source(
 /// How far a failed install got: what undoing it takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reached {
-    /// Not verified: abort; no artifact script exists.
+    /// The header was not accepted: no record saved; abort.
     Nothing,
+    /// The header was accepted (the record saved) but the artifact did not verify:
+    /// abort; no artifact script exists; the cleanup is a saved phase.
+    Accepted,
     /// The whole artifact verified and its scripts are stored: abort, failure scripts.
     Verified,
     /// The backend's `finish` was called: roll back, then the failure scripts.
@@ -280,6 +283,7 @@ impl<B: Backend> Hooks<B> for StandaloneHooks<'_> {
             header.payload.payload_type.clone().unwrap_or_default(),
         );
         self.store.save_standalone(&self.record)?;
+        self.reached = Reached::Accepted;
         tracing::info!(artifact = %header.name, "installing");
         Ok(())
     }
@@ -444,16 +448,17 @@ impl<B: Backend> Standalone<B> {
                         self.enter(&mut record, StandalonePhase::Failing)?;
                         self.advance(record, stops, true, Some(e)).await
                     }
-                    Reached::Nothing => {
-                        // Nothing verified, nothing kept: as a failed download, without
-                        // the ArtifactFailure state. Once the header was accepted (the
-                        // record saved), the cleanup is a phase `--stop-before Cleanup`
-                        // stops before, as the official client's.
+                    Reached::Accepted => {
+                        // Nothing verified, nothing kept: as a failed download, to the
+                        // cleanup without the ArtifactFailure state, a phase
+                        // `--stop-before Cleanup` stops before, as the official client's.
                         let _ = self.backend.abort().await;
-                        if matches!(self.store.standalone(), Ok(Some(_))) {
-                            self.enter(&mut record, StandalonePhase::CleaningUp)?;
-                            return self.advance(record, stops, true, Some(e)).await;
-                        }
+                        self.enter(&mut record, StandalonePhase::CleaningUp)?;
+                        self.advance(record, stops, true, Some(e)).await
+                    }
+                    Reached::Nothing => {
+                        // No record: undone here, without a stop.
+                        let _ = self.backend.abort().await;
                         if let Err(e) = self.backend.cleanup().await {
                             tracing::error!("cleanup: {e}");
                         }

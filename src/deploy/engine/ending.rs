@@ -134,18 +134,13 @@ impl<B: Backend> Engine<B> {
     /// `Some`: the host reboots now (start-up resumes in `RollbackRebooting`). As the
     /// official client, a reboot after which the old software is not found back is tried
     /// again; each try is saved, so the store's loop guard ends the tries (the device is
-    /// then left inconsistent). `first`: the backend's answer the rollback already took.
+    /// then left inconsistent). `asked`: the backend's answer the rollback already took.
     async fn rollback_reboot(
         &mut self,
         rec: &mut DeploymentRecord,
-        first: Result<Reboot, BackendError>,
+        mut asked: Result<Reboot, BackendError>,
     ) -> Result<Option<Outcome>, EngineError> {
-        let mut answer = Some(first);
         loop {
-            let asked = match answer.take() {
-                Some(first) => first,
-                None => self.backend.rollback_reboot().await,
-            };
             let reboot = match asked {
                 Ok(r) => r,
                 Err(e) => {
@@ -178,6 +173,7 @@ impl<B: Backend> Engine<B> {
             if self.verify_rollback_reboot().await {
                 return Ok(None);
             }
+            asked = self.backend.rollback_reboot().await;
         }
     }
 
